@@ -1,0 +1,36 @@
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LoggerInit {
+  level?: string;
+  name?: string;
+  /** Human-readable lines (default) or raw JSON lines. */
+  json?: boolean;
+  /** File descriptor to write to; 2 (stderr) by default. */
+  fd?: number;
+}
+
+/**
+ * The node's logger. Remote misbehaviour is logged at `warn`, local failures at `error`;
+ * `SHOAL_LOG` (trace..silent) overrides the level, which is how tests and benchmarks quiet it.
+ */
+export function createLogger(init: LoggerInit = {}): Logger {
+  const level = process.env.SHOAL_LOG ?? init.level ?? 'info';
+  const fd = init.fd ?? 2;
+  if (init.json) return pino({ level, name: init.name }, pino.destination({ fd, sync: true }));
+  const stream = pretty({
+    destination: fd,
+    sync: true,
+    colorize: process.stderr.isTTY === true,
+    translateTime: 'HH:MM:ss.l',
+    ignore: 'pid,hostname',
+  });
+  return pino({ level, name: init.name }, stream);
+}
+
+/** A logger that drops everything: for library users who pass none. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
