@@ -1,0 +1,49 @@
+import { promises as fsp } from 'node:fs';
+import type { Bitfield } from '../wire/bitfield.js';
+
+/**
+ * What a torrent's peers read from. The wire never touches the disk: incoming requests
+ * reach a store through the torrent (STYLE lesson 6).
+ */
+export interface PieceStore {
+  readonly have: Bitfield;
+  /** A block of a verified piece. */
+  readBlock(index: number, begin: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/**
+ * Move `from` to `to` without ever replacing an existing file: link() fails with EEXIST
+ * where rename() would silently overwrite. Returns false if `to` exists.
+ */
+export async function renameNoClobber(from: string, to: string): Promise<boolean> {
+  try {
+    await fsp.link(from, to);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw err;
+    // A filesystem without hard links: check, then rename (a narrow race we accept there).
+    if (await exists(to)) return false;
+    await fsp.rename(from, to);
+    return true;
+  }
+  await fsp.unlink(from);
+  return true;
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `name`, then `name (1).ext`, `name (2).ext`, ... */
+export function candidateName(name: string, n: number): string {
+  if (n === 0) return name;
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? `${name.slice(0, dot)} (${n})${name.slice(dot)}` : `${name} (${n})`;
+}

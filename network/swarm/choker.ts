@@ -1,0 +1,59 @@
+import type { Peer } from './peer.js';
+
+/** Seconds between regular re-chokes, and between optimistic unchoke rotations. */
+const RECHOKE_MS = 10_000;
+const OPTIMISTIC_MS = 30_000;
+
+/**
+ * Who we upload to. Up to `slots` interested peers are unchoked: first come while slots
+ * are free; every 10 s the best (by what they give us while we download, by how fast they
+ * take while we seed) keep their slot, and one slot rotates to a random waiting peer so
+ * newcomers get a start (BEP 3's tit-for-tat with an optimistic unchoke).
+ */
+export class Choker {
+  private lastRechoke = Date.now();
+  private lastOptimistic = 0;
+  private optimistic: Peer | null = null;
+
+  constructor(
+    private readonly slots: number,
+    private readonly seeding: () => boolean,
+  ) {}
+
+  hasSlot(peers: Iterable<Peer>): boolean {
+    let n = 0;
+    for (const p of peers) if (!p.amChoking) n++;
+    return n < this.slots;
+  }
+
+  /** A slot came free: give it to a waiting interested peer. */
+  freed(peers: Set<Peer>, unchoke: (p: Peer) => void): void {
+    for (const p of peers) {
+      if (!this.hasSlot(peers)) return;
+      if (p.amChoking && p.peerInterested) unchoke(p);
+    }
+  }
+
+  tick(now: number, peers: Set<Peer>, unchoke: (p: Peer) => void, choke: (p: Peer) => void): void {
+    if (now - this.lastRechoke < RECHOKE_MS) return;
+    this.lastRechoke = now;
+    const interested = [...peers].filter((p) => p.peerInterested);
+    if (interested.length <= this.slots) {
+      for (const p of interested) unchoke(p);
+      return;
+    }
+    const score = this.seeding() ? (p: Peer) => p.up.rate() : (p: Peer) => p.down.rate();
+    interested.sort((a, b) => score(b) - score(a));
+    const keep = new Set(interested.slice(0, this.slots - 1));
+    if (!this.optimistic || !peers.has(this.optimistic) || now - this.lastOptimistic >= OPTIMISTIC_MS) {
+      const waiting = interested.filter((p) => !keep.has(p));
+      this.optimistic = waiting[Math.floor(Math.random() * waiting.length)] ?? null;
+      this.lastOptimistic = now;
+    }
+    if (this.optimistic) keep.add(this.optimistic);
+    for (const p of peers) {
+      if (keep.has(p)) unchoke(p);
+      else if (!p.amChoking) choke(p);
+    }
+  }
+}

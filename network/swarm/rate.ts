@@ -1,0 +1,83 @@
+/** Bytes per second over the last few seconds, in one-second buckets. */
+export class RateMeter {
+  private readonly buckets = new Float64Array(5);
+  private second = Math.floor(Date.now() / 1000);
+  total = 0;
+
+  add(n: number): void {
+    this.roll();
+    this.buckets[this.second % this.buckets.length]! += n;
+    this.total += n;
+  }
+
+  /** Average over the completed seconds plus the current one, weighted by elapsed time. */
+  rate(): number {
+    this.roll();
+    const now = Date.now() / 1000;
+    const frac = now - this.second;
+    let sum = 0;
+    for (let i = 0; i < this.buckets.length; i++) sum += this.buckets[i]!;
+    return sum / (this.buckets.length - 1 + Math.max(frac, 0.1));
+  }
+
+  private roll(): void {
+    const s = Math.floor(Date.now() / 1000);
+    if (s === this.second) return;
+    const steps = Math.min(s - this.second, this.buckets.length);
+    for (let k = 1; k <= steps; k++) this.buckets[(this.second + k) % this.buckets.length] = 0;
+    this.second = s;
+  }
+}
+
+/**
+ * A token bucket shared by every upload of a node. `take` resolves when `n` bytes may
+ * be sent; with no limit it resolves at once without a timer.
+ */
+export class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+  private readonly waiters: Array<{ n: number; resolve: () => void }> = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly bytesPerSecond: number) {
+    this.tokens = bytesPerSecond;
+  }
+
+  get limited(): boolean {
+    return this.bytesPerSecond > 0;
+  }
+
+  take(n: number): Promise<void> | null {
+    if (!this.limited) return null;
+    this.refill();
+    if (this.waiters.length === 0 && this.tokens >= n) {
+      this.tokens -= n;
+      return null;
+    }
+    return new Promise((resolve) => {
+      this.waiters.push({ n, resolve });
+      this.schedule();
+    });
+  }
+
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
+    this.last = now;
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.refill();
+      while (this.waiters.length > 0 && this.tokens >= this.waiters[0]!.n) {
+        const w = this.waiters.shift()!;
+        this.tokens -= w.n;
+        w.resolve();
+      }
+      if (this.waiters.length > 0) this.schedule();
+    }, 20);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,548 @@
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import {
+  type WireMessage, encodeHandshake, encodeBitfield, encodeHave, encodeCancel, maxFrameFor,
+  INTERESTED, NOT_INTERESTED, CHOKE, UNCHOKE, BLOCK_LENGTH, MAX_REQUEST_LENGTH,
+} from '../wire/peer-wire.js';
+import { Bitfield } from '../wire/bitfield.js';
+import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
+import type { Logger } from '../log.js';
+import type { PieceStore } from '../storage/stores.js';
+import { PartFile, type Hasher } from '../storage/part-file.js';
+import { SeedStore } from '../storage/seed-store.js';
+import { PiecePicker, type ActivePiece } from './picker.js';
+import { Peer, DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './peer.js';
+import { RateLimiter, RateMeter } from './rate.js';
+import { Choker } from './choker.js';
+
+export interface SwarmLimits {
+  /** Connections per torrent. */
+  maxPeers: number;
+  /** Peers we upload to at once. */
+  uploadSlots: number;
+  /** A peer with requests outstanding that sends no block for this long has stalled. */
+  requestTimeoutMs: number;
+  /** Stalls before we drop a peer. */
+  maxStalls: number;
+  /** Hash failures of pieces a peer alone sent before we drop and ban it. */
+  maxStrikes: number;
+  /** Requests a peer may queue with us; more is abuse and closes the connection. */
+  maxQueuedUploads: number;
+  /** Bytes of piece buffers in flight (fetching plus verifying): bounds RSS. */
+  bufferBudget: number;
+  connectTimeoutMs: number;
+  /** Most requests kept in flight to one peer. */
+  maxQueueDepth: number;
+}
+
+export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
+  maxPeers: 50,
+  uploadSlots: 16,
+  requestTimeoutMs: 10_000,
+  maxStalls: 3,
+  maxStrikes: 2,
+  maxQueuedUploads: 512,
+  bufferBudget: 24 * 1024 * 1024,
+  connectTimeoutMs: 5_000,
+  maxQueueDepth: 512,
+};
+
+export interface TorrentInit {
+  metainfo: Metainfo;
+  store: PieceStore;
+  peerId: Buffer;
+  hasher: Hasher;
+  logger: Logger;
+  limits: SwarmLimits;
+  timeouts?: PeerTimeouts;
+  uploadLimiter: RateLimiter;
+}
+
+export interface TorrentStats {
+  infohash: string;
+  name: string;
+  length: number;
+  pieces: number;
+  verified: number;
+  /** Payload bytes received, including duplicates and data that failed its hash. */
+  downloaded: number;
+  uploaded: number;
+  /** Bytes of verified pieces fetched by this run (excludes what a resume recovered). */
+  fetched: number;
+  wasted: number;
+  hashFailures: number;
+  downloadRate: number;
+  uploadRate: number;
+  peers: number;
+  seeding: boolean;
+}
+
+export interface TorrentEvents {
+  piece: [index: number];
+  done: [path: string];
+  error: [err: Error];
+  'peer-added': [peer: Peer];
+  'peer-removed': [peer: Peer, reason: string];
+}
+
+interface Candidate {
+  host: string;
+  port: number;
+  failures: number;
+  nextTry: number;
+}
+
+/**
+ * One torrent on this node: a shared file being seeded, or a download that seeds what it
+ * has verified. Peers arrive both ways (we dial candidates; the peer server hands us
+ * incoming connections after their handshake). The picker decides what to ask; every piece
+ * is hashed off the event loop before it counts, written at its offset, announced with HAVE.
+ */
+export class Torrent extends EventEmitter<TorrentEvents> {
+  readonly metainfo: Metainfo;
+  readonly peers = new Set<Peer>();
+  store: PieceStore;
+  private picker: PiecePicker | null = null;
+  private readonly choker: Choker;
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly connecting = new Set<string>();
+  private readonly banned = new Set<string>();
+  private readonly down = new RateMeter();
+  private readonly up = new RateMeter();
+  private timer: NodeJS.Timeout | null = null;
+  private verifying = 0;
+  private stopped = false;
+  private finishing = false;
+  private stats = { downloaded: 0, uploaded: 0, fetched: 0, wasted: 0, hashFailures: 0 };
+  private readonly handshake: Buffer;
+  private readonly maxFrame: number;
+  private readonly timeouts: PeerTimeouts;
+
+  constructor(private readonly init: TorrentInit) {
+    super();
+    this.metainfo = init.metainfo;
+    this.store = init.store;
+    this.timeouts = init.timeouts ?? DEFAULT_PEER_TIMEOUTS;
+    this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId);
+    this.maxFrame = maxFrameFor(this.metainfo.pieceCount);
+    this.choker = new Choker(init.limits.uploadSlots, () => this.seeding);
+    if (!this.store.have.complete()) this.startPicking();
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+  }
+
+  get seeding(): boolean {
+    return this.store.have.complete();
+  }
+
+  get log(): Logger {
+    return this.init.logger;
+  }
+
+  info(): TorrentStats {
+    const m = this.metainfo;
+    return {
+      infohash: m.infoHashHex,
+      name: m.name,
+      length: m.length,
+      pieces: m.pieceCount,
+      verified: this.store.have.count(),
+      ...this.stats,
+      downloadRate: this.down.rate(),
+      uploadRate: this.up.rate(),
+      peers: this.peers.size,
+      seeding: this.seeding,
+    };
+  }
+
+  /** Peers to dial (and redial with back-off if they drop while we still need pieces). */
+  addPeers(list: Array<{ host: string; port: number }>): void {
+    for (const { host, port } of list) {
+      const key = `${host}:${port}`;
+      if (!this.candidates.has(key)) this.candidates.set(key, { host, port, failures: 0, nextTry: 0 });
+    }
+    this.dialCandidates();
+  }
+
+  /** An incoming connection whose handshake named this torrent. */
+  accept(peer: Peer, peerId: Buffer): void {
+    peer.send(this.handshake);
+    this.attach(peer, peerId);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const p of [...this.peers]) p.close('torrent stopped');
+    await this.store.close();
+  }
+
+  /** Cancel a download: close everything and delete its .part and resume record. */
+  async cancel(): Promise<void> {
+    await this.stop();
+    if (this.store instanceof PartFile) await this.store.discard();
+  }
+
+  // ---- connections ----------------------------------------------------------------------
+
+  private dialCandidates(): void {
+    if (this.stopped || this.seeding) return;
+    const now = Date.now();
+    for (const [key, c] of this.candidates) {
+      if (this.peers.size + this.connecting.size >= this.init.limits.maxPeers) return;
+      if (c.nextTry > now || this.connecting.has(key) || this.banned.has(key)) continue;
+      if ([...this.peers].some((p) => p.outgoing && p.address === c.host && p.port === c.port)) continue;
+      this.dial(c);
+    }
+  }
+
+  private dial(c: Candidate): void {
+    const key = `${c.host}:${c.port}`;
+    this.connecting.add(key);
+    const socket = net.connect({ host: c.host, port: c.port });
+    const peer = new Peer(socket, c.host, c.port, true, this.timeouts);
+    const timer = setTimeout(() => peer.close(`connect timed out after ${this.init.limits.connectTimeoutMs} ms`), this.init.limits.connectTimeoutMs);
+    timer.unref();
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      peer.send(this.handshake);
+    });
+    peer.events = {
+      message: (p, msg) => {
+        if (msg.type !== 'handshake') return p.close('message before handshake');
+        if (!msg.infoHash.equals(this.metainfo.infoHash)) return p.close('handshake for another torrent');
+        this.connecting.delete(key);
+        c.failures = 0;
+        this.attach(p, msg.peerId);
+      },
+      close: (_p, reason) => {
+        clearTimeout(timer);
+        this.connecting.delete(key);
+        c.failures++;
+        c.nextTry = Date.now() + Math.min(300_000, 2_000 * 2 ** Math.min(c.failures, 8));
+        this.log.debug({ peer: key, reason }, 'could not connect to peer');
+      },
+    };
+  }
+
+  private attach(peer: Peer, peerId: Buffer): void {
+    peer.handshakeDone();
+    const idHex = peerId.toString('hex');
+    if (peerId.equals(this.init.peerId)) return peer.close('connected to ourselves');
+    if (this.banned.has(idHex) || this.banned.has(peer.label)) return peer.close('banned peer');
+    if (this.stopped) return peer.close('torrent stopped');
+    for (const other of this.peers) if (other.peerId?.equals(peerId)) return peer.close('duplicate connection');
+    if (this.peers.size >= this.init.limits.maxPeers + 10) return peer.close('too many peers for this torrent');
+    peer.peerId = peerId;
+    peer.setTorrent(this.metainfo.pieceCount, this.maxFrame);
+    peer.events = { message: (p, m) => this.onMessage(p, m), close: (p, r) => this.onClose(p, r) };
+    this.peers.add(peer);
+    if (this.store.have.count() > 0) peer.send(encodeBitfield(this.store.have.bytes));
+    this.log.debug({ peer: peer.label, incoming: !peer.outgoing }, 'peer connected');
+    this.emit('peer-added', peer);
+  }
+
+  private onClose(peer: Peer, reason: string): void {
+    if (!this.peers.delete(peer)) return;
+    const c = peer.outgoing ? this.candidates.get(peer.label) : undefined;
+    if (c) c.nextTry = Date.now() + 5_000;
+    this.picker?.release(peer);
+    this.picker?.removeAvailability(peer.bitfield);
+    if (!peer.amChoking) this.choker.freed(this.peers, (p) => this.unchoke(p));
+    this.log.debug({ peer: peer.label, reason }, 'peer disconnected');
+    this.emit('peer-removed', peer, reason);
+    // Blocks it held are orphans now: let the others take them at once.
+    for (const p of this.peers) this.request(p);
+  }
+
+  /** A remote peer broke the protocol: log it, close that connection, carry on. */
+  private violation(peer: Peer, why: string): void {
+    this.log.warn({ peer: peer.label, torrent: this.metainfo.name }, `closing peer: ${why}`);
+    peer.close(why);
+  }
+
+  // ---- messages -------------------------------------------------------------------------
+
+  private onMessage(peer: Peer, msg: WireMessage): void {
+    switch (msg.type) {
+      case 'piece':
+        return this.onBlock(peer, msg.index, msg.begin, msg.block);
+      case 'request':
+        return this.onRequest(peer, msg.index, msg.begin, msg.length);
+      case 'have': {
+        if (msg.index >= this.metainfo.pieceCount) return this.violation(peer, `have for piece ${msg.index} out of range`);
+        if (!peer.bitfield.set(msg.index)) return;
+        this.picker?.addHave(msg.index);
+        if (this.picker?.isNeeded(msg.index)) this.interested(peer);
+        return;
+      }
+      case 'bitfield': {
+        const bits = Bitfield.fromWire(this.metainfo.pieceCount, msg.bits);
+        if (!bits) return this.violation(peer, 'malformed bitfield');
+        if (peer.bitfield.count() > 0) return this.violation(peer, 'bitfield after other pieces were announced');
+        return this.setBitfield(peer, bits);
+      }
+      case 'have-all':
+        return this.setBitfield(peer, Bitfield.full(this.metainfo.pieceCount));
+      case 'have-none':
+        return;
+      case 'choke':
+        peer.peerChoking = true;
+        this.picker?.release(peer);
+        for (const p of this.peers) if (p !== peer) this.request(p);
+        return;
+      case 'unchoke':
+        peer.peerChoking = false;
+        peer.lastBlockAt = Date.now();
+        return this.request(peer);
+      case 'interested':
+        peer.peerInterested = true;
+        if (peer.amChoking && this.choker.hasSlot(this.peers)) this.unchoke(peer);
+        return;
+      case 'not-interested':
+        peer.peerInterested = false;
+        if (!peer.amChoking) {
+          this.choke(peer);
+          this.choker.freed(this.peers, (p) => this.unchoke(p));
+        }
+        return;
+      case 'cancel': {
+        const i = peer.uploads.findIndex((r) => r.index === msg.index && r.begin === msg.begin && r.length === msg.length);
+        if (i >= 0) peer.uploads.splice(i, 1);
+        return;
+      }
+      case 'reject':
+        return;
+      case 'handshake':
+        return this.violation(peer, 'second handshake');
+      default:
+        return; // keep-alive, port, suggest, allowed-fast, extended, unknown ids: nothing to do
+    }
+  }
+
+  private setBitfield(peer: Peer, bits: Bitfield): void {
+    this.picker?.removeAvailability(peer.bitfield);
+    peer.bitfield = bits;
+    this.picker?.addAvailability(bits);
+    if (this.seeding && bits.complete()) return peer.close('both sides are seeds');
+    if (this.picker?.interesting(peer)) this.interested(peer);
+  }
+
+  private interested(peer: Peer): void {
+    if (peer.amInterested) return;
+    peer.amInterested = true;
+    peer.send(INTERESTED);
+  }
+
+  // ---- download -------------------------------------------------------------------------
+
+  private startPicking(): void {
+    const budget = Math.max(4, Math.floor(this.init.limits.bufferBudget / this.metainfo.pieceLength));
+    const pool = (this.store as PartFile).pool;
+    this.picker = new PiecePicker(this.metainfo, this.store.have, () => (pool.buffersInUse < budget ? pool.acquire() : null));
+  }
+
+  /** Top up the requests in flight to `peer`. */
+  private request(peer: Peer): void {
+    const picker = this.picker;
+    if (!picker || peer.peerChoking || !peer.amInterested || peer.closed) return;
+    const room = peer.queueDepth - peer.requested.size;
+    if (room < Math.min(16, peer.queueDepth / 2)) return;
+    const maxOwned = Math.ceil((peer.queueDepth * BLOCK_LENGTH) / this.metainfo.pieceLength) + 1;
+    const wasIdle = peer.requested.size === 0;
+    const reqs = picker.pick(peer, room, maxOwned);
+    if (reqs.length === 0) return;
+    if (wasIdle) peer.lastBlockAt = Date.now();
+    const buf = Buffer.allocUnsafe(17 * reqs.length);
+    let o = 0;
+    for (const r of reqs) {
+      buf.writeUInt32BE(13, o);
+      buf[o + 4] = 6;
+      buf.writeUInt32BE(r.index, o + 5);
+      buf.writeUInt32BE(r.begin, o + 9);
+      buf.writeUInt32BE(r.length, o + 13);
+      o += 17;
+    }
+    peer.send(buf);
+  }
+
+  private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
+    const picker = this.picker;
+    peer.down.add(block.length);
+    this.down.add(block.length);
+    this.stats.downloaded += block.length;
+    if (!picker) return; // we are a seed now: a late block is only waste
+    const result = picker.received(peer, index, begin, block);
+    if (result === 'bad') return this.violation(peer, `block ${index}/${begin}+${block.length} does not fit the torrent`);
+    peer.lastBlockAt = Date.now();
+    if (result === 'dup') {
+      this.stats.wasted += block.length;
+    } else {
+      if (picker.endgame) this.cancelDuplicates(peer, index, begin, block.length, picker.blocksPerPiece);
+      if (result) this.verify(result);
+    }
+    this.request(peer);
+  }
+
+  private cancelDuplicates(from: Peer, index: number, begin: number, length: number, bpp: number): void {
+    const key = index * bpp + begin / BLOCK_LENGTH;
+    for (const p of this.peers) {
+      if (p !== from && p.requested.delete(key)) p.send(encodeCancel(index, begin, length));
+    }
+  }
+
+  private verify(ap: ActivePiece): void {
+    const part = this.store as PartFile;
+    const data = ap.buffer.subarray(0, ap.size);
+    this.verifying++;
+    this.init.hasher
+      .sha1(data)
+      .then(async (digest) => {
+        if (this.stopped) return;
+        const expected = this.metainfo.pieces.subarray(ap.index * 20, ap.index * 20 + 20);
+        if (!digest.equals(expected)) return this.hashFailed(ap);
+        await part.writePiece(ap.index, data);
+        if (this.stopped) return;
+        part.markVerified(ap.index);
+        this.picker?.verified(ap.index);
+        this.stats.fetched += ap.size;
+        const have = encodeHave(ap.index);
+        for (const p of this.peers) if (!p.bitfield.get(ap.index)) p.send(have);
+        this.emit('piece', ap.index);
+        if (part.have.complete()) await this.finish(part);
+      })
+      .catch((err: Error) => {
+        if (this.stopped) return;
+        this.log.error({ torrent: this.metainfo.name, err: err.message }, 'could not store a verified piece: stopping this download');
+        this.emit('error', err);
+        void this.stop();
+      })
+      .finally(() => {
+        this.verifying--;
+        part.pool.release(ap.buffer);
+        for (const p of this.peers) this.request(p);
+      });
+  }
+
+  private hashFailed(ap: ActivePiece): void {
+    this.stats.hashFailures++;
+    this.stats.wasted += ap.size;
+    this.picker?.failed(ap.index);
+    if (ap.contributors.size === 1) {
+      const [peer] = ap.contributors as Set<Peer>;
+      peer!.strikes++;
+      this.log.warn({ peer: peer!.label, piece: ap.index, strikes: peer!.strikes }, 'piece failed its hash check: peer sent corrupt data');
+      if (peer!.strikes >= this.init.limits.maxStrikes) {
+        if (peer!.peerId) this.banned.add(peer!.peerId.toString('hex'));
+        this.banned.add(peer!.label);
+        this.violation(peer!, `sent ${peer!.strikes} corrupt pieces: banned`);
+      }
+    } else {
+      this.log.warn({ piece: ap.index, peers: ap.contributors.size }, 'piece failed its hash check; fetching it again from a single peer');
+    }
+  }
+
+  private async finish(part: PartFile): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    const path = await part.finish();
+    this.store = await SeedStore.open(path, this.metainfo);
+    this.picker = null;
+    for (const p of [...this.peers]) {
+      if (p.bitfield.complete()) p.close('download complete: both sides are seeds');
+      else if (p.amInterested) {
+        p.amInterested = false;
+        p.send(NOT_INTERESTED);
+      }
+    }
+    this.log.info({ name: this.metainfo.name, path }, 'download complete and verified');
+    this.emit('done', path);
+  }
+
+  // ---- upload ---------------------------------------------------------------------------
+
+  private onRequest(peer: Peer, index: number, begin: number, length: number): void {
+    const m = this.metainfo;
+    if (index >= m.pieceCount) return this.violation(peer, `request for piece ${index} out of range`);
+    if (length === 0 || length > MAX_REQUEST_LENGTH || begin + length > pieceSize(m, index))
+      return this.violation(peer, `request ${index}/${begin}+${length} outside the piece`);
+    if (!this.store.have.get(index)) return this.violation(peer, `request for piece ${index}, which we never announced`);
+    if (peer.amChoking) return; // BEP 3: requests while choked are dropped
+    if (peer.uploads.length >= this.init.limits.maxQueuedUploads) return this.violation(peer, 'too many queued requests');
+    peer.uploads.push({ index, begin, length });
+    void this.pump(peer);
+  }
+
+  private async pump(peer: Peer): Promise<void> {
+    if (peer.pumping) return;
+    peer.pumping = true;
+    try {
+      while (!peer.closed && !peer.amChoking && peer.uploads.length > 0) {
+        if (peer.congested) {
+          peer.socket.once('drain', () => void this.pump(peer));
+          return;
+        }
+        const r = peer.uploads.shift()!;
+        const wait = this.init.uploadLimiter.take(r.length);
+        if (wait) await wait;
+        const block = await this.store.readBlock(r.index, r.begin, r.length);
+        if (peer.closed || peer.amChoking) return;
+        peer.sendBlock(r.index, r.begin, block);
+        this.up.add(r.length);
+        this.stats.uploaded += r.length;
+      }
+    } catch (err) {
+      this.log.error({ torrent: this.metainfo.name, err: (err as Error).message }, 'could not read a block to upload');
+      peer.close('local read error');
+    } finally {
+      peer.pumping = false;
+    }
+  }
+
+  private unchoke(peer: Peer): void {
+    if (!peer.amChoking) return;
+    peer.amChoking = false;
+    peer.send(UNCHOKE);
+  }
+
+  private choke(peer: Peer): void {
+    if (peer.amChoking) return;
+    peer.amChoking = true;
+    peer.uploads.length = 0;
+    peer.send(CHOKE);
+  }
+
+  // ---- periodic -------------------------------------------------------------------------
+
+  private tick(): void {
+    const now = Date.now();
+    const limits = this.init.limits;
+    for (const peer of [...this.peers]) {
+      peer.tick(now);
+      if (peer.closed) continue;
+      if (this.picker && peer.requested.size > 0 && now - peer.lastBlockAt > limits.requestTimeoutMs) {
+        peer.stalls++;
+        this.log.warn({ peer: peer.label, outstanding: peer.requested.size, stalls: peer.stalls }, `peer sent nothing for ${limits.requestTimeoutMs} ms: re-asking its blocks elsewhere`);
+        this.picker.release(peer);
+        peer.queueDepth = 4;
+        if (peer.stalls >= limits.maxStalls) {
+          this.violation(peer, `stalled ${peer.stalls} times`);
+          continue;
+        }
+        for (const p of this.peers) if (p !== peer) this.request(p);
+        continue;
+      }
+      // Keep enough in flight to cover about half a second at this peer's current rate.
+      const want = Math.ceil((peer.down.rate() * 0.5) / BLOCK_LENGTH);
+      peer.queueDepth = Math.max(peer.stalls > 0 ? 4 : 32, Math.min(limits.maxQueueDepth, Math.max(want, peer.queueDepth)));
+      if (this.picker && peer.amInterested && peer.requested.size === 0 && !this.picker.interesting(peer)) {
+        peer.amInterested = false;
+        peer.send(NOT_INTERESTED);
+      }
+      this.request(peer);
+    }
+    this.choker.tick(now, this.peers, (p) => this.unchoke(p), (p) => this.choke(p));
+    this.dialCandidates();
+  }
+}
