@@ -164,10 +164,22 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.dialCandidates();
   }
 
+  /** Finish a download whose pieces were all verified already (found complete on resume). */
+  finishIfComplete(): void {
+    const part = this.store;
+    if (part instanceof PartFile && part.have.complete())
+      this.finish(part).catch((err: Error) => {
+        this.log.error({ torrent: this.metainfo.name, err: err.message }, 'could not finish a complete download');
+        this.emit('error', err);
+      });
+  }
+
   /** An incoming connection whose handshake named this torrent. */
-  accept(peer: Peer, peerId: Buffer): void {
+  accept(peer: Peer, peerId: Buffer, early: WireMessage[] = []): void {
     peer.send(this.handshake);
     this.attach(peer, peerId);
+    // Messages that arrived while the server looked this torrent up.
+    for (const m of early) if (this.peers.has(peer) && !peer.closed) this.onMessage(peer, m);
   }
 
   async stop(): Promise<void> {

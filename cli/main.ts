@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+import { createLogger } from '../network/log.js';
+import { Node, type DownloadInfo } from '../network/node.js';
+import { parseCli, UsageError, type CliOptions } from './options.js';
+import { ProgressView, startConsole } from './console.js';
+import { rate } from './format.js';
+
+let opts: CliOptions;
+try {
+  opts = parseCli(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`node-cli: ${err.message} (see node-cli --help)\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
+const node = new Node({
+  port: opts.port,
+  listenHost: opts.listenHost,
+  announceHost: opts.peerIp,
+  sharedDir: opts.shared,
+  downloadDir: opts.downloads,
+  peers: opts.peers,
+  trackers: opts.trackers,
+  pieceLength: opts.pieceLength,
+  maxUploadRate: opts.maxUploadRate,
+  watch: opts.watch,
+  logger,
+});
+
+const interactive = process.stdin.isTTY === true && !opts.json;
+const view = process.stdout.isTTY && !opts.json ? new ProgressView() : null;
+/** One line per event for scripts: JSON with --json, plain text otherwise. */
+const emit = (event: string, data: Record<string, unknown>, text: string) => {
+  if (opts.json) process.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
+  else if (view) view.log(text);
+  else process.stdout.write(`${text}\n`);
+};
+const pct = (d: DownloadInfo) => ((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1);
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    const force = setTimeout(() => process.exit(code || 1), 10_000);
+    force.unref();
+    await node.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
+    view?.stop();
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
+process.on('SIGTERM', () => void shutdown(0));
+
+const lastLine = new Map<string, number>();
+node.on('progress', (d) => {
+  if (view) return view.update(d);
+  const now = Date.now();
+  if (now - (lastLine.get(d.infohash) ?? 0) < 1000) return;
+  lastLine.set(d.infohash, now);
+  emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers },
+    `progress ${d.name} ${pct(d)}% ${rate(d.downloadRate)} ${d.peers} peers`);
+});
+node.on('done', (d) => {
+  view?.update(d);
+  emit('done', { infohash: d.infohash, name: d.name, path: d.path, downloaded: d.downloaded, fetched: d.fetched, wasted: d.wasted, hashFailures: d.hashFailures },
+    `done ${d.name} ${d.infohash} -> ${d.path}`);
+});
+
+await node.start().catch((err: Error) => {
+  process.stderr.write(`node-cli: cannot start: ${err.message}\n`);
+  process.exit(1);
+});
+emit('listening', { id: node.id, port: node.port, files: node.library.files().length },
+  `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.library.files().length} files)`);
+
+/** Resolve a --get target, retrying while peers come up, then wait for the verified file. */
+async function get(target: string): Promise<void> {
+  const deadline = Date.now() + opts.resolveTimeoutMs;
+  for (;;) {
+    try {
+      const infohash = await node.download(target);
+      await node.whenDone(infohash);
+      return;
+    } catch (err) {
+      if (stopping) return;
+      const msg = (err as Error).message;
+      if (Date.now() >= deadline || /unsafe|not a torrent|cannot read|multi-file|ambiguous|bad magnet/i.test(msg)) throw err;
+      logger.debug({ target, err: msg }, 'not resolvable yet; retrying');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+const gets = opts.gets.map((t) =>
+  get(t).then(
+    () => true,
+    (err: Error) => {
+      emit('failed', { target: t, error: err.message }, `failed ${t}: ${err.message}`);
+      return false;
+    },
+  ),
+);
+if (opts.exitWhenDone) {
+  const ok = (await Promise.all(gets)).every(Boolean);
+  await shutdown(ok ? 0 : 1);
+}
+if (interactive) startConsole(node, view ?? new ProgressView(), () => void shutdown(0));

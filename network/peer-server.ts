@@ -1,0 +1,117 @@
+import net from 'node:net';
+import type { Logger } from './log.js';
+import { Peer, type PeerTimeouts } from './swarm/peer.js';
+import type { WireMessage } from './wire/peer-wire.js';
+import { serveControl, type ControlHandler, type ControlLimits } from './control/control-server.js';
+
+export interface PeerServerInit {
+  /** Listen address; undefined listens on every interface. */
+  host?: string;
+  port: number;
+  logger: Logger;
+  maxConnections: number;
+  peerTimeouts: PeerTimeouts;
+  control: ControlLimits;
+  /** The torrent an incoming handshake names, or null if we do not share it. */
+  findTorrent(infoHash: Buffer): Promise<{ accept(peer: Peer, peerId: Buffer, early: WireMessage[]): void } | null>;
+  controlHandler: ControlHandler;
+}
+
+/**
+ * The node's one TCP port. The first byte decides: 0x13 starts a BitTorrent handshake,
+ * '{' the JSON-lines control protocol; anything else is refused. Every connection counts
+ * against one cap, must say something within the handshake timeout, and is logged and
+ * closed (never crashing the server) when it misbehaves.
+ */
+export class PeerServer {
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(private readonly init: PeerServerInit) {}
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  async start(): Promise<number> {
+    if (this.server) return this.port;
+    const server = net.createServer((s) => this.onConnection(s));
+    this.server = server;
+    server.on('error', (err) => this.init.logger.error({ err: err.message }, 'peer server error'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.init.host, port: this.init.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const log = this.init.logger;
+    const who = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (this.sockets.size >= this.init.maxConnections) {
+      log.warn({ peer: who, limit: this.init.maxConnections }, 'refusing connection: too many connections');
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {}); // reported by whoever owns the socket next; never crash
+    const timer = setTimeout(() => {
+      log.warn({ peer: who }, `closing connection: nothing received within ${this.init.peerTimeouts.handshakeMs} ms`);
+      socket.destroy();
+    }, this.init.peerTimeouts.handshakeMs);
+    timer.unref();
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      if (first[0] === 0x13) this.bittorrent(socket, first, who);
+      else if (first[0] === 0x7b) serveControl(socket, first, this.init.controlHandler, this.init.control, log);
+      else {
+        log.warn({ peer: who, firstByte: first[0] }, 'refusing connection: neither a BitTorrent handshake nor a control message');
+        socket.destroy();
+      }
+    });
+  }
+
+  private bittorrent(socket: net.Socket, first: Buffer, who: string): void {
+    const log = this.init.logger;
+    const peer = new Peer(socket, socket.remoteAddress ?? '?', socket.remotePort ?? 0, false, this.init.peerTimeouts);
+    const early: WireMessage[] = [];
+    let handshake = false;
+    peer.events = {
+      message: (p, msg) => {
+        if (handshake) return void early.push(msg); // arrived while we look the torrent up
+        if (msg.type !== 'handshake') return p.close('message before handshake');
+        handshake = true;
+        this.init
+          .findTorrent(msg.infoHash)
+          .then((torrent) => {
+            if (p.closed) return;
+            if (!torrent) {
+              log.info({ peer: who, infohash: msg.infoHash.toString('hex') }, 'closing peer: asked for a torrent we do not share');
+              return p.close('unknown infohash');
+            }
+            torrent.accept(p, msg.peerId, early);
+          })
+          .catch((err: Error) => {
+            log.error({ peer: who, err: err.message }, 'could not open a shared file for a peer');
+            p.close('local error');
+          });
+      },
+      close: (_p, reason) => log.debug({ peer: who, reason }, 'connection closed before its handshake completed'),
+    };
+    peer.feed(first);
+  }
+}
