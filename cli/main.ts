@@ -62,6 +62,7 @@ node.on('progress', (d) => {
   emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers },
     `progress ${d.name} ${pct(d)}% ${rate(d.downloadRate)} ${d.peers} peers`);
 });
+node.on('error', (err, infohash) => emit('error', { infohash, error: err.message }, `error ${infohash ?? ''}: ${err.message}`));
 node.on('done', (d) => {
   view?.update(d);
   emit('done', { infohash: d.infohash, name: d.name, path: d.path, downloaded: d.downloaded, fetched: d.fetched, wasted: d.wasted, hashFailures: d.hashFailures },

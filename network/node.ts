@@ -108,6 +108,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private started = false;
   private stopping: Promise<void> | null = null;
   private lastProgress = new Map<string, number>();
+  /** Downloads whose .part is being opened (and maybe rechecked) right now. */
+  private readonly starting = new Map<string, Promise<void>>();
 
   constructor(private readonly init: NodeInit) {
     super();
@@ -170,7 +172,7 @@ export class Node extends EventEmitter<NodeEvents> {
     await this.server.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const m of await PartFile.pending(path.join(this.stateDir, 'resume'), this.log)) {
-      this.log.info({ name: m.name, infohash: m.infoHashHex }, 'resuming download');
+      this.log.info({ file: m.name, infohash: m.infoHashHex }, 'resuming download');
       this.startDownload(m, []).catch((err: Error) => this.log.error({ err: err.message }, 'could not resume download'));
     }
     this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
@@ -257,9 +259,14 @@ export class Node extends EventEmitter<NodeEvents> {
       }
     }
     if (this.downloads.has(infohash)) return infohash;
+    const opening = this.starting.get(infohash);
+    if (opening) {
+      await opening;
+      return infohash;
+    }
     const local = this.library.byInfoHash(infohash);
     if (local) {
-      this.log.info({ name: local.name }, 'already shared here: nothing to download');
+      this.log.info({ file: local.name }, 'already shared here: nothing to download');
       await this.recordDone(local);
       return infohash;
     }
@@ -285,7 +292,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await d.torrent.cancel();
       this.torrents.delete(h);
       this.downloads.delete(h);
-      this.log.info({ name: d.torrent.metainfo.name }, 'download cancelled');
+      this.log.info({ file: d.torrent.metainfo.name }, 'download cancelled');
       return true;
     }
     return false;
@@ -324,8 +331,21 @@ export class Node extends EventEmitter<NodeEvents> {
     }
   }
 
-  private async startDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[] = []): Promise<void> {
-    if (this.downloads.has(m.infoHashHex)) return;
+  /** Start (or join the start already under way of) the download of `m`. */
+  private startDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[] = []): Promise<void> {
+    const h = m.infoHashHex;
+    const running = this.starting.get(h);
+    if (running) return running.then(() => this.downloads.get(h)?.torrent.addPeers(peers));
+    if (this.downloads.has(h)) {
+      this.downloads.get(h)!.torrent.addPeers(peers);
+      return Promise.resolve();
+    }
+    const p = this.openDownload(m, peers, extraTrackers).finally(() => this.starting.delete(h));
+    this.starting.set(h, p);
+    return p;
+  }
+
+  private async openDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[]): Promise<void> {
     const { part, resumed } = await PartFile.open({
       metainfo: m,
       downloadDir: this.downloadDir,
@@ -333,7 +353,7 @@ export class Node extends EventEmitter<NodeEvents> {
       hasher: this.hashPool,
       logger: this.log,
     });
-    if (resumed > 0) this.log.info({ name: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
+    if (resumed > 0) this.log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
     const torrent = this.makeTorrent(m, part);
     let resolve!: (p: string) => void;
     let reject!: (e: Error) => void;
@@ -354,13 +374,13 @@ export class Node extends EventEmitter<NodeEvents> {
     torrent.on('error', (err) => {
       d.state = 'failed';
       d.error = err.message;
-      this.emit('error', err, m.infoHashHex);
+      if (this.listenerCount('error') > 0) this.emit('error', err, m.infoHashHex);
       reject(err);
     });
     torrent.finishIfComplete(); // a crash right before the rename leaves every piece verified
     torrent.addPeers([...peers, ...this.registry.list()]);
     d.trackers?.start();
-    this.log.info({ name: m.name, infohash: m.infoHashHex, size: m.length }, 'download started');
+    this.log.info({ file: m.name, infohash: m.infoHashHex, size: m.length }, 'download started');
   }
 
   private makeTorrent(m: Metainfo, store: PartFile | SeedStore): Torrent {

@@ -443,6 +443,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.picker?.failed(ap.index);
     if (ap.contributors.size === 1) {
       const [peer] = ap.contributors as Set<Peer>;
+      if (peer!.closed) return;
       peer!.strikes++;
       this.log.warn({ peer: peer!.label, piece: ap.index, strikes: peer!.strikes }, 'piece failed its hash check: peer sent corrupt data');
       if (peer!.strikes >= this.init.limits.maxStrikes) {
@@ -468,7 +469,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
         p.send(NOT_INTERESTED);
       }
     }
-    this.log.info({ name: this.metainfo.name, path }, 'download complete and verified');
+    this.log.info({ file: this.metainfo.name, path }, 'download complete and verified');
     this.emit('done', path);
   }
 

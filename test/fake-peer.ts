@@ -1,0 +1,63 @@
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import {
+  WireDecoder, encodeHandshake, encodeBitfield, encodePiece, maxFrameFor, UNCHOKE,
+} from '../network/wire/peer-wire.js';
+import { Bitfield } from '../network/wire/bitfield.js';
+import type { Metainfo } from '../network/metainfo/metainfo.js';
+
+export interface FakePeer {
+  port: number;
+  /** BitTorrent handshakes received so far (control-protocol queries do not count). */
+  connections: number;
+  /** Requests received so far. */
+  requests: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A real peer on loopback that lies: it completes the handshake, claims every piece,
+ * unchokes, and then answers each request with random bytes ('corrupt') or not at all
+ * ('stall'). Built from Shoal's own codec, so only its behaviour is fake.
+ */
+export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Promise<FakePeer> {
+  const sockets = new Set<net.Socket>();
+  const state = { connections: 0, requests: 0 };
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    const decoder = new WireDecoder((msg) => {
+      if (msg.type === 'handshake') {
+        state.connections++;
+        sock.write(encodeHandshake(m.infoHash, Buffer.from(`-FK0001-${randomBytes(6).toString('hex')}`)));
+        sock.write(encodeBitfield(Bitfield.full(m.pieceCount).bytes));
+        sock.write(UNCHOKE);
+      } else if (msg.type === 'request') {
+        state.requests++;
+        if (behaviour === 'corrupt') sock.write(encodePiece(msg.index, msg.begin, randomBytes(msg.length)));
+      }
+    }, maxFrameFor(m.pieceCount));
+    sock.on('data', (c: Buffer) => {
+      try {
+        decoder.push(c);
+      } catch {
+        sock.destroy();
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return state.connections;
+    },
+    get requests() {
+      return state.requests;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

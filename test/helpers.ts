@@ -1,0 +1,106 @@
+import { promises as fsp, createReadStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Node, type NodeInit } from '../network/node.js';
+import { createLogger } from '../network/log.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+/** A temp directory removed by `cleanup()`. */
+export async function tempDir(prefix = 'shoal-test-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** Write `size` random bytes to `file` in 1 MiB chunks (never the whole file in memory). */
+export async function randomFile(file: string, size: number): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const fh = await fsp.open(file, 'w');
+  try {
+    for (let done = 0; done < size; ) {
+      const n = Math.min(1 << 20, size - done);
+      await fh.write(randomBytes(n));
+      done += n;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function sha1File(file: string): Promise<string> {
+  const h = createHash('sha1');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Poll until `pred` is truthy or fail after `ms`. */
+export async function waitFor<T>(pred: () => T | Promise<T>, ms = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A node on 127.0.0.1 with its own folders under `dir`; quiet unless SHOAL_LOG is set. */
+export async function startNode(dir: string, init: Partial<NodeInit> = {}): Promise<Node> {
+  const node = new Node({
+    port: 0,
+    listenHost: '127.0.0.1',
+    announceHost: '127.0.0.1',
+    sharedDir: path.join(dir, 'shared'),
+    downloadDir: path.join(dir, 'downloads'),
+    hashWorkers: 1,
+    watch: false,
+    logger: createLogger({ level: 'silent' }),
+    ...init,
+  });
+  await fsp.mkdir(node.sharedDir, { recursive: true });
+  await node.start();
+  return node;
+}
+
+export interface CliChild {
+  proc: ChildProcess;
+  /** Every JSON event line printed so far. */
+  events: Array<Record<string, unknown>>;
+  stderr: string[];
+  waitEvent(name: string, ms?: number, pred?: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Run `node-cli ... --json` as a real child process. */
+export function spawnCli(args: string[], cwd: string, env: Record<string, string> = {}): CliChild {
+  const proc = spawn(process.execPath, [CLI, ...args, '--json'], { cwd, env: { ...process.env, SHOAL_LOG: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: Array<Record<string, unknown>> = [];
+  const stderr: string[] = [];
+  readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
+    try {
+      events.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      /* not an event line */
+    }
+  });
+  readline.createInterface({ input: proc.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    proc,
+    events,
+    stderr,
+    exited,
+    waitEvent: (name, ms = 20_000, pred = () => true) =>
+      waitFor(() => events.find((e) => e.event === name && pred(e)), ms, `event ${name} (stderr: ${stderr.slice(-5).join(' | ')})`),
+  };
+}
+
+export async function cleanup(...dirs: string[]): Promise<void> {
+  await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+}

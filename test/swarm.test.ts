@@ -1,0 +1,155 @@
+import { expect } from 'chai';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Node } from '../network/node.js';
+import { encodeTorrent } from '../network/metainfo/metainfo.js';
+import { makeMagnet } from '../network/metainfo/magnet.js';
+import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor } from './helpers.js';
+import { fakePeer, type FakePeer } from './fake-peer.js';
+import { exists } from '../network/storage/stores.js';
+
+const MiB = 1024 * 1024;
+
+describe('swarm: downloads between nodes on loopback', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const nodes: Node[] = [];
+  const fakes: FakePeer[] = [];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await Promise.all(fakes.splice(0).map((f) => f.close()));
+    await cleanup(dir);
+  });
+
+  async function seeds(count: number, size: number, name = 'movie.bin'): Promise<{ seeds: Node[]; file: string; digest: string }> {
+    const file = path.join(dir, 'original', name);
+    await randomFile(file, size);
+    const list: Node[] = [];
+    for (let i = 0; i < count; i++) {
+      const d = path.join(dir, `seed${i}`);
+      await fsp.mkdir(path.join(d, 'shared'), { recursive: true });
+      await fsp.copyFile(file, path.join(d, 'shared', name));
+      const n = await startNode(d);
+      nodes.push(n);
+      list.push(n);
+    }
+    return { seeds: list, file, digest: await sha1File(file) };
+  }
+
+  async function downloader(peers: Node[], extra: Partial<Parameters<typeof startNode>[1]> = {}): Promise<Node> {
+    const n = await startNode(path.join(dir, 'leech'), { peers: peers.map((p) => ({ host: '127.0.0.1', port: p.port })), ...extra });
+    nodes.push(n);
+    return n;
+  }
+
+  it('downloads one file from three seeds at once, every seed contributing, bytes identical', async () => {
+    const { seeds: s, digest } = await seeds(3, 40 * MiB + 12345);
+    const leech = await downloader(s);
+    const infohash = await leech.download('movie.bin');
+    const final = await leech.whenDone(infohash);
+    expect(final).to.equal(path.join(leech.downloadDir, 'movie.bin'));
+    expect(await sha1File(final)).to.equal(digest);
+    const uploaded = s.map((n) => n.status().torrents.find((t) => t.infohash === infohash)?.uploaded ?? 0);
+    for (const u of uploaded) expect(u, `each seed uploaded something: ${uploaded}`).to.be.greaterThan(0);
+    expect(uploaded.reduce((a, b) => a + b)).to.be.at.least(40 * MiB);
+    expect(await fsp.readdir(leech.downloadDir)).to.not.include('movie.bin.part');
+    // The finished file joins the library and is served to others.
+    await waitFor(() => leech.library.byInfoHash(infohash), 10_000, 'finished file in library');
+  });
+
+  it('accepts an infohash, a magnet link and a .torrent file as the target', async () => {
+    const { seeds: s, digest } = await seeds(1, 3 * MiB + 7, 'a.bin');
+    const m = s[0]!.library.files()[0]!.metainfo;
+    const byHash = await downloader(s);
+    expect(await sha1File(await byHash.whenDone(await byHash.download(m.infoHashHex)))).to.equal(digest);
+
+    const viaMagnet = await startNode(path.join(dir, 'magnet'));
+    nodes.push(viaMagnet);
+    const magnet = makeMagnet(m, { peers: [{ host: '127.0.0.1', port: s[0]!.port }] });
+    expect(await sha1File(await viaMagnet.whenDone(await viaMagnet.download(magnet)))).to.equal(digest);
+
+    const viaTorrent = await startNode(path.join(dir, 'torrent'), { peers: [{ host: '127.0.0.1', port: s[0]!.port }] });
+    nodes.push(viaTorrent);
+    const torrentFile = path.join(dir, 'a.torrent');
+    await fsp.writeFile(torrentFile, encodeTorrent(m));
+    expect(await sha1File(await viaTorrent.whenDone(await viaTorrent.download(torrentFile)))).to.equal(digest);
+  });
+
+  it('drops a peer that sends corrupt blocks, bans it, and still produces the right file', async () => {
+    const { seeds: s, digest } = await seeds(1, 8 * MiB, 'b.bin');
+    const m = s[0]!.library.files()[0]!.metainfo;
+    const liar = await fakePeer(m, 'corrupt');
+    fakes.push(liar);
+    const leech = await startNode(path.join(dir, 'leech'), {
+      peers: [{ host: '127.0.0.1', port: liar.port }, { host: '127.0.0.1', port: s[0]!.port }],
+    });
+    nodes.push(leech);
+    const h = await leech.download(m.infoHashHex);
+    expect(await sha1File(await leech.whenDone(h))).to.equal(digest);
+    const info = leech.listDownloads().find((d) => d.infohash === h)!;
+    expect(info.hashFailures, 'pieces from the liar failed their hash').to.be.at.least(2);
+    expect(liar.requests).to.be.greaterThan(0);
+    expect(liar.connections, 'a banned peer is not dialled again').to.equal(1);
+  });
+
+  it('re-asks stalled requests from another peer and finishes', async () => {
+    const { seeds: s, digest } = await seeds(1, 6 * MiB, 'c.bin');
+    const m = s[0]!.library.files()[0]!.metainfo;
+    const staller = await fakePeer(m, 'stall');
+    fakes.push(staller);
+    const leech = await startNode(path.join(dir, 'leech'), {
+      peers: [{ host: '127.0.0.1', port: staller.port }, { host: '127.0.0.1', port: s[0]!.port }],
+      limits: { requestTimeoutMs: 500 },
+    });
+    nodes.push(leech);
+    const h = await leech.download(m.infoHashHex);
+    expect(await sha1File(await leech.whenDone(h))).to.equal(digest);
+    expect(staller.requests, 'the staller was asked and never answered').to.be.greaterThan(0);
+  });
+
+  it('never overwrites a different file with the same name: the download takes a free name', async () => {
+    const { seeds: s, digest } = await seeds(1, 2 * MiB, 'song.mp3');
+    const leechDir = path.join(dir, 'leech');
+    await fsp.mkdir(path.join(leechDir, 'downloads'), { recursive: true });
+    await fsp.writeFile(path.join(leechDir, 'downloads', 'song.mp3'), 'a different song');
+    const leech = await downloader(s);
+    const final = await leech.whenDone(await leech.download(s[0]!.library.files()[0]!.metainfo.infoHashHex));
+    expect(path.basename(final)).to.equal('song (1).mp3');
+    expect(await sha1File(final)).to.equal(digest);
+    expect(await fsp.readFile(path.join(leechDir, 'downloads', 'song.mp3'), 'utf8')).to.equal('a different song');
+  });
+
+  it('cancel removes the .part file and the resume record', async () => {
+    const { seeds: s } = await seeds(1, 16 * MiB, 'd.bin');
+    const slow = s[0]!;
+    await slow.stop();
+    nodes.splice(nodes.indexOf(slow), 1);
+    // Restart the seed with an upload limit so the download is still running when we cancel.
+    const seed = await startNode(path.join(dir, 'seed0'), { maxUploadRate: 2 * MiB });
+    nodes.push(seed);
+    const leech = await downloader([seed]);
+    const h = await leech.download('d.bin');
+    await waitFor(() => leech.listDownloads().find((d) => d.infohash === h && d.verified > 0), 10_000, 'first piece');
+    const part = path.join(leech.downloadDir, 'd.bin.part');
+    const record = path.join(leech.downloadDir, '.shoal', 'resume', `${h}.json`);
+    await fsp.access(part);
+    await waitFor(() => fsp.access(record).then(() => true, () => false), 5_000, 'resume record');
+    expect(await leech.cancel(h)).to.equal(true);
+    expect(await exists(part), '.part removed').to.equal(false);
+    expect(await exists(record), 'resume record removed').to.equal(false);
+    expect(leech.listDownloads()).to.deep.equal([]);
+  });
+
+  it('reports a clear error for a name nobody shares', async () => {
+    const { seeds: s } = await seeds(1, 1024, 'e.bin');
+    const leech = await downloader(s);
+    let err: Error | null = null;
+    await leech.download('no-such-file.bin').catch((e: Error) => (err = e));
+    expect(err).to.be.an('error');
+    expect(err!.message).to.match(/no known peer shares a file named "no-such-file.bin"/);
+  });
+});
