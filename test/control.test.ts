@@ -1,0 +1,375 @@
+import { expect } from 'chai';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import {
+  LineDecoder, LineTooLongError, ControlProtocolError, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
+  parseRequest, parseResponse, encodeMessage, type ControlResponse,
+} from '../network/wire/control-codec.js';
+import { controlRequest, fetchMetainfo, TimeoutError, ClosedError } from '../network/control/control-client.js';
+import { buildMetainfo, encodeTorrent, type Metainfo } from '../network/metainfo/metainfo.js';
+
+const HASH = 'ab'.repeat(20);
+
+function makeMetainfo(name: string): Metainfo {
+  const pieceLength = 16384;
+  const length = 40000;
+  return buildMetainfo({ name, length, pieceLength, pieces: randomBytes(20 * Math.ceil(length / pieceLength)) });
+}
+
+describe('control codec: LineDecoder', () => {
+  // Multi-byte characters of 2, 3 and 4 bytes, a CRLF line and an empty line.
+  const lines = ['{"type":"search","filename":"café"}', '€uro ☃', '', 'clef 𝄞 end', 'plain'];
+  const bytes = Buffer.from(lines.map((l, i) => l + (i === 1 ? '\r\n' : '\n')).join(''), 'utf8');
+
+  it('decodes the same lines for every single split point', () => {
+    for (let i = 0; i <= bytes.length; i++) {
+      const d = new LineDecoder(1024);
+      const out = [...d.push(bytes.subarray(0, i)), ...d.push(bytes.subarray(i))];
+      expect(out, `split at ${i}`).to.deep.equal(lines);
+      expect(d.bufferedBytes).to.equal(0);
+    }
+  });
+
+  it('decodes the same lines for every pair of split points', () => {
+    for (let i = 0; i <= bytes.length; i++) {
+      for (let j = i; j <= bytes.length; j++) {
+        const d = new LineDecoder(1024);
+        const out = [...d.push(bytes.subarray(0, i)), ...d.push(bytes.subarray(i, j)), ...d.push(bytes.subarray(j))];
+        expect(out, `split at ${i},${j}`).to.deep.equal(lines);
+      }
+    }
+  });
+
+  it('decodes byte by byte, and keeps an unterminated tail for later', () => {
+    const d = new LineDecoder(1024);
+    const out: string[] = [];
+    for (const b of bytes) out.push(...d.push(Buffer.from([b])));
+    expect(out).to.deep.equal(lines);
+    expect(d.push(Buffer.from('tail'))).to.deep.equal([]);
+    expect(d.bufferedBytes).to.equal(4);
+    expect(d.push(Buffer.from('\n'))).to.deep.equal(['tail']);
+  });
+
+  it('is not confused when the caller reuses its chunk buffer', () => {
+    const d = new LineDecoder(64);
+    const chunk = Buffer.from('abc');
+    d.push(chunk);
+    chunk.write('xyz');
+    expect(d.push(Buffer.from('\n'))).to.deep.equal(['abc']);
+  });
+
+  it('accepts a line of exactly the limit, with or without \\r', () => {
+    expect(new LineDecoder(8).push(Buffer.from('12345678\n'))).to.deep.equal(['12345678']);
+    const d = new LineDecoder(8);
+    expect(d.push(Buffer.from('12345678\r'))).to.deep.equal([]);
+    expect(d.push(Buffer.from('\n'))).to.deep.equal(['12345678']);
+  });
+
+  it('throws as soon as the unterminated line passes the limit, without buffering further', () => {
+    const d = new LineDecoder(MAX_REQUEST_LINE);
+    const kib = Buffer.alloc(1024, 0x61);
+    for (let i = 0; i < 8; i++) {
+      expect(d.push(kib)).to.deep.equal([]);
+      expect(d.bufferedBytes).to.be.at.most(MAX_REQUEST_LINE);
+    }
+    expect(() => d.push(Buffer.from('b'))).to.throw(LineTooLongError);
+    expect(d.bufferedBytes).to.equal(0);
+    // Poisoned: the stream has lost its framing, so every later push fails too.
+    expect(() => d.push(Buffer.from('\n{"type":"list"}\n'))).to.throw(LineTooLongError);
+  });
+
+  it('throws on a complete over-long line that arrives in one chunk', () => {
+    const d = new LineDecoder(8);
+    let err: unknown;
+    try {
+      d.push(Buffer.from('ok\n123456789\n'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(LineTooLongError);
+    expect(err).to.be.instanceOf(ControlProtocolError);
+    expect((err as Error).name).to.equal('LineTooLongError');
+    expect((err as Error).message).to.match(/8 bytes/);
+  });
+
+  it('exports the agreed limits', () => {
+    expect(MAX_REQUEST_LINE).to.equal(8 * 1024);
+    expect(MAX_RESPONSE_LINE).to.equal(32 * 1024 * 1024);
+  });
+});
+
+describe('control codec: requests', () => {
+  const valid: Array<[string, unknown]> = [
+    ['{"type":"search","filename":"cat.mp4"}', { type: 'search', filename: 'cat.mp4' }],
+    ['{"type":"search","filename":"é","extra":1}', { type: 'search', filename: 'é' }],
+    [`{"type":"search","filename":"${'x'.repeat(256)}"}`, { type: 'search', filename: 'x'.repeat(256) }],
+    ['{"type":"list"}', { type: 'list' }],
+    [`{"type":"metainfo","infohash":"${'AB'.repeat(20)}"}`, { type: 'metainfo', infohash: HASH }],
+    ['{"type":"peers","page":3}', { type: 'peers' }],
+    ['{"type":"subscribe"}', { type: 'subscribe' }],
+  ];
+  for (const [line, expected] of valid) {
+    it(`parses ${line.slice(0, 60)}`, () => expect(parseRequest(line)).to.deep.equal(expected));
+  }
+
+  const invalid: Array<[string, RegExp]> = [
+    ['not json', /bad JSON/],
+    ['{"type":"list"', /bad JSON/],
+    ['[1,2]', /JSON object/],
+    ['"list"', /JSON object/],
+    ['null', /JSON object/],
+    ['{"filename":"x"}', /no "type"/],
+    ['{"type":7}', /no "type"/],
+    ['{"type":"delete"}', /unknown request type "delete"/],
+    ['{"type":"LIST"}', /unknown request type/],
+    ['{"type":"toString"}', /unknown request type/],
+    ['{"type":"__proto__"}', /unknown request type/],
+    ['{"type":"search"}', /field "filename"/],
+    ['{"type":"search","filename":""}', /field "filename"/],
+    ['{"type":"search","filename":42}', /field "filename"/],
+    [`{"type":"search","filename":"${'x'.repeat(257)}"}`, /field "filename"/],
+    ['{"type":"metainfo"}', /field "infohash"/],
+    [`{"type":"metainfo","infohash":"${'a'.repeat(39)}"}`, /field "infohash".*40 hex/],
+    [`{"type":"metainfo","infohash":"${'g'.repeat(40)}"}`, /field "infohash"/],
+    [`{"type":"metainfo","infohash":"${'a'.repeat(41)}"}`, /field "infohash"/],
+  ];
+  for (const [line, why] of invalid) {
+    it(`rejects ${line.slice(0, 60)}`, () => {
+      expect(() => parseRequest(line)).to.throw(ControlProtocolError, why);
+    });
+  }
+});
+
+describe('control codec: responses', () => {
+  const file = { name: 'cat.mp4', size: 123, infohash: HASH };
+  const torrent = encodeTorrent(makeMetainfo('a.bin')).toString('base64');
+  const valid: Array<[string, unknown]> = [
+    [JSON.stringify({ type: 'FOUND', files: [file] }), { type: 'FOUND', files: [file] }],
+    [JSON.stringify({ type: 'FOUND', files: [{ ...file, complete: false, x: 1 }] }), { type: 'FOUND', files: [{ ...file, complete: false }] }],
+    [JSON.stringify({ type: 'NOT_FOUND', files: [] }), { type: 'NOT_FOUND', files: [] }],
+    [JSON.stringify({ type: 'LIST', files: [] }), { type: 'LIST', files: [] }],
+    [JSON.stringify({ type: 'LIST', files: Array(1000).fill(file) }), { type: 'LIST', files: Array(1000).fill(file) }],
+    [JSON.stringify({ type: 'METAINFO', infohash: HASH.toUpperCase(), torrent }), { type: 'METAINFO', infohash: HASH, torrent }],
+    [JSON.stringify({ type: 'PEERS', peers: [] }), { type: 'PEERS', peers: [] }],
+    [
+      JSON.stringify({ type: 'PEERS', peers: [{ id: 'n1', host: '10.0.0.1', port: 9000 }, { host: '::1', port: 1 }] }),
+      { type: 'PEERS', peers: [{ id: 'n1', host: '10.0.0.1', port: 9000 }, { host: '::1', port: 1 }] },
+    ],
+    [JSON.stringify({ type: 'ERROR', error: 'nope' }), { type: 'ERROR', error: 'nope' }],
+  ];
+  for (const [line, expected] of valid) {
+    it(`parses ${line.slice(0, 60)}`, () => expect(parseResponse(line)).to.deep.equal(expected));
+  }
+
+  const peer = { host: 'h', port: 1 };
+  const invalid: Array<[string, unknown, RegExp]> = [
+    ['garbage', 'garbage', /bad JSON/],
+    ['lower-case type', { type: 'found', files: [file] }, /unknown response type "found"/],
+    ['a request', { type: 'list' }, /unknown response type/],
+    ['FOUND without files', { type: 'FOUND', files: [] }, /field "files"/],
+    ['FOUND with 1001 files', { type: 'FOUND', files: Array(1001).fill(file) }, /field "files"/],
+    ['LIST with 1001 files', { type: 'LIST', files: Array(1001).fill(file) }, /field "files"/],
+    ['a file without infohash', { type: 'LIST', files: [{ name: 'a', size: 1 }] }, /field "files.0.infohash"/],
+    ['a negative size', { type: 'LIST', files: [{ ...file, size: -1 }] }, /field "files.0.size"/],
+    ['a fractional size', { type: 'LIST', files: [{ ...file, size: 1.5 }] }, /field "files.0.size"/],
+    ['an empty name', { type: 'LIST', files: [{ ...file, name: '' }] }, /field "files.0.name"/],
+    ['a string complete', { type: 'LIST', files: [{ ...file, complete: 'yes' }] }, /field "files.0.complete"/],
+    ['NOT_FOUND with files', { type: 'NOT_FOUND', files: [file] }, /field "files"/],
+    ['METAINFO without torrent', { type: 'METAINFO', infohash: HASH }, /field "torrent"/],
+    ['METAINFO with non-base64', { type: 'METAINFO', infohash: HASH, torrent: 'not base64!' }, /field "torrent"/],
+    ['METAINFO with a bad infohash', { type: 'METAINFO', infohash: 'xyz', torrent }, /field "infohash"/],
+    ['PEERS with 201 peers', { type: 'PEERS', peers: Array(201).fill(peer) }, /field "peers"/],
+    ['PEERS with port 0', { type: 'PEERS', peers: [{ host: 'h', port: 0 }] }, /field "peers.0.port"/],
+    ['PEERS with port 65536', { type: 'PEERS', peers: [{ host: 'h', port: 65536 }] }, /field "peers.0.port"/],
+    ['PEERS with no host', { type: 'PEERS', peers: [{ port: 1 }] }, /field "peers.0.host"/],
+    ['ERROR without error', { type: 'ERROR' }, /field "error"/],
+  ];
+  for (const [what, value, why] of invalid) {
+    it(`rejects ${what}`, () => {
+      const line = typeof value === 'string' ? value : JSON.stringify(value);
+      expect(() => parseResponse(line)).to.throw(ControlProtocolError, why);
+    });
+  }
+});
+
+describe('control codec: encodeMessage', () => {
+  it('writes one line that parses back, even with a newline inside a string', () => {
+    const msg: ControlResponse = { type: 'ERROR', error: 'two\nlines é' };
+    const bytes = encodeMessage(msg);
+    expect(bytes[bytes.length - 1]).to.equal(0x0a);
+    const lines = new LineDecoder(1024).push(bytes);
+    expect(lines).to.have.length(1);
+    expect(parseResponse(lines[0]!)).to.deep.equal(msg);
+    expect(parseRequest(encodeMessage({ type: 'search', filename: 'x' }).toString().trim())).to.deep.equal({ type: 'search', filename: 'x' });
+  });
+});
+
+// ---- client against small real servers -------------------------------------------------
+
+interface TestServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A TCP server on 127.0.0.1:0 that calls `onLine` for each request line it receives. */
+async function serve(onLine: (socket: net.Socket, line: string) => void): Promise<TestServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const decoder = new LineDecoder(MAX_REQUEST_LINE);
+    socket.on('data', (chunk: Buffer) => {
+      for (const line of decoder.push(chunk)) onLine(socket, line);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('control client', function () {
+  this.timeout(15_000);
+  let server: TestServer | null = null;
+  afterEach(async () => {
+    await server?.close();
+    server = null;
+  });
+
+  it('sends one request line and resolves with the validated answer', async () => {
+    let seen: unknown;
+    server = await serve((socket, line) => {
+      seen = parseRequest(line);
+      socket.write(encodeMessage({ type: 'FOUND', files: [{ name: 'a.txt', size: 3, infohash: HASH.toUpperCase() }] }));
+    });
+    const res = await controlRequest('127.0.0.1', server.port, { type: 'search', filename: 'a' });
+    expect(seen).to.deep.equal({ type: 'search', filename: 'a' });
+    expect(res).to.deep.equal({ type: 'FOUND', files: [{ name: 'a.txt', size: 3, infohash: HASH }] });
+  });
+
+  it('accepts an answer split across writes, with CRLF', async () => {
+    server = await serve((socket) => {
+      const bytes = Buffer.from('{"type":"PEERS","peers":[{"host":"€.example","port":7}]}\r\n');
+      socket.write(bytes.subarray(0, 30));
+      setTimeout(() => socket.write(bytes.subarray(30)), 20);
+    });
+    expect(await controlRequest('127.0.0.1', server.port, { type: 'peers' })).to.deep.equal({
+      type: 'PEERS',
+      peers: [{ host: '€.example', port: 7 }],
+    });
+  });
+
+  it('rejects a garbage answer with ControlProtocolError', async () => {
+    server = await serve((socket) => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }));
+    expect(err).to.be.instanceOf(ControlProtocolError);
+    expect(err.message).to.match(/bad JSON/);
+  });
+
+  it('rejects a well-formed answer that breaks the schema', async () => {
+    server = await serve((socket) => socket.write('{"type":"PEERS","peers":[{"host":"h","port":0}]}\n'));
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'peers' }));
+    expect(err).to.be.instanceOf(ControlProtocolError);
+    expect(err.message).to.match(/peers\.0\.port/);
+  });
+
+  it('rejects an answer longer than MAX_RESPONSE_LINE without waiting for its end', async () => {
+    server = await serve((socket) => {
+      socket.write(Buffer.alloc(MAX_RESPONSE_LINE + 1024 * 1024, 0x61));
+    });
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }, { timeoutMs: 10_000 }));
+    expect(err.name).to.equal('LineTooLongError');
+  });
+
+  it('fails a stalled peer with TimeoutError', async () => {
+    server = await serve(() => {});
+    const started = Date.now();
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }, { timeoutMs: 200 }));
+    expect(err).to.be.instanceOf(TimeoutError);
+    expect(err.name).to.equal('TimeoutError');
+    expect(Date.now() - started).to.be.within(150, 3000);
+  });
+
+  it('fails with ClosedError when the peer closes before answering', async () => {
+    server = await serve((socket) => socket.end());
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }));
+    expect(err).to.be.instanceOf(ClosedError);
+    expect(err.name).to.equal('ClosedError');
+  });
+
+  it('fails with ClosedError when the peer closes in the middle of its answer line', async () => {
+    server = await serve((socket) => socket.end('{"type":"LIST","files":['));
+    expect(await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }))).to.be.instanceOf(ClosedError);
+  });
+
+  it('propagates connection refused', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const err = await rejection(controlRequest('127.0.0.1', port, { type: 'list' }));
+    expect((err as NodeJS.ErrnoException).code).to.equal('ECONNREFUSED');
+  });
+
+  it('can be aborted with a signal', async () => {
+    server = await serve(() => {});
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }, { signal: ac.signal, timeoutMs: 5000 }));
+    expect(err.name).to.equal('AbortError');
+  });
+
+  it('fetchMetainfo returns the parsed torrent of the requested infohash', async () => {
+    const m = makeMetainfo('movie.mkv');
+    server = await serve((socket, line) => {
+      const req = parseRequest(line);
+      if (req.type === 'metainfo' && req.infohash === m.infoHashHex) {
+        socket.write(encodeMessage({ type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') }));
+      } else socket.write(encodeMessage({ type: 'ERROR', error: 'unknown infohash' }));
+    });
+    const got = await fetchMetainfo('127.0.0.1', server.port, m.infoHashHex.toUpperCase());
+    expect(got.infoHashHex).to.equal(m.infoHashHex);
+    expect(got.name).to.equal('movie.mkv');
+    expect(got.pieces.equals(m.pieces)).to.equal(true);
+    const err = await rejection(fetchMetainfo('127.0.0.1', server.port, HASH));
+    expect(err.message).to.match(/unknown infohash/);
+  });
+
+  it('fetchMetainfo rejects a peer that sends another torrent under the requested infohash', async () => {
+    const wanted = makeMetainfo('wanted.bin');
+    const other = makeMetainfo('malware.bin');
+    server = await serve((socket) => {
+      socket.write(encodeMessage({ type: 'METAINFO', infohash: wanted.infoHashHex, torrent: encodeTorrent(other).toString('base64') }));
+    });
+    const err = await rejection(fetchMetainfo('127.0.0.1', server.port, wanted.infoHashHex));
+    expect(err).to.be.instanceOf(ControlProtocolError);
+    expect(err.message).to.contain(other.infoHashHex).and.contain(wanted.infoHashHex);
+  });
+
+  it('fetchMetainfo rejects bytes that are not a torrent, and a wrong answer type', async () => {
+    server = await serve((socket, line) => {
+      if (parseRequest(line).type === 'metainfo')
+        socket.write(encodeMessage({ type: 'METAINFO', infohash: HASH, torrent: Buffer.from('hello').toString('base64') }));
+    });
+    expect((await rejection(fetchMetainfo('127.0.0.1', server.port, HASH))).message).to.match(/bad torrent/);
+    await server.close();
+    server = await serve((socket) => socket.write(encodeMessage({ type: 'LIST', files: [] })));
+    expect((await rejection(fetchMetainfo('127.0.0.1', server.port, HASH))).message).to.match(/answered LIST/);
+    expect((await rejection(fetchMetainfo('127.0.0.1', server.port, 'nothex'))).name).to.equal('TypeError');
+  });
+});
