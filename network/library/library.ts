@@ -1,0 +1,443 @@
+/**
+ * The library: every regular file under the shared folders, each with its single-file
+ * torrent. It scans at start, then follows changes (chokidar, plus a periodic stat
+ * rescan as a safety net), hashing new or changed files in the HashPool once they have
+ * settled, and remembering digests in a HashCache across restarts.
+ *
+ * What is never served: dot-files and dot-directories, `*.part`, names that fail
+ * badRelativePath, symlinks (a file is only reached through real directories of its
+ * folder), and anything that is not a regular file.
+ */
+import { EventEmitter, setMaxListeners } from 'node:events';
+import { promises as fsp, type Stats } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { watch, type FSWatcher } from 'chokidar';
+import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
+import { badRelativePath } from './names.js';
+import { HashCache } from './hash-cache.js';
+import { ClosedError, type HashPool } from './hash-pool.js';
+import { silentLogger, type Logger } from '../log.js';
+
+export interface SharedFile {
+  /** Path relative to its folder, '/'-separated, checked by badRelativePath. */
+  name: string;
+  /** Absolute path. */
+  path: string;
+  /** The shared folder it lives in (absolute). */
+  folder: string;
+  size: number;
+  mtimeMs: number;
+  /** Single-file torrent; its name is the file's basename. */
+  metainfo: Metainfo;
+}
+
+export interface LibraryInit {
+  folders: string[];
+  cacheFile: string;
+  hashPool: HashPool;
+  pieceLength?: number;
+  logger?: Logger;
+  /** Follow changes after the first scan; default true. */
+  watch?: boolean;
+  /** A changed file must be stable this long before (re)hashing; default DEFAULT_SETTLE_MS. */
+  settleMs?: number;
+  /** Period of the safety-net stat rescan while watching; default DEFAULT_RESCAN_INTERVAL_MS. */
+  rescanIntervalMs?: number;
+}
+
+export interface LibraryEvents {
+  added: [file: SharedFile];
+  removed: [file: SharedFile];
+}
+
+export const DEFAULT_SETTLE_MS = 300;
+export const DEFAULT_RESCAN_INTERVAL_MS = 60_000;
+export const DEFAULT_WAIT_FOR_MS = 30_000;
+export const MAX_SEARCH_RESULTS = 200;
+/** A file that keeps failing to hash (vanishing, swapped) is given up until its next change. */
+const MAX_ATTEMPTS = 5;
+/** How often waitFor() looks at its path again when no event has told it anything. */
+const WAIT_POLL_MS = 250;
+
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+interface Entry {
+  file: SharedFile;
+  ino: number;
+  /** Lower-cased name, computed once for search(). */
+  lower: string;
+}
+
+interface Job {
+  /** Asked to look again while running: loop once more when done. */
+  again: boolean;
+  done: Promise<void>;
+}
+
+export class Library extends EventEmitter<LibraryEvents> {
+  private readonly folders: string[];
+  private readonly pool: HashPool;
+  private readonly cache: HashCache;
+  private readonly log: Logger;
+  private readonly pieceLength: number;
+  private readonly watching: boolean;
+  private readonly settleMs: number;
+  private readonly rescanMs: number;
+  private readonly entries = new Map<string, Entry>();
+  private readonly byHash = new Map<string, Set<string>>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly warned = new Set<string>();
+  private readonly waiters = new Set<(err: Error) => void>();
+  private readonly abort = new AbortController();
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private nextScan: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(init: LibraryInit) {
+    super();
+    this.folders = [...new Set(init.folders.map((f) => path.resolve(f)))];
+    this.pool = init.hashPool;
+    this.cache = new HashCache({ file: init.cacheFile, logger: init.logger });
+    this.log = init.logger ?? silentLogger();
+    this.pieceLength = init.pieceLength ?? DEFAULT_PIECE_LENGTH;
+    if (!Number.isSafeInteger(this.pieceLength) || this.pieceLength < MIN_PIECE_LENGTH || this.pieceLength > MAX_PIECE_LENGTH)
+      throw new RangeError(`pieceLength must be an integer from ${MIN_PIECE_LENGTH} to ${MAX_PIECE_LENGTH}`);
+    this.watching = init.watch ?? true;
+    this.settleMs = init.settleMs ?? DEFAULT_SETTLE_MS;
+    this.rescanMs = init.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
+    // One signal is shared by every pending job and sleep: no leak warning for it.
+    setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Scan every folder and resolve once every file present is indexed; then watch. Idempotent. */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      await this.cache.load();
+      // The watcher is ready before the scan ends, so nothing created meanwhile is missed.
+      await Promise.all([this.watching ? this.startWatcher() : null, this.scan(this.folders)]);
+      if (this.watching && !this.stopped) {
+        // The safety net: a light stat of every file, for whatever the watcher missed.
+        this.timer = setInterval(() => {
+          if (!this.scanning) this.rescan().catch((err: Error) => this.log.warn({ err: err.message }, 'library rescan failed'));
+        }, this.rescanMs);
+        this.timer.unref();
+      }
+    })();
+    return this.starting;
+  }
+
+  /** Stop watching and hashing, and save the cache. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.abort.abort();
+      if (this.timer) clearInterval(this.timer);
+      await this.watcher?.close();
+      await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
+      for (const fail of this.waiters) fail(new ClosedError('library stopped'));
+      await this.cache.flush();
+    })();
+    return this.stopping;
+  }
+
+  files(): SharedFile[] {
+    return [...this.entries.values()].map((e) => e.file);
+  }
+
+  byInfoHash(hex: string): SharedFile | undefined {
+    const paths = this.byHash.get(hex.toLowerCase());
+    if (!paths) return undefined;
+    for (const p of paths) return this.entries.get(p)?.file;
+    return undefined;
+  }
+
+  /** Case-insensitive substring match on the relative name; the text is never a pattern. */
+  search(text: string): SharedFile[] {
+    if (typeof text !== 'string' || text.length === 0) return [];
+    const needle = text.toLowerCase();
+    const found: SharedFile[] = [];
+    for (const e of this.entries.values()) if (e.lower.includes(needle)) found.push(e.file);
+    found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));
+    return found.slice(0, MAX_SEARCH_RESULTS);
+  }
+
+  /** Scan every folder now; resolves when what it found is indexed. */
+  rescan(): Promise<void> {
+    if (!this.scanning) return this.runScan();
+    // A scan is under way and may have passed what changed: every caller meanwhile shares one more.
+    this.nextScan ??= this.scanning.then(() => {
+      this.nextScan = null;
+      return this.runScan();
+    });
+    return this.nextScan;
+  }
+
+  /** Share one more folder (for instance the downloads folder); no-op if already shared. */
+  async addFolder(dir: string): Promise<void> {
+    const abs = path.resolve(dir);
+    if (this.folders.includes(abs)) return;
+    this.folders.push(abs);
+    if (!this.starting || this.stopped) return; // start() will scan it
+    this.watcher?.add(abs);
+    await this.scan([abs]);
+  }
+
+  /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
+  waitFor(absPath: string, timeoutMs = DEFAULT_WAIT_FOR_MS): Promise<SharedFile> {
+    const abs = path.resolve(absPath);
+    return new Promise<SharedFile>((resolve, reject) => {
+      let done = false;
+      const finish = (err: Error | null, file?: SharedFile) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.off('added', onAdded);
+        this.waiters.delete(finish);
+        if (err) reject(err);
+        else resolve(file!);
+      };
+      const onAdded = (f: SharedFile) => {
+        if (f.path === abs) finish(null, f);
+      };
+      const timer = setTimeout(() => finish(new TimeoutError(`${abs} was not indexed within ${timeoutMs} ms`)), timeoutMs);
+      this.on('added', onAdded);
+      this.waiters.add(finish);
+      if (this.stopped) return finish(new ClosedError('library stopped'));
+      // Look ourselves rather than trust the watcher: it may be off, or slow.
+      void (async () => {
+        while (!done && !this.stopped) {
+          await this.check(abs);
+          const e = this.entries.get(abs);
+          if (e && !this.jobs.has(abs)) return finish(null, e.file);
+          await sleep(WAIT_POLL_MS);
+        }
+      })();
+    });
+  }
+
+  private runScan(): Promise<void> {
+    const p = this.scan(this.folders).finally(() => {
+      if (this.scanning === p) this.scanning = null;
+    });
+    this.scanning = p;
+    return p;
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async startWatcher(): Promise<void> {
+    if (this.stopped) return;
+    const w = watch(this.folders, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      // Our own stop() closes it; a forgotten library must not hold the process open.
+      persistent: false,
+      ignored: (p: string, st?: Stats) => this.ignoredByWatcher(p, st),
+    });
+    this.watcher = w;
+    const look = (p: string) => void this.check(path.resolve(p));
+    w.on('add', look).on('change', look).on('unlink', look);
+    // A directory moved in at once may come without an event per file: scan it.
+    w.on('addDir', (p) => void this.scan([path.resolve(p)]));
+    w.on('unlinkDir', (p) => {
+      const dir = path.resolve(p) + path.sep;
+      for (const abs of this.entries.keys()) if (abs.startsWith(dir)) void this.check(abs);
+    });
+    w.on('error', (err) => this.log.warn({ err: (err as Error).message }, 'library watcher error'));
+    // A stop() during the watcher's first walk closes it before 'ready': do not wait forever.
+    await new Promise<void>((resolve) => {
+      w.once('ready', resolve);
+      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  private ignoredByWatcher(p: string, st?: Stats): boolean {
+    const where = this.locate(path.resolve(p));
+    if (!where || where.rel === '') return false;
+    return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
+  }
+
+  /** The folder holding `abs` (the deepest, if folders nest) and the '/'-separated path inside it. */
+  private locate(abs: string): { folder: string; rel: string } | null {
+    let best: string | null = null;
+    for (const f of this.folders) {
+      if ((abs === f || abs.startsWith(f + path.sep)) && (!best || f.length > best.length)) best = f;
+    }
+    return best === null ? null : { folder: best, rel: path.relative(best, abs).split(path.sep).join('/') };
+  }
+
+  /** Where `abs` would be served from, or null if it must never be. */
+  private servable(abs: string): { folder: string; rel: string } | null {
+    const where = this.locate(abs);
+    if (!where || where.rel === '') return null;
+    const parts = where.rel.split('/');
+    if (parts.some((c) => c.startsWith('.')) || where.rel.endsWith('.part')) return null;
+    const why = badRelativePath(where.rel);
+    if (why) {
+      if (!this.warned.has(abs)) this.log.warn({ path: abs, why }, 'not sharing a file with an unsafe name');
+      this.warned.add(abs);
+      return null;
+    }
+    return where;
+  }
+
+  /**
+   * Walk `roots`, look at every candidate file, and at every indexed file under them
+   * that the walk did not see (it may be gone). Resolves when all of that is indexed.
+   */
+  private async scan(roots: string[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const r of roots) await this.walk(r, seen);
+    const jobs = [...seen].map((p) => this.check(p));
+    const under = roots.map((r) => r + path.sep);
+    for (const abs of this.entries.keys()) {
+      if (!seen.has(abs) && under.some((u) => abs.startsWith(u))) jobs.push(this.check(abs));
+    }
+    await Promise.all(jobs);
+  }
+
+  private async walk(dir: string, seen: Set<string>): Promise<void> {
+    if (this.stopped) return;
+    let dirents;
+    try {
+      dirents = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.log.warn({ dir, err: (err as Error).message }, 'cannot read shared directory');
+      return;
+    }
+    for (const d of dirents) {
+      // Dirent types come from readdir itself (lstat semantics): a symlink is never followed.
+      if (d.name.startsWith('.') || d.isSymbolicLink()) continue;
+      const abs = path.join(dir, d.name);
+      if (d.isDirectory()) await this.walk(abs, seen);
+      else if (d.isFile() && this.servable(abs)) seen.add(abs);
+    }
+  }
+
+  /** Bring the index up to date for one path. One job per path; a call during a job makes it look again. */
+  private check(abs: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const running = this.jobs.get(abs);
+    if (running) {
+      running.again = true;
+      return running.done;
+    }
+    const job: Job = { again: false, done: Promise.resolve() };
+    job.done = (async () => {
+      try {
+        do {
+          job.again = false;
+          await this.refresh(abs);
+        } while (job.again && !this.stopped);
+      } catch (err) {
+        if (!this.stopped) this.log.warn({ path: abs, err: (err as Error).message }, 'could not index file');
+      } finally {
+        this.jobs.delete(abs);
+      }
+    })();
+    this.jobs.set(abs, job);
+    return job.done;
+  }
+
+  private async refresh(abs: string): Promise<void> {
+    const where = this.servable(abs);
+    if (!where) return this.drop(abs);
+    const signal = this.abort.signal;
+    let previous: Stats | null = null;
+    for (let attempt = 0; ; ) {
+      if (this.stopped) return;
+      const st = await fsp.lstat(abs).catch(() => null);
+      if (!st || !st.isFile() || !(await this.reachedDirectly(abs, where))) return this.drop(abs);
+      const cur = this.entries.get(abs);
+      if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
+      // Let a file being written settle, so we hash it once, at the end. A future mtime
+      // (clock skew) settles when two looks settleMs apart agree.
+      const age = Date.now() - st.mtimeMs;
+      if (age < this.settleMs && !(previous && sameStat(previous, st))) {
+        previous = st;
+        await sleep(age >= 0 ? this.settleMs - age : this.settleMs, undefined, { signal });
+        continue;
+      }
+      const key = { path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength: this.pieceLength };
+      let pieces = this.cache.get(key);
+      if (!pieces) {
+        try {
+          pieces = await this.pool.hashFile(abs, this.pieceLength, signal);
+        } catch (err) {
+          if (this.stopped || ++attempt >= MAX_ATTEMPTS) throw err;
+          previous = null; // vanished or swapped while we opened it: look again
+          continue;
+        }
+        const after = await fsp.lstat(abs).catch(() => null);
+        if (!after || !sameStat(st, after) || pieces.length !== pieceCountFor(st.size, this.pieceLength) * 20) {
+          previous = null; // changed while hashing: wait for it to settle, then hash again
+          continue;
+        }
+        this.cache.set(key, pieces);
+      }
+      if (this.stopped) return;
+      return this.put(abs, where, st, pieces);
+    }
+  }
+
+  /**
+   * True when `abs` is reached through real directories of its folder: a directory
+   * swapped for a symlink must not make us serve what it points to.
+   */
+  private async reachedDirectly(abs: string, where: { folder: string; rel: string }): Promise<boolean> {
+    try {
+      const [realFolder, realDir] = await Promise.all([fsp.realpath(where.folder), fsp.realpath(path.dirname(abs))]);
+      return realDir === path.join(realFolder, path.dirname(where.rel));
+    } catch {
+      return false;
+    }
+  }
+
+  private put(abs: string, where: { folder: string; rel: string }, st: Stats, pieces: Buffer): void {
+    const metainfo = buildMetainfo({ name: path.basename(abs), length: st.size, pieceLength: this.pieceLength, pieces });
+    const file: SharedFile = { name: where.rel, path: abs, folder: where.folder, size: st.size, mtimeMs: st.mtimeMs, metainfo };
+    const old = this.entries.get(abs);
+    const entry: Entry = { file, ino: st.ino, lower: where.rel.toLowerCase() };
+    if (old && old.file.metainfo.infoHashHex === metainfo.infoHashHex) {
+      // Touched but identical: the torrent is the same, so nobody needs to hear about it.
+      this.entries.set(abs, entry);
+      return;
+    }
+    if (old) {
+      this.unindex(abs, old);
+      this.emit('removed', old.file);
+    }
+    this.entries.set(abs, entry);
+    let paths = this.byHash.get(metainfo.infoHashHex);
+    if (!paths) this.byHash.set(metainfo.infoHashHex, (paths = new Set()));
+    paths.add(abs);
+    this.emit('added', file);
+  }
+
+  private drop(abs: string): void {
+    const old = this.entries.get(abs);
+    if (!old) return;
+    this.unindex(abs, old);
+    this.emit('removed', old.file);
+  }
+
+  private unindex(abs: string, e: Entry): void {
+    this.entries.delete(abs);
+    const hex = e.file.metainfo.infoHashHex;
+    const paths = this.byHash.get(hex);
+    paths?.delete(abs);
+    if (paths?.size === 0) this.byHash.delete(hex);
+  }
+}
+
+function sameStat(a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
