@@ -6,7 +6,7 @@ import { nanoid } from 'nanoid';
 import { silentLogger, type Logger } from './log.js';
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
-import { encodeTorrent, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
+import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { PeerServer } from './peer-server.js';
 import type { ControlRequest, ControlResponse } from './wire/control-codec.js';
 import { controlRequest, fetchMetainfo } from './control/control-client.js';
@@ -168,8 +168,9 @@ export class Node extends EventEmitter<NodeEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await this.library.start();
+    // Listen first: the library's first scan announces files to trackers with our port.
     await this.server.start();
+    await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const m of await PartFile.pending(path.join(this.stateDir, 'resume'), this.log)) {
       this.log.info({ file: m.name, infohash: m.infoHashHex }, 'resuming download');
@@ -270,7 +271,9 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.recordDone(local);
       return infohash;
     }
-    metainfo ??= await this.fetchMetainfo(infohash, hint);
+    // Tracker URLs inside metainfo that a peer handed us are not covered by the infohash
+    // check, and would make us send requests wherever that peer likes: drop them.
+    metainfo ??= fromInfo((await this.fetchMetainfo(infohash, hint)).info);
     await this.startDownload(metainfo, hint, trackers);
     return infohash;
   }
@@ -368,6 +371,10 @@ export class Node extends EventEmitter<NodeEvents> {
       d.state = 'done';
       d.path = p;
       d.trackers?.complete();
+      // Share the finished file: its digests are known, so the library need not rehash it.
+      this.library.adopt(p, m.pieces, m.pieceLength).catch((err: Error) => {
+        if (!this.stopping) this.log.warn({ path: p, err: err.message }, 'could not add the finished file to the library');
+      });
       this.emit('done', this.downloadInfo(d));
       resolve(p);
     });

@@ -92,7 +92,7 @@ export class PeerServer {
     let handshake = false;
     peer.events = {
       message: (p, msg) => {
-        if (handshake) return void early.push(msg); // arrived while we look the torrent up
+        if (handshake) return void early.push(copyMessage(msg)); // arrived while we look the torrent up
         if (msg.type !== 'handshake') return p.close('message before handshake');
         handshake = true;
         this.init
@@ -114,4 +114,12 @@ export class PeerServer {
     };
     peer.feed(first);
   }
+}
+
+/** Decoded byte fields are views valid only during the decoder's callback: copy to keep. */
+function copyMessage(msg: WireMessage): WireMessage {
+  if (msg.type === 'piece') return { ...msg, block: Buffer.from(msg.block) };
+  if (msg.type === 'bitfield') return { ...msg, bits: Buffer.from(msg.bits) };
+  if (msg.type === 'extended' || msg.type === 'unknown') return { ...msg, payload: Buffer.from(msg.payload) };
+  return msg;
 }

@@ -25,8 +25,8 @@ export interface HashPoolStats {
 
 /** Leave one core to the event loop, and more than four hashers rarely helps a disk. */
 export const DEFAULT_HASH_WORKERS = Math.max(1, Math.min(4, os.availableParallelism() - 1));
-/** Piece digests in flight per worker. */
-const SHA1_PIPELINE = 2;
+/** Piece digests in flight per worker: deep enough that a busy main thread answering late never leaves the worker idle. */
+const SHA1_PIPELINE = 32;
 
 export class ClosedError extends Error {
   override name = 'ClosedError';

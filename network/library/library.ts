@@ -187,6 +187,22 @@ export class Library extends EventEmitter<LibraryEvents> {
     await this.scan([abs]);
   }
 
+  /**
+   * Index a file whose piece digests are already known (a download that was just verified
+   * piece by piece) without hashing it again: the digests go into the cache under the
+   * file's current stat, so the ordinary check finds them there.
+   */
+  async adopt(absPath: string, pieces: Buffer, pieceLength: number): Promise<SharedFile | undefined> {
+    const abs = path.resolve(absPath);
+    if (pieceLength === this.pieceLength) {
+      const st = await fsp.lstat(abs);
+      if (st.isFile() && pieces.length === pieceCountFor(st.size, pieceLength) * 20)
+        this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength }, pieces);
+    }
+    await this.check(abs);
+    return this.entries.get(abs)?.file;
+  }
+
   /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
   waitFor(absPath: string, timeoutMs = DEFAULT_WAIT_FOR_MS): Promise<SharedFile> {
     const abs = path.resolve(absPath);

@@ -24,7 +24,11 @@ export interface PartFileInit {
   logger: Logger;
   /** Resume records are rewritten at most this often while pieces arrive. */
   saveIntervalMs?: number;
+  /** Bytes of piece buffers (fetching plus verifying): bounds RSS whatever the file size. */
+  bufferBudget?: number;
 }
+
+export const DEFAULT_BUFFER_BUDGET = 8 * 1024 * 1024;
 
 const ResumeRecord = z.object({
   version: z.literal(1),
@@ -48,7 +52,7 @@ export const DEFAULT_SAVE_INTERVAL_MS = 1000;
 export class PartFile implements PieceStore {
   readonly have: Bitfield;
   readonly pool: BufferPool;
-  private reader: PieceReader;
+  readonly reader: PieceReader;
   private saveTimer: NodeJS.Timeout | null = null;
   private saving: Promise<void> = Promise.resolve();
   private closed = false;
@@ -61,7 +65,8 @@ export class PartFile implements PieceStore {
   ) {
     this.have = have;
     this.reader = new PieceReader(fd, init.metainfo);
-    this.pool = new BufferPool(init.metainfo.pieceLength);
+    const budget = init.bufferBudget ?? DEFAULT_BUFFER_BUDGET;
+    this.pool = new BufferPool(init.metainfo.pieceLength, Math.max(4, Math.floor(budget / init.metainfo.pieceLength)));
   }
 
   static resumePath(resumeDir: string, infohashHex: string): string {
@@ -115,11 +120,6 @@ export class PartFile implements PieceStore {
     if (!fresh) rechecked = await part.recheckUnlisted();
     await part.saveNow();
     return { part, resumed: listed + rechecked, rechecked };
-  }
-
-  readBlock(index: number, begin: number, length: number): Promise<Buffer> {
-    if (!this.have.get(index)) return Promise.reject(new Error(`piece ${index} is not verified yet`));
-    return this.reader.block(index, begin, length);
   }
 
   /** Write a verified piece at its offset; the caller marks it with `markVerified` afterwards. */
@@ -216,6 +216,7 @@ export class PartFile implements PieceStore {
     let found = 0;
     const worker = async () => {
       const buf = this.pool.acquire();
+      if (!buf) return;
       try {
         for (let i = todo.pop(); i !== undefined; i = todo.pop()) {
           const size = pieceSize(m, i);

@@ -9,7 +9,7 @@ export class SeedStore implements PieceStore {
   readonly have: Bitfield;
   private constructor(
     private readonly fd: promises.FileHandle,
-    private readonly reader: PieceReader,
+    readonly reader: PieceReader,
     m: Metainfo,
   ) {
     this.have = Bitfield.full(m.pieceCount);
@@ -23,10 +23,6 @@ export class SeedStore implements PieceStore {
       throw new Error(`${file} is ${size} bytes, its torrent says ${m.length}`);
     }
     return new SeedStore(fd, new PieceReader(fd, m), m);
-  }
-
-  readBlock(index: number, begin: number, length: number): Promise<Buffer> {
-    return this.reader.block(index, begin, length);
   }
 
   async close(): Promise<void> {

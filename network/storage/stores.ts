@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import type { Bitfield } from '../wire/bitfield.js';
+import type { PieceReader } from './piece-reader.js';
 
 /**
  * What a torrent's peers read from. The wire never touches the disk: incoming requests
@@ -7,8 +8,8 @@ import type { Bitfield } from '../wire/bitfield.js';
  */
 export interface PieceStore {
   readonly have: Bitfield;
-  /** A block of a verified piece. */
-  readBlock(index: number, begin: number, length: number): Promise<Buffer>;
+  /** Reads verified pieces for uploading; callers check `have` first. */
+  readonly reader: PieceReader;
   close(): Promise<void>;
 }
 

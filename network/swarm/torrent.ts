@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import {
   type WireMessage, encodeHandshake, encodeBitfield, encodeHave, encodeCancel, maxFrameFor,
@@ -11,7 +10,7 @@ import type { PieceStore } from '../storage/stores.js';
 import { PartFile, type Hasher } from '../storage/part-file.js';
 import { SeedStore } from '../storage/seed-store.js';
 import { PiecePicker, type ActivePiece } from './picker.js';
-import { Peer, DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './peer.js';
+import { Peer, DEFAULT_PEER_TIMEOUTS, dialSocket, type PeerTimeouts } from './peer.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
 
@@ -28,8 +27,6 @@ export interface SwarmLimits {
   maxStrikes: number;
   /** Requests a peer may queue with us; more is abuse and closes the connection. */
   maxQueuedUploads: number;
-  /** Bytes of piece buffers in flight (fetching plus verifying): bounds RSS. */
-  bufferBudget: number;
   connectTimeoutMs: number;
   /** Most requests kept in flight to one peer. */
   maxQueueDepth: number;
@@ -42,9 +39,8 @@ export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
   maxStalls: 3,
   maxStrikes: 2,
   maxQueuedUploads: 512,
-  bufferBudget: 24 * 1024 * 1024,
   connectTimeoutMs: 5_000,
-  maxQueueDepth: 512,
+  maxQueueDepth: 256,
 };
 
 export interface TorrentInit {
@@ -212,13 +208,14 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private dial(c: Candidate): void {
     const key = `${c.host}:${c.port}`;
     this.connecting.add(key);
-    const socket = net.connect({ host: c.host, port: c.port });
-    const peer = new Peer(socket, c.host, c.port, true, this.timeouts);
-    const timer = setTimeout(() => peer.close(`connect timed out after ${this.init.limits.connectTimeoutMs} ms`), this.init.limits.connectTimeoutMs);
+    let peer: Peer | null = null;
+    const socket = dialSocket(c.host, c.port, (chunk) => peer?.feed(chunk));
+    peer = new Peer(socket, c.host, c.port, true, this.timeouts);
+    const timer = setTimeout(() => peer!.close(`connect timed out after ${this.init.limits.connectTimeoutMs} ms`), this.init.limits.connectTimeoutMs);
     timer.unref();
     socket.once('connect', () => {
       clearTimeout(timer);
-      peer.send(this.handshake);
+      peer!.send(this.handshake);
     });
     peer.events = {
       message: (p, msg) => {
@@ -350,17 +347,17 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   // ---- download -------------------------------------------------------------------------
 
   private startPicking(): void {
-    const budget = Math.max(4, Math.floor(this.init.limits.bufferBudget / this.metainfo.pieceLength));
     const pool = (this.store as PartFile).pool;
-    this.picker = new PiecePicker(this.metainfo, this.store.have, () => (pool.buffersInUse < budget ? pool.acquire() : null));
+    this.picker = new PiecePicker(this.metainfo, this.store.have, () => pool.acquire());
   }
 
   /** Top up the requests in flight to `peer`. */
   private request(peer: Peer): void {
     const picker = this.picker;
     if (!picker || peer.peerChoking || !peer.amInterested || peer.closed) return;
+    // Top up in batches: each write to a loopback socket costs a syscall and a wake-up of the other side.
     const room = peer.queueDepth - peer.requested.size;
-    if (room < Math.min(16, peer.queueDepth / 2)) return;
+    if (room < Math.max(Math.min(16, peer.queueDepth / 2), peer.queueDepth / 4)) return;
     const maxOwned = Math.ceil((peer.queueDepth * BLOCK_LENGTH) / this.metainfo.pieceLength) + 1;
     const wasIdle = peer.requested.size === 0;
     const reqs = picker.pick(peer, room, maxOwned);
@@ -404,18 +401,20 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     }
   }
 
+  /**
+   * Hash a completed piece off the event loop and, at the same time, write it to the .part
+   * (unverified bytes there are harmless: only the resume record says what is verified,
+   * and it lists a piece only after both finished). Then announce it with HAVE.
+   */
   private verify(ap: ActivePiece): void {
     const part = this.store as PartFile;
     const data = ap.buffer.subarray(0, ap.size);
     this.verifying++;
-    this.init.hasher
-      .sha1(data)
-      .then(async (digest) => {
+    Promise.all([this.init.hasher.sha1(data), part.writePiece(ap.index, data)])
+      .then(async ([digest]) => {
         if (this.stopped) return;
         const expected = this.metainfo.pieces.subarray(ap.index * 20, ap.index * 20 + 20);
         if (!digest.equals(expected)) return this.hashFailed(ap);
-        await part.writePiece(ap.index, data);
-        if (this.stopped) return;
         part.markVerified(ap.index);
         this.picker?.verified(ap.index);
         this.stats.fetched += ap.size;
@@ -484,26 +483,55 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (peer.amChoking) return; // BEP 3: requests while choked are dropped
     if (peer.uploads.length >= this.init.limits.maxQueuedUploads) return this.violation(peer, 'too many queued requests');
     peer.uploads.push({ index, begin, length });
+    this.store.reader.prefetch(index);
     void this.pump(peer);
   }
 
+  /**
+   * Serve queued requests. Blocks whose piece is in memory go out in one corked batch (one
+   * writev for many blocks); a piece not in memory is read (others prefetched meanwhile).
+   * Stops while the socket is congested and resumes on 'drain'.
+   */
   private async pump(peer: Peer): Promise<void> {
     if (peer.pumping) return;
     peer.pumping = true;
+    const reader = this.store.reader;
+    const limiter = this.init.uploadLimiter;
     try {
       while (!peer.closed && !peer.amChoking && peer.uploads.length > 0) {
         if (peer.congested) {
           peer.socket.once('drain', () => void this.pump(peer));
           return;
         }
-        const r = peer.uploads.shift()!;
-        const wait = this.init.uploadLimiter.take(r.length);
-        if (wait) await wait;
-        const block = await this.store.readBlock(r.index, r.begin, r.length);
-        if (peer.closed || peer.amChoking) return;
-        peer.sendBlock(r.index, r.begin, block);
-        this.up.add(r.length);
-        this.stats.uploaded += r.length;
+        const next = peer.uploads[0]!;
+        if (!reader.cached(next.index)) {
+          await reader.piece(next.index);
+          continue;
+        }
+        peer.socket.cork();
+        try {
+          while (peer.uploads.length > 0 && !peer.congested) {
+            const r = peer.uploads[0]!;
+            const piece = reader.cached(r.index);
+            if (!piece) break;
+            if (limiter.limited) {
+              const wait = limiter.take(r.length);
+              if (wait) {
+                peer.socket.uncork();
+                await wait;
+                peer.socket.cork();
+                if (peer.closed || peer.amChoking || peer.uploads[0] !== r) break;
+              }
+            }
+            peer.uploads.shift();
+            reader.pin(piece);
+            peer.sendBlock(r.index, r.begin, piece.buf.subarray(r.begin, r.begin + r.length), () => reader.unpin(piece));
+            this.up.add(r.length);
+            this.stats.uploaded += r.length;
+          }
+        } finally {
+          peer.socket.uncork();
+        }
       }
     } catch (err) {
       this.log.error({ torrent: this.metainfo.name, err: (err as Error).message }, 'could not read a block to upload');
@@ -548,7 +576,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       }
       // Keep enough in flight to cover about half a second at this peer's current rate.
       const want = Math.ceil((peer.down.rate() * 0.5) / BLOCK_LENGTH);
-      peer.queueDepth = Math.max(peer.stalls > 0 ? 4 : 32, Math.min(limits.maxQueueDepth, Math.max(want, peer.queueDepth)));
+      peer.queueDepth = Math.max(peer.stalls > 0 ? 4 : 64, Math.min(limits.maxQueueDepth, Math.max(want, peer.queueDepth)));
       if (this.picker && peer.amInterested && peer.requested.size === 0 && !this.picker.interesting(peer)) {
         peer.amInterested = false;
         peer.send(NOT_INTERESTED);

@@ -64,9 +64,11 @@ const enum State {
 }
 
 /**
- * Streaming decoder. `push` calls `emit` for every complete message in order; a piece
- * block is a view into the input when it arrived in one chunk (zero-copy), so a consumer
- * that keeps it past the call must copy it.
+ * Streaming decoder. `push` calls `emit` for every complete message in order. Byte fields
+ * (a piece block, a bitfield, a payload) are views valid only during that `emit` call:
+ * into the input when the message arrived in one chunk, else into a scratch buffer the
+ * decoder reuses. A consumer that keeps them must copy. This keeps the receive path free
+ * of per-message allocations.
  */
 export class WireDecoder {
   private state: State;
@@ -74,6 +76,7 @@ export class WireDecoder {
   private partial: Buffer | null = null;
   private filled = 0;
   private readonly lenBuf = Buffer.alloc(4);
+  private scratch: Buffer | null = null;
   /** Bytes of complete messages decoded so far (for stats). */
   bytesDecoded = 0;
 
@@ -101,7 +104,7 @@ export class WireDecoder {
         off += this.need;
       } else {
         if (this.partial === null) {
-          this.partial = this.state === State.Length ? this.lenBuf : Buffer.allocUnsafe(this.need);
+          this.partial = this.state === State.Length ? this.lenBuf : this.scratchFor(this.need);
           this.filled = 0;
         }
         const take = Math.min(this.need - this.filled, n - off);
@@ -114,6 +117,12 @@ export class WireDecoder {
       }
       this.unit(unit);
     }
+  }
+
+  private scratchFor(n: number): Buffer {
+    if (n > DEFAULT_MAX_FRAME) return Buffer.allocUnsafe(n); // rare: a large bitfield
+    this.scratch ??= Buffer.allocUnsafe(DEFAULT_MAX_FRAME);
+    return this.scratch.subarray(0, n);
   }
 
   private unit(unit: Buffer): void {
