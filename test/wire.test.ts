@@ -38,10 +38,16 @@ function sample(): { bytes: Buffer; expected: WireMessage[] } {
 
 function decodeAll(chunks: Buffer[], maxFrame = DEFAULT_MAX_FRAME): WireMessage[] {
   const out: WireMessage[] = [];
-  // Copy blocks as a real consumer must: the decoder hands out views into its input.
-  const d = new WireDecoder((m) => out.push(m.type === 'piece' ? { ...m, block: Buffer.from(m.block) } : m), maxFrame);
+  // Copy byte fields as a real consumer must: they are views valid only during the call.
+  const d = new WireDecoder((m) => out.push(copyFields(m)), maxFrame);
   for (const c of chunks) d.push(c);
   return out;
+}
+
+function copyFields(m: WireMessage): WireMessage {
+  const c: Record<string, unknown> = { ...m };
+  for (const [k, v] of Object.entries(c)) if (Buffer.isBuffer(v)) c[k] = Buffer.from(v);
+  return c as WireMessage;
 }
 
 describe('peer wire codec', () => {
