@@ -47,6 +47,8 @@ interface Task {
   resolve: (value: Buffer) => void;
   reject: (err: Error) => void;
   slot: Slot | null;
+  /** Receives a lent buffer back from the worker. */
+  returned?: (buf: Buffer) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | null;
 }
@@ -102,6 +104,23 @@ export class HashPool {
     return this.submit('sha1', { id, data: copy }, [copy.buffer], undefined);
   }
 
+  /**
+   * SHA-1 of `buf.subarray(0, size)`, lending `buf` to the worker: its memory is
+   * transferred there and back (no copy, and no shared memory, whose copies V8 makes
+   * slow), so `buf` is detached until this resolves with it. `buf` must own its
+   * ArrayBuffer (Buffer.allocUnsafeSlow). If the worker dies the buffer is lost: the
+   * promise rejects and the caller allocates a new one.
+   */
+  lend(buf: Buffer, size: number): Promise<{ digest: Buffer; buf: Buffer }> {
+    const id = this.nextId++;
+    let back: Buffer | null = null;
+    const view = new Uint8Array(buf.buffer, buf.byteOffset, size);
+    return this.submit('sha1', { id, data: view, lent: true }, [buf.buffer as ArrayBuffer], undefined, (b) => (back = b)).then((digest) => {
+      if (!back) throw new Error('hash worker did not return a lent buffer');
+      return { digest, buf: Buffer.from(back.buffer, 0, back.buffer.byteLength) };
+    });
+  }
+
   /** Reject every pending task with a ClosedError and stop the workers. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -114,11 +133,11 @@ export class HashPool {
     return this.closing;
   }
 
-  private submit(kind: Task['kind'], request: WorkerRequest, transfer: ArrayBuffer[], signal: AbortSignal | undefined): Promise<Buffer> {
+  private submit(kind: Task['kind'], request: WorkerRequest, transfer: ArrayBuffer[], signal: AbortSignal | undefined, returned?: (b: Buffer) => void): Promise<Buffer> {
     if (this.closing) return Promise.reject(new ClosedError('hash pool closed'));
     return new Promise<Buffer>((resolve, reject) => {
       const bytes = 'data' in request ? request.data.byteLength : 0;
-      const task: Task = { id: (request as { id: number }).id, kind, request, bytes, transfer, resolve, reject, slot: null, signal, onAbort: null };
+      const task: Task = { id: (request as { id: number }).id, kind, request, bytes, transfer, resolve, reject, slot: null, returned, signal, onAbort: null };
       if (signal) {
         task.onAbort = () => this.abort(task);
         signal.addEventListener('abort', task.onAbort, { once: true });
@@ -181,6 +200,7 @@ export class HashPool {
     } else if ('digest' in msg) {
       this.stats.piecesHashed++;
       this.stats.bytesHashed += task.bytes;
+      if (msg.lent) task.returned?.(Buffer.from(msg.lent.buffer, msg.lent.byteOffset, msg.lent.byteLength));
       this.settle(task, null, Buffer.from(msg.digest.buffer, msg.digest.byteOffset, msg.digest.byteLength));
     } else {
       this.stats.filesHashed++;

@@ -12,13 +12,13 @@ import { parentPort } from 'node:worker_threads';
 
 /** Main thread → worker. */
 export type WorkerRequest =
-  | { id: number; data: Uint8Array }
+  | { id: number; data: Uint8Array; lent?: boolean }
   | { id: number; file: string; pieceLength: number }
   | { abort: number };
 
 /** Worker → main thread. */
 export type WorkerReply =
-  | { id: number; digest: Uint8Array }
+  | { id: number; digest: Uint8Array; lent?: Uint8Array }
   | { id: number; pieces: Uint8Array; bytes: number }
   | { id: number; error: string; code?: string };
 
@@ -92,6 +92,7 @@ function fail(id: number, err: unknown): WorkerReply {
 
 function reply(msg: WorkerReply): void {
   if ('pieces' in msg) parentPort!.postMessage(msg, [msg.pieces.buffer as ArrayBuffer]);
+  else if ('lent' in msg && msg.lent) parentPort!.postMessage(msg, [msg.lent.buffer as ArrayBuffer]);
   else parentPort!.postMessage(msg);
 }
 
@@ -103,7 +104,8 @@ if (parentPort) {
       try {
         const d = createHash('sha1').update(msg.data).digest();
         // Copy the 20 bytes out: posting `d` would clone whatever pool slab it sits in.
-        reply({ id: msg.id, digest: new Uint8Array(d) });
+        // A lent buffer goes back to its owner with the digest (transferred, not copied).
+        reply({ id: msg.id, digest: new Uint8Array(d), ...(msg.lent ? { lent: msg.data } : {}) });
       } catch (err) {
         reply(fail(msg.id, err));
       }

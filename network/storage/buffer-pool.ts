@@ -1,9 +1,8 @@
 /**
- * Piece buffers backed by SharedArrayBuffers, reused: a piece is copied once, from the
- * socket into its buffer; the hash worker reads it there without a copy and fs.write
- * writes it from there. Reuse keeps RSS flat however large the file is: a dropped
- * SharedArrayBuffer is freed only after both isolates (ours and the hash worker's, which
- * rarely collects) let go of it, so churning them would grow RSS without bound.
+ * Piece buffers, reused. A piece is copied once, from the socket into its buffer (a plain
+ * memcpy: these are ordinary ArrayBuffers, not shared memory, whose copies V8 makes slow);
+ * the buffer is lent to the hash worker and comes back, is written to disk, and returns
+ * here. Reuse keeps RSS flat however large the file is and spares the GC.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
@@ -19,12 +18,14 @@ export class BufferPool {
   acquire(): Buffer | null {
     if (this.inUse >= this.limit) return null;
     this.inUse++;
-    return this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.size));
+    // allocUnsafeSlow: a buffer that owns its ArrayBuffer, so it can be transferred.
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
   }
 
+  /** Give a buffer back; a detached one (lost with a crashed hash worker) is dropped. */
   release(b: Buffer): void {
     this.inUse--;
-    this.free.push(b);
+    if (b.buffer.byteLength === this.size) this.free.push(b);
   }
 
   get buffersInUse(): number {

@@ -9,9 +9,10 @@ import { PieceReader } from './piece-reader.js';
 import { BufferPool } from './buffer-pool.js';
 import { candidateName, exists, renameNoClobber, type PieceStore } from './stores.js';
 
-/** Something that hashes bytes off the event loop (the node's HashPool). */
+/** Something that hashes pieces off the event loop (the node's HashPool). */
 export interface Hasher {
-  sha1(data: Uint8Array): Promise<Buffer>;
+  /** SHA-1 of `buf.subarray(0, size)`; `buf` is unusable until the promise gives it back. */
+  lend(buf: Buffer, size: number): Promise<{ digest: Buffer; buf: Buffer }>;
 }
 
 export interface PartFileInit {
@@ -215,15 +216,16 @@ export class PartFile implements PieceStore {
     for (let i = 0; i < m.pieceCount; i++) if (!this.have.get(i)) todo.push(i);
     let found = 0;
     const worker = async () => {
-      const buf = this.pool.acquire();
+      let buf = this.pool.acquire();
       if (!buf) return;
       try {
         for (let i = todo.pop(); i !== undefined; i = todo.pop()) {
           const size = pieceSize(m, i);
           const { bytesRead } = await this.fd.read(buf, 0, size, i * m.pieceLength);
           if (bytesRead !== size) continue;
-          const digest = await this.init.hasher.sha1(buf.subarray(0, size));
-          if (digest.equals(pieceHash(m, i)) && this.have.set(i)) found++;
+          const res = await this.init.hasher.lend(buf, size);
+          buf = res.buf;
+          if (res.digest.equals(pieceHash(m, i)) && this.have.set(i)) found++;
         }
       } finally {
         this.pool.release(buf);

@@ -175,8 +175,7 @@ export class PiecePicker {
     peer.requested.delete(index * this.blocksPerPiece + b);
     if (ap.received[b]) return 'dup';
     if (ap.requests[b]! > 0) ap.requests[b]!--;
-    // Buffer.copy is a plain memcpy; TypedArray.set into a SharedArrayBuffer takes a slow relaxed-atomic path.
-    copyInto(block, ap.buffer, begin);
+    ap.buffer.set(block, begin);
     ap.received[b] = 1;
     ap.contributors.add(peer);
     if (++ap.receivedCount < ap.blocks) return null;
@@ -289,8 +288,4 @@ export class PiecePicker {
     this.pos[i] = -1;
     this.idleCount--;
   }
-}
-
-function copyInto(src: Uint8Array, dst: Buffer, at: number): void {
-  (Buffer.isBuffer(src) ? src : Buffer.from(src.buffer, src.byteOffset, src.length)).copy(dst, at);
 }

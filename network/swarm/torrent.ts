@@ -402,19 +402,23 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   }
 
   /**
-   * Hash a completed piece off the event loop and, at the same time, write it to the .part
-   * (unverified bytes there are harmless: only the resume record says what is verified,
-   * and it lists a piece only after both finished). Then announce it with HAVE.
+   * Hash a completed piece off the event loop (its buffer is lent to the hash worker and
+   * comes back with the digest), write it at its offset, and only then list it as
+   * verified and announce it with HAVE.
    */
   private verify(ap: ActivePiece): void {
     const part = this.store as PartFile;
-    const data = ap.buffer.subarray(0, ap.size);
+    let buffer = ap.buffer;
     this.verifying++;
-    Promise.all([this.init.hasher.sha1(data), part.writePiece(ap.index, data)])
-      .then(async ([digest]) => {
+    this.init.hasher
+      .lend(buffer, ap.size)
+      .then(async ({ digest, buf }) => {
+        buffer = buf;
         if (this.stopped) return;
         const expected = this.metainfo.pieces.subarray(ap.index * 20, ap.index * 20 + 20);
         if (!digest.equals(expected)) return this.hashFailed(ap);
+        await part.writePiece(ap.index, buf.subarray(0, ap.size));
+        if (this.stopped) return;
         part.markVerified(ap.index);
         this.picker?.verified(ap.index);
         this.stats.fetched += ap.size;
@@ -425,13 +429,13 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       })
       .catch((err: Error) => {
         if (this.stopped) return;
-        this.log.error({ torrent: this.metainfo.name, err: err.message }, 'could not store a verified piece: stopping this download');
+        this.log.error({ torrent: this.metainfo.name, err: err.message }, 'could not verify or store a piece: stopping this download');
         this.emit('error', err);
         void this.stop();
       })
       .finally(() => {
         this.verifying--;
-        part.pool.release(ap.buffer);
+        part.pool.release(buffer);
         for (const p of this.peers) this.request(p);
       });
   }
