@@ -1,14 +1,10 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
-import dgram from 'node:dgram';
-import os from 'node:os';
-import path from 'node:path';
-import { promises as fsp, accessSync, constants as fsConstants } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import bencode from 'bencode';
 import { pino, type DestinationStream } from 'pino';
+import { startOpentracker, findExecutable, type Opentracker } from './opentracker.js';
 import type { Logger } from '../network/log.js';
 import {
   announce, announceUrl, parseAnnounceResponse, percentEncodeBytes, TrackerClient, TrackerError, TimeoutError,
@@ -389,70 +385,26 @@ describe('tracker: TrackerClient', function () {
 
 // ---- the real opentracker ------------------------------------------------------------------
 
-function findExecutable(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/bin', '/usr/local/bin'])) {
-    const p = path.join(dir, name);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // keep looking
-    }
-  }
-  return null;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 describe('tracker: against a real opentracker', function () {
   this.timeout(30_000);
-  let child: ChildProcess | null = null;
-  let dir: string | null = null;
+  let tracker: Opentracker | null = null;
   let url = '';
-  let stderr = '';
 
   before(async function () {
-    const bin = findExecutable('opentracker');
-    if (!bin) {
+    if (!findExecutable('opentracker')) {
       console.log('    opentracker is not installed (apt-get install opentracker): skipping the real-tracker tests');
       this.skip();
     }
-    // Debian's opentracker is built with a whitelist: only listed infohashes are tracked.
-    // As root it chroots into -d and drops to nobody, so the list must be world-readable
-    // and named relative to that directory.
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-opentracker-'));
-    await fsp.chmod(dir, 0o755);
-    await fsp.writeFile(path.join(dir, 'whitelist'), INFO_HASH.toString('hex') + '\n', { mode: 0o644 });
-    const whitelist = process.getuid?.() === 0 ? '/whitelist' : path.join(dir, 'whitelist');
-    const port = await freeTcpPort();
-    const udp = await freeUdpPort();
-    url = `http://127.0.0.1:${port}/announce`;
-    child = spawn(bin!, ['-i', '127.0.0.1', '-p', String(port), '-P', String(udp), '-d', dir, '-w', whitelist], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    tracker = await startOpentracker([INFO_HASH.toString('hex')]);
+    url = tracker.url;
     // Ready means it answers an announce for our infohash (the whitelist may load a moment later).
     const deadline = Date.now() + 10_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`opentracker exited with ${child.exitCode}: ${stderr}`);
       try {
-        await announce(base(url, Buffer.from('-SH0100-probeprobepr'), 1, { event: 'stopped', timeoutMs: 500 }));
         await announce(base(url, Buffer.from('-SH0100-probeprobepr'), 1, { timeoutMs: 500 }));
         break;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`opentracker never became ready: ${(err as Error).message}; ${stderr}`);
+        if (Date.now() > deadline) throw new Error(`opentracker never became ready: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -460,14 +412,7 @@ describe('tracker: against a real opentracker', function () {
   });
 
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child?.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (dir) await fsp.rm(dir, { recursive: true, force: true });
+    await tracker?.stop();
   });
 
   const has = (r: AnnounceResult, port: number) => r.peers.some((p) => p.host === '127.0.0.1' && p.port === port);
