@@ -289,7 +289,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'bitfield': {
         const bits = Bitfield.fromWire(this.metainfo.pieceCount, msg.bits);
         if (!bits) return this.violation(peer, 'malformed bitfield');
-        if (peer.bitfield.count() > 0) return this.violation(peer, 'bitfield after other pieces were announced');
+        // BEP 3 sends it once, first; aria2c sends it again later instead of HAVEs. A later
+        // one replaces the earlier (setBitfield swaps the availability counts), so accept it.
         return this.setBitfield(peer, bits);
       }
       case 'have-all':
