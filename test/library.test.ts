@@ -92,6 +92,27 @@ describe('library', function () {
       expect(p.stats.bytesHashed).to.equal(view.length + plain.length);
     });
 
+    it('lend hashes a prefix of a buffer in the worker and hands the same memory back', async function () {
+      const p = pool(1);
+      const results = await Promise.all(
+        [512 * KiB, 300_001, 1].map(async (size) => {
+          const buf = Buffer.allocUnsafeSlow(512 * KiB);
+          randomBytes(512 * KiB).copy(buf);
+          const expected = createHash('sha1').update(buf.subarray(0, size)).digest('hex');
+          const head = buf[0];
+          const pending = p.lend(buf, size);
+          expect(buf.buffer.byteLength, 'lent: detached while the worker has it').to.equal(0);
+          const res = await pending;
+          return { expected, head, res };
+        }),
+      );
+      for (const { expected, head, res } of results) {
+        expect(res.digest.toString('hex')).to.equal(expected);
+        expect(res.buf.length, 'the whole buffer comes back, not just the hashed prefix').to.equal(512 * KiB);
+        expect(res.buf[0]).to.equal(head);
+      }
+    });
+
     it('answers many concurrent sha1 calls, each with its own digest', async function () {
       const p = pool(3);
       const inputs = Array.from({ length: 500 }, (_, i) => {

@@ -55,13 +55,6 @@ export class PieceReader {
     return this.cached(index) ?? this.load(index);
   }
 
-  /** A copy-free view of a block (for callers that use it at once). */
-  async block(index: number, begin: number, length: number): Promise<Buffer> {
-    const p = await this.piece(index);
-    if (begin + length > p.buf.length) throw new RangeError('block past the end of its piece');
-    return p.buf.subarray(begin, begin + length);
-  }
-
   pin(p: CachedPiece): void {
     p.refs++;
   }
