@@ -13,6 +13,7 @@ import { PiecePicker, type ActivePiece } from './picker.js';
 import { Peer, DEFAULT_PEER_TIMEOUTS, dialSocket, type PeerTimeouts } from './peer.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
+import { serveUploads, type UploadContext } from './uploads.js';
 
 export interface SwarmLimits {
   /** Connections per torrent. */
@@ -113,6 +114,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private readonly handshake: Buffer;
   private readonly maxFrame: number;
   private readonly timeouts: PeerTimeouts;
+  private readonly uploads: UploadContext;
 
   constructor(private readonly init: TorrentInit) {
     super();
@@ -122,6 +124,16 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId);
     this.maxFrame = maxFrameFor(this.metainfo.pieceCount);
     this.choker = new Choker(init.limits.uploadSlots, () => this.seeding);
+    this.uploads = {
+      reader: () => this.store.reader,
+      limiter: init.uploadLimiter,
+      log: init.logger,
+      sent: (n) => {
+        this.up.add(n);
+        this.stats.uploaded += n;
+      },
+      resume: (peer) => void this.pump(peer),
+    };
     if (!this.store.have.complete()) this.startPicking();
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
@@ -492,58 +504,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     void this.pump(peer);
   }
 
-  /**
-   * Serve queued requests. Blocks whose piece is in memory go out in one corked batch (one
-   * writev for many blocks); a piece not in memory is read (others prefetched meanwhile).
-   * Stops while the socket is congested and resumes on 'drain'.
-   */
-  private async pump(peer: Peer): Promise<void> {
-    if (peer.pumping) return;
-    peer.pumping = true;
-    const reader = this.store.reader;
-    const limiter = this.init.uploadLimiter;
-    try {
-      while (!peer.closed && !peer.amChoking && peer.uploads.length > 0) {
-        if (peer.congested) {
-          peer.socket.once('drain', () => void this.pump(peer));
-          return;
-        }
-        const next = peer.uploads[0]!;
-        if (!reader.cached(next.index)) {
-          await reader.piece(next.index);
-          continue;
-        }
-        peer.socket.cork();
-        try {
-          while (peer.uploads.length > 0 && !peer.congested) {
-            const r = peer.uploads[0]!;
-            const piece = reader.cached(r.index);
-            if (!piece) break;
-            if (limiter.limited) {
-              const wait = limiter.take(r.length);
-              if (wait) {
-                peer.socket.uncork();
-                await wait;
-                peer.socket.cork();
-                if (peer.closed || peer.amChoking || peer.uploads[0] !== r) break;
-              }
-            }
-            peer.uploads.shift();
-            reader.pin(piece);
-            peer.sendBlock(r.index, r.begin, piece.buf.subarray(r.begin, r.begin + r.length), () => reader.unpin(piece));
-            this.up.add(r.length);
-            this.stats.uploaded += r.length;
-          }
-        } finally {
-          peer.socket.uncork();
-        }
-      }
-    } catch (err) {
-      this.log.error({ torrent: this.metainfo.name, err: (err as Error).message }, 'could not read a block to upload');
-      peer.close('local read error');
-    } finally {
-      peer.pumping = false;
-    }
+  private pump(peer: Peer): Promise<void> {
+    return serveUploads(peer, this.uploads);
   }
 
   private unchoke(peer: Peer): void {
