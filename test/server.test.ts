@@ -162,6 +162,21 @@ describe('peer port: protocol dispatch and limits', function () {
       await alive();
     });
 
+    it('closes a peer that queues more requests than it reads (512 at most)', async () => {
+      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const c = await rawClient(node.port);
+      c.sock.pause(); // read nothing: our side congests and the requests pile up
+      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+      c.sock.write(INTERESTED);
+      await new Promise((r) => setTimeout(r, 100));
+      // Valid requests (the first two pieces are whole 512 KiB ones), far more than 512 of them.
+      const burst: Buffer[] = [];
+      for (let i = 0; i < 4000; i++) burst.push(encodeRequest(i % 2, (i % 32) * 16384, 16384));
+      c.sock.write(Buffer.concat(burst));
+      await c.closed;
+      await alive();
+    });
+
     it('closes a BitTorrent connection that goes idle', async () => {
       const m = node.library.files()[0]!.metainfo;
       const c = await rawClient(node.port);
