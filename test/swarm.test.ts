@@ -144,6 +144,18 @@ describe('swarm: downloads between nodes on loopback', function () {
     expect(leech.listDownloads()).to.deep.equal([]);
   });
 
+  it('starts despite damaged resume records, ignoring them', async () => {
+    const resume = path.join(dir, 'leech', 'downloads', '.shoal', 'resume');
+    await fsp.mkdir(resume, { recursive: true });
+    await fsp.writeFile(path.join(resume, `${'a'.repeat(40)}.json`), '{not json');
+    const record = { version: 1, infohash: 'b'.repeat(40), part: 'x.part', torrent: Buffer.from('garbage').toString('base64'), have: '', savedAt: 0 };
+    await fsp.writeFile(path.join(resume, `${'b'.repeat(40)}.json`), JSON.stringify(record));
+    const { seeds: s, digest } = await seeds(1, 1 * MiB, 'f.bin');
+    const leech = await downloader(s);
+    expect(leech.listDownloads()).to.deep.equal([]);
+    expect(await sha1File(await leech.whenDone(await leech.download('f.bin')))).to.equal(digest);
+  });
+
   it('reports a clear error for a name nobody shares', async () => {
     const { seeds: s } = await seeds(1, 1024, 'e.bin');
     const leech = await downloader(s);

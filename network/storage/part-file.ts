@@ -85,7 +85,14 @@ export class PartFile implements PieceStore {
     const out: Metainfo[] = [];
     for (const n of names.filter((x) => /^[0-9a-f]{40}\.json$/.test(x))) {
       const rec = await readRecord(path.join(resumeDir, n), logger);
-      if (rec) out.push(parseTorrent(Buffer.from(rec.torrent, 'base64')));
+      if (!rec) continue;
+      try {
+        const m = parseTorrent(Buffer.from(rec.torrent, 'base64'));
+        if (m.infoHashHex === rec.infohash) out.push(m);
+        else logger.warn({ file: n }, 'ignoring a resume record whose torrent does not match its infohash');
+      } catch (err) {
+        logger.warn({ file: n, err: (err as Error).message }, 'ignoring a resume record with a damaged torrent');
+      }
     }
     return out;
   }
