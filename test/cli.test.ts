@@ -4,11 +4,10 @@
  * 127.0.0.1 only; every child is killed and every folder removed in the hooks.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CLI, tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, type CliChild } from './helpers.js';
+import { CLI, tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, type CliChild, Children } from './helpers.js';
 import { findExecutable } from './opentracker.js';
 import type { Node } from '../network/node.js';
 
@@ -20,26 +19,9 @@ interface Finished {
 }
 
 /** Children of the current test, killed in afterEach whatever happened. */
-const children = new Set<ChildProcess>();
-
-function track<T extends ChildProcess>(child: T): T {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all(
-    [...children].map(async (c) => {
-      if (c.exitCode === null && c.signalCode === null) {
-        const exited = once(c, 'exit');
-        c.kill('SIGKILL');
-        await exited;
-      }
-      children.delete(c);
-    }),
-  );
-}
+const children = new Children();
+const track = <T extends ChildProcess>(child: T): T => children.track(child);
+const killAll = (): Promise<void> => children.killAll();
 
 /** Run `node-cli <args>` to completion (SIGKILL after `timeoutMs`). */
 function runCli(args: string[], cwd: string, timeoutMs = 15_000): Promise<Finished> {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Node, type NodeInit } from '../network/node.js';
@@ -103,4 +104,28 @@ export function spawnCli(args: string[], cwd: string, env: Record<string, string
 
 export async function cleanup(...dirs: string[]): Promise<void> {
   await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+}
+
+/** Child processes started by a test, all killed (SIGKILL) by `killAll` in afterEach whatever happened. */
+export class Children {
+  private readonly live = new Set<ChildProcess>();
+
+  track<T extends ChildProcess>(child: T): T {
+    this.live.add(child);
+    child.once('exit', () => this.live.delete(child));
+    return child;
+  }
+
+  async killAll(): Promise<void> {
+    await Promise.all(
+      [...this.live].map(async (c) => {
+        if (c.exitCode === null && c.signalCode === null) {
+          const exited = once(c, 'exit');
+          c.kill('SIGKILL');
+          await exited;
+        }
+        this.live.delete(c);
+      }),
+    );
+  }
 }

@@ -4,12 +4,11 @@
  * Everything runs on 127.0.0.1; aria2c is told never to use DHT, LPD (multicast) or PEX.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
-import { tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, type CliChild } from './helpers.js';
+import { tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, type CliChild, Children } from './helpers.js';
 import { startOpentracker, findExecutable, type Opentracker } from './opentracker.js';
 import { parseTorrent } from '../network/metainfo/metainfo.js';
 import { announce } from '../network/tracker/announce.js';
@@ -33,26 +32,9 @@ const ARIA_NET = [
 ];
 
 /** Children started by the current test, killed in afterEach whatever happened. */
-const children = new Set<ChildProcess>();
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all(
-    [...children].map(async (c) => {
-      if (c.exitCode === null && c.signalCode === null) {
-        const exited = once(c, 'exit');
-        c.kill('SIGKILL');
-        await exited;
-      }
-      children.delete(c);
-    }),
-  );
-}
+const children = new Children();
+const track = <T extends ChildProcess>(child: T): T => children.track(child);
+const killAll = (): Promise<void> => children.killAll();
 
 interface Finished {
   code: number | null;
