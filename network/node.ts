@@ -405,17 +405,15 @@ export class Node extends EventEmitter<NodeEvents> {
     return t;
   }
 
+  /** Announces one torrent to `urls`; peers it hears of go to `onPeer`. */
+  private newTracker(m: Metainfo, urls: string[], stats: () => { uploaded: number; downloaded: number; left: number }): TrackerClient {
+    return new TrackerClient({ urls, infoHash: m.infoHash, peerId: this.peerId, port: this.port, logger: this.log, stats });
+  }
+
   private trackerFor(m: Metainfo, urls: string[], torrent: Torrent): TrackerClient {
-    const client = new TrackerClient({
-      urls,
-      infoHash: m.infoHash,
-      peerId: this.peerId,
-      port: this.port,
-      logger: this.log,
-      stats: () => {
-        const s = torrent.info();
-        return { uploaded: s.uploaded, downloaded: s.downloaded, left: m.length - Math.min(m.length, s.verified * m.pieceLength) };
-      },
+    const client = this.newTracker(m, urls, () => {
+      const s = torrent.info();
+      return { uploaded: s.uploaded, downloaded: s.downloaded, left: m.length - Math.min(m.length, s.verified * m.pieceLength) };
     });
     client.on('peer', (p) => torrent.addPeers([p]));
     return client;
@@ -448,14 +446,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const urls = this.init.trackers ?? [];
     const h = f.metainfo.infoHashHex;
     if (urls.length === 0 || this.seedTrackers.has(h) || this.downloads.has(h)) return;
-    const client = new TrackerClient({
-      urls,
-      infoHash: f.metainfo.infoHash,
-      peerId: this.peerId,
-      port: this.port,
-      logger: this.log,
-      stats: () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }),
-    });
+    const client = this.newTracker(f.metainfo, urls, () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }));
     this.seedTrackers.set(h, client);
     client.start();
   }

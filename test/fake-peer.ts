@@ -12,6 +12,8 @@ export interface FakePeer {
   connections: number;
   /** Requests received so far. */
   requests: number;
+  /** BitTorrent connections the other side closed. */
+  closedByPeer: number;
   close(): Promise<void>;
 }
 
@@ -22,14 +24,20 @@ export interface FakePeer {
  */
 export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Promise<FakePeer> {
   const sockets = new Set<net.Socket>();
-  const state = { connections: 0, requests: 0 };
+  const state = { connections: 0, requests: 0, closedByPeer: 0 };
   const server = net.createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
+    let handshook = false;
+    sock.on('close', () => {
+      // Only closes from the other side: ours happen in close(), after the test.
+      if (handshook && sockets.has(sock)) state.closedByPeer++;
+      sockets.delete(sock);
+    });
     sock.on('error', () => {});
     const decoder = new WireDecoder((msg) => {
       if (msg.type === 'handshake') {
         state.connections++;
+        handshook = true;
         sock.write(encodeHandshake(m.infoHash, Buffer.from(`-FK0001-${randomBytes(6).toString('hex')}`)));
         sock.write(encodeBitfield(Bitfield.full(m.pieceCount).bytes));
         sock.write(UNCHOKE);
@@ -55,8 +63,13 @@ export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Pro
     get requests() {
       return state.requests;
     },
+    get closedByPeer() {
+      return state.closedByPeer;
+    },
     close: async () => {
-      for (const s of sockets) s.destroy();
+      const open = [...sockets];
+      sockets.clear();
+      for (const s of open) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -162,6 +162,17 @@ describe('peer port: protocol dispatch and limits', function () {
       await alive();
     });
 
+    it('closes a peer that asks for a block larger than 128 KiB', async () => {
+      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const c = await rawClient(node.port);
+      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+      c.sock.write(INTERESTED);
+      await new Promise((r) => setTimeout(r, 100));
+      c.sock.write(encodeRequest(0, 0, 128 * 1024 + 1));
+      await c.closed;
+      await alive();
+    });
+
     it('closes a peer that queues more requests than it reads (512 at most)', async () => {
       const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
       const c = await rawClient(node.port);

@@ -111,6 +111,24 @@ describe('swarm: downloads between nodes on loopback', function () {
     expect(staller.requests, 'the staller was asked and never answered').to.be.greaterThan(0);
   });
 
+  it('drops a peer after three stalls', async () => {
+    const { seeds: s } = await seeds(1, 2 * MiB, 'g.bin');
+    const m = s[0]!.library.files()[0]!.metainfo;
+    const staller = await fakePeer(m, 'stall');
+    fakes.push(staller);
+    // Only the staller is known, so nobody else can take its blocks; the limit must act alone.
+    const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }], limits: { requestTimeoutMs: 300 } });
+    nodes.push(leech);
+    // The staller speaks no control protocol, so hand the node the metainfo as a .torrent.
+    const torrentFile = path.join(dir, 'g.torrent');
+    await fsp.writeFile(torrentFile, encodeTorrent(m));
+    await leech.download(torrentFile);
+    const t0 = Date.now();
+    await waitFor(() => staller.closedByPeer >= 1, 10_000, 'the staller to be dropped');
+    // Not on the first stall: each takes a tick to notice and a tick before new requests.
+    expect(Date.now() - t0, 'three stalls, checked once a second').to.be.within(2_000, 10_000);
+  });
+
   it('never overwrites a different file with the same name: the download takes a free name', async () => {
     const { seeds: s, digest } = await seeds(1, 2 * MiB, 'song.mp3');
     const leechDir = path.join(dir, 'leech');

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import {
   WireDecoder, WireError, type WireMessage, encodeHandshake, encodeHave, encodeBitfield, encodeRequest,
-  encodeCancel, encodeReject, encodePiece, encodePort, encodeExtended, KEEP_ALIVE, CHOKE, UNCHOKE, INTERESTED,
+  encodeCancel, encodeReject, encodeRequests, encodePiece, encodePort, encodeExtended, KEEP_ALIVE, CHOKE, UNCHOKE, INTERESTED,
   NOT_INTERESTED, HAVE_ALL, HAVE_NONE, maxFrameFor, DEFAULT_MAX_FRAME,
 } from '../network/wire/peer-wire.js';
 import { Bitfield } from '../network/wire/bitfield.js';
@@ -74,6 +74,14 @@ describe('peer wire codec', () => {
         expect(decodeAll([bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)])).to.deep.equal(expected);
       }
     }
+  });
+
+  it('encodes a batch of requests as the same bytes as one request at a time', () => {
+    const reqs = [{ index: 0, begin: 0, length: 16384 }, { index: 7, begin: 32768, length: 100 }];
+    expect(encodeRequests(reqs).equals(Buffer.concat(reqs.map((r) => encodeRequest(r.index, r.begin, r.length))))).to.equal(true);
+    const out: WireMessage[] = [];
+    new WireDecoder((msg) => out.push(msg), DEFAULT_MAX_FRAME, false).push(encodeRequests(reqs));
+    expect(out).to.deep.equal(reqs.map((r) => ({ type: 'request', ...r })));
   });
 
   it('rejects a frame longer than the limit as soon as its length prefix arrives', () => {

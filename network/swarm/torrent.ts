@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
-  type WireMessage, encodeHandshake, encodeBitfield, encodeHave, encodeCancel, maxFrameFor,
+  type WireMessage, encodeHandshake, encodeRequests, encodeBitfield, encodeHave, encodeCancel, maxFrameFor,
   INTERESTED, NOT_INTERESTED, CHOKE, UNCHOKE, BLOCK_LENGTH, MAX_REQUEST_LENGTH,
 } from '../wire/peer-wire.js';
 import { Bitfield } from '../wire/bitfield.js';
@@ -376,17 +376,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const reqs = picker.pick(peer, room, maxOwned);
     if (reqs.length === 0) return;
     if (wasIdle) peer.lastBlockAt = Date.now();
-    const buf = Buffer.allocUnsafe(17 * reqs.length);
-    let o = 0;
-    for (const r of reqs) {
-      buf.writeUInt32BE(13, o);
-      buf[o + 4] = 6;
-      buf.writeUInt32BE(r.index, o + 5);
-      buf.writeUInt32BE(r.begin, o + 9);
-      buf.writeUInt32BE(r.length, o + 13);
-      o += 17;
-    }
-    peer.send(buf);
+    peer.send(encodeRequests(reqs));
   }
 
   private onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {

@@ -246,13 +246,24 @@ export function encodeBitfield(bits: Uint8Array): Buffer {
   return b;
 }
 
+function writeTriple(b: Buffer, o: number, id: number, index: number, begin: number, length: number): void {
+  b.writeUInt32BE(13, o);
+  b[o + 4] = id;
+  b.writeUInt32BE(index, o + 5);
+  b.writeUInt32BE(begin, o + 9);
+  b.writeUInt32BE(length, o + 13);
+}
+
 function triple(id: number, index: number, begin: number, length: number): Buffer {
   const b = Buffer.allocUnsafe(17);
-  b.writeUInt32BE(13, 0);
-  b[4] = id;
-  b.writeUInt32BE(index, 5);
-  b.writeUInt32BE(begin, 9);
-  b.writeUInt32BE(length, 13);
+  writeTriple(b, 0, id, index, begin, length);
+  return b;
+}
+
+/** Many requests in one buffer, so a batch costs one socket write. */
+export function encodeRequests(reqs: ReadonlyArray<{ index: number; begin: number; length: number }>): Buffer {
+  const b = Buffer.allocUnsafe(17 * reqs.length);
+  reqs.forEach((r, i) => writeTriple(b, 17 * i, MSG.request, r.index, r.begin, r.length));
   return b;
 }
 
