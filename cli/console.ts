@@ -1,17 +1,22 @@
 import readline from 'node:readline';
 import cliProgress from 'cli-progress';
 import type { Node, DownloadInfo } from '../network/node.js';
+import { PEER_SOURCES, type PeerSource } from '../network/discovery/discovery.js';
 import { bytes, rate, eta, hostPort } from './format.js';
 
 const HELP = `commands:
   help                 this list
   files                what this node shares
-  peers                the peers this node knows
+  peers [SOURCE]       the peers this node knows; SOURCE: all (default), multicast,
+                       bootstrap, manual, peer (learnt from other peers), tracker
   add-peer HOST:PORT   add a peer
-  search TEXT          search every known peer by name
+  search TEXT          search the whole network by name (every peer and the bootstrap index)
   get WHAT             download a name, infohash, magnet link or .torrent file
   status               node totals and downloads
   cancel WHAT          cancel a download (name or infohash); removes its .part
+  watch [GLOB]         download every file matching GLOB (e.g. *.iso) that appears on the
+                       network; without GLOB, list the patterns watched
+  unwatch GLOB         stop watching a pattern
   quit                 stop the node cleanly`;
 
 /**
@@ -84,10 +89,17 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           return;
         }
         case 'peers': {
-          const peers = node.knownPeers();
-          if (peers.length === 0) return say('no known peers (add one with add-peer HOST:PORT)');
-          for (const p of peers) say(`${`${p.host}:${p.port}`.padEnd(24)} ${[...p.sources].join(',')}  seen ${Math.round((Date.now() - p.lastSeen) / 1000)}s ago`);
-          return;
+          const filter = arg === '' || arg === 'all' ? undefined : arg;
+          if (filter !== undefined && !(PEER_SOURCES as readonly string[]).includes(filter))
+            return say(`usage: peers [all|${PEER_SOURCES.join('|')}]`);
+          const peers = node.registry.list(filter as PeerSource | undefined);
+          if (peers.length === 0) return say(filter ? `no peers from ${filter}` : 'no known peers yet (add one with add-peer HOST:PORT)');
+          say(`${'ADDRESS'.padEnd(22)} ${'NAME'.padEnd(16)} ${'SOURCES'.padEnd(26)} ${'SEEN'.padStart(6)}  ANSWERS`);
+          for (const p of peers) {
+            const seen = `${Math.round((Date.now() - p.lastSeen) / 1000)}s`;
+            say(`${`${p.host}:${p.port}`.padEnd(22)} ${(p.name ?? p.id ?? '-').slice(0, 16).padEnd(16)} ${[...p.sources].join(',').padEnd(26)} ${seen.padStart(6)}  ${p.reachable}`);
+          }
+          return say(`${peers.length} peer(s)`);
         }
         case 'add-peer': {
           const { host, port } = hostPort(arg);
@@ -97,8 +109,8 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           if (!arg) return say('usage: search TEXT');
           const results = await node.search(arg);
           if (results.length === 0) return say('nothing found');
-          for (const r of results) say(`${r.infohash}  ${bytes(r.size).padStart(10)}  ${String(r.peers.length).padStart(2)} node(s)  ${r.name}`);
-          return;
+          for (const r of results) say(`${r.infohash}  ${bytes(r.size).padStart(10)}  ${String(r.peers.length).padStart(3)} node(s)  ${r.name}`);
+          return say(`${results.length} file(s); get NAME or get INFOHASH downloads from every node that has it`);
         }
         case 'get': {
           if (!arg) return say('usage: get NAME|INFOHASH|MAGNET|FILE.torrent');
@@ -107,13 +119,25 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
         }
         case 'status': {
           const s = node.status();
-          say(`node ${s.id} on port ${s.port}: ${s.files} shared files, ${s.peers} known peers, ${s.connections} connections`);
+          say(`node ${s.name} (${s.id}) on port ${s.port}: ${s.files} shared files, ${s.peers} known peers, ${s.connections} connections`);
+          for (const d of node.discovery()) say(`  ${d.source.padEnd(10)} ${d.health.state}${d.health.detail ? `: ${d.health.detail}` : ''}`);
+          if (node.watcher.patterns().length > 0) say(`  watching ${node.watcher.patterns().join(' ')}`);
           for (const d of node.listDownloads())
             say(`  ${d.state.padEnd(11)} ${d.name}  ${((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1)}%  down ${rate(d.downloadRate)}  up ${rate(d.uploadRate)}  ${d.peers} peers`);
           return;
         }
         case 'cancel':
           return say((await node.cancel(arg)) ? `cancelled ${arg}` : `no active download ${arg}`);
+        case 'watch': {
+          if (!arg) {
+            const list = node.watcher.patterns();
+            return say(list.length > 0 ? `watching: ${list.join(' ')}` : 'not watching anything; usage: watch GLOB');
+          }
+          node.watch(arg);
+          return say(`watching ${arg}: matching files anywhere on the network will be downloaded`);
+        }
+        case 'unwatch':
+          return say(node.unwatch(arg) ? `stopped watching ${arg}` : `not watching ${arg}`);
         case 'quit':
         case 'exit':
           rl.close();

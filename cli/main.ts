@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger } from '../network/log.js';
 import { Node, type DownloadInfo } from '../network/node.js';
+import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import { parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
@@ -25,7 +26,11 @@ const node = new Node({
   trackers: opts.trackers,
   pieceLength: opts.pieceLength,
   maxUploadRate: opts.maxUploadRate,
-  watch: opts.watch,
+  watch: opts.folderWatch,
+  name: opts.name,
+  bootstrap: opts.bootstrap,
+  multicast: opts.multicast,
+  watchPatterns: opts.watchPatterns,
   logger,
 });
 
@@ -62,6 +67,13 @@ node.on('progress', (d) => {
   emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers },
     `progress ${d.name} ${pct(d)}% ${rate(d.downloadRate)} ${d.peers} peers`);
 });
+const peerData = (p: KnownPeer) => ({ id: p.id, name: p.name, host: p.host, port: p.port, sources: [...p.sources] });
+node.on('peer-up', (p) => emit('peer-up', peerData(p), `peer up ${p.name ?? p.id ?? ''} ${p.host}:${p.port} (${[...p.sources].join(',')})`));
+node.on('peer-down', (p) => emit('peer-down', peerData(p), `peer down ${p.name ?? p.id ?? ''} ${p.host}:${p.port}`));
+node.on('watched', (f, pattern, infohash) => emit('watched', { name: f.name, pattern, infohash }, `watch ${pattern}: downloading ${f.name}`));
+node.on('discovery-health', (source, h) => {
+  if (opts.json) emit('discovery', { source, state: h.state, detail: h.detail }, '');
+});
 node.on('error', (err, infohash) => emit('error', { infohash, error: err.message }, `error ${infohash ?? ''}: ${err.message}`));
 node.on('done', (d) => {
   view?.update(d);
@@ -73,7 +85,7 @@ await node.start().catch((err: Error) => {
   process.stderr.write(`node-cli: cannot start: ${err.message}\n`);
   process.exit(1);
 });
-emit('listening', { id: node.id, port: node.port, files: node.library.files().length },
+emit('listening', { id: node.id, name: node.name, port: node.port, files: node.library.files().length, discovery: node.discovery().map((d) => d.source) },
   `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.library.files().length} files)`);
 
 /** Resolve a --get target, retrying while peers come up, then wait for the verified file. */

@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
+import { isIPv4 } from 'node:net';
 import { parseSize, hostPort } from './format.js';
+import { checkPattern } from '../network/glob.js';
 
 export interface CliOptions {
   listenHost?: string;
@@ -14,7 +16,11 @@ export interface CliOptions {
   pieceLength?: number;
   maxUploadRate: number;
   resolveTimeoutMs: number;
-  watch: boolean;
+  folderWatch: boolean;
+  name?: string;
+  bootstrap?: string;
+  multicast: false | { group: string; port: number; interfaces?: string[]; ttl: number; intervalMs: number };
+  watchPatterns: string[];
   logLevel: string;
   json: boolean;
 }
@@ -40,7 +46,16 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
     .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)', '0')
     .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file', '30')
-    .option('--no-watch', 'do not watch the shared folders for changes')
+    .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
+    .option('--name <name>', 'the name other nodes see (default: host name)')
+    .option('--bootstrap <url>', 'bootstrap server to register with, search and use as tracker, e.g. http://10.0.0.1:8000')
+    .option('--no-multicast', 'no LAN discovery by multicast beacons')
+    .option('--multicast-group <ip>', 'multicast group for beacons', '224.1.1.1')
+    .option('--multicast-port <port>', 'UDP port for beacons', '10000')
+    .option('--interface <name|ip>', 'send and listen for beacons on this interface only (repeatable; default: every usable IPv4 interface)', collect, [])
+    .option('--multicast-ttl <n>', 'TTL of beacons (1 = this LAN only)', '1')
+    .option('--beacon-interval <seconds>', 'seconds between beacons; peers expire after 3 missed', '5')
+    .option('--watch <glob>', 'download every file matching this pattern that appears on the network (repeatable), e.g. "*.iso"', collect, [])
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .option('--json', 'print events as JSON lines on stdout (for scripts)', false)
     .exitOverride()
@@ -76,7 +91,25 @@ export function parseCli(argv: string[]): CliOptions {
   const gets = o.get as string[];
   if (o.exitWhenDone && gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
   for (const url of o.tracker as string[]) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
+  const group = o.multicastGroup as string;
+  const first = Number(group.split('.')[0]);
+  if (!isIPv4(group) || first < 224 || first > 239) throw new UsageError(`--multicast-group must be an IPv4 multicast address (224.0.0.0 to 239.255.255.255), got ${group}`);
+  const mport = Number(o.multicastPort);
+  if (!/^\d+$/.test(String(o.multicastPort)) || mport < 1 || mport > 65535) throw new UsageError(`--multicast-port must be a number from 1 to 65535, got ${String(o.multicastPort)}`);
+  const ttl = Number(o.multicastTtl);
+  if (!/^\d+$/.test(String(o.multicastTtl)) || ttl > 255) throw new UsageError(`--multicast-ttl must be a number from 0 to 255, got ${String(o.multicastTtl)}`);
+  const interval = Number(o.beaconInterval);
+  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--beacon-interval must be a number of seconds from 0.1 to 3600, got ${String(o.beaconInterval)}`);
+  const bootstrap = o.bootstrap as string | undefined;
+  if (bootstrap !== undefined && !/^https?:\/\/[^/]+/.test(bootstrap)) throw new UsageError(`--bootstrap must be an http(s) URL, got ${bootstrap}`);
+  const watchPatterns = wrap(() => (o.watch as string[]).map(checkPattern));
+  const ifaces = o.interface as string[];
   return {
+    folderWatch: o.folderWatch !== false,
+    name: o.name as string | undefined,
+    bootstrap: bootstrap?.replace(/\/+$/, ''),
+    multicast: o.multicast === false ? false : { group, port: mport, interfaces: ifaces.length > 0 ? ifaces : undefined, ttl, intervalMs: interval * 1000 },
+    watchPatterns,
     listenHost: ip,
     port,
     shared: o.shared as string,
@@ -89,7 +122,6 @@ export function parseCli(argv: string[]): CliOptions {
     pieceLength,
     maxUploadRate: wrap(() => parseSize(o.maxUploadRate as string)),
     resolveTimeoutMs: resolveTimeout * 1000,
-    watch: o.watch !== false,
     logLevel: o.logLevel as string,
     json: Boolean(o.json),
   };

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -8,10 +9,16 @@ import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { PeerServer } from './peer-server.js';
-import type { ControlRequest, ControlResponse } from './wire/control-codec.js';
+import { MAX_PEERS, type ControlRequest, type ControlResponse } from './wire/control-codec.js';
 import { controlRequest, fetchMetainfo } from './control/control-client.js';
 import { TrackerClient } from './tracker/announce.js';
-import { PeerRegistry, type KnownPeer } from './discovery/peer-registry.js';
+import { PeerRegistry, isLoopback as isLoopbackHost, type KnownPeer } from './discovery/peer-registry.js';
+import type { DiscoveryHealth, PeerDiscovery, PeerSource } from './discovery/discovery.js';
+import { MulticastDiscovery } from './discovery/multicast.js';
+import { BootstrapClient } from './discovery/bootstrap-client.js';
+import type { Subscriber } from './control/control-server.js';
+import type { FileEntry } from './wire/control-codec.js';
+import { Watcher } from './watcher.js';
 import { Torrent, DEFAULT_SWARM_LIMITS, type SwarmLimits, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
 import { RateLimiter } from './swarm/rate.js';
@@ -44,16 +51,37 @@ export interface NodeInit {
   controlIdleMs?: number;
   /** Per-peer timeout for searches and metainfo requests. */
   queryTimeoutMs?: number;
+  /** Follow changes in the shared folders (default true). */
   watch?: boolean;
+  /** Stable node id; by default kept in the state folder per port (fresh for port 0). */
+  id?: string;
+  /** LAN discovery by multicast beacons; `false` turns it off. On by default. */
+  multicast?: false | MulticastOptions;
+  /** Bootstrap server URL (http://host:port); none by default. */
+  bootstrap?: string;
+  /** Glob patterns: download every matching file that appears on the network. */
+  watchPatterns?: string[];
+  /** How often to ask a few peers for the peers they know (0 = never). */
+  gossipIntervalMs?: number;
   logger?: Logger;
+}
+
+export interface MulticastOptions {
+  group?: string;
+  port?: number;
+  interfaces?: string[];
+  ttl?: number;
+  intervalMs?: number;
 }
 
 export interface SearchResult {
   infohash: string;
   name: string;
   size: number;
-  /** Nodes that answered with this file. */
-  peers: Array<{ host: string; port: number }>;
+  /** Nodes known to have this file (answered a search, or listed by the bootstrap index). */
+  peers: Array<{ id?: string; host: string; port: number }>;
+  /** Where the answers came from. */
+  via: Array<'peers' | 'bootstrap'>;
 }
 
 export interface DownloadInfo extends TorrentStats {
@@ -65,6 +93,9 @@ export interface DownloadInfo extends TorrentStats {
 export interface NodeEvents {
   'peer-up': [peer: KnownPeer];
   'peer-down': [peer: KnownPeer];
+  'discovery-health': [source: PeerSource, health: DiscoveryHealth];
+  /** A watched pattern matched a file on the network and its download started. */
+  watched: [file: FileEntry, pattern: string, infohash: string];
   'file-added': [file: SharedFile];
   'file-removed': [file: SharedFile];
   progress: [info: DownloadInfo];
@@ -73,6 +104,8 @@ export interface NodeEvents {
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
+/** Nodes that may hold a `subscribe` stream to this one at once. */
+export const MAX_SUBSCRIBERS = 64;
 
 interface Download {
   torrent: Torrent;
@@ -89,7 +122,9 @@ interface Download {
  * the typed events); nothing above it reaches past it.
  */
 export class Node extends EventEmitter<NodeEvents> {
-  readonly id = nanoid();
+  readonly id: string;
+  /** Changes at every start, so peers notice a restart at once. */
+  readonly instance = nanoid(12);
   readonly peerId = Buffer.concat([Buffer.from('-SH0100-'), Buffer.from(randomBytes(9).toString('base64url').slice(0, 12))]);
   readonly log: Logger;
   readonly registry: PeerRegistry;
@@ -110,6 +145,12 @@ export class Node extends EventEmitter<NodeEvents> {
   private lastProgress = new Map<string, number>();
   /** Downloads whose .part is being opened (and maybe rechecked) right now. */
   private readonly starting = new Map<string, Promise<void>>();
+  private readonly sources: PeerDiscovery[] = [];
+  private bootstrapClient: BootstrapClient | null = null;
+  private readonly subscribers = new Set<Subscriber>();
+  readonly watcher: Watcher;
+  private readonly gossiped = new Map<string, number>();
+  private gossipTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly init: NodeInit) {
     super();
@@ -129,7 +170,9 @@ export class Node extends EventEmitter<NodeEvents> {
       logger: this.log,
       watch: init.watch ?? true,
     });
-    this.registry = new PeerRegistry();
+    this.id = init.id ?? loadNodeId(this.stateDir, init.port);
+    this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
+    this.watcher = new Watcher({ registry: this.registry, logger: this.log, fetch: (f, from, pattern) => this.fetchWatched(f, from, pattern) });
     this.server = new PeerServer({
       host: init.listenHost,
       port: init.port,
@@ -138,18 +181,30 @@ export class Node extends EventEmitter<NodeEvents> {
       peerTimeouts: this.timeouts,
       control: { idleMs: init.controlIdleMs ?? 60_000 },
       findTorrent: (h) => this.findTorrent(h.toString('hex')),
-      controlHandler: { handle: (req) => this.handleControl(req) },
+      controlHandler: { handle: (req) => this.handleControl(req), subscribe: (sub) => this.addSubscriber(sub) },
     });
     this.registry.on('peer-up', (p) => {
       this.emit('peer-up', p);
       for (const d of this.downloads.values()) if (d.state === 'downloading') d.torrent.addPeers([p]);
+      if (!p.sources.has('peer')) this.gossip(p);
+    });
+    this.registry.on('peer-changed', (p) => {
+      for (const d of this.downloads.values()) if (d.state === 'downloading') d.torrent.addPeers([p]);
     });
     this.registry.on('peer-down', (p) => this.emit('peer-down', p));
+    this.registry.on('peer-unreachable', (p) => {
+      this.log.info({ peer: `${p.host}:${p.port}`, id: p.id }, 'peer does not answer');
+      if (p.id && p.sources.has('bootstrap')) void this.bootstrapClient?.report(p.id).catch(() => {});
+    });
     this.library.on('added', (f) => {
       this.emit('file-added', f);
       this.announceShared(f);
+      this.publish('file-added', f);
     });
-    this.library.on('removed', (f) => this.onFileRemoved(f));
+    this.library.on('removed', (f) => {
+      this.onFileRemoved(f);
+      this.publish('file-removed', f);
+    });
   }
 
   /** The port peers reach us on (after start). */
@@ -170,8 +225,11 @@ export class Node extends EventEmitter<NodeEvents> {
     this.started = true;
     // Listen first: the library's first scan announces files to trackers with our port.
     await this.server.start();
+    this.registry.setSelf({ id: this.id, port: this.port, hosts: localAddresses() });
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
+    for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
+    await this.startDiscovery();
     for (const m of await PartFile.pending(path.join(this.stateDir, 'resume'), this.log)) {
       this.log.info({ file: m.name, infohash: m.infoHashHex }, 'resuming download');
       this.startDownload(m, []).catch((err: Error) => this.log.error({ err: err.message }, 'could not resume download'));
@@ -182,6 +240,10 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Stop cleanly: close connections, flush resume records, tell trackers we left. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.watcher.stop();
+      if (this.gossipTimer) clearInterval(this.gossipTimer);
+      // GOODBYE and unregister first, while the peer port still answers stragglers.
+      await Promise.allSettled(this.sources.map((s) => s.stop()));
       const trackers = [...this.seedTrackers.values(), ...[...this.downloads.values()].map((d) => d.trackers)];
       await Promise.allSettled(trackers.map((t) => t?.stop()));
       await this.server.stop();
@@ -201,25 +263,58 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.registry.list();
   }
 
-  /** Ask every known peer (in parallel, each bounded by a timeout) and merge by infohash. */
+  /**
+   * Ask every known peer (in parallel, each bounded by a timeout) and the bootstrap index,
+   * and merge the answers by infohash, with every node known to have each file.
+   */
   async search(query: string): Promise<SearchResult[]> {
     const merged = new Map<string, SearchResult>();
-    await Promise.all(
-      this.registry.list().map(async (p) => {
-        try {
-          const res = await controlRequest(p.host, p.port, { type: 'search', filename: query }, { timeoutMs: this.queryTimeout });
-          if (res.type !== 'FOUND') return;
-          for (const f of res.files) {
-            const r = merged.get(f.infohash) ?? { infohash: f.infohash, name: f.name, size: f.size, peers: [] };
-            r.peers.push({ host: p.host, port: p.port });
-            merged.set(f.infohash, r);
-          }
-        } catch (err) {
-          this.log.debug({ peer: `${p.host}:${p.port}`, err: (err as Error).message }, 'search: peer did not answer');
-        }
-      }),
-    );
-    return [...merged.values()].sort((a, b) => b.peers.length - a.peers.length || a.name.localeCompare(b.name));
+    const note = (f: FileEntry, node: { id?: string; host: string; port: number }, via: 'peers' | 'bootstrap') => {
+      const r = merged.get(f.infohash) ?? { infohash: f.infohash, name: f.name, size: f.size, peers: [], via: [] };
+      const same = (p: { id?: string; host: string; port: number }) => (p.id && p.id === node.id) || (p.host === node.host && p.port === node.port);
+      if (!r.peers.some(same)) r.peers.push(node);
+      if (!r.via.includes(via)) r.via.push(via);
+      merged.set(f.infohash, r);
+    };
+    const asks = this.registry.list().map(async (p) => {
+      try {
+        const res = await controlRequest(p.host, p.port, { type: 'search', filename: query }, { timeoutMs: this.queryTimeout });
+        this.registry.contact(p.host, p.port, true);
+        if (res.type === 'FOUND') for (const f of res.files) note(f, { id: p.id, host: p.host, port: p.port }, 'peers');
+      } catch (err) {
+        this.registry.contact(p.host, p.port, false);
+        this.log.debug({ peer: `${p.host}:${p.port}`, err: (err as Error).message }, 'search: peer did not answer');
+      }
+    });
+    const index = this.bootstrapClient;
+    if (index) {
+      asks.push(
+        index.search(query).then(
+          (files) => {
+            for (const f of files) for (const n of f.nodes) if (n.id !== this.id) note(f, n, 'bootstrap');
+          },
+          (err: Error) => this.log.debug({ err: err.message }, 'search: the bootstrap index did not answer'),
+        ),
+      );
+    }
+    await Promise.all(asks);
+    return [...merged.values()]
+      .filter((r) => r.peers.length > 0)
+      .sort((a, b) => b.peers.length - a.peers.length || a.name.localeCompare(b.name));
+  }
+
+  /** Download every file matching `pattern` that appears on the network. */
+  watch(pattern: string): void {
+    this.watcher.add(pattern);
+  }
+
+  unwatch(pattern: string): boolean {
+    return this.watcher.remove(pattern);
+  }
+
+  /** Health of each discovery source in use. */
+  discovery(): Array<{ source: PeerSource; health: DiscoveryHealth }> {
+    return this.sources.map((s) => ({ source: s.source, health: s.health() }));
   }
 
   /**
@@ -259,6 +354,7 @@ export class Node extends EventEmitter<NodeEvents> {
         break;
       }
     }
+    if (this.bootstrapClient) trackers = [...trackers, this.bootstrapClient.trackerUrl];
     if (this.downloads.has(infohash)) return infohash;
     const opening = this.starting.get(infohash);
     if (opening) {
@@ -306,9 +402,10 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; port: number; peers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; files: number; connections: number; torrents: TorrentStats[] } {
     return {
       id: this.id,
+      name: this.name,
       port: this.port,
       peers: this.registry.list().length,
       files: this.library.files().length,
@@ -318,6 +415,112 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   // ---- internals ------------------------------------------------------------------------
+
+  private async startDiscovery(): Promise<void> {
+    const self = { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.init.announceHost };
+    if (this.init.multicast !== false) {
+      const m = this.init.multicast ?? {};
+      this.sources.push(
+        new MulticastDiscovery({
+          self,
+          group: m.group,
+          port: m.port,
+          interfaces: m.interfaces,
+          ttl: m.ttl,
+          intervalMs: m.intervalMs,
+          logger: this.log,
+        }),
+      );
+    }
+    if (this.init.bootstrap) {
+      this.bootstrapClient = new BootstrapClient({ url: this.init.bootstrap, self, state: () => this.publishedState(), logger: this.log });
+      this.sources.push(this.bootstrapClient);
+    }
+    for (const source of this.sources) {
+      source.on('peer', (p) => this.registry.see(source.source, p));
+      source.on('lost', (id) => this.registry.lose(source.source, id));
+      source.on('health', (h) => this.emit('discovery-health', source.source, h));
+    }
+    await Promise.all(this.sources.map((s) => s.start()));
+    const every = this.init.gossipIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.gossipTimer = setInterval(() => {
+        this.registry.expire();
+        const answering = this.registry.list().filter((p) => p.reachable !== 'no');
+        for (let i = 0; i < 3 && answering.length > 0; i++) this.gossip(answering.splice(Math.floor(Math.random() * answering.length), 1)[0]!);
+      }, every);
+      this.gossipTimer.unref();
+    }
+  }
+
+  /** What the bootstrap server shows of us: our files and each download's progress. */
+  private publishedState(): { files: FileEntry[]; downloads: Array<{ infohash: string; name: string; progress: number }> } {
+    const downloads = [...this.downloads.values()]
+      .filter((d) => d.state === 'downloading')
+      .map((d) => {
+        const i = d.torrent.info();
+        return { infohash: i.infohash, name: i.name, progress: i.pieces > 0 ? i.verified / i.pieces : 0 };
+      });
+    return { files: this.library.files().slice(0, 10_000).map(describe), downloads };
+  }
+
+  /**
+   * Ask a peer which peers it knows (at most once a minute per peer). What it names is
+   * second-hand: kept as source 'peer', fading unless something else confirms it.
+   */
+  private gossip(p: KnownPeer): void {
+    const key = `${p.host}:${p.port}`;
+    const now = Date.now();
+    if (this.stopping || now - (this.gossiped.get(key) ?? 0) < 60_000) return;
+    this.gossiped.set(key, now);
+    if (this.gossiped.size > 4 * MAX_PEERS) for (const k of [...this.gossiped.keys()].slice(0, MAX_PEERS)) this.gossiped.delete(k);
+    controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.queryTimeout }).then(
+      (res) => {
+        this.registry.contact(p.host, p.port, true);
+        if (res.type !== 'PEERS') return;
+        if (res.self && !p.id) this.registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
+        for (const q of res.peers) {
+          // A remote peer's loopback is its own machine, not ours.
+          if (isLoopbackHost(q.host) && !isLoopbackHost(p.host)) continue;
+          this.registry.see('peer', q);
+        }
+      },
+      (err: Error) => {
+        this.registry.contact(p.host, p.port, false);
+        this.log.debug({ peer: key, err: err.message }, 'peers: no answer');
+      },
+    );
+  }
+
+  private addSubscriber(sub: Subscriber): { snapshot: ControlResponse; unsubscribe(): void } | { refused: string } {
+    if (this.subscribers.size >= MAX_SUBSCRIBERS) return { refused: `this node already has ${MAX_SUBSCRIBERS} subscribers` };
+    this.subscribers.add(sub);
+    this.log.debug({ peer: sub.who }, 'subscriber joined');
+    const files = this.library.files().slice(0, 1000).map(describe);
+    return { snapshot: { type: 'SUBSCRIBED', self: { id: this.id, name: this.name.slice(0, 64) }, files }, unsubscribe: () => this.subscribers.delete(sub) };
+  }
+
+  /** Tell subscribers and the bootstrap server that the library changed. */
+  private publish(event: 'file-added' | 'file-removed', f: SharedFile): void {
+    for (const sub of this.subscribers) sub.send({ type: 'EVENT', event, file: describe(f) });
+    this.bootstrapClient?.publishSoon();
+  }
+
+  /** A watched pattern matched a file somewhere: fetch it unless we have or fetch it already. */
+  private fetchWatched(f: FileEntry, from: KnownPeer, pattern: string): void {
+    const h = f.infohash;
+    if (this.stopping || this.library.byInfoHash(h) || this.downloads.has(h) || this.starting.has(h)) return;
+    const hint = [{ host: from.host, port: from.port }];
+    this.log.info({ file: f.name, pattern, from: `${from.host}:${from.port}` }, 'watched pattern matched: downloading');
+    const extra = this.bootstrapClient ? [this.bootstrapClient.trackerUrl] : [];
+    this.fetchMetainfo(h, hint)
+      .then((m) => fromInfo(m.info))
+      .then((m) => this.startDownload(m, hint, extra))
+      .then(
+        () => this.emit('watched', f, pattern, h),
+        (err: Error) => this.log.warn({ file: f.name, err: err.message }, 'could not start a watched download'),
+      );
+  }
 
   private get queryTimeout(): number {
     return this.init.queryTimeoutMs ?? 3_000;
@@ -485,12 +688,42 @@ export class Node extends EventEmitter<NodeEvents> {
         if (!m) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
         return { type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') };
       }
-      case 'peers':
-        return { type: 'PEERS', peers: this.registry.list().slice(0, 200).map((p) => ({ host: p.host, port: p.port })) };
-      default:
-        return { type: 'ERROR', error: `${req.type} is not supported by this node yet` };
+      case 'peers': {
+        // Only peers we have reason to think are real: never pass on second-hand hearsay
+        // that we could not reach ourselves.
+        const vouched = this.registry.list().filter((p) => p.reachable !== 'no' && !(p.sources.size === 1 && p.sources.has('peer')));
+        const peers = vouched.slice(0, MAX_PEERS).map((p) => ({ id: p.id, name: p.name?.slice(0, 64), host: p.host, port: p.port }));
+        return { type: 'PEERS', self: { id: this.id, name: this.name.slice(0, 64) }, peers };
+      }
+      case 'subscribe':
+        return { type: 'ERROR', error: 'subscribe must be the last request on its connection' };
     }
   }
+}
+
+/** This node's id for a peer port: kept across restarts on a fixed port, fresh for port 0. */
+function loadNodeId(stateDir: string, port: number): string {
+  if (port === 0) return nanoid(16);
+  const file = path.join(stateDir, `node-id-${port}`);
+  try {
+    const id = fs.readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9_-]{8,64}$/.test(id)) return id;
+  } catch {
+    /* first start on this port */
+  }
+  const id = nanoid(16);
+  try {
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.writeFileSync(file, `${id}\n`);
+  } catch {
+    /* a read-only state folder: the id just changes at each start */
+  }
+  return id;
+}
+
+/** Every IPv4 and IPv6 address of this machine: a peer at one of them on our port is us. */
+function localAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }
 
 function describe(f: SharedFile): { name: string; size: number; infohash: string } {

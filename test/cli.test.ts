@@ -131,7 +131,7 @@ describe('node-cli', function () {
       seed = null;
     });
 
-    const base = () => ['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-watch', '--peer', `127.0.0.1:${seed!.port}`];
+    const base = () => ['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--peer', `127.0.0.1:${seed!.port}`];
 
     it('--get NAME --exit-when-done exits 0 with the right bytes in downloads/NAME', async function () {
       cli = spawnCli([...base(), '--get', 'alpha.bin', '--exit-when-done'], path.join(dir, 'cli'));
@@ -199,7 +199,7 @@ describe('node-cli', function () {
       const command = [
         'echo CONSOLE-PID:$$;',
         'exec',
-        ...[process.execPath, CLI, '127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-watch', '--log-level', 'warn'].map(quote),
+        ...[process.execPath, CLI, '127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--log-level', 'warn'].map(quote),
       ].join(' ');
       const term = track(
         spawn('script', ['-qfec', command, '/dev/null'], {
@@ -245,7 +245,7 @@ describe('node-cli', function () {
 
   it('Ctrl-C (SIGINT) on an idle node exits 0 within 5 s', async function () {
     await fsp.mkdir(path.join(dir, 's'));
-    const cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-watch'], dir);
+    const cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast'], dir);
     track(cli.proc);
     const listening = await cli.waitEvent('listening', 20_000);
     expect(listening.port).to.be.a('number').and.above(0);

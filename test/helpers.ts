@@ -59,6 +59,8 @@ export async function startNode(dir: string, init: Partial<NodeInit> = {}): Prom
     downloadDir: path.join(dir, 'downloads'),
     hashWorkers: 1,
     watch: false,
+    multicast: false,
+    gossipIntervalMs: 0,
     logger: createLogger({ level: 'silent' }),
     ...init,
   });

@@ -240,7 +240,7 @@ describe('interop: real BitTorrent clients (aria2c) through opentracker', functi
     it('node-cli --get <file.torrent> --exit-when-done exits 0 with the file', async function () {
       const cwd = path.join(dir, 'cli');
       await fsp.mkdir(path.join(cwd, 's'), { recursive: true });
-      cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-watch', '--get', torrentFile, '--exit-when-done'], cwd);
+      cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--get', torrentFile, '--exit-when-done'], cwd);
       const killer = setTimeout(() => cli?.proc.kill('SIGKILL'), 45_000);
       const { code, signal } = await cli.exited.finally(() => clearTimeout(killer));
       expect(code, `node-cli exited with ${code ?? signal}; events ${JSON.stringify(cli.events.slice(-3))}; stderr ${cli.stderr.slice(-5).join(' | ')}`).to.equal(0);

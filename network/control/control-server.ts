@@ -7,7 +7,23 @@ import {
 
 export interface ControlHandler {
   handle(req: ControlRequest): Promise<ControlResponse>;
+  /**
+   * Start a subscription (the `subscribe` request): the snapshot to answer with and the
+   * way to end it, or an ERROR answer when refused (too many subscribers).
+   */
+  subscribe?(sub: Subscriber): { snapshot: ControlResponse; unsubscribe(): void } | { refused: string };
 }
+
+/** One subscribed connection, as the node sees it: push a message, nothing else. */
+export interface Subscriber {
+  readonly who: string;
+  send(msg: ControlResponse): void;
+}
+
+/** An idle subscription gets a HEARTBEAT this often, so both ends notice a dead link. */
+export const SUBSCRIPTION_HEARTBEAT_MS = 15_000;
+/** A subscriber that lets this much pile up unread is too slow to keep. */
+export const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
 
 export interface ControlLimits {
   /** A control connection that sends no request for this long is closed. */
@@ -28,7 +44,11 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
     log.debug({ peer: who }, 'closing idle control connection');
     socket.destroy();
   });
-  socket.on('close', () => (closed = true));
+  let unsubscribe: (() => void) | null = null;
+  socket.on('close', () => {
+    closed = true;
+    unsubscribe?.();
+  });
   const fail = (why: string) => {
     if (closed) return;
     closed = true;
@@ -52,6 +72,12 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
       } catch (err) {
         return fail(err instanceof ControlProtocolError ? err.message : `bad request: ${(err as Error).message}`);
       }
+      if (req.type === 'subscribe') {
+        // The last request on its connection: from here on the server talks, the client listens.
+        socket.off('data', onData);
+        queue = queue.then(() => startSubscription(socket, who, handler, log, fail, (u) => (unsubscribe = u), () => closed));
+        return;
+      }
       queue = queue.then(async () => {
         if (closed) return;
         let res: ControlResponse;
@@ -67,4 +93,50 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
   };
   socket.on('data', onData);
   onData(first);
+}
+
+function startSubscription(
+  socket: Socket,
+  who: string,
+  handler: ControlHandler,
+  log: Logger,
+  fail: (why: string) => void,
+  setUnsubscribe: (u: () => void) => void,
+  isClosed: () => boolean,
+): void {
+  if (isClosed()) return;
+  if (!handler.subscribe) return fail('subscribe is not supported by this node');
+  let lastWrite = Date.now();
+  const sub: Subscriber = {
+    who,
+    send: (msg) => {
+      if (isClosed()) return;
+      if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
+        log.warn({ peer: who }, 'dropping a subscriber that does not read its events');
+        socket.destroy();
+        return;
+      }
+      lastWrite = Date.now();
+      socket.write(encodeMessage(msg));
+    },
+  };
+  const started = handler.subscribe(sub);
+  if ('refused' in started) return fail(started.refused);
+  const heartbeat = setInterval(() => {
+    if (Date.now() - lastWrite >= SUBSCRIPTION_HEARTBEAT_MS - 50) sub.send({ type: 'HEARTBEAT' });
+  }, SUBSCRIPTION_HEARTBEAT_MS / 3);
+  heartbeat.unref();
+  setUnsubscribe(() => {
+    clearInterval(heartbeat);
+    started.unsubscribe();
+  });
+  // No idle close on a subscription: the heartbeat keeps it honest instead. Whatever the
+  // subscriber still sends is ignored, but a subscriber that sends a lot is cut off.
+  socket.setTimeout(0);
+  let ignored = 0;
+  socket.on('data', (chunk: Buffer) => {
+    ignored += chunk.length;
+    if (ignored > 64 * 1024) fail('requests after subscribe are not allowed');
+  });
+  sub.send(started.snapshot);
 }

@@ -1,61 +1,268 @@
+/**
+ * The one list of peers a node knows, merged from every source: multicast beacons, the
+ * bootstrap server, peers given by hand, peers learnt from other peers (control `peers`),
+ * trackers and magnet links. A peer is keyed by its node id when a source told us one
+ * (multicast, bootstrap, learnt); peers known only by address (by hand, trackers) are
+ * keyed by address until a sighting with an id at the same address merges them.
+ *
+ * For each peer it keeps the sources that vouch for it and when each last did, and
+ * whether it answers. A peer lives as long as one source vouches for it: sources own their
+ * lifetimes (multicast expires after missed beacons, the bootstrap after the server drops
+ * it), except learnt, tracker and magnet sightings, which carry no liveness of their own
+ * and fade after `learntTtlMs` or after repeated failures to reach them.
+ */
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import type { PeerSource } from './discovery.js';
 
-/** Where we heard of a peer. Issue-3 sources (multicast, bootstrap, learnt) join this list. */
-export type PeerSource = 'manual' | 'tracker' | 'magnet';
+export type { PeerSource } from './discovery.js';
+
+export type Reachability = 'unknown' | 'yes' | 'no';
 
 export interface KnownPeer {
+  /** Registry key: `id:<node id>` or `addr:<host>:<port>`. */
+  readonly key: string;
+  id?: string;
+  name?: string;
   host: string;
   port: number;
+  instance?: string;
   sources: Set<PeerSource>;
+  /** Last sighting per source (ms since epoch). */
+  seen: Partial<Record<PeerSource, number>>;
+  firstSeen: number;
   lastSeen: number;
+  reachable: Reachability;
+  /** Failed contacts in a row (reset by one success). */
+  failures: number;
+  lastContact?: number;
+}
+
+/** A sighting reported to the registry. */
+export interface Sighting {
+  id?: string;
+  host: string;
+  port: number;
+  name?: string;
+  instance?: string;
 }
 
 export interface PeerRegistryEvents {
   'peer-up': [peer: KnownPeer];
   'peer-down': [peer: KnownPeer];
+  /** Same node, new address or new instance (it restarted): reconnect where it matters. */
+  'peer-changed': [peer: KnownPeer, what: 'address' | 'instance'];
+  /** Crossed from answering (or unknown) to not answering. */
+  'peer-unreachable': [peer: KnownPeer];
 }
 
 /** Upper bound on peers we remember, so no source can grow the registry without limit. */
 export const MAX_KNOWN_PEERS = 10_000;
+/** Peers that only other peers vouch for: an untrusted source gets a smaller share. */
+export const MAX_LEARNT_PEERS = 1_000;
+/** How long a learnt, tracker or magnet sighting lasts without being repeated. */
+export const DEFAULT_LEARNT_TTL_MS = 10 * 60_000;
+/** Failed contacts in a row after which a peer counts as not answering. */
+export const UNREACHABLE_AFTER = 3;
 
-/** The peers this node knows, keyed by address, with the sources that told us of each. */
+/** Sources that carry no liveness of their own: their sightings fade by time. */
+const FADING: ReadonlySet<PeerSource> = new Set<PeerSource>(['peer', 'tracker', 'magnet']);
+
+export interface PeerRegistryInit {
+  /** This node: its own id and endpoints are never listed. */
+  self?: { id?: string; port: number; hosts?: string[] };
+  learntTtlMs?: number;
+  maxPeers?: number;
+  maxLearnt?: number;
+}
+
 export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private readonly peers = new Map<string, KnownPeer>();
+  private readonly byAddr = new Map<string, KnownPeer>();
+  private self: { id?: string; port: number; hosts: Set<string> } | null;
+  private readonly learntTtlMs: number;
+  private readonly maxPeers: number;
+  private readonly maxLearnt: number;
 
-  constructor(private readonly self: { host: string; port: number } | null = null) {
+  constructor(init: PeerRegistryInit = {}) {
     super();
+    this.self = init.self ? { ...init.self, hosts: new Set(init.self.hosts ?? []) } : null;
+    this.learntTtlMs = init.learntTtlMs ?? DEFAULT_LEARNT_TTL_MS;
+    this.maxPeers = init.maxPeers ?? MAX_KNOWN_PEERS;
+    this.maxLearnt = init.maxLearnt ?? MAX_LEARNT_PEERS;
   }
 
-  add(host: string, port: number, source: PeerSource): KnownPeer | null {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-    if (this.self && this.self.port === port && isSelfHost(host, this.self.host)) return null;
-    const key = `${host}:${port}`;
-    const known = this.peers.get(key);
-    if (known) {
-      known.sources.add(source);
-      known.lastSeen = Date.now();
-      return known;
+  /** Tell the registry who we are once the port is known. */
+  setSelf(self: { id?: string; port: number; hosts?: string[] }): void {
+    this.self = { ...self, hosts: new Set(self.hosts ?? []) };
+  }
+
+  /**
+   * Record a sighting. Returns the peer, or null when it was refused (our own id or
+   * address, a bad port or host, or a bound reached).
+   */
+  see(source: PeerSource, s: Sighting): KnownPeer | null {
+    if (!validEndpoint(s.host, s.port) || this.isSelf(s)) return null;
+    const now = Date.now();
+    const addr = `${s.host}:${s.port}`;
+    let peer = s.id ? this.peers.get(`id:${s.id}`) : undefined;
+    if (!peer) {
+      const atAddr = this.byAddr.get(addr);
+      // An address-only entry gains the id; an entry of another node id at the same
+      // address is a different node that has since taken the port, so it is not reused.
+      if (atAddr && (!atAddr.id || !s.id || atAddr.id === s.id)) peer = atAddr;
     }
-    if (this.peers.size >= MAX_KNOWN_PEERS) return null;
-    const peer: KnownPeer = { host, port, sources: new Set([source]), lastSeen: Date.now() };
-    this.peers.set(key, peer);
-    this.emit('peer-up', peer);
+    if (!peer) {
+      if (this.peers.size >= this.maxPeers) return null;
+      if (source === 'peer' && this.count('peer') >= this.maxLearnt) return null;
+      peer = {
+        key: s.id ? `id:${s.id}` : `addr:${addr}`,
+        id: s.id,
+        name: s.name,
+        host: s.host,
+        port: s.port,
+        instance: s.instance,
+        sources: new Set([source]),
+        seen: { [source]: now },
+        firstSeen: now,
+        lastSeen: now,
+        reachable: 'unknown',
+        failures: 0,
+      };
+      this.peers.set(peer.key, peer);
+      this.byAddr.set(addr, peer);
+      this.emit('peer-up', peer);
+      return peer;
+    }
+    if (s.id && !peer.id) this.rekey(peer, s.id);
+    peer.sources.add(source);
+    peer.seen[source] = now;
+    peer.lastSeen = now;
+    if (s.name) peer.name = s.name;
+    const restarted = s.instance !== undefined && peer.instance !== undefined && s.instance !== peer.instance;
+    if (s.instance !== undefined) peer.instance = s.instance;
+    // Sources that know the node (it beacons, it registered) may move it; a second-hand
+    // sighting does not move a peer we already reach elsewhere.
+    const moved = (peer.host !== s.host || peer.port !== s.port) && (!FADING.has(source) || peer.reachable === 'no');
+    if (moved) {
+      this.byAddr.delete(`${peer.host}:${peer.port}`);
+      peer.host = s.host;
+      peer.port = s.port;
+      this.byAddr.set(addr, peer);
+      peer.reachable = 'unknown';
+      peer.failures = 0;
+    }
+    if (restarted) {
+      peer.reachable = 'unknown';
+      peer.failures = 0;
+      this.emit('peer-changed', peer, 'instance');
+    } else if (moved) this.emit('peer-changed', peer, 'address');
     return peer;
   }
 
+  /** A source no longer vouches for a peer (by node id or by `host:port`). */
+  lose(source: PeerSource, idOrAddr: string): void {
+    const peer = this.peers.get(`id:${idOrAddr}`) ?? this.byAddr.get(idOrAddr);
+    if (!peer || !peer.sources.has(source)) return;
+    peer.sources.delete(source);
+    delete peer.seen[source];
+    if (peer.sources.size === 0) this.drop(peer);
+  }
+
+  /** Backwards-compatible: an address-only sighting. */
+  add(host: string, port: number, source: PeerSource): KnownPeer | null {
+    return this.see(source, { host, port });
+  }
+
+  /** Forget a peer whatever its sources (the user removed it). */
   remove(host: string, port: number): void {
-    const key = `${host}:${port}`;
-    const peer = this.peers.get(key);
-    if (!peer) return;
-    this.peers.delete(key);
+    const peer = this.byAddr.get(`${host}:${port}`);
+    if (peer) this.drop(peer);
+  }
+
+  get(idOrAddr: string): KnownPeer | undefined {
+    return this.peers.get(`id:${idOrAddr}`) ?? this.byAddr.get(idOrAddr);
+  }
+
+  /** Every peer, or those one source vouches for. Freshest first. */
+  list(source?: PeerSource): KnownPeer[] {
+    const all = [...this.peers.values()];
+    return (source ? all.filter((p) => p.sources.has(source)) : all).sort((a, b) => b.lastSeen - a.lastSeen);
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /**
+   * Record whether a contact (search, metainfo, dial) worked. A peer that fails
+   * UNREACHABLE_AFTER times in a row counts as not answering; one that only fading sources
+   * vouch for is then forgotten. Returns the peer if this contact made it unreachable.
+   */
+  contact(host: string, port: number, ok: boolean): KnownPeer | null {
+    const peer = this.byAddr.get(`${host}:${port}`);
+    if (!peer) return null;
+    peer.lastContact = Date.now();
+    if (ok) {
+      peer.failures = 0;
+      peer.reachable = 'yes';
+      return null;
+    }
+    peer.failures += 1;
+    if (peer.failures < UNREACHABLE_AFTER || peer.reachable === 'no') return null;
+    peer.reachable = 'no';
+    this.emit('peer-unreachable', peer);
+    if ([...peer.sources].every((s) => FADING.has(s))) this.drop(peer);
+    return peer;
+  }
+
+  /** Let fading sightings go once they are older than the TTL. Call now and then. */
+  expire(now = Date.now()): void {
+    for (const peer of [...this.peers.values()]) {
+      for (const s of [...peer.sources]) {
+        if (FADING.has(s) && now - (peer.seen[s] ?? 0) > this.learntTtlMs) {
+          peer.sources.delete(s);
+          delete peer.seen[s];
+        }
+      }
+      if (peer.sources.size === 0) this.drop(peer);
+    }
+  }
+
+  private count(source: PeerSource): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.sources.has(source)) n++;
+    return n;
+  }
+
+  private rekey(peer: KnownPeer, id: string): void {
+    const other = this.peers.get(`id:${id}`);
+    if (other) return; // already known under its id elsewhere; keep both rather than guess
+    this.peers.delete(peer.key);
+    (peer as { key: string }).key = `id:${id}`;
+    peer.id = id;
+    this.peers.set(peer.key, peer);
+  }
+
+  private drop(peer: KnownPeer): void {
+    if (!this.peers.delete(peer.key)) return;
+    if (this.byAddr.get(`${peer.host}:${peer.port}`) === peer) this.byAddr.delete(`${peer.host}:${peer.port}`);
     this.emit('peer-down', peer);
   }
 
-  list(): KnownPeer[] {
-    return [...this.peers.values()];
+  private isSelf(s: Sighting): boolean {
+    if (!this.self) return false;
+    if (s.id && s.id === this.self.id) return true;
+    return s.port === this.self.port && (this.self.hosts.has(s.host) || isLoopback(s.host) || s.host === 'localhost');
   }
 }
 
-function isSelfHost(host: string, self: string): boolean {
-  return host === self || host === '127.0.0.1' || host === 'localhost' || host === '::1';
+function validEndpoint(host: string, port: number): boolean {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return false;
+  if (host.length === 0 || host.length > 255) return false;
+  return isIP(host) !== 0 || /^[A-Za-z0-9.-]+$/.test(host);
+}
+
+export function isLoopback(host: string): boolean {
+  return host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
 }

@@ -8,14 +8,20 @@
  *   {"type":"list"}                             every shared file
  *   {"type":"metainfo","infohash":"<40 hex>"}   the .torrent of one file
  *   {"type":"peers"}                            the peers this node knows
- *   {"type":"subscribe"}                        file-added / file-removed stream (reserved)
+ *   {"type":"subscribe"}                        file-added / file-removed stream: the last
+ *                                               request on its connection; the answer is a
+ *                                               SUBSCRIBED snapshot, then EVENT lines as the
+ *                                               library changes, HEARTBEAT when idle
  *
  * Responses (a client accepts lines up to MAX_RESPONSE_LINE bytes):
  *   {"type":"FOUND","files":[{"name","size","infohash","complete"?}]}   1..1000 files
  *   {"type":"NOT_FOUND","files":[]}
  *   {"type":"LIST","files":[...]}                                          0..1000 files
  *   {"type":"METAINFO","infohash":"<40 hex>","torrent":"<base64 .torrent>"}
- *   {"type":"PEERS","peers":[{"id"?,"host","port"}]}                      0..200 peers
+ *   {"type":"PEERS","self"?:{"id","name"?},"peers":[{"id"?,"name"?,"host","port"}]}  0..200 peers
+ *   {"type":"SUBSCRIBED","self"?:{...},"files":[...]}                      0..1000 files shared now
+ *   {"type":"EVENT","event":"file-added"|"file-removed","file":{...}}
+ *   {"type":"HEARTBEAT"}                                                   on an idle subscription
  *   {"type":"ERROR","error":"why"}
  *
  * Unknown fields are ignored (and dropped), so either side may add optional fields later.
@@ -138,8 +144,16 @@ export const FileEntrySchema = z.object({
 });
 export type FileEntry = z.output<typeof FileEntrySchema>;
 
+const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ -');
+const nodeName = z.string().max(64);
+
+/** Who answers: lets the asker tie the address it dialled to a node id. */
+export const NodeSelfSchema = z.object({ id: nodeId, name: nodeName.optional() });
+export type NodeSelf = z.output<typeof NodeSelfSchema>;
+
 export const PeerEntrySchema = z.object({
-  id: z.string().min(1).max(128).optional(),
+  id: nodeId.optional(),
+  name: nodeName.optional(),
   host: z.string().min(1).max(255),
   port: z.number().int().min(1).max(65535),
 });
@@ -158,7 +172,20 @@ export const MetainfoResponseSchema = z.object({
     .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
     .refine((s) => s.length % 4 === 0, 'must be padded base64'),
 });
-export const PeersResponseSchema = z.object({ type: z.literal('PEERS'), peers: z.array(PeerEntrySchema).max(MAX_PEERS) });
+export const PeersResponseSchema = z.object({
+  type: z.literal('PEERS'),
+  self: NodeSelfSchema.optional(),
+  peers: z.array(PeerEntrySchema).max(MAX_PEERS),
+});
+export const SubscribedResponseSchema = z.object({
+  type: z.literal('SUBSCRIBED'),
+  self: NodeSelfSchema.optional(),
+  files: z.array(FileEntrySchema).max(MAX_FILES),
+});
+export const LIBRARY_EVENTS = ['file-added', 'file-removed'] as const;
+export type LibraryEventName = (typeof LIBRARY_EVENTS)[number];
+export const EventResponseSchema = z.object({ type: z.literal('EVENT'), event: z.enum(LIBRARY_EVENTS), file: FileEntrySchema });
+export const HeartbeatResponseSchema = z.object({ type: z.literal('HEARTBEAT') });
 export const ErrorResponseSchema = z.object({ type: z.literal('ERROR'), error: z.string().max(4096) });
 
 const responseSchemas = {
@@ -167,6 +194,9 @@ const responseSchemas = {
   LIST: ListResponseSchema,
   METAINFO: MetainfoResponseSchema,
   PEERS: PeersResponseSchema,
+  SUBSCRIBED: SubscribedResponseSchema,
+  EVENT: EventResponseSchema,
+  HEARTBEAT: HeartbeatResponseSchema,
   ERROR: ErrorResponseSchema,
 } as const;
 
@@ -176,6 +206,9 @@ export const ControlResponseSchema = z.discriminatedUnion('type', [
   ListResponseSchema,
   MetainfoResponseSchema,
   PeersResponseSchema,
+  SubscribedResponseSchema,
+  EventResponseSchema,
+  HeartbeatResponseSchema,
   ErrorResponseSchema,
 ]);
 export type ControlResponse = z.output<typeof ControlResponseSchema>;
