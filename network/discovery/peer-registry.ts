@@ -141,9 +141,10 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     if (s.name) peer.name = s.name;
     const restarted = s.instance !== undefined && peer.instance !== undefined && s.instance !== peer.instance;
     if (s.instance !== undefined) peer.instance = s.instance;
-    // Sources that know the node (it beacons, it registered) may move it; a second-hand
-    // sighting does not move a peer we already reach elsewhere.
-    const moved = (peer.host !== s.host || peer.port !== s.port) && (!FADING.has(source) || peer.reachable === 'no');
+    // A node seen at two addresses (two interfaces, a VPN) keeps the one it has: moving on
+    // every beacon would flap. It moves when it restarted, or when its address stopped
+    // answering.
+    const moved = (peer.host !== s.host || peer.port !== s.port) && (restarted || peer.reachable === 'no');
     if (moved) {
       this.byAddr.delete(`${peer.host}:${peer.port}`);
       peer.host = s.host;

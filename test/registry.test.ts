@@ -1,0 +1,198 @@
+import { expect } from 'chai';
+import { PeerRegistry, UNREACHABLE_AFTER, type KnownPeer } from '../network/discovery/peer-registry.js';
+import { globMatch, checkPattern, PatternError } from '../network/glob.js';
+
+function recorder(r: PeerRegistry) {
+  const ev: string[] = [];
+  r.on('peer-up', (p) => ev.push(`up ${p.key}`));
+  r.on('peer-down', (p) => ev.push(`down ${p.key}`));
+  r.on('peer-changed', (p, what) => ev.push(`changed ${p.key} ${what}`));
+  r.on('peer-unreachable', (p) => ev.push(`unreachable ${p.key}`));
+  return ev;
+}
+
+describe('peer registry: one list merged from every source', () => {
+  it('keys a node by id: seen by multicast and bootstrap it is one peer with both sources', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.see('multicast', { id: 'node-a', host: '10.0.0.2', port: 9000, name: 'alpha', instance: 'i1' });
+    r.see('bootstrap', { id: 'node-a', host: '10.0.0.2', port: 9000 });
+    r.see('multicast', { id: 'node-a', host: '10.0.0.2', port: 9000, instance: 'i1' });
+    expect(r.list()).to.have.length(1);
+    const p = r.get('node-a')!;
+    expect([...p.sources].sort()).to.deep.equal(['bootstrap', 'multicast']);
+    expect(p.name).to.equal('alpha');
+    expect(p.seen.multicast).to.be.a('number');
+    expect(ev).to.deep.equal(['up id:node-a']);
+  });
+
+  it('a peer seen on two interfaces (two source addresses) stays one peer at its first address', () => {
+    const r = new PeerRegistry();
+    r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
+    r.see('multicast', { id: 'n', host: '10.8.0.5', port: 9000, instance: 'x' });
+    r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
+    expect(r.list()).to.have.length(1);
+    // Both addresses are the node's own; moving on every beacon would flap.
+    expect(r.get('n')!.host).to.equal('192.168.1.5');
+  });
+
+  it('a peer added by hand gains its id when a sighting with an id comes from the same address', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.add('10.0.0.3', 9001, 'manual');
+    r.see('multicast', { id: 'node-b', host: '10.0.0.3', port: 9001 });
+    expect(r.list()).to.have.length(1);
+    const p = r.get('node-b')!;
+    expect(p.key).to.equal('id:node-b');
+    expect([...p.sources].sort()).to.deep.equal(['manual', 'multicast']);
+    expect(r.get('10.0.0.3:9001')).to.equal(p);
+    expect(ev).to.deep.equal(['up addr:10.0.0.3:9001']);
+  });
+
+  it('lives while one source vouches for it: losing multicast keeps a bootstrap peer, losing both drops it', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.see('multicast', { id: 'c', host: '10.0.0.4', port: 9000 });
+    r.see('bootstrap', { id: 'c', host: '10.0.0.4', port: 9000 });
+    r.lose('multicast', 'c');
+    expect(r.get('c')!.sources).to.deep.equal(new Set(['bootstrap']));
+    r.lose('multicast', 'c'); // twice: harmless
+    r.lose('bootstrap', 'c');
+    expect(r.get('c')).to.equal(undefined);
+    expect(ev).to.deep.equal(['up id:c', 'down id:c']);
+  });
+
+  it('notices a restart (new instance, maybe at a new address) and a move once the old address stops answering', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.see('multicast', { id: 'd', host: '10.0.0.5', port: 9000, instance: 'one' });
+    r.see('multicast', { id: 'd', host: '10.0.0.5', port: 9000, instance: 'two' });
+    r.see('multicast', { id: 'd', host: '10.0.0.6', port: 9000, instance: 'three' });
+    expect(r.get('d')!.host).to.equal('10.0.0.6');
+    r.see('bootstrap', { id: 'd', host: '10.0.0.7', port: 9100, instance: 'three' });
+    expect(r.get('d')!.host, 'same instance, old address still fine').to.equal('10.0.0.6');
+    for (let i = 0; i < UNREACHABLE_AFTER; i++) r.contact('10.0.0.6', 9000, false);
+    r.see('bootstrap', { id: 'd', host: '10.0.0.7', port: 9100, instance: 'three' });
+    expect(ev).to.deep.equal(['up id:d', 'changed id:d instance', 'changed id:d instance', 'unreachable id:d', 'changed id:d address']);
+    expect(r.get('10.0.0.7:9100')?.id).to.equal('d');
+    expect(r.get('10.0.0.6:9000')).to.equal(undefined);
+    expect(r.get('d')!.reachable).to.equal('unknown');
+  });
+
+  it('a second-hand sighting does not move a peer that answers at its address', () => {
+    const r = new PeerRegistry();
+    r.see('multicast', { id: 'e', host: '10.0.0.7', port: 9000 });
+    r.contact('10.0.0.7', 9000, true);
+    r.see('peer', { id: 'e', host: '10.9.9.9', port: 1 });
+    expect(r.get('e')!.host).to.equal('10.0.0.7');
+    expect(r.get('e')!.sources.has('peer')).to.equal(true);
+  });
+
+  it('never lists this node, by id or by its own address and port', () => {
+    const r = new PeerRegistry({ self: { id: 'me', port: 9000, hosts: ['10.0.0.1'] } });
+    expect(r.see('multicast', { id: 'me', host: '10.0.0.99', port: 9999 })).to.equal(null);
+    expect(r.see('peer', { host: '10.0.0.1', port: 9000 })).to.equal(null);
+    expect(r.see('peer', { host: '127.0.0.1', port: 9000 })).to.equal(null);
+    expect(r.see('peer', { host: '10.0.0.1', port: 9001 })).to.not.equal(null);
+  });
+
+  it('refuses bad endpoints', () => {
+    const r = new PeerRegistry();
+    for (const [host, port] of [['10.0.0.1', 0], ['10.0.0.1', 65536], ['10.0.0.1', 1.5], ['', 80], ['a b', 80], ['x'.repeat(256), 80], ['../etc', 80]] as const) {
+      expect(r.see('peer', { host, port }), `${host}:${port}`).to.equal(null);
+    }
+    expect(r.size).to.equal(0);
+  });
+
+  it('filters by source', () => {
+    const r = new PeerRegistry();
+    r.see('multicast', { id: 'm1', host: '10.0.0.2', port: 1 });
+    r.see('bootstrap', { id: 'b1', host: '10.0.0.3', port: 1 });
+    r.see('multicast', { id: 'mb', host: '10.0.0.4', port: 1 });
+    r.see('bootstrap', { id: 'mb', host: '10.0.0.4', port: 1 });
+    r.add('10.0.0.5', 1, 'manual');
+    const ids = (ps: KnownPeer[]) => ps.map((p) => p.id ?? p.key).sort();
+    expect(ids(r.list('multicast'))).to.deep.equal(['m1', 'mb']);
+    expect(ids(r.list('bootstrap'))).to.deep.equal(['b1', 'mb']);
+    expect(ids(r.list('manual'))).to.deep.equal(['addr:10.0.0.5:1']);
+    expect(r.list()).to.have.length(4);
+  });
+
+  it('a peer that fails UNREACHABLE_AFTER contacts in a row is marked, and dropped when only hearsay vouched for it', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.see('bootstrap', { id: 'f', host: '10.0.0.8', port: 9000 });
+    r.see('peer', { id: 'g', host: '10.0.0.9', port: 9000 });
+    for (let i = 0; i < UNREACHABLE_AFTER - 1; i++) {
+      r.contact('10.0.0.8', 9000, false);
+      r.contact('10.0.0.9', 9000, false);
+    }
+    r.contact('10.0.0.8', 9000, true); // one answer resets the count
+    r.contact('10.0.0.8', 9000, false);
+    expect(r.get('f')!.reachable).to.equal('yes');
+    expect(r.contact('10.0.0.9', 9000, false)?.id).to.equal('g');
+    expect(r.get('g')).to.equal(undefined);
+    for (let i = 0; i < UNREACHABLE_AFTER; i++) r.contact('10.0.0.8', 9000, false);
+    expect(r.get('f')!.reachable).to.equal('no');
+    expect(ev).to.deep.equal(['up id:f', 'up id:g', 'unreachable id:g', 'down id:g', 'unreachable id:f']);
+  });
+
+  it('second-hand sightings fade after the TTL; manual ones never do', () => {
+    const r = new PeerRegistry({ learntTtlMs: 1000 });
+    r.see('peer', { id: 'h', host: '10.0.0.10', port: 1 });
+    r.add('10.0.0.11', 1, 'manual');
+    r.see('multicast', { id: 'k', host: '10.0.0.12', port: 1 });
+    r.see('peer', { id: 'k', host: '10.0.0.12', port: 1 });
+    r.expire(Date.now() + 500);
+    expect(r.size).to.equal(3);
+    r.expire(Date.now() + 5000);
+    expect(r.list().map((p) => p.key).sort()).to.deep.equal(['addr:10.0.0.11:1', 'id:k']);
+    expect([...r.get('k')!.sources]).to.deep.equal(['multicast']);
+  });
+
+  it('bounds: the registry and the share of second-hand peers cannot grow past their limits', () => {
+    const r = new PeerRegistry({ maxPeers: 50, maxLearnt: 10 });
+    for (let i = 0; i < 100; i++) r.see('peer', { id: `p${i}`, host: '10.1.0.1', port: 1000 + i });
+    expect(r.list('peer')).to.have.length(10);
+    for (let i = 0; i < 100; i++) r.see('multicast', { id: `m${i}`, host: '10.2.0.1', port: 1000 + i });
+    expect(r.size).to.equal(50);
+  });
+});
+
+describe('glob patterns for watch', () => {
+  const table: Array<[string, string, boolean]> = [
+    ['*.iso', 'debian.iso', true],
+    ['*.iso', 'sub/dir/debian.ISO', true],
+    ['*.iso', 'debian.iso.part', false],
+    ['deb*', 'music/debian.iso', true],
+    ['music/*.mp3', 'music/a.mp3', true],
+    ['music/*.mp3', 'video/a.mp3', false],
+    ['?.txt', 'a.txt', true],
+    ['?.txt', 'ab.txt', false],
+    ['*', 'anything at all', true],
+    ['a*b*c', 'aXXbYYc', true],
+    ['a*b*c', 'aXXbYY', false],
+    ['[ab].txt', '[ab].txt', true],
+    ['(x+)+y', '(x+)+y', true],
+    ['report', 'report', true],
+    ['report', 'report.pdf', false],
+  ];
+  for (const [pattern, name, want] of table) {
+    it(`${JSON.stringify(pattern)} ${want ? 'matches' : 'does not match'} ${JSON.stringify(name)}`, () => {
+      expect(globMatch(pattern, name)).to.equal(want);
+    });
+  }
+
+  it('a pathological pattern against a long name is answered (no backtracking blow-up)', () => {
+    const name = `${'a'.repeat(1000)}`;
+    expect(globMatch('*a*a*a*a*a*a*a*a*a*a*a*a*b', name)).to.equal(false);
+    expect(globMatch('*a*a*a*a*a*a*a*a*a*a*a*a*', name)).to.equal(true);
+  });
+
+  it('rejects empty, huge and control-character patterns', () => {
+    expect(() => checkPattern('')).to.throw(PatternError, /empty/);
+    expect(() => checkPattern('x'.repeat(257))).to.throw(PatternError, /longer/);
+    expect(() => checkPattern('a\0b')).to.throw(PatternError, /control/);
+    expect(checkPattern('*.mkv')).to.equal('*.mkv');
+  });
+});
