@@ -1,0 +1,154 @@
+import { expect } from 'chai';
+import net from 'node:net';
+import path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import type { Node } from '../network/node.js';
+import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../network/wire/control-codec.js';
+import { controlRequest } from '../network/control/control-client.js';
+import { tempDir, randomFile, startNode, cleanup, waitFor, sha1File } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+/** A raw `subscribe` connection that records every answer line, validated. */
+async function rawSubscribe(port: number): Promise<{ sock: net.Socket; msgs: ControlResponse[]; closed: Promise<void> }> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+  const msgs: ControlResponse[] = [];
+  const dec = new LineDecoder(1 << 20);
+  sock.on('data', (d: Buffer) => {
+    for (const l of dec.push(d)) msgs.push(parseResponse(l));
+  });
+  sock.on('error', () => {});
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  sock.write(encodeMessage({ type: 'subscribe' }));
+  return { sock, msgs, closed };
+}
+
+describe('network: search, learnt peers, subscribe and watch', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const nodes: Node[] = [];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await cleanup(dir);
+  });
+
+  async function node(name: string, files: Record<string, number | string> = {}, init: Parameters<typeof startNode>[1] = {}): Promise<Node> {
+    const d = path.join(dir, name);
+    for (const [f, v] of Object.entries(files)) {
+      const target = path.join(d, 'shared', f);
+      if (typeof v === 'number') await randomFile(target, v);
+      else {
+        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await fsp.copyFile(v, target);
+      }
+    }
+    const n = await startNode(d, { name, ...init });
+    nodes.push(n);
+    return n;
+  }
+
+  it('search asks every known peer and merges the answers by infohash, with how many nodes have each file', async () => {
+    const common = path.join(dir, 'common.bin');
+    await randomFile(common, 300_000);
+    const b = await node('b', { 'holiday-video.bin': common, 'notes.txt': 2000 });
+    const c = await node('c', { 'holiday-video.bin': common });
+    const d = await node('d', { 'holiday-photos.bin': 5000 });
+    const a = await node('a', {}, { peers: [b, c, d].map((n) => ({ host: '127.0.0.1', port: n.port })), queryTimeoutMs: 1500 });
+    a.addPeer('127.0.0.1', 1); // nobody there: answers in time with the others regardless
+    const results = await a.search('HOLIDAY');
+    expect(results.map((r) => [r.name, r.peers.length])).to.deep.equal([
+      ['holiday-video.bin', 2],
+      ['holiday-photos.bin', 1],
+    ]);
+    const video = results[0]!;
+    expect(video.infohash).to.equal(b.library.files().find((f) => f.name === 'holiday-video.bin')!.metainfo.infoHashHex);
+    expect(video.peers.map((p) => p.port).sort()).to.deep.equal([b.port, c.port].sort());
+    expect(video.via).to.deep.equal(['peers']);
+    // Search is text: pattern characters find nothing rather than everything.
+    expect(await a.search('*')).to.deep.equal([]);
+    expect(await a.search('../')).to.deep.equal([]);
+  });
+
+  it('get of a search result downloads from every node that has that infohash', async () => {
+    const common = path.join(dir, 'common.bin');
+    await randomFile(common, 12 * MiB);
+    const b = await node('b', { 'big.bin': common }, { pieceLength: 64 * 1024 });
+    const c = await node('c', { 'big.bin': common }, { pieceLength: 64 * 1024 });
+    const a = await node('a', {}, { peers: [b, c].map((n) => ({ host: '127.0.0.1', port: n.port })) });
+    const [hit] = await a.search('big');
+    expect(hit!.peers).to.have.length(2);
+    const infohash = await a.download(hit!.infohash);
+    const final = await a.whenDone(infohash);
+    expect(await sha1File(final)).to.equal(await sha1File(common));
+    const uploaded = [b, c].map((n) => n.status().torrents.find((t) => t.infohash === infohash)?.uploaded ?? 0);
+    for (const u of uploaded) expect(u, `each node uploaded something: ${uploaded}`).to.be.greaterThan(0);
+  });
+
+  it('learns peers from other peers through the control protocol\'s peers request', async () => {
+    const c = await node('c');
+    const b = await node('b', {}, { peers: [{ host: '127.0.0.1', port: c.port }] });
+    const res = await controlRequest('127.0.0.1', b.port, { type: 'peers' });
+    expect(res).to.deep.include({ type: 'PEERS', self: { id: b.id, name: 'b' } });
+    const a = await node('a', {}, { peers: [{ host: '127.0.0.1', port: b.port }] });
+    const learnt = await waitFor(() => a.registry.get(`127.0.0.1:${c.port}`), 5000, 'a learns c from b');
+    expect([...learnt.sources]).to.deep.equal(['peer']);
+    // The peer it asked told its id, which merges the hand-added entry with the node's id.
+    const viaB = a.registry.get(b.id)!;
+    expect(viaB.port).to.equal(b.port);
+    expect(viaB.reachable).to.equal('yes');
+    expect(a.registry.list().map((p) => p.port)).to.not.include(a.port);
+  });
+
+  it('a subscriber gets a snapshot, then file-added and file-removed within seconds of the change', async () => {
+    const b = await node('b', { 'first.txt': 100 }, { watch: true });
+    const s = await rawSubscribe(b.port);
+    const snap = await waitFor(() => s.msgs[0], 5000, 'snapshot');
+    expect(snap.type).to.equal('SUBSCRIBED');
+    expect(snap.type === 'SUBSCRIBED' && snap.files.map((f) => f.name)).to.deep.equal(['first.txt']);
+    expect(snap.type === 'SUBSCRIBED' && snap.self?.id).to.equal(b.id);
+    await randomFile(path.join(b.sharedDir, 'second.bin'), 50_000);
+    const added = await waitFor(() => s.msgs.find((m) => m.type === 'EVENT' && m.event === 'file-added'), 10_000, 'file-added');
+    expect(added.type === 'EVENT' && added.file.name).to.equal('second.bin');
+    expect(added.type === 'EVENT' && added.file.infohash).to.equal(b.library.files().find((f) => f.name === 'second.bin')!.metainfo.infoHashHex);
+    await fsp.rm(path.join(b.sharedDir, 'first.txt'));
+    const removed = await waitFor(() => s.msgs.find((m) => m.type === 'EVENT' && m.event === 'file-removed'), 10_000, 'file-removed');
+    expect(removed.type === 'EVENT' && removed.file.name).to.equal('first.txt');
+    s.sock.destroy();
+    // The node dropped the subscriber and still answers.
+    expect((await controlRequest('127.0.0.1', b.port, { type: 'list' })).type).to.equal('LIST');
+  });
+
+  it('subscribe is the last request on its connection: later lines are ignored, a flood is cut off', async () => {
+    const b = await node('b', { 'x.txt': 10 });
+    const s = await rawSubscribe(b.port);
+    await waitFor(() => s.msgs[0], 5000, 'snapshot');
+    s.sock.write('{"type":"list"}\n');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.msgs.map((m) => m.type)).to.deep.equal(['SUBSCRIBED']);
+    s.sock.write(Buffer.alloc(100 * 1024, 0x61));
+    await s.closed;
+    expect((await controlRequest('127.0.0.1', b.port, { type: 'list' })).type).to.equal('LIST');
+  });
+
+  it('watch downloads every matching file on the network: those there now and one added later', async () => {
+    const b = await node('b', { 'talk-1.mp3': 40_000, 'readme.txt': 100 }, { watch: true });
+    const c = await node('c', {}, { watch: true });
+    const a = await node('a', {}, { peers: [b, c].map((n) => ({ host: '127.0.0.1', port: n.port })) });
+    const watched: string[] = [];
+    a.on('watched', (f) => watched.push(f.name));
+    a.watch('*.mp3');
+    await waitFor(() => a.library.files().some((f) => f.name === 'talk-1.mp3'), 15_000, 'the existing match downloaded');
+    await randomFile(path.join(c.sharedDir, 'talks', 'talk-2.MP3'), 30_000);
+    await waitFor(() => a.library.files().some((f) => f.name === 'talk-2.MP3'), 15_000, 'the new match downloaded');
+    expect(await sha1File(path.join(a.downloadDir, 'talk-2.MP3'))).to.equal(await sha1File(path.join(c.sharedDir, 'talks', 'talk-2.MP3')));
+    expect(watched.sort()).to.deep.equal(['talk-1.mp3', 'talk-2.MP3']);
+    expect(a.library.files().map((f) => f.name)).to.not.include('readme.txt');
+    expect(a.unwatch('*.mp3')).to.equal(true);
+    expect(a.watcher.subscriptions).to.equal(0);
+  });
+});
