@@ -146,7 +146,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     await randomFile(path.join(c.sharedDir, 'talks', 'talk-2.MP3'), 30_000);
     await waitFor(() => a.library.files().some((f) => f.name === 'talk-2.MP3'), 15_000, 'the new match downloaded');
     expect(await sha1File(path.join(a.downloadDir, 'talk-2.MP3'))).to.equal(await sha1File(path.join(c.sharedDir, 'talks', 'talk-2.MP3')));
-    expect(watched.sort()).to.deep.equal(['talk-1.mp3', 'talk-2.MP3']);
+    expect(watched.sort()).to.deep.equal(['talk-1.mp3', 'talks/talk-2.MP3']);
     expect(a.library.files().map((f) => f.name)).to.not.include('readme.txt');
     expect(a.unwatch('*.mp3')).to.equal(true);
     expect(a.watcher.subscriptions).to.equal(0);

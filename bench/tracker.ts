@@ -1,0 +1,301 @@
+/**
+ * Tracker announces per second on loopback: the Shoal bootstrap server's `/announce` against
+ * the `bittorrent-tracker` npm package's HTTP server, in the same run, with the exact same
+ * requests. Each server runs in a child process of its own, and the load generator
+ * (autocannon) in another, so neither shares an event loop with the thing it measures;
+ * with `taskset` present the server gets one core and the load generator the other.
+ *
+ * The requests: 1000 infohashes x 20 peers each (random peer ids and ports), compact=1,
+ * numwant=50, event=started, cycled in the same order for both servers, so every swarm
+ * holds at most 20 peers and both answer with the same amount of data.
+ *
+ *   npm run bench:tracker                                # 10 connections, 2 s warm-up, 10 s
+ *   TRACKER_SECONDS=5 TRACKER_CONNECTIONS=50 TRACKER_ROUNDS=2 npm run bench:tracker
+ *   TRACKER_NO_RESULTS=1 npm run bench:tracker           # do not append to bench/RESULTS.md
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, existsSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import bencode from 'bencode';
+
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(SELF), '..', '..');
+const SECONDS = Number(process.env.TRACKER_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(process.env.TRACKER_WARMUP ?? 2);
+const CONNECTIONS = Number(process.env.TRACKER_CONNECTIONS ?? 10);
+const ROUNDS = Number(process.env.TRACKER_ROUNDS ?? 1);
+const INFOHASHES = 1000;
+const PEERS_PER_INFOHASH = 20;
+
+type Kind = 'shoal' | 'bittorrent-tracker';
+const KINDS: readonly Kind[] = ['shoal', 'bittorrent-tracker'];
+
+/** What the load child reports: autocannon's figures we print. */
+interface LoadResult {
+  requestsPerSecond: number;
+  total: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+// ---- the untyped packages, typed here for the parts we use ------------------------------
+
+interface AutocannonRequest {
+  method?: string;
+  path?: string;
+  setupRequest?: (req: AutocannonRequest) => AutocannonRequest;
+}
+interface AutocannonOptions {
+  url: string;
+  connections: number;
+  pipelining: number;
+  duration: number;
+  requests: AutocannonRequest[];
+}
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (opts: AutocannonOptions) => Promise<AutocannonResult>;
+
+interface ListeningServer {
+  listen(port: number, host: string, cb: () => void): void;
+  http: { address(): { port: number } } | null;
+  on(event: 'warning' | 'error', cb: (err: Error) => void): void;
+}
+type ReferenceTrackerModule = { Server: new (opts: { udp: boolean; ws: boolean; http: boolean; stats: boolean }) => ListeningServer };
+
+interface ShoalBootstrap {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly url: string;
+}
+type ShoalBootstrapModule = { BootstrapServer: new (init: { port: number; host: string; dataDir: string; logger?: unknown }) => ShoalBootstrap };
+
+/** `import()` of a module without type declarations, typed by the caller. */
+const importUntyped = <T>(specifier: string): Promise<T> => import(specifier) as Promise<T>;
+
+// ---- child: one server ------------------------------------------------------------------
+
+/** Start one server on 127.0.0.1 and print `{"url": ...}`; runs until killed. */
+async function serve(kind: Kind, dataDir: string): Promise<void> {
+  if (kind === 'shoal') {
+    const { BootstrapServer } = await importUntyped<ShoalBootstrapModule>(path.join(ROOT, 'dist', 'bootstrap', 'server.js'));
+    const { createLogger } = await import('../network/log.js');
+    const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir, logger: createLogger({ level: 'error' }) });
+    await server.start();
+    process.stdout.write(`${JSON.stringify({ url: server.url.replace(/\/+$/, '') })}\n`);
+  } else {
+    const { Server } = await importUntyped<ReferenceTrackerModule>('bittorrent-tracker');
+    const server = new Server({ udp: false, ws: false, http: true, stats: false });
+    server.on('warning', () => {}); // bad requests are the client's problem, as in Shoal
+    server.on('error', (err) => {
+      process.stderr.write(`bittorrent-tracker: ${err.message}\n`);
+      process.exit(1);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.http!.address().port}` })}\n`);
+  }
+}
+
+// ---- child: the load generator ------------------------------------------------------------
+
+async function load(url: string, pathsFile: string): Promise<void> {
+  const paths = JSON.parse(await fsp.readFile(pathsFile, 'utf8')) as string[];
+  const autocannon = (await importUntyped<{ default: Autocannon }>('autocannon')).default;
+  const run = async (seconds: number): Promise<AutocannonResult> => {
+    let next = 0; // every run starts at the same request: both servers see the same sequence
+    return autocannon({
+      url,
+      connections: CONNECTIONS,
+      pipelining: 1,
+      duration: seconds,
+      requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[next++ % paths.length]! }) }],
+    });
+  };
+  if (WARMUP_SECONDS > 0) await run(WARMUP_SECONDS);
+  const r = await run(SECONDS);
+  const result: LoadResult = {
+    requestsPerSecond: r.requests.average,
+    total: r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+// ---- parent: the harness -------------------------------------------------------------------
+
+const pct = (b: Buffer) => [...b].map((x) => `%${x.toString(16).padStart(2, '0')}`).join('');
+
+/** The request set: 1000 swarms x 20 peers, interleaved so consecutive requests hit different swarms. */
+function announcePaths(): string[] {
+  const hashes = Array.from({ length: INFOHASHES }, () => randomBytes(20));
+  const paths: string[] = [];
+  for (let p = 0; p < PEERS_PER_INFOHASH; p++) {
+    for (const h of hashes) {
+      const peerId = Buffer.concat([Buffer.from('-BN0001-'), randomBytes(12)]);
+      const port = 10_000 + Math.floor(Math.random() * 50_000);
+      paths.push(`/announce?info_hash=${pct(h)}&peer_id=${pct(peerId)}&port=${port}&uploaded=0&downloaded=0&left=0&compact=1&numwant=50&event=started`);
+    }
+  }
+  return paths;
+}
+
+/** Pin to one CPU when we can, so server and load generator do not fight over both. */
+function pinned(cpu: number, args: string[]): [string, string[]] {
+  const haveTaskset = os.cpus().length >= 2 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+  return haveTaskset ? ['taskset', ['-c', String(cpu), ...args]] : [args[0]!, args.slice(1)];
+}
+
+/** Children still running: killed on the way out, Ctrl-C and SIGTERM included. */
+const live = new Set<ChildProcess>();
+
+function startChild(cpu: number, args: string[]): ChildProcess {
+  const [cmd, rest] = pinned(cpu, [process.execPath, SELF, ...args]);
+  // taskset execs node in place, so the pid we hold is the node process itself.
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOAL_LOG: 'error' } });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** The first JSON line a child prints, or its stderr as the error. */
+function firstJsonLine<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const timer = setTimeout(() => reject(new Error(`no answer from child within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    readline.createInterface({ input: child.stdout! }).once('line', (l) => {
+      clearTimeout(timer);
+      resolve(JSON.parse(l) as T);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`child exited (${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** One real announce: the answer must be a bencoded dictionary with interval and peers. */
+async function checkAnswer(url: string, p: string): Promise<void> {
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    http.get(url + p, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+    }).on('error', reject);
+  });
+  const d = bencode.decode(body) as Record<string, unknown>;
+  if (d['failure reason'] !== undefined) throw new Error(`${url}: failure reason ${Buffer.from(d['failure reason'] as Uint8Array).toString()}`);
+  if (typeof d.interval !== 'number' || !(d.peers instanceof Uint8Array)) throw new Error(`${url}: not a compact announce answer: ${body.toString('latin1').slice(0, 200)}`);
+}
+
+async function measure(kind: Kind, pathsFile: string, sample: string, dir: string): Promise<LoadResult> {
+  const server = startChild(1, ['serve', kind, path.join(dir, `data-${kind}`)]);
+  try {
+    const { url } = await firstJsonLine<{ url: string }>(server, 30_000);
+    await checkAnswer(url, sample);
+    const loader = startChild(0, ['load', url, pathsFile]);
+    try {
+      const result = await firstJsonLine<LoadResult>(loader, (WARMUP_SECONDS + SECONDS + 60) * 1000);
+      if (server.exitCode !== null) throw new Error(`${kind} server died during the run`);
+      return result;
+    } finally {
+      await stopChild(loader);
+    }
+  } finally {
+    await stopChild(server);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (r: LoadResult) => `${r.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts)`;
+
+async function main(): Promise<void> {
+  const haveShoal = existsSync(path.join(ROOT, 'dist', 'bootstrap', 'server.js'));
+  const kinds = haveShoal ? KINDS : KINDS.filter((k) => k !== 'shoal');
+  if (!haveShoal) console.log('dist/bootstrap/server.js is missing (build it first): measuring bittorrent-tracker alone');
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-bench-tracker-'));
+  const onSignal = () => {
+    for (const c of live) c.kill('SIGKILL');
+    void fsp.rm(dir, { recursive: true, force: true }).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const paths = announcePaths();
+    const pathsFile = path.join(dir, 'paths.json');
+    await fsp.writeFile(pathsFile, JSON.stringify(paths));
+    console.log(`${paths.length} distinct announces (${INFOHASHES} infohashes x ${PEERS_PER_INFOHASH} peers), ${CONNECTIONS} connections, pipelining 1, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per server, ${ROUNDS} round(s)`);
+    const results: Record<Kind, LoadResult[]> = { shoal: [], 'bittorrent-tracker': [] };
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternate which goes first, so neither always gets the cooler machine.
+      for (const kind of round % 2 === 1 ? kinds : [...kinds].reverse()) {
+        const r = await measure(kind, pathsFile, paths[0]!, dir);
+        results[kind].push(r);
+        console.log(`round ${round}: ${kind.padEnd(18)} ${fmt(r)}`);
+      }
+    }
+    const med = (kind: Kind, key: keyof LoadResult) => median(results[kind].map((r) => r[key]));
+    if (!haveShoal) return;
+    const ratio = med('shoal', 'requestsPerSecond') / med('bittorrent-tracker', 'requestsPerSecond');
+    console.log(`\nmedian of ${ROUNDS}:`);
+    for (const kind of KINDS) console.log(`  ${kind.padEnd(18)} ${med(kind, 'requestsPerSecond').toFixed(0)} req/s, p50 ${med(kind, 'p50')} ms, p99 ${med(kind, 'p99')} ms`);
+    console.log(`  ratio: Shoal serves ${ratio.toFixed(2)}x bittorrent-tracker's announces per second`);
+    for (const kind of KINDS) if (results[kind].some((r) => r.non2xx + r.errors + r.timeouts > 0)) console.log(`  warning: ${kind} had non-2xx answers, errors or timeouts`);
+
+    if (!process.env.TRACKER_NO_RESULTS) {
+      const row = (kind: Kind) => `| ${kind} | ${med(kind, 'requestsPerSecond').toFixed(0)} | ${med(kind, 'p50')} ms | ${med(kind, 'p99')} ms | ${results[kind].map((r) => r.requestsPerSecond.toFixed(0)).join(' / ')} |`;
+      const section = [
+        '',
+        `## Tracker: announces per second (\`npm run bench:tracker\`), ${new Date().toISOString().slice(0, 10)}`,
+        '',
+        `\`bench/tracker.ts\`: the bootstrap server's \`/announce\` against the \`bittorrent-tracker\` npm package's HTTP server`,
+        `(v10, udp/ws/stats off), each in its own process pinned to one core, autocannon in another pinned to the other core;`,
+        `${CONNECTIONS} connections, pipelining 1, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s, the same ${paths.length} announces`,
+        `(${INFOHASHES} infohashes x ${PEERS_PER_INFOHASH} peers, compact=1, numwant=50) in the same order for both; median of ${ROUNDS}.`,
+        '',
+        '| server | req/s | latency p50 | latency p99 | runs (req/s) |',
+        '| --- | --- | --- | --- | --- |',
+        row('shoal'),
+        row('bittorrent-tracker'),
+        `| **ratio** | **Shoal ${ratio.toFixed(2)}x bittorrent-tracker** | | | |`,
+        '',
+      ].join('\n');
+      await fsp.appendFile(path.join(ROOT, 'bench', 'RESULTS.md'), section);
+      console.log('\nappended to bench/RESULTS.md');
+    }
+  } finally {
+    for (const c of [...live]) await stopChild(c);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+const [mode, a1, a2] = process.argv.slice(2);
+const entry = mode === 'serve' ? serve(a1 as Kind, a2!) : mode === 'load' ? load(a1!, a2!) : main();
+entry.catch((err: Error) => {
+  console.error(err.message);
+  process.exit(1);
+});

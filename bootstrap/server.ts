@@ -1,0 +1,312 @@
+/**
+ * The bootstrap server: one HTTP port serving the node registry API, the BitTorrent
+ * tracker and the live monitor page (see network/wire/bootstrap-api.ts for the routes).
+ *
+ * /announce and /scrape skip Express: the http server hands them straight to the tracker's
+ * handler, because a tracker answers far more requests than anything else here and
+ * Express's routing would dominate their cost. Everything else goes through Express, and
+ * /socket.io/ through socket.io.
+ *
+ * What a client does wrong is answered with a 4xx and a JSON error, and logged at warn at
+ * most WARN_PER_MINUTE times a minute, so a flood of bad requests cannot flood the log.
+ */
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { Server as SocketServer } from 'socket.io';
+import type { z } from 'zod';
+import { silentLogger, type Logger } from '../network/log.js';
+import {
+  HeartbeatRequestSchema, InstanceSchema, NodeIdSchema, RegisterRequestSchema, ReportRequestSchema, SearchQuerySchema,
+  MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, describeIssue, isLoopbackAddress, normalizeAddress,
+  type NodeView, type RegisterResponse,
+} from '../network/wire/bootstrap-api.js';
+import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
+import { Tracker, DEFAULT_INTERVAL_S } from './tracker.js';
+
+export const DEFAULT_PORT = 8000;
+export const DEFAULT_HEARTBEAT_MS = 30_000;
+export const WARN_PER_MINUTE = 20;
+const MONITOR_PUSH_MS = 250;
+const MONITOR_REFRESH_MS = 5000;
+
+export interface BootstrapServerInit {
+  /** 8000 by default; 0 picks a free port. */
+  port?: number;
+  /** Listen address; every interface by default. */
+  host?: string;
+  /** Where registry.json lives; none = the registry is not persisted. */
+  dataDir?: string;
+  heartbeatMs?: number;
+  /** A node that has not heartbeaten for this long expires; 3 heartbeats by default. */
+  ttlMs?: number;
+  reportThreshold?: number;
+  announceIntervalS?: number;
+  maxNodes?: number;
+  maxNodesPerAddress?: number;
+  logger?: Logger;
+}
+
+/** A request refused with a status and a reason. */
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Views and static files sit in the source tree, next to this file or two levels above dist/bootstrap/. */
+function assetDir(name: 'views' | 'public'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, name), path.join(here, '..', '..', 'bootstrap', name)];
+  return candidates.find((d) => fs.existsSync(d)) ?? candidates[1]!;
+}
+
+export class BootstrapServer {
+  readonly registry: NodeRegistry;
+  readonly tracker: Tracker;
+  readonly heartbeatMs: number;
+  private readonly log: Logger;
+  private readonly app: express.Express;
+  private readonly http: http.Server;
+  private io: SocketServer | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private pushTimer: NodeJS.Timeout | null = null;
+  private warned = { windowStart: 0, count: 0, suppressed: 0 };
+  private state: 'idle' | 'running' | 'stopped' = 'idle';
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly init: BootstrapServerInit = {}) {
+    this.log = init.logger ?? silentLogger();
+    this.heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.registry = new NodeRegistry({
+      ttlMs: init.ttlMs ?? 3 * this.heartbeatMs,
+      file: init.dataDir ? path.join(init.dataDir, 'registry.json') : undefined,
+      reportThreshold: init.reportThreshold ?? DEFAULT_REPORT_THRESHOLD,
+      maxNodes: init.maxNodes,
+      maxNodesPerAddress: init.maxNodesPerAddress,
+      logger: this.log,
+    });
+    this.tracker = new Tracker({
+      intervalS: init.announceIntervalS ?? DEFAULT_INTERVAL_S,
+      extraPeers: (infoHash, limit, via) => {
+        const hostFor = hostMap(via.remote, via.local);
+        return this.registry.seedsOf(infoHash).slice(0, limit).map((r) => ({ host: hostFor(r.host), port: r.port }));
+      },
+      onBadRequest: (remote, reason) => this.warn({ remote, reason }, 'bad tracker request'),
+    });
+    this.app = this.buildApp();
+    const isTracker = (url: string, p: string) => url.startsWith(p) && (url.length === p.length || url[p.length] === '?');
+    this.http = http.createServer((req, res) => {
+      const url = req.url ?? '/';
+      if (isTracker(url, '/announce') || isTracker(url, '/scrape')) this.tracker.handler(req, res);
+      else this.app(req, res);
+    });
+    this.http.keepAliveTimeout = 5000;
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 30_000;
+  }
+
+  get port(): number {
+    const a = this.http.address() as AddressInfo | null;
+    return a?.port ?? 0;
+  }
+
+  /** A URL for this machine: the listen address, or 127.0.0.1 when listening on every interface. */
+  get url(): string {
+    const a = this.http.address() as AddressInfo | null;
+    let host = a?.address ?? this.init.host ?? '127.0.0.1';
+    if (host === '0.0.0.0' || host === '::') host = '127.0.0.1';
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    await this.registry.load();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.init.port ?? DEFAULT_PORT, this.init.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.io = new SocketServer(this.http, { serveClient: true, maxHttpBufferSize: 10_000 });
+    this.io.on('connection', (socket) => socket.emit('nodes', this.monitorPayload()));
+    this.registry.on('change', this.schedulePush);
+    const every = (ms: number, f: () => void) => {
+      const t = setInterval(f, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(Math.max(50, Math.min(this.registry.ttlMs / 4, 5000)), () => this.registry.expire());
+    every(this.tracker.intervalS * 1000, () => this.tracker.store.expire(Date.now()));
+    // Pushed now and then even without changes, so the page's "last seen" stays true.
+    every(MONITOR_REFRESH_MS, () => {
+      if (this.io && this.io.engine.clientsCount > 0) this.io.emit('nodes', this.monitorPayload());
+    });
+    this.log.info({ url: this.url, nodes: this.registry.size }, 'bootstrap server listening');
+  }
+
+  /** Stop listening, close every connection, save the registry. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.pushTimer) clearTimeout(this.pushTimer);
+    this.registry.off('change', this.schedulePush);
+    if (wasRunning) {
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      this.io?.disconnectSockets(true);
+      this.http.closeAllConnections();
+      await closed;
+    }
+    await this.registry.close();
+  }
+
+  /** The monitor's data: every node, freshest first, and the server's clock for "ago". */
+  monitorPayload(): { now: number; nodes: NodeView[] } {
+    return { now: Date.now(), nodes: this.registry.list().map((r) => this.registry.view(r)) };
+  }
+
+  private readonly schedulePush = (): void => {
+    if (this.pushTimer || !this.io) return;
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = null;
+      this.io?.emit('nodes', this.monitorPayload());
+    }, MONITOR_PUSH_MS);
+    this.pushTimer.unref();
+  };
+
+  private buildApp(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('query parser', 'simple');
+    app.set('views', assetDir('views'));
+    app.set('view engine', 'ejs');
+    app.use((req, _res, next) => {
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ remote: req.socket.remoteAddress, method: req.method, url: req.originalUrl.slice(0, 200) }, 'request');
+      next();
+    });
+    // Also mounted here so the app alone is a complete server (the http fast path normally wins).
+    app.get(['/announce', '/scrape'], this.tracker.handler);
+    app.use('/static', express.static(assetDir('public'), { index: false, maxAge: '1h' }));
+    app.get('/', (_req, res) => res.render('monitor', this.monitorPayload()));
+    app.get('/favicon.ico', (_req, res) => res.status(204).end()); // browsers ask; not worth a warning
+
+    const api = express.Router();
+    api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+    api.post('/nodes', (req, res) => {
+      const body = parse(RegisterRequestSchema, jsonBody(req));
+      const record = this.registry.register(body, remoteOf(req));
+      this.log.debug({ node: record.id, host: `${record.host}:${record.port}`, files: record.files.length }, 'node registered');
+      res.json(this.answer(record, req));
+    });
+    api.put('/nodes/:id', (req, res) => {
+      const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
+      const body = parse(HeartbeatRequestSchema, jsonBody(req));
+      res.json(this.answer(this.registry.heartbeat(id, body, remoteOf(req)), req));
+    });
+    api.delete('/nodes/:id', (req, res) => {
+      const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
+      const instance = parse(InstanceSchema, req.query.instance, 'query parameter "instance"');
+      this.registry.unregister(id, instance, remoteOf(req));
+      this.log.debug({ node: id }, 'node unregistered');
+      res.status(204).end();
+    });
+    api.post('/nodes/:id/reports', (req, res) => {
+      const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
+      const body = parse(ReportRequestSchema, jsonBody(req));
+      res.status(202).json(this.registry.report(id, body.reporter, remoteOf(req)));
+    });
+    api.get('/nodes', (_req, res) => {
+      res.json({ nodes: this.monitorPayload().nodes });
+    });
+    api.get('/search', (req, res) => {
+      const { q } = parse(SearchQuerySchema, { q: req.query.q });
+      res.json({ files: this.registry.search(q, hostMap(remoteOf(req), req.socket.localAddress ?? '')) });
+    });
+    app.use('/api', api);
+
+    app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path.slice(0, 200)}`)));
+    app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+      if (res.headersSent) return next(err);
+      const { status, message } = describeError(err);
+      if (status >= 500) this.log.error({ err: err instanceof Error ? err.stack : String(err), url: req.originalUrl.slice(0, 200) }, 'request failed');
+      else this.warn({ remote: req.socket.remoteAddress, method: req.method, url: req.originalUrl.slice(0, 200), status, error: message }, 'bad request');
+      res.status(status).json({ error: message });
+    });
+    return app;
+  }
+
+  private answer(r: NodeRecord, req: Request): RegisterResponse {
+    const hostFor = hostMap(remoteOf(req), req.socket.localAddress ?? '');
+    const { nodes, truncated } = this.registry.peersFor(r.id, MAX_PEERS_IN_ANSWER, hostFor);
+    return { self: { id: r.id, host: hostFor(r.host), port: r.port }, nodes, truncated, heartbeatMs: this.heartbeatMs, ttlMs: this.registry.ttlMs };
+  }
+
+  /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */
+  private warn(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const w = this.warned;
+    if (now - w.windowStart >= 60_000) {
+      if (w.suppressed > 0) this.log.warn({ suppressed: w.suppressed }, 'more bad requests in the last minute were not logged');
+      w.windowStart = now;
+      w.count = 0;
+      w.suppressed = 0;
+    }
+    if (w.count++ < WARN_PER_MINUTE) this.log.warn(fields, msg);
+    else w.suppressed++;
+  }
+}
+
+function remoteOf(req: Request): string {
+  return normalizeAddress(req.socket.remoteAddress ?? '');
+}
+
+/**
+ * A node registered from the server's own machine as 127.0.0.1 is reachable from elsewhere
+ * at the address the asker used to reach this server; everyone else is shown as registered.
+ */
+export function hostMap(remote: string, local: string): HostMap {
+  if (!local || isLoopbackAddress(remote) || isLoopbackAddress(local)) return (h) => h;
+  const here = normalizeAddress(local);
+  return (h) => (isLoopbackAddress(h) ? here : h);
+}
+
+function jsonBody(req: Request): unknown {
+  if (req.body === undefined) throw new HttpError(415, 'send a JSON body with Content-Type: application/json');
+  return req.body as unknown;
+}
+
+/** Check `value`; `what` names it when it is not a body (a path or query parameter). */
+function parse<S extends z.ZodType>(schema: S, value: unknown, what?: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new HttpError(400, what ? `${what}: ${result.error.issues[0]?.message ?? 'invalid'}` : describeIssue(result.error));
+  return result.data;
+}
+
+/** Body-parser errors carry `type` and `status`; ours carry `status`; anything else is ours to fix. */
+function describeError(err: unknown): { status: number; message: string } {
+  if (err instanceof HttpError || err instanceof RegistryError) return { status: err.status, message: err.message };
+  const e = err as { type?: string; status?: number; message?: string };
+  switch (e.type) {
+    case 'entity.too.large':
+      return { status: 413, message: `body larger than ${MAX_BODY_BYTES} bytes` };
+    case 'entity.parse.failed':
+      return { status: 400, message: 'body is not valid JSON' };
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return { status: 415, message: e.message ?? 'unsupported body encoding' };
+  }
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return { status: e.status, message: e.message ?? 'bad request' };
+  return { status: 500, message: 'internal error' };
+}

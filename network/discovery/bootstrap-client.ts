@@ -1,0 +1,350 @@
+/**
+ * The node's side of the bootstrap server (routes in network/wire/bootstrap-api.ts), as one
+ * more PeerDiscovery source: register at start, heartbeat at the interval the server asks
+ * for, publish what we share and download, unregister at stop.
+ *
+ * Every answer names the other nodes: each is a `peer` sighting, and a node missing from a
+ * complete list is `lost` ('gone'). When the server cannot be reached the source says so in
+ * its health, warns once, retries with back-off (1 s doubling to 30 s), and re-registers by
+ * itself when the server returns; multicast carries on meanwhile. Every answer is checked
+ * against the schemas: a server that answers nonsense is a warning, never a crash.
+ */
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import { silentLogger, type Logger } from '../log.js';
+import type { DiscoveryHealth, HealthState, PeerDiscovery, PeerDiscoveryEvents, PeerSource } from './discovery.js';
+import {
+  DownloadSchema, FileEntrySchema, RegisterResponseSchema, ReportResponseSchema, SearchResponseSchema, ErrorResponseSchema,
+  MAX_ANSWER_BYTES, MAX_DOWNLOADS_PER_NODE, MAX_FILES_PER_NODE, describeIssue,
+  type Download, type FileEntry, type RegisterBody, type RegisterResponse, type SearchHit,
+} from '../wire/bootstrap-api.js';
+import type { z } from 'zod';
+
+export interface PublishedState {
+  files: FileEntry[];
+  downloads: Download[];
+}
+
+export interface BootstrapClientInit {
+  /** http://host:port of the server (a trailing slash is fine). */
+  url: string;
+  self: { id: string; instance: string; name?: string; port: number; host?: string };
+  /** What we share and download right now; read at every register and heartbeat. */
+  state: () => PublishedState;
+  logger?: Logger;
+  /** Per request. 5 s by default. */
+  timeoutMs?: number;
+  retryMs?: number;
+  retryMaxMs?: number;
+  /** publishSoon() sends at most this often. 1 s by default. */
+  publishMinIntervalMs?: number;
+  /** How long stop() waits for the unregister. 1 s by default. */
+  stopTimeoutMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_RETRY_MS = 1000;
+export const DEFAULT_RETRY_MAX_MS = 30_000;
+export const DEFAULT_PUBLISH_MIN_INTERVAL_MS = 1000;
+export const DEFAULT_STOP_TIMEOUT_MS = 1000;
+/** Until the server says otherwise. */
+const INITIAL_HEARTBEAT_MS = 30_000;
+const REPORT_EVERY_MS = 60_000;
+
+/** The server refused (status set), answered nonsense, or could not be reached. */
+export class BootstrapError extends Error {
+  override name = 'BootstrapError';
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implements PeerDiscovery {
+  readonly source: PeerSource = 'bootstrap';
+  readonly url: string;
+  private readonly log: Logger;
+  private running = false;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private registered = false;
+  private timer: NodeJS.Timeout | null = null;
+  private nextAt = 0;
+  private inflight: { controller: AbortController; done: Promise<void> } | null = null;
+  private publishPending = false;
+  private lastSend = 0;
+  /** Digest of the files the server last accepted: heartbeats carry files only when it changes. */
+  private filesKey: string | null = null;
+  private heartbeatMs = INITIAL_HEARTBEAT_MS;
+  private ttlMs = 3 * INITIAL_HEARTBEAT_MS;
+  private failures = 0;
+  private outageSince: number | null = null;
+  private readonly known = new Map<string, number>();
+  private readonly reported = new Map<string, number>();
+  private state: DiscoveryHealth = { state: 'stopped', since: Date.now() };
+
+  constructor(private readonly init: BootstrapClientInit) {
+    super();
+    this.url = init.url.replace(/\/+$/, '');
+    this.log = init.logger ?? silentLogger();
+  }
+
+  /** The server's tracker: add it to a torrent's trackers so real clients and we meet there. */
+  get trackerUrl(): string {
+    return `${this.url}/announce`;
+  }
+
+  health(): DiscoveryHealth {
+    return { ...this.state };
+  }
+
+  /** Registers (one attempt, bounded by the timeout) and resolves, registered or retrying. */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      if (this.stopping) await this.stopping;
+      if (this.running) return;
+      this.running = true;
+      this.failures = 0;
+      this.setHealth('starting');
+      await this.tick();
+    })().finally(() => (this.starting = null));
+    return this.starting;
+  }
+
+  /** Unregisters (best effort, short timeout), then releases timers. Idempotent. */
+  stop(): Promise<void> {
+    // start() sets `running` synchronously, so a stop right after a start aborts its register.
+    this.stopping ??= (async () => {
+      if (!this.running) return;
+      this.running = false;
+      this.clearTimer();
+      this.inflight?.controller.abort();
+      await this.inflight?.done;
+      if (this.registered) {
+        this.registered = false;
+        const instance = encodeURIComponent(this.init.self.instance);
+        await this.request('DELETE', `/api/nodes/${encodeURIComponent(this.init.self.id)}?instance=${instance}`, undefined, this.init.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS).catch(
+          (err: Error) => this.log.debug({ err: err.message }, 'bootstrap: unregister failed'),
+        );
+      }
+      this.filesKey = null;
+      this.setHealth('stopped');
+    })().finally(() => (this.stopping = null));
+    return this.stopping;
+  }
+
+  /** Our files or downloads changed: tell the server soon (at most once per second). */
+  publishSoon(): void {
+    if (!this.running || !this.registered) return;
+    if (this.inflight) {
+      this.publishPending = true;
+      return;
+    }
+    this.schedule(Math.max(0, this.lastSend + (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) - Date.now()));
+  }
+
+  /** The server's index: files whose name contains `query`, with the nodes that share them. */
+  async search(query: string): Promise<SearchHit[]> {
+    const answer = await this.request('GET', `/api/search?q=${encodeURIComponent(query)}`);
+    return check(SearchResponseSchema, answer, 'search').files;
+  }
+
+  /** We cannot reach node `id`: tell the server (at most once a minute per node). Resolves with whether it dropped it. */
+  async report(id: string): Promise<boolean> {
+    const now = Date.now();
+    if (id === this.init.self.id || now - (this.reported.get(id) ?? 0) < REPORT_EVERY_MS) return false;
+    this.reported.set(id, now);
+    if (this.reported.size > 1000) for (const k of [...this.reported.keys()].slice(0, 500)) this.reported.delete(k);
+    const answer = await this.request('POST', `/api/nodes/${encodeURIComponent(id)}/reports`, { reporter: this.init.self.id });
+    return check(ReportResponseSchema, answer, 'report').dropped;
+  }
+
+  // ---- the loop -------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    this.timer = null;
+    if (!this.running || this.inflight) return;
+    const controller = new AbortController();
+    let finish!: () => void;
+    this.inflight = { controller, done: new Promise((r) => (finish = r)) };
+    this.publishPending = false;
+    try {
+      const { files, downloads } = this.published();
+      const key = digest(files);
+      const wasRegistered = this.registered;
+      let answer: RegisterResponse;
+      this.lastSend = Date.now();
+      if (wasRegistered) {
+        const body = { instance: this.init.self.instance, downloads, ...(key === this.filesKey ? {} : { files }) };
+        answer = check(RegisterResponseSchema, await this.request('PUT', `/api/nodes/${encodeURIComponent(this.init.self.id)}`, body, undefined, controller.signal), 'heartbeat');
+      } else {
+        const { id, instance, name, port, host } = this.init.self;
+        const body: RegisterBody = { id, instance, name: (name ?? '').slice(0, 64), port, files, downloads, ...(host ? { host } : {}) };
+        answer = check(RegisterResponseSchema, await this.request('POST', '/api/nodes', body, undefined, controller.signal), 'register');
+      }
+      if (!this.running) return;
+      this.registered = true;
+      this.filesKey = key;
+      this.succeeded(answer, wasRegistered);
+      this.schedule(this.publishPending ? (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) : this.heartbeatMs);
+    } catch (err) {
+      if (!this.running) return;
+      const error = err instanceof BootstrapError ? err : describeNetworkError(err, this.url, this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+      // Unknown (the server forgot us) or not ours any more: register again straight away.
+      if (this.registered && (error.status === 404 || error.status === 403)) {
+        this.log.info({ reason: error.message }, 'bootstrap: registering again');
+        this.registered = false;
+        this.filesKey = null;
+        this.schedule(0);
+        return;
+      }
+      this.failed(error);
+    } finally {
+      this.inflight = null;
+      finish();
+    }
+  }
+
+  private succeeded(answer: RegisterResponse, heartbeat: boolean): void {
+    if (this.outageSince !== null) this.log.info({ server: this.url, after: `${Math.round((Date.now() - this.outageSince) / 1000)} s` }, 'bootstrap server reachable again');
+    else if (!heartbeat) this.log.debug({ server: this.url, nodes: answer.nodes.length }, 'bootstrap: registered');
+    this.outageSince = null;
+    this.failures = 0;
+    this.heartbeatMs = answer.heartbeatMs;
+    this.ttlMs = answer.ttlMs;
+    this.setHealth('ok', `registered with ${this.url} as ${answer.self.host}:${answer.self.port}`, Date.now());
+    const now = Date.now();
+    const listed = new Set<string>();
+    for (const n of answer.nodes) {
+      if (n.id === this.init.self.id) continue; // a server that lists us to ourselves
+      listed.add(n.id);
+      this.known.set(n.id, now);
+      this.emit('peer', { id: n.id, host: n.host, port: n.port, name: n.name, instance: n.instance });
+    }
+    // A truncated list says nothing about who is missing: those fade after the TTL instead.
+    for (const [id, seen] of this.known) {
+      if (listed.has(id) || (answer.truncated && now - seen < this.ttlMs)) continue;
+      this.known.delete(id);
+      this.emit('lost', id, 'gone');
+    }
+  }
+
+  private failed(error: BootstrapError): void {
+    const now = Date.now();
+    this.failures++;
+    if (this.outageSince === null) {
+      this.outageSince = now;
+      this.log.warn({ server: this.url, err: error.message }, 'bootstrap server unavailable; working on multicast and retrying');
+    } else this.log.debug({ server: this.url, err: error.message, failures: this.failures }, 'bootstrap: still unavailable');
+    this.setHealth('failing', error.message);
+    // Nobody vouches for the nodes we heard of once the server has been gone a whole TTL.
+    if (now - this.outageSince >= this.ttlMs) {
+      for (const id of this.known.keys()) this.emit('lost', id, 'expired');
+      this.known.clear();
+    }
+    const base = this.init.retryMs ?? DEFAULT_RETRY_MS;
+    this.schedule(Math.min(this.init.retryMaxMs ?? DEFAULT_RETRY_MAX_MS, base * 2 ** Math.min(this.failures - 1, 20)));
+  }
+
+  /** The state, trimmed to what the server accepts, so one odd file cannot get us refused. */
+  private published(): PublishedState {
+    const s = this.init.state();
+    const files = s.files.filter((f) => FileEntrySchema.safeParse(f).success).slice(0, MAX_FILES_PER_NODE);
+    const downloads = s.downloads
+      .map((d) => ({ ...d, progress: Math.min(1, Math.max(0, Number.isFinite(d.progress) ? d.progress : 0)) }))
+      .filter((d) => DownloadSchema.safeParse(d).success)
+      .slice(0, MAX_DOWNLOADS_PER_NODE);
+    return { files, downloads };
+  }
+
+  /** Run the loop in `ms`, or sooner if it was already due sooner. */
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    const at = Date.now() + ms;
+    if (this.timer && this.nextAt <= at) return;
+    this.clearTimer();
+    this.nextAt = at;
+    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private setHealth(state: HealthState, detail?: string, lastOk?: number): void {
+    const changed = state !== this.state.state || detail !== this.state.detail;
+    this.state = { state, detail, since: state !== this.state.state ? Date.now() : this.state.since, lastOk: lastOk ?? this.state.lastOk };
+    if (changed) this.emit('health', this.health());
+  }
+
+  // ---- HTTP -----------------------------------------------------------------------------
+
+  /** One JSON request; the answer's size is capped; a non-2xx status becomes BootstrapError. */
+  private async request(method: string, path: string, body?: unknown, timeoutMs?: number, signal?: AbortSignal): Promise<unknown> {
+    const timeout = AbortSignal.timeout(timeoutMs ?? this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const res = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+      redirect: 'error',
+    });
+    const text = await readCapped(res);
+    let json: unknown;
+    if (text.length > 0) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new BootstrapError(`${this.url} answered HTTP ${res.status} with something that is not JSON: not a Shoal bootstrap server?`, res.ok ? undefined : res.status);
+      }
+    }
+    if (!res.ok) {
+      const reason = ErrorResponseSchema.safeParse(json);
+      throw new BootstrapError(`bootstrap server refused ${method} ${path.split('?')[0]}: HTTP ${res.status}${reason.success ? ` ${reason.data.error}` : ''}`, res.status);
+    }
+    return json;
+  }
+}
+
+async function readCapped(res: Response): Promise<string> {
+  if (Number(res.headers.get('content-length')) > MAX_ANSWER_BYTES) {
+    await res.body?.cancel();
+    throw new BootstrapError(`bootstrap answer larger than ${MAX_ANSWER_BYTES} bytes`);
+  }
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_ANSWER_BYTES) {
+      await reader.cancel();
+      throw new BootstrapError(`bootstrap answer larger than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function check<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new BootstrapError(`the bootstrap server's ${what} answer is not a Shoal bootstrap answer: ${describeIssue(result.error)}`);
+  return result.data;
+}
+
+/** fetch's errors say "fetch failed"; the reason people need is in `cause`. */
+function describeNetworkError(err: unknown, url: string, timeoutMs: number): BootstrapError {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError') return new BootstrapError(`bootstrap server ${url} did not answer within ${timeoutMs} ms`);
+  const why = e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+  return new BootstrapError(`bootstrap server ${url} unreachable: ${why}`);
+}
+
+function digest(files: FileEntry[]): string {
+  const h = createHash('sha1');
+  for (const f of files) h.update(`${f.infohash}\0${f.size}\0${f.complete === false ? 0 : 1}\0${f.name}\n`);
+  return h.digest('hex');
+}

@@ -1,0 +1,593 @@
+/**
+ * The bootstrap server: the registry as pure state (bounds, ownership, expiry, reports,
+ * search, persistence), the tracker's parser, then the whole server over HTTP on
+ * 127.0.0.1 (every bad input gets its status and a JSON error and the server stays up),
+ * the monitor page and its socket.io feed, and the `bootstrap` command.
+ */
+import { expect } from 'chai';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+import bencode from 'bencode';
+import { tempDir, cleanup, waitFor, ROOT, Children } from './helpers.js';
+import { NodeRegistry, RegistryError } from '../bootstrap/registry.js';
+import { parseAnnounce, parseScrape, percentDecode, TrackerRequestError } from '../bootstrap/tracker.js';
+import { BootstrapServer } from '../bootstrap/server.js';
+import { parseAnnounceResponse, percentEncodeBytes } from '../network/tracker/announce.js';
+import type { RegisterBody, RegisterRequest } from '../network/wire/bootstrap-api.js';
+
+const hash = (n: number) => n.toString(16).padStart(40, '0');
+const file = (name: string, n: number, extra: { complete?: boolean } = {}) => ({ name, size: 1000 + n, infohash: hash(n), ...extra });
+const reg = (id: string, extra: Partial<RegisterRequest> = {}): RegisterRequest => ({ id, instance: `${id}-i1`, name: `name-${id}`, port: 6000, files: [], downloads: [], ...extra });
+const LAN_A = '10.0.0.5';
+const LAN_B = '10.0.0.6';
+
+/** Call `f` and return the RegistryError it throws. */
+function refused(f: () => unknown): RegistryError {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof RegistryError) return err;
+    throw err;
+  }
+  throw new Error('expected a RegistryError');
+}
+
+describe('bootstrap registry (pure)', function () {
+  let clock = 1_000_000;
+  const now = () => clock;
+  beforeEach(() => (clock = 1_000_000));
+
+  it('registers with the source address as host, lists freshest first, and derives the role', function () {
+    const r = new NodeRegistry({ now });
+    r.register(reg('a', { files: [file('one.iso', 1)] }), LAN_A);
+    clock += 10;
+    r.register(reg('b', { downloads: [{ infohash: hash(9), name: 'x.bin', progress: 0.4242 }] }), `::ffff:${LAN_B}`);
+    expect(r.list().map((n) => n.id)).to.deep.equal(['b', 'a']);
+    expect(r.get('a')!.host).to.equal(LAN_A);
+    expect(r.get('b')!.host, 'IPv4-mapped addresses are normalised').to.equal(LAN_B);
+    const a = r.view(r.get('a')!);
+    expect(a).to.include({ role: 'SEEDER', files: 1, host: LAN_A, port: 6000 });
+    expect(a.shares).to.deep.equal(['one.iso']);
+    const b = r.view(r.get('b')!);
+    expect(b.role).to.equal('LEECHER');
+    expect(b.downloads).to.deep.equal([{ infohash: hash(9), name: 'x.bin', percent: 42.4 }]);
+  });
+
+  it('refuses a host that is not the sender’s, except from loopback', function () {
+    const r = new NodeRegistry({ now });
+    expect(refused(() => r.register(reg('a', { host: LAN_B }), LAN_A)).status).to.equal(403);
+    expect(r.register(reg('a', { host: LAN_A }), LAN_A).host).to.equal(LAN_A);
+    expect(r.register(reg('b', { host: LAN_B }), '127.0.0.1').host, 'the server’s own machine may advertise its LAN address').to.equal(LAN_B);
+    expect(r.register(reg('c', { host: LAN_B }), '::1').host).to.equal(LAN_B);
+  });
+
+  it('lets only the owner heartbeat or unregister: same instance, same address (or loopback)', function () {
+    const r = new NodeRegistry({ now });
+    r.register(reg('a'), LAN_A);
+    expect(refused(() => r.heartbeat('a', { instance: 'other' }, LAN_A)).status).to.equal(403);
+    expect(refused(() => r.heartbeat('a', { instance: 'a-i1' }, LAN_B)).status).to.equal(403);
+    expect(refused(() => r.heartbeat('zz', { instance: 'a-i1' }, LAN_A)).status).to.equal(404);
+    expect(refused(() => r.unregister('a', 'a-i1', LAN_B)).status).to.equal(403);
+    expect(refused(() => r.register(reg('a', { instance: 'evil' }), LAN_B)).status, 'an id taken from another address').to.equal(403);
+    clock += 5;
+    expect(r.heartbeat('a', { instance: 'a-i1' }, LAN_A).lastSeen).to.equal(clock);
+    expect(r.heartbeat('a', { instance: 'a-i1' }, '127.0.0.1').id).to.equal('a');
+    // A restart: same id and address, new instance, replaces the old registration.
+    expect(r.register(reg('a', { instance: 'a-i2' }), LAN_A).instance).to.equal('a-i2');
+    expect(r.size).to.equal(1);
+    r.unregister('a', 'a-i2', LAN_A);
+    expect(r.size).to.equal(0);
+  });
+
+  it('bounds nodes per address (429), nodes in total (503) and files per address (429)', function () {
+    const r = new NodeRegistry({ now, maxNodesPerAddress: 3, maxNodes: 5, maxFilesPerAddress: 4 });
+    for (const id of ['a', 'b', 'c']) r.register(reg(id), LAN_A);
+    const e = refused(() => r.register(reg('d'), LAN_A));
+    expect(e.status).to.equal(429);
+    expect(e.message).to.equal('too many nodes from this address');
+    // Re-registering one we own is not one more.
+    r.register(reg('a', { instance: 'again' }), LAN_A);
+    r.register(reg('e'), LAN_B);
+    r.register(reg('f'), LAN_B);
+    expect(refused(() => r.register(reg('g'), '10.0.0.7')).status).to.equal(503);
+    expect(refused(() => r.register(reg('e', { files: [1, 2, 3, 4, 5].map((n) => file(`f${n}`, n)) }), LAN_B)).status).to.equal(429);
+    r.heartbeat('e', { instance: 'e-i1', files: [1, 2, 3].map((n) => file(`f${n}`, n)) }, LAN_B);
+    expect(refused(() => r.heartbeat('f', { instance: 'f-i1', files: [4, 5].map((n) => file(`f${n}`, n)) }, LAN_B)).status).to.equal(429);
+    expect(r.fileCount).to.equal(3);
+    expect(r.size).to.equal(5);
+  });
+
+  it('expires nodes whose heartbeats stopped, and says so with a change event', function () {
+    const r = new NodeRegistry({ now, ttlMs: 1000 });
+    let changes = 0;
+    r.on('change', () => changes++);
+    r.register(reg('a'), LAN_A);
+    r.register(reg('b'), LAN_B);
+    clock += 800;
+    r.heartbeat('a', { instance: 'a-i1' }, LAN_A);
+    expect(changes, 'a plain heartbeat is not a change').to.equal(2);
+    clock += 300;
+    expect(r.expire()).to.deep.equal(['b']);
+    expect(changes).to.equal(3);
+    clock += 1000;
+    expect(r.expire()).to.deep.equal(['a']);
+    expect(r.size).to.equal(0);
+  });
+
+  it('drops a node once enough distinct reporters say it is unreachable, and quarantines that instance', function () {
+    const r = new NodeRegistry({ now, reportThreshold: 2 });
+    for (const [id, from] of [['t', LAN_A], ['r1', LAN_B], ['r2', '10.0.0.7'], ['r3', '10.0.0.7']] as const) r.register(reg(id), from);
+    expect(refused(() => r.report('t', 'r1', '10.0.0.99')).status, 'the reporter must send from its own address').to.equal(403);
+    expect(refused(() => r.report('t', 'nobody', LAN_B)).status).to.equal(403);
+    expect(refused(() => r.report('zz', 'r1', LAN_B)).status).to.equal(404);
+    expect(refused(() => r.report('r1', 'r1', LAN_B)).status).to.equal(400);
+    expect(r.report('t', 'r1', LAN_B)).to.deep.equal({ dropped: false });
+    expect(r.report('t', 'r1', LAN_B), 'the same reporter counts once').to.deep.equal({ dropped: false });
+    expect(r.report('t', 'r2', '10.0.0.7')).to.deep.equal({ dropped: true });
+    expect(r.get('t')).to.equal(undefined);
+    expect(refused(() => r.register(reg('t'), LAN_A)).status, 'the same instance is quarantined').to.equal(409);
+    expect(r.register(reg('t', { instance: 't-new' }), LAN_A).id, 'a restarted node may come back').to.equal('t');
+    // Two reporters behind one address are one voice.
+    expect(r.report('t', 'r2', '10.0.0.7').dropped).to.equal(false);
+    expect(r.report('t', 'r3', '10.0.0.7').dropped).to.equal(false);
+  });
+
+  it('needs only the other live nodes when fewer than the threshold exist', function () {
+    const r = new NodeRegistry({ now, reportThreshold: 3 });
+    r.register(reg('t'), LAN_A);
+    r.register(reg('r'), LAN_B);
+    expect(r.report('t', 'r', LAN_B).dropped).to.equal(true);
+  });
+
+  it('searches lower-cased names as plain text, merged by infohash, complete files only', function () {
+    const r = new NodeRegistry({ now });
+    r.register(reg('a', { files: [file('Holiday.MP4', 1), file('notes.txt', 2), file('half.mp4', 3, { complete: false })] }), LAN_A);
+    r.register(reg('b', { files: [file('holiday.mp4', 1), file('a.*b(c)[d]', 4)] }), LAN_B);
+    const hits = r.search('HOLIDAY');
+    expect(hits).to.have.length(1);
+    expect(hits[0]!.infohash).to.equal(hash(1));
+    expect(hits[0]!.nodes.map((n) => n.id).sort()).to.deep.equal(['a', 'b']);
+    expect(r.search('mp4').map((h) => h.infohash)).to.deep.equal([hash(1)]);
+    expect(r.search('.*'), 'no pattern: ".*" is two characters').to.have.length(1);
+    expect(r.search('(c)[')[0]!.name).to.equal('a.*b(c)[d]');
+    expect(r.search('^notes')).to.deep.equal([]);
+    expect(r.search('../../etc/passwd')).to.deep.equal([]);
+  });
+
+  it('caps search answers at 200 files', function () {
+    const r = new NodeRegistry({ now });
+    r.register(reg('a', { files: Array.from({ length: 500 }, (_, i) => file(`song-${i}.ogg`, i + 1)) }), LAN_A);
+    expect(r.search('song')).to.have.length(200);
+  });
+
+  it('keeps an index of who seeds what, in step with heartbeats and departures', function () {
+    const r = new NodeRegistry({ now });
+    r.register(reg('a', { files: [file('x', 1), file('y', 2, { complete: false })] }), LAN_A);
+    expect(r.seedsOf(hash(1)).map((n) => n.id)).to.deep.equal(['a']);
+    expect(r.seedsOf(hash(2)), 'incomplete files are not seeded').to.deep.equal([]);
+    r.heartbeat('a', { instance: 'a-i1', files: [file('z', 3)] }, LAN_A);
+    expect(r.seedsOf(hash(1))).to.deep.equal([]);
+    expect(r.seedCount(hash(3))).to.equal(1);
+    r.unregister('a', 'a-i1', LAN_A);
+    expect(r.seedCount(hash(3))).to.equal(0);
+  });
+
+  describe('persistence', function () {
+    let dir = '';
+    afterEach(async () => {
+      await cleanup(dir);
+    });
+
+    it('round-trips through the file, and loaded nodes get a fresh TTL', async function () {
+      dir = await tempDir('shoal-registry-');
+      const f = path.join(dir, 'registry.json');
+      const a = new NodeRegistry({ now, file: f, ttlMs: 1000 });
+      a.register(reg('a', { files: [file('x.iso', 1)], downloads: [{ infohash: hash(2), name: 'y', progress: 0.5 }] }), LAN_A);
+      a.register(reg('b', { host: LAN_B }), '127.0.0.1');
+      await a.close();
+      clock += 5000; // long past the TTL
+      const b = new NodeRegistry({ now, file: f, ttlMs: 1000 });
+      await b.load();
+      expect(b.list().map((n) => n.id).sort()).to.deep.equal(['a', 'b']);
+      expect(b.expire(), 'nobody expires right after a load').to.deep.equal([]);
+      expect(b.get('a')!.files).to.deep.equal([file('x.iso', 1)]);
+      expect(b.get('b')!.host).to.equal(LAN_B);
+      expect(b.heartbeat('a', { instance: 'a-i1' }, LAN_A).id).to.equal('a');
+      expect(b.search('x.iso')).to.have.length(1);
+    });
+
+    it('saves by itself shortly after a change', async function () {
+      dir = await tempDir('shoal-registry-');
+      const f = path.join(dir, 'sub', 'registry.json');
+      const r = new NodeRegistry({ file: f, saveDelayMs: 20 });
+      r.register(reg('a'), LAN_A);
+      await waitFor(() => fsp.readFile(f, 'utf8').then((t) => t.includes('"a"'), () => false), 2000, 'the registry file');
+      await r.close();
+    });
+
+    it('starts empty on a damaged file and keeps it as .bad', async function () {
+      dir = await tempDir('shoal-registry-');
+      const f = path.join(dir, 'registry.json');
+      for (const damage of ['{"version":1,"nodes":[{"id":', '{"version":1,"savedAt":1,"nodes":[{"id":"../x"}]}', '[]']) {
+        await fsp.writeFile(f, damage);
+        const r = new NodeRegistry({ file: f });
+        await r.load();
+        expect(r.size).to.equal(0);
+        expect(await fsp.readFile(`${f}.bad`, 'utf8')).to.equal(damage);
+        await fsp.rm(`${f}.bad`);
+      }
+    });
+  });
+});
+
+describe('bootstrap tracker parser (pure)', function () {
+  /** Not valid UTF-8, and full of characters a query string cares about. */
+  const INFO = Buffer.from([0xff, 0x80, 0x00, 0x26, 0x3d, 0x25, 0x20, 0x2b, 0x3f, 0x23, 0xc3, 0x28, 0x41, 0x7e, 0x2e, 0x2d, 0x5f, 0x2f, 0xfe, 0x01]);
+  const PEER = Buffer.from('-AR0001-\x80\x81abcdefghij', 'latin1');
+  const q = (extra = '') => `info_hash=${percentEncodeBytes(INFO)}&peer_id=${percentEncodeBytes(PEER)}&port=6881${extra}`;
+
+  it('decodes binary info_hash and peer_id byte for byte', function () {
+    const p = parseAnnounce(q('&left=0&event=completed&numwant=7&compact=1'), '::ffff:10.1.2.3');
+    expect(p.infoHash).to.equal(INFO.toString('hex'));
+    expect(p.peerId.equals(PEER)).to.equal(true);
+    expect(p).to.include({ host: '10.1.2.3', port: 6881, left: 0, event: 'completed', numwant: 7, compact: true });
+    expect(percentDecode('%41%4a+b')!.toString('latin1')).to.equal('AJ b');
+  });
+
+  it('caps numwant and honours ip only from loopback', function () {
+    expect(parseAnnounce(q('&numwant=100000'), '10.0.0.1').numwant).to.equal(200);
+    expect(parseAnnounce(q(), '10.0.0.1').numwant).to.equal(50);
+    expect(parseAnnounce(q('&ip=10.9.9.9'), '10.0.0.1').host).to.equal('10.0.0.1');
+    expect(parseAnnounce(q('&ip=10.9.9.9'), '127.0.0.1').host).to.equal('10.9.9.9');
+    expect(parseAnnounce(q('&ip=not-an-ip'), '127.0.0.1').host).to.equal('127.0.0.1');
+  });
+
+  it('refuses what is missing, malformed or too large, with a reason', function () {
+    const bad: Array<[string, RegExp]> = [
+      [`peer_id=${percentEncodeBytes(PEER)}&port=1`, /missing info_hash/],
+      [q().replace(/info_hash=[^&]*/, 'info_hash=abc'), /info_hash must be 20 bytes/],
+      [q().replace(/info_hash=[^&]*/, 'info_hash=%zz%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00'), /info_hash/],
+      [q().replace('port=6881', 'port=70000'), /port must be at most 65535/],
+      [q().replace('port=6881', 'port=-1'), /port must be a non-negative integer/],
+      [q().replace('&port=6881', ''), /missing or invalid port/],
+      [q('&event=exploded'), /event must be/],
+      [q('&x=' + 'a'.repeat(5000)), /query longer than/],
+      [q('&a=1'.repeat(70)), /more than 64 query parameters/],
+    ];
+    for (const [query, reason] of bad) expect(() => parseAnnounce(query, '10.0.0.1'), query.slice(0, 80)).to.throw(TrackerRequestError, reason);
+  });
+
+  it('parses scrapes: one or more info_hash, never none', function () {
+    expect(parseScrape(`info_hash=${percentEncodeBytes(INFO)}&info_hash=${'a'.repeat(20)}`)).to.deep.equal([INFO.toString('hex'), Buffer.from('a'.repeat(20)).toString('hex')]);
+    expect(() => parseScrape('')).to.throw(TrackerRequestError, /missing info_hash/);
+  });
+});
+
+// ---- over HTTP ----------------------------------------------------------------------------
+
+interface Reply {
+  status: number;
+  json: Record<string, unknown>;
+  text: string;
+}
+
+async function call(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const raw = typeof body === 'string' || body === undefined ? body : JSON.stringify(body);
+  const res = await fetch(url, { method, body: raw, headers: raw === undefined ? headers : { 'content-type': 'application/json', ...headers } });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    /* not JSON: the test looks at text */
+  }
+  return { status: res.status, json, text };
+}
+
+function body(id: string, extra: Partial<RegisterBody> = {}): RegisterBody {
+  return { id, instance: `${id}-i1`, name: `name-${id}`, port: 7000, files: [], downloads: [], ...extra };
+}
+
+describe('bootstrap server over HTTP', function () {
+  let dir = '';
+  let server: BootstrapServer | null = null;
+  let base = '';
+
+  async function start(init: ConstructorParameters<typeof BootstrapServer>[0] = {}): Promise<BootstrapServer> {
+    server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'data'), heartbeatMs: 1000, ...init });
+    await server.start();
+    base = server.url;
+    return server;
+  }
+
+  beforeEach(async () => {
+    dir = await tempDir('shoal-bootstrap-');
+  });
+  afterEach(async () => {
+    await server?.stop();
+    server = null;
+    await cleanup(dir);
+  });
+
+  it('registers, answers with the other nodes, heartbeats, and unregisters', async function () {
+    await start();
+    const a = await call(`${base}/api/nodes`, 'POST', body('a', { files: [file('alpha.iso', 1)] }));
+    expect(a.status).to.equal(200);
+    expect(a.json).to.deep.include({ self: { id: 'a', host: '127.0.0.1', port: 7000 }, nodes: [], truncated: false, heartbeatMs: 1000, ttlMs: 3000 });
+    const b = await call(`${base}/api/nodes`, 'POST', body('b', { host: '192.168.1.20' }));
+    expect(b.json.nodes).to.deep.equal([{ id: 'a', instance: 'a-i1', name: 'name-a', host: '127.0.0.1', port: 7000 }]);
+    const hb = await call(`${base}/api/nodes/a`, 'PUT', { instance: 'a-i1', downloads: [{ infohash: hash(5), name: 'five', progress: 0.5 }] });
+    expect(hb.status).to.equal(200);
+    expect((hb.json.nodes as Array<{ id: string; host: string }>).map((n) => [n.id, n.host])).to.deep.equal([['b', '192.168.1.20']]);
+    const list = await call(`${base}/api/nodes`, 'GET');
+    const views = list.json.nodes as Array<{ id: string; role: string; downloads: unknown[] }>;
+    expect(views.map((v) => [v.id, v.role])).to.deep.equal([['a', 'LEECHER'], ['b', 'SEEDER']]);
+    expect((await call(`${base}/api/nodes/a?instance=wrong`, 'DELETE')).status).to.equal(403);
+    expect((await call(`${base}/api/nodes/a?instance=a-i1`, 'DELETE')).status).to.equal(204);
+    expect((await call(`${base}/api/nodes/a`, 'PUT', { instance: 'a-i1' })).status, 'unknown now: register again').to.equal(404);
+  });
+
+  it('expires a node that stops heartbeating', async function () {
+    await start({ heartbeatMs: 100, ttlMs: 300 });
+    await call(`${base}/api/nodes`, 'POST', body('a'));
+    expect(server!.registry.size).to.equal(1);
+    await waitFor(async () => ((await call(`${base}/api/nodes`, 'GET')).json.nodes as unknown[]).length === 0, 3000, 'the node to expire');
+  });
+
+  it('drops a node reported unreachable', async function () {
+    await start();
+    await call(`${base}/api/nodes`, 'POST', body('t'));
+    await call(`${base}/api/nodes`, 'POST', body('r'));
+    const rep = await call(`${base}/api/nodes/t/reports`, 'POST', { reporter: 'r' });
+    expect(rep.status).to.equal(202);
+    expect(rep.json).to.deep.equal({ dropped: true });
+    expect((await call(`${base}/api/nodes/r/reports`, 'POST', { reporter: 'ghost' })).status).to.equal(403);
+    expect((await call(`${base}/api/nodes`, 'POST', body('t'))).status, 'quarantined instance').to.equal(409);
+  });
+
+  it('searches everything the nodes publish, as text', async function () {
+    await start();
+    await call(`${base}/api/nodes`, 'POST', body('a', { files: [file('Big Buck Bunny.mkv', 1), file('readme.txt', 2)] }));
+    await call(`${base}/api/nodes`, 'POST', body('b', { files: [file('big buck bunny.mkv', 1)] }));
+    const r = await call(`${base}/api/search?q=${encodeURIComponent('BUNNY')}`, 'GET');
+    expect(r.status).to.equal(200);
+    const files = r.json.files as Array<{ infohash: string; nodes: Array<{ id: string }> }>;
+    expect(files.map((f) => f.infohash)).to.deep.equal([hash(1)]);
+    expect(files[0]!.nodes.map((n) => n.id).sort()).to.deep.equal(['a', 'b']);
+    expect((await call(`${base}/api/search?q=${encodeURIComponent('(a+)+$')}`, 'GET')).json).to.deep.equal({ files: [] });
+  });
+
+  it('answers every bad request with its status and a JSON error, and stays up', async function () {
+    await start();
+    await call(`${base}/api/nodes`, 'POST', body('owner'));
+    const big = JSON.stringify({ ...body('big'), name: 'x', files: [{ name: 'y'.repeat(5 * 1024 * 1024), size: 1, infohash: hash(1) }] });
+    const cases: Array<[string, string, string, unknown, number, RegExp, Record<string, string>?]> = [
+      ['wrong type', 'POST', '/api/nodes', { ...body('a'), port: 'seven' }, 400, /field "port"/],
+      ['port 0', 'POST', '/api/nodes', body('a', { port: 0 }), 400, /port.*1\.\.65535/],
+      ['port 70000', 'POST', '/api/nodes', body('a', { port: 70000 }), 400, /port.*1\.\.65535/],
+      ['bad id', 'POST', '/api/nodes', body('../etc'), 400, /field "id"/],
+      ['host not an address', 'POST', '/api/nodes', body('a', { host: 'evil.example' }), 400, /field "host"/],
+      ['unspecified host', 'POST', '/api/nodes', body('a', { host: '0.0.0.0' }), 400, /unicast/],
+      ['too many files', 'POST', '/api/nodes', body('a', { files: Array.from({ length: 10_001 }, (_, i) => file('f', i)) }), 400, /at most 10000 files/],
+      ['progress over 1', 'POST', '/api/nodes', body('a', { downloads: [{ infohash: hash(1), name: 'n', progress: 2 }] }), 400, /downloads/],
+      ['malformed JSON', 'POST', '/api/nodes', '{"id": "a",', 400, /not valid JSON/],
+      ['JSON that is not an object', 'POST', '/api/nodes', '[1,2,3]', 400, /expected object/],
+      ['oversized body', 'POST', '/api/nodes', big, 413, /larger than/],
+      ['no content type', 'POST', '/api/nodes', undefined, 415, /Content-Type: application\/json/],
+      ['heartbeat of an unknown node', 'PUT', '/api/nodes/nobody', { instance: 'x' }, 404, /unknown node/],
+      ['heartbeat with a bad id', 'PUT', '/api/nodes/a%20b', { instance: 'x' }, 400, /must be 1\.\.64/],
+      ['heartbeat of another instance', 'PUT', '/api/nodes/owner', { instance: 'thief' }, 403, /another instance/],
+      ['unregister without instance', 'DELETE', '/api/nodes/owner', undefined, 400, /expected string/],
+      ['report with a bad body', 'POST', '/api/nodes/owner/reports', { reporter: 42 }, 400, /reporter/],
+      ['search without q', 'GET', '/api/search', undefined, 400, /q/],
+      ['search with q twice', 'GET', '/api/search?q=a&q=b', undefined, 400, /q/],
+      ['search too long', 'GET', `/api/search?q=${'x'.repeat(257)}`, undefined, 400, /at most 256/],
+      ['unknown route', 'GET', '/api/nope', undefined, 404, /no route/],
+      ['unknown method', 'PATCH', '/api/nodes/owner', {}, 404, /no route/],
+    ];
+    for (const [what, method, route, payload, status, error] of cases) {
+      const r = await call(base + route, method, payload);
+      expect(r.status, `${what}: ${r.text.slice(0, 200)}`).to.equal(status);
+      expect(r.json.error, what).to.be.a('string').and.match(error);
+    }
+    const after = await call(`${base}/api/nodes/owner`, 'PUT', { instance: 'owner-i1' });
+    expect(after.status, 'the server still answers, and the owner still heartbeats').to.equal(200);
+    expect(server!.registry.size).to.equal(1);
+  });
+
+  it('holds thousands of registrations from one address to the per-address bound (429)', async function () {
+    await start();
+    const statuses = new Map<number, number>();
+    for (let batch = 0; batch < 20; batch++) {
+      const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => call(`${base}/api/nodes`, 'POST', body(`flood-${batch}-${i}`))));
+      for (const r of replies) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    }
+    expect(statuses.get(200)).to.equal(64);
+    expect(statuses.get(429)).to.equal(2000 - 64);
+    expect(server!.registry.size).to.equal(64);
+    const r = await call(`${base}/api/nodes`, 'POST', body('one-more'));
+    expect(r.json.error).to.equal('too many nodes from this address');
+    expect((await call(`${base}/api/nodes`, 'GET')).status).to.equal(200);
+  });
+
+  it('keeps its registry across a restart on the same data dir; nodes heartbeat on', async function () {
+    await start();
+    await call(`${base}/api/nodes`, 'POST', body('a', { files: [file('kept.bin', 1)] }));
+    await call(`${base}/api/nodes`, 'POST', body('b'));
+    await server!.stop();
+    await start();
+    const list = (await call(`${base}/api/nodes`, 'GET')).json.nodes as Array<{ id: string }>;
+    expect(list.map((n) => n.id).sort()).to.deep.equal(['a', 'b']);
+    expect((await call(`${base}/api/nodes/a`, 'PUT', { instance: 'a-i1' })).status).to.equal(200);
+    expect(((await call(`${base}/api/search?q=kept`, 'GET')).json.files as unknown[]).length).to.equal(1);
+  });
+
+  describe('tracker', function () {
+    const INFO = Buffer.from([0xff, 0x80, 0x25, 0x26, 0x3d, 0x2b, 0x20, 0x3f, 0x00, 0xc3, 0x28, 0x41, 0x7e, 0x2e, 0x2d, 0x5f, 0x2f, 0xfe, 0x01, 0x99]);
+    const peerId = (n: number) => Buffer.from(`-TT0001-${String(n).padStart(12, '0')}`);
+    const announceQuery = (n: number, port: number, extra = '') =>
+      `info_hash=${percentEncodeBytes(INFO)}&peer_id=${percentEncodeBytes(peerId(n))}&port=${port}&uploaded=0&downloaded=0&left=100&compact=1${extra}`;
+    async function announce(query: string): Promise<{ status: number; body: Buffer }> {
+      const res = await fetch(`${base}/announce?${query}`);
+      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    }
+
+    it('tracks announced peers with a binary info_hash, compact answers, and stopped', async function () {
+      await start();
+      const first = await announce(announceQuery(1, 6001, '&event=started'));
+      expect(first.status).to.equal(200);
+      expect(parseAnnounceResponse(first.body).peers).to.deep.equal([]);
+      const second = parseAnnounceResponse((await announce(announceQuery(2, 6002, '&event=started'))).body);
+      expect(second.peers).to.deep.equal([{ host: '127.0.0.1', port: 6001 }]);
+      expect(second).to.include({ interval: 60, minInterval: 30, complete: 0, incomplete: 2 });
+      await announce(announceQuery(1, 6001, '&event=stopped'));
+      expect(parseAnnounceResponse((await announce(announceQuery(2, 6002))).body).peers).to.deep.equal([]);
+    });
+
+    it('caps the peers it hands out at numwant, 200 at most', async function () {
+      await start();
+      for (let i = 0; i < 250; i++) await announce(announceQuery(i, 7000, `&ip=127.0.${Math.floor(i / 200)}.${(i % 200) + 1}`));
+      expect(parseAnnounceResponse((await announce(announceQuery(999, 9999, '&numwant=10'))).body).peers).to.have.length(10);
+      expect(parseAnnounceResponse((await announce(announceQuery(999, 9999, '&numwant=5000'))).body).peers).to.have.length(200);
+      expect(parseAnnounceResponse((await announce(announceQuery(999, 9999))).body).peers).to.have.length(50);
+    });
+
+    it('scrapes counts, and adds registered nodes that share the file as seeds', async function () {
+      await start();
+      await announce(announceQuery(1, 6001, '&event=started'));
+      await announce(announceQuery(2, 6002, '&left=0&event=completed').replace('&left=100', ''));
+      await call(`${base}/api/nodes`, 'POST', body('seed', { port: 7777, files: [{ name: 'x', size: 100, infohash: INFO.toString('hex') }] }));
+      const res = await fetch(`${base}/scrape?info_hash=${percentEncodeBytes(INFO)}`);
+      expect(res.status).to.equal(200);
+      const decoded = bencode.decode(new Uint8Array(await res.arrayBuffer())) as { files: Record<string, Record<string, number>> };
+      const entries = Object.values(decoded.files);
+      expect(entries).to.deep.equal([{ complete: 2, downloaded: 1, incomplete: 1 }]);
+      const peers = parseAnnounceResponse((await announce(announceQuery(3, 6003))).body).peers;
+      expect(peers).to.deep.include({ host: '127.0.0.1', port: 7777 });
+      expect(peers).to.have.length(3);
+    });
+
+    it('answers a bad announce with a failure reason and a 4xx', async function () {
+      await start();
+      const missing = await announce(`peer_id=${percentEncodeBytes(peerId(1))}&port=1`);
+      expect(missing.status).to.equal(400);
+      expect(Buffer.from((bencode.decode(missing.body) as Record<string, Uint8Array>)['failure reason']!).toString()).to.equal('missing info_hash');
+      expect(() => parseAnnounceResponse(missing.body, missing.status)).to.throw(/missing info_hash/);
+      const scrape = await fetch(`${base}/scrape`);
+      expect(scrape.status).to.equal(400);
+      expect((await call(`${base}/api/nodes`, 'GET')).status, 'still up').to.equal(200);
+    });
+  });
+
+  describe('monitor page', function () {
+    it('renders the node table, escaping names', async function () {
+      await start();
+      await call(`${base}/api/nodes`, 'POST', body('m', { name: 'kitchen <b>pc</b>', files: [file('cats.mp4', 1)], downloads: [{ infohash: hash(2), name: 'dogs.mp4', progress: 0.25 }] }));
+      const res = await fetch(`${base}/`);
+      expect(res.status).to.equal(200);
+      const html = await res.text();
+      expect(html).to.include('kitchen &lt;b&gt;pc&lt;/b&gt;');
+      expect(html).to.not.include('<b>pc</b>');
+      expect(html).to.include('cats.mp4').and.include('25.0%').and.include('LEECHER');
+      expect((await fetch(`${base}/static/monitor.css`)).status).to.equal(200);
+      expect((await fetch(`${base}/static/monitor.js`)).status).to.equal(200);
+      expect((await fetch(`${base}/socket.io/socket.io.js`)).status).to.equal(200);
+    });
+
+    it('pushes the node table live over socket.io', async function () {
+      await start();
+      const feed = await SocketIoPolling.connect(base);
+      try {
+        const initial = await feed.nextEvent('nodes');
+        expect((initial as { nodes: unknown[] }).nodes).to.deep.equal([]);
+        await call(`${base}/api/nodes`, 'POST', body('live', { name: 'live-node' }));
+        const update = (await feed.nextEvent('nodes')) as { nodes: Array<{ name: string; role: string }> };
+        expect(update.nodes.map((n) => [n.name, n.role])).to.deep.equal([['live-node', 'SEEDER']]);
+      } finally {
+        await feed.close();
+      }
+    });
+  });
+});
+
+/**
+ * Just enough of a socket.io client (Engine.IO v4 long-polling) to read events, since
+ * socket.io-client is not a dependency: open, join the default namespace, poll.
+ */
+class SocketIoPolling {
+  private queue: Array<[string, unknown]> = [];
+  private constructor(private readonly url: string) {}
+
+  static async connect(base: string): Promise<SocketIoPolling> {
+    const open = await (await fetch(`${base}/socket.io/?EIO=4&transport=polling`)).text();
+    expect(open[0]).to.equal('0');
+    const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
+    const feed = new SocketIoPolling(`${base}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+    await fetch(feed.url, { method: 'POST', body: '40' });
+    return feed;
+  }
+
+  async nextEvent(name: string, ms = 5000): Promise<unknown> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const i = this.queue.findIndex(([n]) => n === name);
+      if (i >= 0) return this.queue.splice(i, 1)[0]![1];
+      if (Date.now() > end) throw new Error(`no ${name} event within ${ms} ms`);
+      const text = await (await fetch(this.url, { signal: AbortSignal.timeout(ms) })).text();
+      for (const packet of text.split('\x1e')) {
+        if (packet === '2') await fetch(this.url, { method: 'POST', body: '3' }); // ping → pong
+        if (packet.startsWith('42')) {
+          const [event, data] = JSON.parse(packet.slice(2)) as [string, unknown];
+          this.queue.push([event, data]);
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await fetch(this.url, { method: 'POST', body: '1' }).catch(() => {});
+  }
+}
+
+describe('bootstrap command', function () {
+  const children = new Children();
+  let dir = '';
+  afterEach(async () => {
+    await children.killAll();
+    await cleanup(dir);
+  });
+
+  it('prints its URL and the node table, and saves the registry on SIGTERM', async function () {
+    dir = await tempDir('shoal-bootstrap-cli-');
+    const data = path.join(dir, 'data');
+    const child = children.track(
+      spawn(process.execPath, [path.join(ROOT, 'dist', 'bootstrap', 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', data, '--heartbeat', '1'], {
+        env: { ...process.env, SHOAL_LOG: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const lines: string[] = [];
+    readline.createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const url = await waitFor(() => lines.map((l) => /listening on (http:\/\/\S+)/.exec(l)?.[1]).find(Boolean), 10_000, 'the URL');
+    const r = await call(`${url}/api/nodes`, 'POST', body('cli', { name: 'console-node', files: [file('a', 1)] }));
+    expect(r.status).to.equal(200);
+    await waitFor(() => lines.some((l) => /^cli\s+console-node\s+127\.0\.0\.1:7000\s+SEEDER\s+1\s+-$/.test(l)), 5000, `the table row (stdout: ${lines.join(' | ')})`);
+    child.kill('SIGTERM');
+    expect(await exited).to.equal(0);
+    const saved = JSON.parse(await fsp.readFile(path.join(data, 'registry.json'), 'utf8')) as { nodes: Array<{ id: string }> };
+    expect(saved.nodes.map((n) => n.id)).to.deep.equal(['cli']);
+  });
+
+  it('refuses a bad option with one line and exit status 2', async function () {
+    const child = children.track(spawn(process.execPath, [path.join(ROOT, 'dist', 'bootstrap', 'main.js'), '--port', '70000'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).to.equal(2);
+    expect(stderr.trim().split('\n')).to.have.length(1);
+    expect(stderr).to.match(/--port must be a number from 0 to 65535/);
+  });
+});

@@ -1,0 +1,391 @@
+/**
+ * Multicast beacons: the codec on its own, then real nodes on real sockets. The socket
+ * tests run only inside the private network namespace that `npm test` makes (only `lo`,
+ * plus the veth pairs a test adds), so no datagram ever reaches the host's network.
+ */
+import { expect } from 'chai';
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { pino } from 'pino';
+import type { Logger } from '../network/log.js';
+import type { DiscoveredPeer, DiscoveryHealth, LostReason } from '../network/discovery/discovery.js';
+import { MulticastDiscovery, type MulticastInit } from '../network/discovery/multicast.js';
+import { BeaconError, decodeBeacon, encodeBeacon, MAX_BEACON_BYTES, type Beacon } from '../network/wire/beacon-codec.js';
+import { discoveryCompliance } from './discovery-compliance.js';
+import { inPrivateNetns, NETNS_SKIP_REASON } from './helpers-netns.js';
+
+const HELLO: Beacon = { type: 'HELLO', id: 'node-A_1', instance: 'inst1', name: 'café ☃', port: 9000, host: '192.168.1.7', intervalMs: 5000 };
+
+function decodeError(buf: Buffer): string {
+  try {
+    decodeBeacon(buf);
+  } catch (err) {
+    expect(err).to.be.instanceOf(BeaconError);
+    return (err as Error).message;
+  }
+  throw new Error('decoded what it should have refused');
+}
+
+describe('beacon codec', () => {
+  const valid = encodeBeacon(HELLO);
+
+  it('round-trips HELLO and GOODBYE, with and without a host', () => {
+    expect(decodeBeacon(valid)).to.deep.equal(HELLO);
+    const bye: Beacon = { type: 'GOODBYE', id: 'x', instance: 'y', name: '', port: 65535, intervalMs: 10 };
+    expect(decodeBeacon(encodeBeacon(bye))).to.deep.equal(bye);
+    expect(decodeBeacon(encodeBeacon({ ...bye, host: '0.0.0.0' }))).to.deep.equal(bye);
+    const longest = { ...HELLO, id: 'i'.repeat(64), instance: 'j'.repeat(64), name: '€'.repeat(21) };
+    expect(decodeBeacon(encodeBeacon(longest))).to.deep.equal(longest);
+  });
+
+  it('names each broken rule', () => {
+    const patch = (at: number, byte: number): Buffer => {
+      const b = Buffer.from(valid);
+      b[at] = byte;
+      return b;
+    };
+    expect(decodeError(patch(0, 0x58))).to.match(/wrong magic/);
+    expect(decodeError(patch(4, 2))).to.match(/unknown version 2/);
+    expect(decodeError(patch(5, 9))).to.match(/unknown type 9/);
+    expect(decodeError(Buffer.concat([valid, Buffer.from([0])]))).to.match(/trailing bytes: 1/);
+    expect(decodeError(Buffer.alloc(MAX_BEACON_BYTES + 1))).to.match(/oversize/);
+    const port0 = Buffer.from(valid);
+    port0.writeUInt16BE(0, 6);
+    expect(decodeError(port0)).to.match(/port must be 1\.\.65535, got 0/);
+    expect(decodeError(patch(8, 224))).to.match(/not a unicast address/);
+    const slow = Buffer.from(valid);
+    slow.writeUInt32BE(3_600_001, 12);
+    expect(decodeError(slow)).to.match(/interval/);
+    expect(decodeError(patch(17, 0x2e))).to.match(/node id may only contain/); // '.'
+    expect(decodeError(patch(16, 0))).to.match(/node id must be 1\.\.64/);
+  });
+
+  it('refuses bad names: control characters and broken UTF-8', () => {
+    const nameAt = 16 + 1 + HELLO.id.length + 1 + HELLO.instance.length;
+    const withName = (bytes: Buffer): Buffer => Buffer.concat([valid.subarray(0, nameAt), Buffer.from([bytes.length]), bytes]);
+    expect(decodeBeacon(withName(Buffer.from('ok name'))).name).to.equal('ok name');
+    expect(decodeError(withName(Buffer.from('a\u0007b')))).to.match(/control character/);
+    expect(decodeError(withName(Buffer.from([0x61, 0xc3])))).to.match(/not valid UTF-8/);
+    expect(decodeError(withName(Buffer.alloc(65, 0x61)))).to.match(/at most 64 bytes/);
+  });
+
+  it('refuses every truncation of a valid beacon', () => {
+    for (let n = 0; n < valid.length; n++) {
+      expect(decodeError(valid.subarray(0, n)), `length ${n}`).to.match(/truncated|wrong magic/);
+    }
+  });
+
+  it('throws nothing but BeaconError on random garbage, with or without a valid header', () => {
+    for (let i = 0; i < 5000; i++) {
+      const junk = randomBytes(Math.floor(Math.random() * 600));
+      if (i % 2 === 0) valid.copy(junk, 0, 0, Math.min(16, junk.length)); // get past the header checks
+      try {
+        decodeBeacon(junk);
+      } catch (err) {
+        if (!(err instanceof BeaconError)) throw err;
+      }
+    }
+  });
+
+  it('encodes only what it would decode', () => {
+    expect(() => encodeBeacon({ ...HELLO, port: 0 })).to.throw(BeaconError, /port/);
+    expect(() => encodeBeacon({ ...HELLO, id: 'a b' })).to.throw(BeaconError, /node id/);
+    expect(() => encodeBeacon({ ...HELLO, instance: '' })).to.throw(BeaconError, /instance id/);
+    expect(() => encodeBeacon({ ...HELLO, name: 'x'.repeat(65) })).to.throw(BeaconError, /name/);
+    expect(() => encodeBeacon({ ...HELLO, host: 'example.org' })).to.throw(BeaconError, /host/);
+  });
+});
+
+// ---- real sockets, private network namespace only ---------------------------------------------
+
+interface Captured {
+  logger: Logger;
+  lines: Array<{ level: number; msg: string }>;
+  warnings(): string[];
+}
+
+/** A pino logger writing JSON lines into memory, so a test can count what was logged. */
+function captureLog(): Captured {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  return { logger, lines, warnings: () => lines.filter((l) => l.level === 40).map((l) => l.msg) };
+}
+
+interface Probe {
+  d: MulticastDiscovery;
+  id: string;
+  instance: string;
+  peerPort: number;
+  peers: DiscoveredPeer[];
+  lost: Array<{ id: string; reason: LostReason; at: number }>;
+  health: DiscoveryHealth[];
+  sees(id: string): DiscoveredPeer | undefined;
+}
+
+async function waitFor<T>(what: string, ms: number, pred: () => T | undefined | false): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Loopback multicast to 224.1.1.1 on 127.0.0.1, as the nodes send it. */
+function sender(): dgram.Socket {
+  const s = dgram.createSocket('udp4');
+  s.bind(0, '127.0.0.1', () => s.setMulticastInterface('127.0.0.1'));
+  return s;
+}
+
+describe('multicast discovery (real sockets)', function () {
+  let groupPort = 21000;
+  const live: MulticastDiscovery[] = [];
+  const closers: Array<() => void> = [];
+
+  before(function () {
+    if (!inPrivateNetns()) {
+      console.log(`      (skipped: ${NETNS_SKIP_REASON})`);
+      this.skip();
+    }
+  });
+
+  afterEach(async () => {
+    await Promise.all(live.splice(0).map((d) => d.stop()));
+    for (const close of closers.splice(0)) close();
+  });
+
+  let counter = 0;
+  function node(init: Partial<MulticastInit> & { id?: string; peerPort?: number; host?: string } = {}): Probe {
+    const id = init.id ?? `node${++counter}`;
+    const instance = randomBytes(6).toString('hex');
+    const peerPort = init.peerPort ?? 9000 + counter;
+    const d = new MulticastDiscovery({
+      interfaces: ['lo'],
+      port: groupPort,
+      intervalMs: 200,
+      ...init,
+      self: { id, instance, name: `test ${id}`, port: peerPort, host: init.host },
+    });
+    live.push(d);
+    const p: Probe = {
+      d, id, instance, peerPort, peers: [], lost: [], health: [],
+      sees: (other) => [...p.peers].reverse().find((x) => x.id === other),
+    };
+    d.on('peer', (peer) => p.peers.push(peer));
+    d.on('lost', (lostId, reason) => p.lost.push({ id: lostId, reason, at: Date.now() }));
+    d.on('health', (h) => p.health.push(h));
+    return p;
+  }
+
+  beforeEach(() => {
+    groupPort++; // each test its own group port: nothing lingers from the one before
+  });
+
+  discoveryCompliance(
+    'multicast',
+    async () => {
+      const a = node();
+      const b = node();
+      return {
+        a: a.d, b: b.d,
+        aSelf: { id: a.id, port: a.peerPort },
+        bSelf: { id: b.id, port: b.peerPort },
+        restartB: () => node({ id: b.id, peerPort: b.peerPort }).d,
+        cleanup: async () => {},
+      };
+    },
+    { lostWithinMs: 500 },
+  );
+
+  const allSeeEachOther = (nodes: Probe[], ms: number): Promise<unknown> =>
+    waitFor('every node to see every other', ms, () => nodes.every((n) => nodes.every((m) => m === n || n.sees(m.id))));
+
+  it('three nodes on one host all see each other', async () => {
+    const nodes = [node(), node(), node()];
+    await Promise.all(nodes.map((n) => n.d.start()));
+    await allSeeEachOther(nodes, 3000);
+    for (const n of nodes) expect(n.peers.map((p) => p.id)).to.not.include(n.id);
+    expect(nodes[0]!.sees(nodes[1]!.id)).to.include({ host: '127.0.0.1', port: nodes[1]!.peerPort, name: `test ${nodes[1]!.id}` });
+  });
+
+  it('a clean stop is noticed at once through GOODBYE, well under one interval', async () => {
+    const nodes = [node({ intervalMs: 2000 }), node({ intervalMs: 2000 }), node({ intervalMs: 2000 })];
+    await Promise.all(nodes.map((n) => n.d.start()));
+    await allSeeEachOther(nodes, 3000);
+    const t0 = Date.now();
+    await nodes[2]!.d.stop();
+    for (const n of nodes.slice(0, 2)) {
+      const lost = await waitFor('GOODBYE', 1000, () => n.lost.find((l) => l.id === nodes[2]!.id));
+      expect(lost.reason).to.equal('goodbye');
+      expect(lost.at - t0).to.be.below(300);
+    }
+    expect(nodes[2]!.d.health().state).to.equal('stopped');
+    expect(nodes[2]!.lost.map((l) => l.reason)).to.deep.equal(['gone', 'gone']); // its own sightings end with it
+  });
+
+  it('a killed node (no GOODBYE) expires after about 3 intervals, not before 2', async () => {
+    const interval = 300;
+    const nodes = [node({ intervalMs: interval }), node({ intervalMs: interval }), node({ intervalMs: interval })];
+    await Promise.all(nodes.map((n) => n.d.start()));
+    await allSeeEachOther(nodes, 3000);
+    const t0 = Date.now();
+    await nodes[2]!.d.stop({ goodbye: false });
+    const lost = await waitFor('expiry', 3000, () => nodes[0]!.lost.find((l) => l.id === nodes[2]!.id));
+    expect(lost.reason).to.equal('expired');
+    expect(lost.at - t0).to.be.within(2 * interval - 20, 3 * interval + 150);
+    expect(nodes[1]!.lost.find((l) => l.id === nodes[2]!.id)?.reason).to.equal('expired');
+  });
+
+  it("answers a newcomer's HELLO promptly, once for a burst of newcomers", async () => {
+    const old = node({ intervalMs: 5000 });
+    await old.d.start();
+    await sleep(300); // its start-up HELLO is gone, the next one is ~4.5 s away
+    const heard: Beacon[] = [];
+    const sniff = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    closers.push(() => sniff.close());
+    sniff.on('message', (msg) => heard.push(decodeBeacon(msg)));
+    await new Promise<void>((resolve) => sniff.bind(groupPort, '224.1.1.1', resolve));
+    sniff.addMembership('224.1.1.1', '127.0.0.1');
+
+    const t0 = Date.now();
+    const fresh = [node({ intervalMs: 5000 }), node({ intervalMs: 5000 }), node({ intervalMs: 5000 })];
+    await Promise.all(fresh.map((n) => n.d.start()));
+    for (const n of fresh) await waitFor('the newcomer to learn the old node', 1000, () => n.sees(old.id));
+    expect(Date.now() - t0).to.be.below(1000);
+    await sleep(700);
+    expect(heard.filter((b) => b.id === old.id && b.type === 'HELLO')).to.have.length(1);
+  });
+
+  it('a restarted peer (same id, new instance) is seen at once', async () => {
+    const a = node({ intervalMs: 5000 });
+    const b = node({ intervalMs: 5000 });
+    await Promise.all([a.d.start(), b.d.start()]);
+    await waitFor('a to see b', 1000, () => a.sees(b.id));
+    await b.d.stop({ goodbye: false }); // a crash: a still believes in the old instance
+    const b2 = node({ id: b.id, peerPort: b.peerPort, intervalMs: 5000 });
+    const t0 = Date.now();
+    await b2.d.start();
+    await waitFor('a to see the new instance', 500, () => a.sees(b.id)?.instance === b2.instance);
+    await waitFor('the new instance to see a', 1000, () => b2.sees(a.id));
+    expect(Date.now() - t0).to.be.below(1000);
+    expect(a.lost).to.deep.equal([]);
+  });
+
+  it('uses the announced host, and the source address when none is announced', async () => {
+    const plain = node();
+    const announced = node({ host: '10.1.2.3' });
+    await Promise.all([plain.d.start(), announced.d.start()]);
+    expect((await waitFor('announced host', 2000, () => plain.sees(announced.id))).host).to.equal('10.1.2.3');
+    expect((await waitFor('source address', 2000, () => announced.sees(plain.id))).host).to.equal('127.0.0.1');
+  });
+
+  it('logs garbage (rate-limited), ignores it, and keeps working', async () => {
+    const log = captureLog();
+    const a = node({ logger: log.logger });
+    const b = node();
+    await Promise.all([a.d.start(), b.d.start()]);
+    await waitFor('a to see b', 2000, () => a.sees(b.id));
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const junk = [
+      Buffer.from('not a beacon'),
+      randomBytes(40),
+      Buffer.alloc(MAX_BEACON_BYTES + 100, 0x53),
+      Buffer.concat([encodeBeacon({ ...HELLO, id: 'evil' }), Buffer.from('x')]),
+      Buffer.from(encodeBeacon({ ...HELLO, id: 'evil' })).fill(0, 6, 8), // port 0
+    ];
+    for (const buf of junk) s.send(buf, groupPort, '224.1.1.1');
+    s.send(encodeBeacon({ ...HELLO, id: 'probe', host: undefined }), groupPort, '224.1.1.1');
+    const probe = await waitFor('the valid beacon after the junk', 2000, () => a.sees('probe'));
+    expect(probe.host).to.equal('127.0.0.1');
+    expect(a.sees('evil')).to.equal(undefined);
+    const bad = log.lines.filter((l) => /bad beacon/.test(l.msg));
+    expect(bad).to.have.length(junk.length);
+    expect(log.warnings().filter((m) => /bad beacon/.test(m))).to.have.length(1); // one per source a minute
+    const since = a.peers.length;
+    await waitFor('b still seen', 2000, () => a.peers.slice(since).some((p) => p.id === b.id));
+    expect(a.d.health().state).to.equal('ok');
+  });
+
+  it('an unusable interface: health failing, one warning, start() resolves, the others carry on', async () => {
+    const log = captureLog();
+    const missing = node({ interfaces: ['nosuchif0'], logger: log.logger });
+    const log2 = captureLog();
+    const unassigned = node({ interfaces: ['10.255.255.1'], logger: log2.logger });
+    const a = node();
+    const b = node();
+    await Promise.all([missing.d.start(), unassigned.d.start(), a.d.start(), b.d.start()]);
+    expect(missing.d.health()).to.include({ state: 'failing' });
+    expect(missing.d.health().detail).to.match(/nosuchif0/);
+    expect(unassigned.d.health().detail).to.match(/10\.255\.255\.1 is not an address/);
+    await sleep(3500); // several beacon rounds and back-off retries (1 s, 2 s)
+    expect(log.warnings()).to.have.length(1);
+    expect(log.warnings()[0]).to.match(/nosuchif0/);
+    expect(log2.warnings()).to.have.length(1);
+    expect(missing.health.map((h) => h.state)).to.deep.equal(['starting', 'failing']);
+    expect(a.sees(b.id)).to.not.equal(undefined);
+    expect(b.sees(a.id)).to.not.equal(undefined);
+    expect(missing.peers).to.deep.equal([]);
+    expect(a.sees(missing.id)).to.equal(undefined);
+  });
+
+  it('follows an interface that appears and goes away', async function () {
+    const ifname = `shoalv${groupPort % 1000}`;
+    try {
+      execFileSync('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', `${ifname}p`], { stdio: 'pipe' });
+    } catch {
+      this.skip(); // no veth support here
+    }
+    execFileSync('ip', ['link', 'del', ifname]);
+    const log = captureLog();
+    const x = node({ interfaces: [ifname], logger: log.logger });
+    const y = node({ interfaces: [ifname] });
+    await Promise.all([x.d.start(), y.d.start()]);
+    expect(x.d.health().state).to.equal('failing');
+
+    closers.push(() => execFileSync('ip', ['link', 'del', ifname], { stdio: 'ignore' }));
+    execFileSync('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', `${ifname}p`]);
+    execFileSync('ip', ['addr', 'add', '10.77.0.1/24', 'dev', ifname]);
+    execFileSync('ip', ['link', 'set', `${ifname}p`, 'up']);
+    execFileSync('ip', ['link', 'set', ifname, 'up']);
+    await waitFor('x to work on the new interface', 2000, () => x.d.health().state === 'ok');
+    expect((await waitFor('x to see y there', 2000, () => x.sees(y.id))).host).to.equal('10.77.0.1');
+    expect(log.lines.filter((l) => l.level === 30 && /ok again/.test(l.msg))).to.have.length(1);
+
+    closers.pop();
+    execFileSync('ip', ['link', 'del', ifname]);
+    await waitFor('x to notice the interface is gone', 2000, () => x.d.health().state === 'failing');
+    expect(x.d.health().detail).to.match(new RegExp(ifname));
+    await waitFor('y to expire x', 2000, () => y.lost.find((l) => l.id === x.id));
+  });
+
+  it('honours group and port: other groups and ports stay apart', async () => {
+    const base = groupPort;
+    const a1 = node({ group: '224.1.1.2', port: base });
+    const a2 = node({ group: '224.1.1.2', port: base });
+    const otherGroup = node({ group: '224.1.1.3', port: base });
+    const otherPort = node({ group: '224.1.1.2', port: base + 500 });
+    const nodes = [a1, a2, otherGroup, otherPort];
+    await Promise.all(nodes.map((n) => n.d.start()));
+    await allSeeEachOther([a1, a2], 2000);
+    await sleep(600); // three of their intervals
+    expect(a1.peers.some((p) => p.id === otherGroup.id || p.id === otherPort.id)).to.equal(false);
+    expect(otherGroup.peers).to.deep.equal([]);
+    expect(otherPort.peers).to.deep.equal([]);
+  });
+
+  it('with no interfaces named, uses what is usable (here only lo)', async () => {
+    const a = node({ interfaces: undefined });
+    const b = node({ interfaces: undefined });
+    await Promise.all([a.d.start(), b.d.start()]);
+    await allSeeEachOther([a, b], 2000);
+    expect(a.d.health()).to.include({ state: 'ok' });
+    expect(a.d.health().detail).to.match(/on lo/);
+  });
+});
