@@ -301,12 +301,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     return [...hits.values()];
   }
 
-  /** Nodes that share `infohash` complete (lower-case hex): seeds the tracker adds to its peers. */
-  seedsOf(infohash: string): NodeRecord[] {
+  /** Up to `limit` nodes that share `infohash` complete (lower-case hex): seeds the tracker adds to its peers. */
+  seedsOf(infohash: string, limit = Infinity): NodeRecord[] {
     const ids = this.seeds.get(infohash);
-    if (!ids) return [];
     const out: NodeRecord[] = [];
+    if (!ids) return out;
     for (const id of ids) {
+      if (out.length >= limit) break;
       const r = this.nodes.get(id);
       if (r) out.push(r);
     }

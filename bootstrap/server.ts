@@ -93,7 +93,7 @@ export class BootstrapServer {
       intervalS: init.announceIntervalS ?? DEFAULT_INTERVAL_S,
       extraPeers: (infoHash, limit, via) => {
         const hostFor = hostMap(via.remote, via.local);
-        return this.registry.seedsOf(infoHash).slice(0, limit).map((r) => ({ host: hostFor(r.host), port: r.port }));
+        return this.registry.seedsOf(infoHash, limit).map((r) => ({ host: hostFor(r.host), port: r.port }));
       },
       onBadRequest: (remote, reason) => this.warn({ remote, reason }, 'bad tracker request'),
     });
@@ -164,8 +164,9 @@ export class BootstrapServer {
     if (this.pushTimer) clearTimeout(this.pushTimer);
     this.registry.off('change', this.schedulePush);
     if (wasRunning) {
-      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-      this.io?.disconnectSockets(true);
+      // socket.io closes its sockets and engine, then the http server; idle keep-alive
+      // connections would hold that close open, so they go at once.
+      const closed = this.io ? this.io.close() : new Promise<void>((resolve) => this.http.close(() => resolve()));
       this.http.closeAllConnections();
       await closed;
     }

@@ -8,7 +8,8 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type DestinationStream } from 'pino';
-import { tempDir, cleanup, waitFor } from './helpers.js';
+import { promises as fsp } from 'node:fs';
+import { tempDir, cleanup, waitFor, startNode } from './helpers.js';
 import { discoveryCompliance } from './discovery-compliance.js';
 import { BootstrapServer } from '../bootstrap/server.js';
 import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../network/discovery/bootstrap-client.js';
@@ -233,6 +234,25 @@ describe('BootstrapClient', function () {
     await c.client.start();
     expect(c.client.health().state).to.equal('ok');
     expect(c.peers).to.deep.equal([]);
+  });
+
+  it('two Shoal nodes started with a bootstrap URL find each other and each other’s files through it', async function () {
+    await startServer();
+    const n1 = await startNode(path.join(dir, 'n1'), { bootstrap: server!.url, name: 'first' });
+    const n2 = await startNode(path.join(dir, 'n2'), { bootstrap: server!.url, name: 'second' });
+    try {
+      await fsp.writeFile(path.join(n1.sharedDir, 'Lighthouse Map.pdf'), 'a map of the coast');
+      await n1.library.rescan();
+      await waitFor(() => n2.knownPeers().find((p) => p.id === n1.id && p.sources.has('bootstrap')), 5000, 'n2 to know n1 through the bootstrap');
+      await waitFor(() => server!.registry.search('lighthouse').length === 1, 5000, 'n1 to publish its new file');
+      const results = await n2.search('LIGHTHOUSE');
+      expect(results.map((r) => r.name)).to.deep.equal(['Lighthouse Map.pdf']);
+      expect(results[0]!.via).to.include('bootstrap');
+    } finally {
+      await n2.stop();
+      await n1.stop();
+    }
+    await waitFor(() => server!.registry.size === 0, 2000, 'both nodes to unregister at stop');
   });
 
   it('says why the server refuses it', async function () {

@@ -10,10 +10,11 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import bencode from 'bencode';
+import { pino, type DestinationStream } from 'pino';
 import { tempDir, cleanup, waitFor, ROOT, Children } from './helpers.js';
 import { NodeRegistry, RegistryError } from '../bootstrap/registry.js';
 import { parseAnnounce, parseScrape, percentDecode, TrackerRequestError } from '../bootstrap/tracker.js';
-import { BootstrapServer } from '../bootstrap/server.js';
+import { BootstrapServer, WARN_PER_MINUTE, hostMap } from '../bootstrap/server.js';
 import { parseAnnounceResponse, percentEncodeBytes } from '../network/tracker/announce.js';
 import type { RegisterBody, RegisterRequest } from '../network/wire/bootstrap-api.js';
 
@@ -290,6 +291,15 @@ function body(id: string, extra: Partial<RegisterBody> = {}): RegisterBody {
   return { id, instance: `${id}-i1`, name: `name-${id}`, port: 7000, files: [], downloads: [], ...extra };
 }
 
+describe('bootstrap server: hosts as each asker should dial them', function () {
+  it('shows a node registered as loopback at the address a remote asker reached the server on', function () {
+    expect(hostMap('10.0.0.9', '10.0.0.1')('127.0.0.1')).to.equal('10.0.0.1');
+    expect(hostMap('10.0.0.9', '::ffff:10.0.0.1')('::1')).to.equal('10.0.0.1');
+    expect(hostMap('10.0.0.9', '10.0.0.1')('10.0.0.7'), 'other hosts as registered').to.equal('10.0.0.7');
+    expect(hostMap('127.0.0.1', '127.0.0.1')('127.0.0.1'), 'a local asker dials loopback').to.equal('127.0.0.1');
+  });
+});
+
 describe('bootstrap server over HTTP', function () {
   let dir = '';
   let server: BootstrapServer | null = null;
@@ -395,6 +405,17 @@ describe('bootstrap server over HTTP', function () {
     const after = await call(`${base}/api/nodes/owner`, 'PUT', { instance: 'owner-i1' });
     expect(after.status, 'the server still answers, and the owner still heartbeats').to.equal(200);
     expect(server!.registry.size).to.equal(1);
+  });
+
+  it('logs bad requests at warn, at most 20 a minute', async function () {
+    const records: Array<{ level: number; msg: string }> = [];
+    const stream: DestinationStream = { write: (line: string) => void records.push(JSON.parse(line) as { level: number; msg: string }) };
+    await start({ logger: pino({ level: 'info' }, stream) });
+    for (let i = 0; i < 60; i++) await call(`${base}/api/nodes`, 'POST', '{broken');
+    for (let i = 0; i < 10; i++) await fetch(`${base}/announce?port=1`);
+    expect(records.filter((r) => r.level === 40 && (r.msg === 'bad request' || r.msg === 'bad tracker request'))).to.have.length(WARN_PER_MINUTE);
+    expect(records.filter((r) => r.level === 30 && r.msg === 'request'), 'no per-request lines at info').to.have.length(0);
+    expect((await call(`${base}/api/nodes`, 'GET')).status).to.equal(200);
   });
 
   it('holds thousands of registrations from one address to the per-address bound (429)', async function () {

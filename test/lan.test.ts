@@ -68,9 +68,15 @@ describe('a LAN of network namespaces: multicast discovery, search, multi-source
         if (a === b) continue;
         const up = await a.waitEvent('peer-up', 10 * INTERVAL_S * 1000, about(b));
         expect(up, `${a.host.ns} sees ${b.host.ns}`).to.include({ host: b.host.ip, port: PORT, name: `h${b.host.index}` });
-        expect(up.sources).to.include('multicast');
+        // A newcomer may hear of a third node from the first one that answers it (gossip,
+        // source 'peer') a moment before that node's own beacon arrives; peer-up is emitted
+        // once, for the first sighting. Nothing but beacons and gossip can name a node here.
+        expect(['multicast', 'peer']).to.include.members(up.sources as string[]);
       }
-      expect(a.events.some((e) => e.event === 'peer-up' && e.id === a.id), 'never lists itself').to.equal(false);
+      const ups = a.events.filter((e) => e.event === 'peer-up');
+      // Gossip needs a peer first: the first node anyone meets, it met by its beacon.
+      expect(ups[0]!.sources, `${a.host.ns} met its first peer by multicast`).to.deep.equal(['multicast']);
+      expect(ups.some((e) => e.id === a.id), 'never lists itself').to.equal(false);
     }
   });
 

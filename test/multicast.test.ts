@@ -356,6 +356,7 @@ describe('multicast discovery (real sockets)', function () {
     execFileSync('ip', ['link', 'set', ifname, 'up']);
     await waitFor('x to work on the new interface', 2000, () => x.d.health().state === 'ok');
     expect((await waitFor('x to see y there', 2000, () => x.sees(y.id))).host).to.equal('10.77.0.1');
+    await waitFor('y to see x there', 2000, () => y.sees(x.id));
     expect(log.lines.filter((l) => l.level === 30 && /ok again/.test(l.msg))).to.have.length(1);
 
     closers.pop();

@@ -236,6 +236,8 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
       this.log.warn({ server: this.url, err: error.message }, 'bootstrap server unavailable; working on multicast and retrying');
     } else this.log.debug({ server: this.url, err: error.message, failures: this.failures }, 'bootstrap: still unavailable');
     this.setHealth('failing', error.message);
+    // A server that comes back may have lost our last publish (it saves with a delay): resend.
+    this.filesKey = null;
     // Nobody vouches for the nodes we heard of once the server has been gone a whole TTL.
     if (now - this.outageSince >= this.ttlMs) {
       for (const id of this.known.keys()) this.emit('lost', id, 'expired');
