@@ -151,7 +151,7 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     say(`      (each seed uploads at most ${mib(SEED_RATE)}/s, so one seed alone would need ${(BIG.size / SEED_RATE).toFixed(1)} s)`);
     const getStart = Date.now();
     const getter = getterSite.startNode(['--shared', 'shared', '--downloads', 'downloads', '--name', getterSite.label, '--beacon-interval', String(BEACON_INTERVAL_S),
-      '--no-folder-watch', '--get', BIG.name, '--exit-when-done', '--log-level', 'warn'], path.join(dir, getterSite.label));
+      '--no-folder-watch', '--get', BIG.name, '--exit-when-done', '--log-level', process.env.DEMO_LOG ?? 'warn'], path.join(dir, getterSite.label));
     children.push(getter);
     let shown = 0;
     let maxPeers = 0;
@@ -167,7 +167,9 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
       }
       shown = getter.events.length;
       return getter.events.some((e) => e.event === 'done');
-    }, 120_000, 'the download');
+    }, 120_000, 'the download').catch((err: Error) => {
+      throw new Error(`${err.message}; the downloader's last log lines: ${getter.stderr.slice(-8).join(' | ')}`);
+    });
     const done = getter.events.find((e) => e.event === 'done')!;
     const seconds = (Date.now() - getStart) / 1000;
     const exit = await getter.exited;

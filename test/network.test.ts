@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import type { Node } from '../network/node.js';
 import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../network/wire/control-codec.js';
 import { controlRequest } from '../network/control/control-client.js';
+import { BootstrapServer } from '../bootstrap/server.js';
 import { tempDir, randomFile, startNode, cleanup, waitFor, sha1File } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -150,5 +151,45 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     expect(a.library.files().map((f) => f.name)).to.not.include('readme.txt');
     expect(a.unwatch('*.mp3')).to.equal(true);
     expect(a.watcher.subscriptions).to.equal(0);
+  });
+
+  it('with a bootstrap server: search merges its index with the peers\' answers, one entry per node', async () => {
+    const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'bootstrap'), heartbeatMs: 200, ttlMs: 600 });
+    await server.start();
+    try {
+      const common = path.join(dir, 'common.bin');
+      await randomFile(common, 100_000);
+      const b = await node('b', { 'report.pdf': common }, { bootstrap: server.url });
+      const c = await node('c', { 'report.pdf': common }, { bootstrap: server.url });
+      const a = await node('a', {}, { bootstrap: server.url });
+      await waitFor(() => a.registry.list('bootstrap').length === 2, 5000, 'a hears of b and c from the server');
+      const [hit, ...rest] = await a.search('report');
+      expect(rest).to.deep.equal([]);
+      expect(hit!.via.sort()).to.deep.equal(['bootstrap', 'peers']);
+      expect(hit!.peers.map((p) => p.id).sort()).to.deep.equal([b.id, c.id].sort());
+      // The server's tracker is used for downloads too: a finds both through all sources.
+      const infohash = await a.download('report.pdf');
+      expect(await sha1File(await a.whenDone(infohash))).to.equal(await sha1File(common));
+      expect(a.discovery().map((d) => [d.source, d.health.state])).to.deep.equal([['bootstrap', 'ok']]);
+      // A node that is registered but does not answer (killed without unregistering) is
+      // reported by the nodes that fail to reach it, and the server drops it.
+      const closed = net.createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const deadPort = (closed.address() as net.AddressInfo).port;
+      await new Promise((r) => closed.close(r));
+      const res = await fetch(`${server.url}/api/nodes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'ghost-node', instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] }),
+      });
+      expect(res.status).to.equal(200);
+      await waitFor(() => a.registry.get('ghost-node') && b.registry.get('ghost-node'), 5000, 'a and b hear of the ghost');
+      for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report')]);
+      await waitFor(() => !server.registry.get('ghost-node'), 5000, 'the server drops the unreachable node');
+      await waitFor(() => !a.registry.get('ghost-node'), 5000, 'and the nodes forget it at their next heartbeat');
+    } finally {
+      await Promise.all(nodes.splice(0).map((n) => n.stop()));
+      await server.stop();
+    }
   });
 });

@@ -219,10 +219,14 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       await bindSocket(sock, this.port, process.platform === 'win32' ? undefined : this.group);
     } catch (err) {
       void closeSocket(sock);
+      if (gen !== this.generation) return; // stop() closed it under us: not a problem
       this.problems.report('recv', `cannot listen on ${this.group}:${this.port}: ${explain(err)}`);
       return;
     }
-    if (gen !== this.generation) return;
+    if (gen !== this.generation) {
+      void closeSocket(sock);
+      return;
+    }
     this.recv = sock;
     for (const link of this.links.values()) link.joined = false;
     this.problems.clear('recv');
@@ -258,10 +262,14 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
         sock.setMulticastLoopback(true); // other nodes on this host must hear us
       } catch (err) {
         void closeSocket(sock);
+        if (gen !== this.generation) return false;
         this.problems.report(key, `cannot send beacons on ${label}: ${explain(err)}`);
         return false;
       }
-      if (gen !== this.generation || this.links.get(link.address) !== link) return false;
+      if (gen !== this.generation || this.links.get(link.address) !== link) {
+        void closeSocket(sock); // stopped, or the interface went away while we bound
+        return false;
+      }
       link.socket = sock;
       fresh = true;
     }
@@ -298,7 +306,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     }
     this.problems.forget(`link:${link.address}`);
     this.problems.forget(`send:${link.address}`);
-    this.log.info(`multicast: no longer beaconing on ${link.name} (${link.address}): interface gone or down`);
+    if (link.socket) this.log.info(`multicast: no longer beaconing on ${link.name} (${link.address}): interface gone or down`);
   }
 
   private socket(): dgram.Socket {
