@@ -82,6 +82,12 @@ describe('node-cli', function () {
       ['--exit-when-done without --get', ['127.0.0.1', '0', '--exit-when-done']],
       ['an unknown option', ['127.0.0.1', '0', '--no-such-option']],
       ['--piece-length 1000', ['127.0.0.1', '0', '--piece-length', '1000']],
+      ['--multicast-group that is not multicast', ['127.0.0.1', '0', '--multicast-group', '10.0.0.1']],
+      ['--multicast-port 0', ['127.0.0.1', '0', '--multicast-port', '0']],
+      ['--multicast-ttl 300', ['127.0.0.1', '0', '--multicast-ttl', '300']],
+      ['--beacon-interval 0', ['127.0.0.1', '0', '--beacon-interval', '0']],
+      ['--bootstrap that is not http', ['127.0.0.1', '0', '--bootstrap', 'ftp://10.0.0.1']],
+      ['--watch with an empty pattern', ['127.0.0.1', '0', '--watch', '']],
     ];
     for (const [what, args] of cases) {
       it(what, async function () {
@@ -227,14 +233,20 @@ describe('node-cli', function () {
       };
 
       const help = await type('help', /quit\s+stop the node/);
-      for (const cmd of ['help', 'files', 'peers', 'add-peer', 'search', 'get', 'status', 'cancel', 'quit']) expect(help.input ?? '').to.include(cmd);
+      for (const cmd of ['help', 'files', 'peers', 'add-peer', 'search', 'get', 'status', 'cancel', 'watch', 'unwatch', 'quit']) expect(help.input ?? '').to.include(cmd);
       await type(`add-peer 127.0.0.1:${seed.port}`, new RegExp(`added 127\\.0\\.0\\.1:${seed.port}`));
       await type('search console-pay', new RegExp(`${infohash}.*console-payload\\.bin`));
       await type('get console-payload.bin', new RegExp(`downloading ${infohash}`), 20_000);
       const target = path.join(cwd, 'd', 'console-payload.bin');
       await waitFor(async () => (await fsp.stat(target).catch(() => null)) !== null, 30_000, 'the downloaded file');
       expect(await sha1File(target)).to.equal(want);
-      await type('peers', new RegExp(`127\\.0\\.0\\.1:${seed.port}\\s+manual`));
+      await type('peers', new RegExp(`127\\.0\\.0\\.1:${seed.port}\\s+\\S+\\s+manual\\s+\\d+s\\s+yes`));
+      await type('peers manual', /1 peer\(s\)/);
+      await type('peers multicast', /no peers from multicast/);
+      await type('peers sideways', /usage: peers \[all\|multicast\|bootstrap/);
+      await type('watch *.iso', /watching \*\.iso: matching files/);
+      await type('watch', /watching: \*\.iso/);
+      await type('unwatch *.iso', /stopped watching \*\.iso/);
       await type('status', /console-payload\.bin\s+100\.0%/);
       await type('frobnicate', /unknown command "frobnicate"/);
       term.stdin.write('quit\r');
