@@ -12,7 +12,7 @@
  */
 import path from 'node:path';
 import os from 'node:os';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CLI, ROOT, randomFile, sha1File, type CliChild } from '../test/helpers.js';
 import { createLan, netnsSupport, spawnCliIn, type Lan, type RunResult } from '../test/netns.js';
@@ -33,7 +33,7 @@ export interface DemoSite {
 
 const BEACON_INTERVAL_S = 1;
 /** Each seed's upload cap: makes the use of several sources plain to see. */
-const SEED_RATE = 4 * 1024 * 1024;
+const SEED_RATE = 2 * 1024 * 1024;
 const BIG = { name: 'big.iso', size: 24 * 1024 * 1024 };
 const MiB = 1024 * 1024;
 
@@ -63,7 +63,7 @@ console.log(JSON.stringify(out));
 `;
 
 /** Print each node's peer-up and peer-down as they come, with its peer list so far. */
-function followPeers(nodes: Array<{ site: DemoSite; child: CliChild }>): { stop(): void; known(label: string): Set<string> } {
+function followPeers(nodes: Array<{ site: DemoSite; child: CliChild }>, showListening: boolean): { stop(): void; known(label: string): Set<string> } {
   const cursors = new Map<CliChild, number>();
   const lists = new Map<string, Set<string>>();
   const timer = setInterval(() => {
@@ -73,6 +73,9 @@ function followPeers(nodes: Array<{ site: DemoSite; child: CliChild }>): { stop(
       const list = lists.get(site.label) ?? new Set<string>();
       lists.set(site.label, list);
       for (const e of child.events.slice(from)) {
+        if (e.event === 'listening' && showListening) {
+          say(`  ${stamp()}  ${site.label.padEnd(6)} listening on ${site.where}, id ${String(e.id).slice(0, 12)}, ${String(e.files)} file(s), discovery: ${(e.discovery as string[]).join(', ')}`);
+        }
         if (e.event !== 'peer-up' && e.event !== 'peer-down') continue;
         const name = String(e.name ?? e.id);
         if (e.event === 'peer-up') list.add(name);
@@ -81,13 +84,13 @@ function followPeers(nodes: Array<{ site: DemoSite; child: CliChild }>): { stop(
         say(`  ${stamp()}  ${site.label.padEnd(6)} ${how.padEnd(46)} knows: ${[...list].sort().join(', ') || '-'}`);
       }
     }
-  }, 50);
+  }, 20);
   return { stop: () => clearInterval(timer), known: (label) => lists.get(label) ?? new Set() };
 }
 
 /** The story. Returns true when every step worked and the downloaded file is verified. */
 export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: string): Promise<boolean> {
-  const children: CliChild[] = [];
+  const children: Array<CliChild & { label?: string }> = [];
   const ok: string[] = [];
   try {
     // ---- files ------------------------------------------------------------------------
@@ -111,24 +114,22 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     say(`  ${BIG.name} is the same ${mib(BIG.size)} on ${h1.label}, ${h2.label} and ${h3.label}`);
 
     // ---- discovery -----------------------------------------------------------------------
-    say(`\n[3/5] a node on each machine: multicast beacons every ${BEACON_INTERVAL_S} s, no bootstrap server, no --peer`);
+    say(`\n[3/5] a node on each of ${sites.map((s) => s.label).join(', ')}: multicast beacons every ${BEACON_INTERVAL_S} s, no bootstrap server, no --peer`);
     const nodes = sites.map((site) => {
       const child = site.startNode(['--shared', 'shared', '--downloads', 'downloads', '--name', site.label, '--beacon-interval', String(BEACON_INTERVAL_S),
         '--no-folder-watch', '--max-upload-rate', String(SEED_RATE), '--log-level', 'warn'], path.join(dir, site.label));
-      children.push(child);
+      children.push(Object.assign(child, { label: site.label }));
       return { site, child };
     });
-    for (const { site, child } of nodes) {
-      const l = await child.waitEvent('listening', 60_000);
-      say(`  ${stamp()}  ${site.label.padEnd(6)} listening on ${site.where}, id ${String(l.id).slice(0, 12)}, ${String(l.files)} file(s), discovery: ${(l.discovery as string[]).join(', ')}`);
-    }
+    // Follow from the start: the first beacons are answered within a fraction of a second.
+    const follower = followPeers(nodes, true);
+    await Promise.all(nodes.map(({ child }) => child.waitEvent('listening', 60_000)));
     const discoveryStart = Date.now();
-    const follower = followPeers(nodes);
     const everyoneKnowsEveryone = () => sites.every((s) => sites.every((o) => o === s || follower.known(s.label).has(o.label)));
     await until(everyoneKnowsEveryone, 30_000, 'every node to know every other');
     const discoverySeconds = (Date.now() - discoveryStart) / 1000;
-    say(`  every node knows the ${sites.length - 1} others, ${discoverySeconds.toFixed(1)} s after the last one started`);
-    ok.push(`discovery: ${sites.length} nodes found each other by multicast alone in ${discoverySeconds.toFixed(1)} s`);
+    say(`  every node knows the ${sites.length - 1} others, ${discoverySeconds.toFixed(1)} s after the last one was listening`);
+    ok.push(`discovery: ${sites.length} nodes found each other in ${discoverySeconds.toFixed(1)} s, with no bootstrap server and no --peer (multicast beacons, and peers naming the peers they know)`);
 
     // ---- search ----------------------------------------------------------------------------
     say(`\n[4/5] search "big" from ${h4.label}: ask its node which peers it knows, then search each (control protocol)`);
@@ -147,12 +148,13 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     ok.push(`search "big" from ${h4.label}: ${BIG.name} found on ${holders.sort().join(', ') || 'no node'}`);
 
     // ---- multi-source download --------------------------------------------------------------
-    say(`\n[5/5] on ${getterSite.label}, a short-lived node: node-cli ${getterSite.port} --get ${BIG.name} --exit-when-done`);
+    say(`\n[5/5] a short-lived fifth node, ${getterSite.label} at ${getterSite.where}: node-cli ... --get ${BIG.name} --exit-when-done`);
     say(`      (each seed uploads at most ${mib(SEED_RATE)}/s, so one seed alone would need ${(BIG.size / SEED_RATE).toFixed(1)} s)`);
+    await fsp.mkdir(path.join(dir, getterSite.label, 'shared'), { recursive: true });
     const getStart = Date.now();
     const getter = getterSite.startNode(['--shared', 'shared', '--downloads', 'downloads', '--name', getterSite.label, '--beacon-interval', String(BEACON_INTERVAL_S),
       '--no-folder-watch', '--get', BIG.name, '--exit-when-done', '--log-level', process.env.DEMO_LOG ?? 'warn'], path.join(dir, getterSite.label));
-    children.push(getter);
+    children.push(Object.assign(getter, { label: getterSite.label }));
     let shown = 0;
     let maxPeers = 0;
     await until(() => {
@@ -166,7 +168,9 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
         }
       }
       shown = getter.events.length;
-      return getter.events.some((e) => e.event === 'done');
+      const finished = getter.events.some((e) => e.event === 'done');
+      if (!finished && (getter.proc.exitCode !== null || getter.proc.signalCode !== null)) throw new Error(`the downloader exited (${getter.proc.exitCode ?? getter.proc.signalCode}) without finishing`);
+      return finished;
     }, 120_000, 'the download').catch((err: Error) => {
       throw new Error(`${err.message}; the downloader's last log lines: ${getter.stderr.slice(-8).join(' | ')}`);
     });
@@ -188,6 +192,14 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     for (const line of ok) say(`  ${line}`);
     say(`  result: ${passed ? 'OK' : 'FAILED'}`);
     return passed;
+  } catch (err) {
+    // A node that died on its own is the likeliest cause: show what it said.
+    for (const c of children) {
+      if (c.proc.exitCode === null && c.proc.signalCode === null) continue;
+      if (c.proc.exitCode === 0 && c.events.some((e) => e.event === 'done')) continue;
+      say(`  ${c.label ?? '?'} exited (${c.proc.exitCode ?? c.proc.signalCode}): ${c.stderr.slice(-6).join(' | ') || 'no output on stderr'}`);
+    }
+    throw err;
   } finally {
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
   }
@@ -208,7 +220,8 @@ export function onAnyExit(teardown: () => void, dir: string): void {
     if (done) return;
     done = true;
     teardown();
-    void fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+    // Synchronous: after a signal we exit at once, and on 'exit' nothing async runs any more.
+    rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', once);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

@@ -268,7 +268,15 @@ export function spawnCliIn(lan: Lan, host: LanHost, args: string[], cwd: string,
     }
   });
   readline.createInterface({ input: proc.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  let failed = false; // spawn itself failed (no such cwd...): there will be no 'exit'
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.on('exit', (code, signal) => resolve({ code, signal }));
+    proc.on('error', (err) => {
+      failed = true;
+      stderr.push(`cannot start node-cli in ${host.ns}: ${err.message}`);
+      resolve({ code: null, signal: null });
+    });
+  });
   return {
     proc,
     events,
@@ -280,9 +288,9 @@ export function spawnCliIn(lan: Lan, host: LanHost, args: string[], cwd: string,
       for (;;) {
         const found = events.find((e) => e.event === name && pred(e));
         if (found) return found;
-        const gone = proc.exitCode !== null || proc.signalCode !== null;
+        const gone = failed || proc.exitCode !== null || proc.signalCode !== null;
         if (gone || Date.now() > end) {
-          const why = gone ? `node-cli exited (${proc.exitCode ?? proc.signalCode})` : `timed out after ${ms} ms`;
+          const why = gone ? `node-cli exited (${proc.exitCode ?? proc.signalCode ?? 'not started'})` : `timed out after ${ms} ms`;
           throw new Error(`${why} waiting for event ${name} in ${host.ns} (stderr: ${stderr.slice(-5).join(' | ')})`);
         }
         await new Promise((r) => setTimeout(r, 25));

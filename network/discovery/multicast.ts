@@ -15,13 +15,13 @@
  * is logged once, shown in health(), and retried with exponential back-off.
  */
 import dgram from 'node:dgram';
-import os from 'node:os';
-import { promises as fsp } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
 import type { DiscoveryHealth, HealthState, PeerDiscovery, PeerDiscoveryEvents } from './discovery.js';
 import { decodeBeacon, encodeBeacon, MAX_NAME_BYTES, type Beacon, type BeaconType } from '../wire/beacon-codec.js';
 import { silentLogger, type Logger } from '../log.js';
+import { chooseInterfaces } from './interfaces.js';
+import { Problems } from './problems.js';
 
 export const DEFAULT_MULTICAST_GROUP = '224.1.1.1';
 export const DEFAULT_MULTICAST_PORT = 10000;
@@ -31,8 +31,6 @@ export const DEFAULT_EXPIRE_AFTER_MISSED = 3;
 /** Upper bound on peers this source tracks, so a flood of forged ids cannot grow memory. */
 export const MAX_MULTICAST_PEERS = 4096;
 
-const RETRY_FIRST_MS = 1000;
-const RETRY_MAX_MS = 60_000;
 /** A new peer's HELLO is answered after 100-300 ms, so a burst of newcomers gets one reply. */
 const REPLY_MIN_DELAY_MS = 100;
 const REPLY_SPREAD_MS = 200;
@@ -40,8 +38,6 @@ const REPLY_MIN_GAP_MS = 1000;
 const GARBAGE_WARN_EVERY_MS = 60_000;
 const GARBAGE_SOURCES_KEPT = 1024;
 const GOODBYE_TIMEOUT_MS = 1000;
-const IFF_UP = 0x1;
-const IFF_MULTICAST = 0x1000;
 
 export interface MulticastInit {
   /** host: the address we advertise (--peer-ip); omitted = unspecified, receivers use the source. */
@@ -459,129 +455,6 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     this.garbageWarned.set(from, now);
     this.log.warn({ from, reason: why }, `multicast: ignored a bad beacon from ${from}: ${why} (more from there are logged at debug for a minute)`);
   }
-}
-
-/**
- * Distinct problems, each logged once when it appears (or changes) and once when it is
- * gone, each with its own exponential back-off for the next attempt.
- */
-class Problems {
-  private readonly map = new Map<string, { message: string; attempts: number; nextAt: number }>();
-  constructor(private readonly log: Logger) {}
-
-  report(key: string, message: string): void {
-    const p = this.map.get(key);
-    if (!p || p.message !== message) this.log.warn(`multicast: ${message}; retrying in the background`);
-    const attempts = (p?.attempts ?? 0) + 1;
-    const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(attempts - 1, 16));
-    this.map.set(key, { message, attempts, nextAt: Date.now() + wait });
-  }
-
-  clear(key: string): void {
-    const p = this.map.get(key);
-    if (!p) return;
-    this.map.delete(key);
-    this.log.info(`multicast: ok again (was: ${p.message})`);
-  }
-
-  /** No log line: the thing it was about went away on purpose. */
-  forget(key: string): void {
-    this.map.delete(key);
-  }
-
-  /** Sets the problems under `prefix` to exactly `current` (key → message). */
-  sync(prefix: string, current: Map<string, string>): void {
-    for (const key of [...this.map.keys()]) {
-      if (key.startsWith(prefix) && !current.has(key)) this.clear(key);
-    }
-    for (const [key, message] of current) if (this.due(key)) this.report(key, message);
-  }
-
-  has(key: string): boolean {
-    return this.map.has(key);
-  }
-
-  due(key: string): boolean {
-    const p = this.map.get(key);
-    return !p || Date.now() >= p.nextAt;
-  }
-
-  nextDue(): number | undefined {
-    let min: number | undefined;
-    for (const p of this.map.values()) if (min === undefined || p.nextAt < min) min = p.nextAt;
-    return min;
-  }
-
-  messages(): string[] {
-    return [...this.map.values()].map((p) => p.message);
-  }
-
-  reset(): void {
-    this.map.clear();
-  }
-}
-
-// ---- interfaces ---------------------------------------------------------------------------
-
-interface Nic {
-  name: string;
-  addresses: string[];
-  up: boolean;
-  multicast: boolean;
-  loopback: boolean;
-}
-
-/** Linux tells us up/multicast in sysfs; elsewhere assume what os.networkInterfaces lists is up. */
-async function listNics(): Promise<Nic[]> {
-  const nics: Nic[] = [];
-  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
-    const v4 = (addrs ?? []).filter((a) => a.family === 'IPv4');
-    const loopback = v4.some((a) => a.internal) || (addrs ?? []).some((a) => a.internal);
-    let flags: number | undefined;
-    try {
-      flags = parseInt((await fsp.readFile(`/sys/class/net/${name}/flags`, 'utf8')).trim(), 16);
-    } catch {
-      flags = undefined;
-    }
-    const known = flags !== undefined && Number.isFinite(flags);
-    nics.push({
-      name,
-      addresses: v4.map((a) => a.address),
-      up: known ? (flags! & IFF_UP) !== 0 : true,
-      multicast: known ? (flags! & IFF_MULTICAST) !== 0 : !loopback,
-      loopback,
-    });
-  }
-  return nics;
-}
-
-/**
- * The interfaces to beacon on, and a problem (key → message) per wanted one that cannot be
- * used. By default: every interface that is up, multicast-capable and has IPv4, loopback
- * only when there is nothing else (a lone host still finds the nodes running on it).
- */
-async function chooseInterfaces(wanted: string[] | undefined): Promise<{ links: Array<{ name: string; address: string }>; problems: Map<string, string> }> {
-  const nics = await listNics();
-  const links: Array<{ name: string; address: string }> = [];
-  const problems = new Map<string, string>();
-  const add = (name: string, address: string): void => {
-    if (!links.some((l) => l.address === address)) links.push({ name, address });
-  };
-  if (wanted) {
-    for (const w of wanted) {
-      const nic = isIPv4(w) ? nics.find((n) => n.addresses.includes(w)) : nics.find((n) => n.name === w);
-      if (!nic) problems.set(`iface:${w}`, isIPv4(w) ? `${w} is not an address of any interface here` : `no interface named ${w} (or it has no address)`);
-      else if (nic.addresses.length === 0) problems.set(`iface:${w}`, `interface ${w} has no IPv4 address`);
-      else if (!nic.up) problems.set(`iface:${w}`, `interface ${nic.name} is down`);
-      else add(nic.name, isIPv4(w) ? w : nic.addresses[0]!);
-    }
-    return { links, problems };
-  }
-  const up = nics.filter((n) => n.up && n.addresses.length > 0);
-  const lan = up.filter((n) => !n.loopback && n.multicast);
-  for (const n of lan.length > 0 ? lan : up.filter((n) => n.loopback)) add(n.name, n.addresses[0]!);
-  if (links.length === 0) problems.set('iface:*', 'no usable IPv4 interface (up, multicast-capable, with an IPv4 address)');
-  return { links, problems };
 }
 
 // ---- small helpers --------------------------------------------------------------------------
