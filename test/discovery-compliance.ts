@@ -117,7 +117,11 @@ export function discoveryCompliance(name: string, makePair: () => Promise<Discov
       if (!pair.restartB) this.skip();
       await startBoth();
       const first = await waitFor('a to see b', seeWithinMs, () => sawB(ra));
+      const lostBefore = ra.lost.length;
       await pair.b.stop();
+      // Beacons the old b sent just before it stopped may still be on their way to a: wait
+      // until a has heard the end of it, so what follows can only come from the new run.
+      await waitFor('a to lose the old b', opts.lostWithinMs + 1000, () => ra.lost.slice(lostBefore).some((l) => l.id === pair.bSelf.id));
       const b2 = pair.restartB!();
       extra.push(b2);
       const since = ra.peers.length;

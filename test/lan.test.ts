@@ -12,7 +12,8 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { tempDir, cleanup, randomFile, sha1File, type CliChild } from './helpers.js';
-import { createLan, netnsSupport, spawnCliIn, type Lan, type LanHost } from './netns.js';
+import { execFileSync } from 'node:child_process';
+import { createLan, netnsSupport, spawnCliIn, addressOf, existingNamespaces, type Lan, type LanHost } from './netns.js';
 
 const INTERVAL_S = 0.5;
 const PORT = 9000;
@@ -21,6 +22,88 @@ const FILE_SIZE = 8 * 1024 * 1024;
 const SEED_RATE = '2M';
 
 type LanNode = CliChild & { id: string; host: LanHost };
+
+/**
+ * Run inside a namespace with `node --input-type=module -e`: `recv` prints the first
+ * datagram it gets on the beacon group, `send` sends a few; `listen` / `dial` check TCP.
+ */
+const PROBE = `
+import dgram from 'node:dgram';
+import net from 'node:net';
+const [mode, ip, peer] = process.argv.slice(1);
+const exitSoon = () => setTimeout(() => process.exit(0), 50);
+if (mode === 'recv') {
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  s.on('message', (m, r) => { console.log(r.address + ' ' + m); exitSoon(); });
+  s.bind(10000, () => { s.addMembership('224.1.1.1', ip); console.log('ready'); });
+} else if (mode === 'send') {
+  const s = dgram.createSocket('udp4');
+  s.bind(0, ip, () => {
+    s.setMulticastInterface(ip);
+    let n = 0;
+    const t = setInterval(() => { s.send('hello from ' + ip, 10000, '224.1.1.1'); if (++n === 10) { clearInterval(t); s.close(); } }, 100);
+  });
+} else if (mode === 'listen') {
+  net.createServer((c) => { c.end('hi from ' + ip); exitSoon(); }).listen(7000, ip, () => console.log('ready'));
+} else {
+  net.connect(7000, peer).on('data', (d) => { console.log(String(d)); exitSoon(); });
+}
+`;
+
+describe('test/netns.ts: a LAN of network namespaces', function () {
+  this.timeout(30_000);
+  let lan: Lan | undefined;
+
+  before(function () {
+    const support = netnsSupport();
+    if (!support.ok) {
+      console.log(`      (skipped: ${support.reason})`);
+      this.skip();
+    }
+  });
+  after(async () => {
+    await lan?.destroy();
+  });
+
+  const probe = (host: LanHost, ...args: string[]) => lan!.exec(host, [process.execPath, '--input-type=module', '-e', PROBE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const firstLines = (c: ReturnType<typeof probe>, n: number) =>
+    new Promise<string[]>((resolve, reject) => {
+      const lines: string[] = [];
+      c.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        lines.push(...d.split('\n').filter(Boolean));
+        if (lines.length >= n) resolve(lines);
+      });
+      c.once('exit', () => (lines.length >= n ? resolve(lines) : reject(new Error(`probe exited after ${JSON.stringify(lines)}`))));
+    });
+
+  it('hosts get their addresses, reach each other by TCP and by multicast, and nothing lands in our namespace', async () => {
+    const ourLinks = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
+    lan = await createLan({ prefix: 'shoal-p', hosts: 3, subnet: '10.78.0.0/24' });
+    expect(lan.hosts.map((h) => h.ip)).to.deep.equal(['10.78.0.1', '10.78.0.2', '10.78.0.3']);
+    for (const h of lan.hosts) expect(addressOf(h)).to.equal(h.ip);
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }), 'no interface in our namespace').to.equal(ourLinks);
+    const [a, b, c] = lan.hosts as [LanHost, LanHost, LanHost];
+
+    const server = probe(b, 'listen', b.ip);
+    const serverLines = firstLines(server, 1);
+    expect((await serverLines)[0]).to.equal('ready');
+    expect(await firstLines(probe(a, 'dial', a.ip, b.ip), 1)).to.deep.equal([`hi from ${b.ip}`]);
+
+    const receivers = [b, c].map((h) => firstLines(probe(h, 'recv', h.ip), 2));
+    await new Promise((r) => setTimeout(r, 300)); // let them join the group
+    probe(a, 'send', a.ip);
+    for (const got of await Promise.all(receivers)) expect(got).to.deep.equal(['ready', `${a.ip} hello from ${a.ip}`]);
+  });
+
+  it('destroy() kills what runs in the LAN and deletes every namespace', async () => {
+    expect(lan, 'the LAN of the previous test').to.not.equal(undefined);
+    const sleeper = lan!.exec(lan!.hosts[0]!, ['sleep', '60']);
+    await new Promise((r) => setTimeout(r, 100));
+    await lan!.destroy();
+    expect(sleeper.exitCode !== null || sleeper.signalCode !== null, 'the process is gone').to.equal(true);
+    expect(existingNamespaces(lan!)).to.deep.equal([]);
+  });
+});
 
 describe('a LAN of network namespaces: multicast discovery, search, multi-source download', function () {
   this.timeout(120_000);

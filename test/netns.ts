@@ -15,7 +15,6 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import readline from 'node:readline';
 import { CLI, type CliChild } from './helpers.js';
 
@@ -81,7 +80,8 @@ export function netnsSupport(): { ok: boolean; reason: string } {
   const name = `shoal-probe-${process.pid}`;
   const add = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
   spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  probed = add.status === 0 ? { ok: true, reason: '' } : { ok: false, reason: `ip netns add failed: ${add.stderr.trim()}` };
+  // Root in a user namespace (unshare -r, as `npm test` does for other users) lands here.
+  probed = add.status === 0 ? { ok: true, reason: '' } : { ok: false, reason: `needs real root: ip netns add failed (${add.stderr.trim()})` };
   return probed;
 }
 
@@ -235,11 +235,6 @@ export async function createLan(init: LanInit): Promise<Lan> {
   };
 }
 
-/** Whether `ping` exists (the plumbing checks use it when it does). */
-export function havePing(): boolean {
-  return ['/usr/bin/ping', '/bin/ping', '/usr/sbin/ping'].some((p) => existsSync(p));
-}
-
 /** Names of this run's namespaces that still exist (for tests of `destroy()`). */
 export function existingNamespaces(lan: Pick<Lan, 'hosts' | 'switchNs'>): string[] {
   const all = new Set(listNamespaces());
@@ -256,13 +251,20 @@ export function addressOf(host: LanHost): string | undefined {
  * Run `node-cli ... --json` inside `host`'s namespace, with the same handle as `spawnCli`
  * (events, stderr, waitEvent, exited). `destroy()` kills it with the LAN.
  */
-export function spawnCliIn(lan: Lan, host: LanHost, args: string[], cwd: string, env: Record<string, string> = {}): CliChild {
+export interface LanCliChild extends CliChild {
+  /** When each of `events` was read (Date.now()), for timings. */
+  times: number[];
+}
+
+export function spawnCliIn(lan: Lan, host: LanHost, args: string[], cwd: string, env: Record<string, string> = {}): LanCliChild {
   const proc = lan.exec(host, [process.execPath, CLI, ...args, '--json'], { cwd, env: { ...process.env, SHOAL_LOG: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Array<Record<string, unknown>> = [];
+  const times: number[] = [];
   const stderr: string[] = [];
   readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
     try {
       events.push(JSON.parse(l) as Record<string, unknown>);
+      times.push(Date.now());
     } catch {
       /* not an event line */
     }
@@ -280,6 +282,7 @@ export function spawnCliIn(lan: Lan, host: LanHost, args: string[], cwd: string,
   return {
     proc,
     events,
+    times,
     stderr,
     exited,
     // Like waitFor, but gives up at once when the node has exited, and shows its last stderr lines.
