@@ -5,18 +5,25 @@
  * (autocannon) in another, so neither shares an event loop with the thing it measures;
  * with `taskset` present the server gets one core and the load generator the other.
  *
- * The requests: 1000 infohashes x 20 peers each (random peer ids and ports), compact=1,
- * numwant=50, event=started, cycled in the same order for both servers, so every swarm
- * holds at most 20 peers and both answer with the same amount of data.
+ * The requests: each connection plays one client machine in the same 1000 torrents: its own
+ * loopback source address (127.0.0.11, .12, ...), one random peer id and one port, announcing
+ * each of the 1000 infohashes in its own shuffled order, round and round (compact=1,
+ * numwant=50, event=started, left>0: a leecher, which is sent every other peer; a seeder
+ * would be sent no seeders by Shoal, and that would be timing less work). So every swarm holds one peer per connection, every answer lists
+ * the other connections' peers, and both servers get the very same requests. Why one address
+ * per connection: the Shoal tracker holds at most 1000 peers per source address (so that one
+ * host cannot fill its memory); from a single address it would refuse most of a larger set
+ * with a cheap 503, and we would be timing the refusal.
  *
- *   npm run bench:tracker                                # 10 connections, 2 s warm-up, 10 s
+ *   npm run bench:tracker                                # 10 connections, 2 s warm-up, 10 s, 3 rounds
  *   TRACKER_SECONDS=5 TRACKER_CONNECTIONS=50 TRACKER_ROUNDS=2 npm run bench:tracker
  *   TRACKER_NO_RESULTS=1 npm run bench:tracker           # do not append to bench/RESULTS.md
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, existsSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -28,9 +35,8 @@ const ROOT = path.resolve(path.dirname(SELF), '..', '..');
 const SECONDS = Number(process.env.TRACKER_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.TRACKER_WARMUP ?? 2);
 const CONNECTIONS = Number(process.env.TRACKER_CONNECTIONS ?? 10);
-const ROUNDS = Number(process.env.TRACKER_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.TRACKER_ROUNDS ?? 3);
 const INFOHASHES = 1000;
-const PEERS_PER_INFOHASH = 20;
 
 type Kind = 'shoal' | 'bittorrent-tracker';
 const KINDS: readonly Kind[] = ['shoal', 'bittorrent-tracker'];
@@ -39,6 +45,7 @@ const KINDS: readonly Kind[] = ['shoal', 'bittorrent-tracker'];
 interface LoadResult {
   requestsPerSecond: number;
   total: number;
+  /** Latency percentiles in ms (autocannon records whole milliseconds). */
   p50: number;
   p99: number;
   non2xx: number;
@@ -51,7 +58,6 @@ interface LoadResult {
 interface AutocannonRequest {
   method?: string;
   path?: string;
-  setupRequest?: (req: AutocannonRequest) => AutocannonRequest;
 }
 interface AutocannonOptions {
   url: string;
@@ -59,6 +65,12 @@ interface AutocannonOptions {
   pipelining: number;
   duration: number;
   requests: AutocannonRequest[];
+  setupClient?: (client: AutocannonClient) => void;
+}
+/** One autocannon connection (lib/httpClient.js). */
+interface AutocannonClient {
+  setRequests(requests: AutocannonRequest[]): void;
+  _connect(): void;
 }
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -76,13 +88,6 @@ interface ListeningServer {
 }
 type ReferenceTrackerModule = { Server: new (opts: { udp: boolean; ws: boolean; http: boolean; stats: boolean }) => ListeningServer };
 
-interface ShoalBootstrap {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  readonly url: string;
-}
-type ShoalBootstrapModule = { BootstrapServer: new (init: { port: number; host: string; dataDir: string; logger?: unknown }) => ShoalBootstrap };
-
 /** `import()` of a module without type declarations, typed by the caller. */
 const importUntyped = <T>(specifier: string): Promise<T> => import(specifier) as Promise<T>;
 
@@ -91,7 +96,8 @@ const importUntyped = <T>(specifier: string): Promise<T> => import(specifier) as
 /** Start one server on 127.0.0.1 and print `{"url": ...}`; runs until killed. */
 async function serve(kind: Kind, dataDir: string): Promise<void> {
   if (kind === 'shoal') {
-    const { BootstrapServer } = await importUntyped<ShoalBootstrapModule>(path.join(ROOT, 'dist', 'bootstrap', 'server.js'));
+    // Imported here, not at the top: the reference server's process never loads it.
+    const { BootstrapServer } = await import('../bootstrap/server.js');
     const { createLogger } = await import('../network/log.js');
     const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir, logger: createLogger({ level: 'error' }) });
     await server.start();
@@ -111,17 +117,38 @@ async function serve(kind: Kind, dataDir: string): Promise<void> {
 
 // ---- child: the load generator ------------------------------------------------------------
 
+/** Source address of connection `i`: one loopback address per simulated client machine. */
+const sourceAddress = (i: number) => `127.0.0.${11 + i}`;
+
 async function load(url: string, pathsFile: string): Promise<void> {
-  const paths = JSON.parse(await fsp.readFile(pathsFile, 'utf8')) as string[];
+  const perClient = JSON.parse(await fsp.readFile(pathsFile, 'utf8')) as string[][];
   const autocannon = (await importUntyped<{ default: Autocannon }>('autocannon')).default;
+  // autocannon has no option for the local address, and calls net.connect(port, host) from
+  // inside each connection's _connect(): each connection sets `from` around that call.
+  let from: string | undefined;
+  const plainConnect = net.connect;
+  (net as { connect: unknown }).connect = (port: number, host: string) => plainConnect({ port, host, localAddress: from });
   const run = async (seconds: number): Promise<AutocannonResult> => {
-    let next = 0; // every run starts at the same request: both servers see the same sequence
+    let next = 0;
     return autocannon({
       url,
       connections: CONNECTIONS,
       pipelining: 1,
       duration: seconds,
-      requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[next++ % paths.length]! }) }],
+      requests: [{ method: 'GET', path: perClient[0]![0]! }],
+      setupClient: (client) => {
+        const i = next++ % perClient.length;
+        client.setRequests(perClient[i]!.map((p) => ({ method: 'GET', path: p })));
+        const connect = client._connect;
+        client._connect = function (this: AutocannonClient) {
+          from = sourceAddress(i);
+          try {
+            connect.call(this);
+          } finally {
+            from = undefined;
+          }
+        };
+      },
     });
   };
   if (WARMUP_SECONDS > 0) await run(WARMUP_SECONDS);
@@ -142,18 +169,19 @@ async function load(url: string, pathsFile: string): Promise<void> {
 
 const pct = (b: Buffer) => [...b].map((x) => `%${x.toString(16).padStart(2, '0')}`).join('');
 
-/** The request set: 1000 swarms x 20 peers, interleaved so consecutive requests hit different swarms. */
-function announcePaths(): string[] {
-  const hashes = Array.from({ length: INFOHASHES }, () => randomBytes(20));
-  const paths: string[] = [];
-  for (let p = 0; p < PEERS_PER_INFOHASH; p++) {
-    for (const h of hashes) {
-      const peerId = Buffer.concat([Buffer.from('-BN0001-'), randomBytes(12)]);
-      const port = 10_000 + Math.floor(Math.random() * 50_000);
-      paths.push(`/announce?info_hash=${pct(h)}&peer_id=${pct(peerId)}&port=${port}&uploaded=0&downloaded=0&left=0&compact=1&numwant=50&event=started`);
+/** The request set: per connection (client), its announce of each of the 1000 torrents, shuffled. */
+function announcePaths(): string[][] {
+  const hashes = Array.from({ length: INFOHASHES }, () => pct(randomBytes(20)));
+  return Array.from({ length: CONNECTIONS }, (_, c) => {
+    const peerId = pct(Buffer.concat([Buffer.from('-BN0001-'), randomBytes(12)]));
+    const port = 6881 + c;
+    const paths = hashes.map((h) => `/announce?info_hash=${h}&peer_id=${peerId}&port=${port}&uploaded=0&downloaded=0&left=1048576&compact=1&numwant=50&event=started`);
+    for (let i = paths.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [paths[i], paths[j]] = [paths[j]!, paths[i]!];
     }
-  }
-  return paths;
+    return paths;
+  });
 }
 
 /** Pin to one CPU when we can, so server and load generator do not fight over both. */
@@ -198,8 +226,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** One real announce: the answer must be a bencoded dictionary with interval and peers. */
-async function checkAnswer(url: string, p: string): Promise<void> {
+/** One real announce: the answer must be a bencoded dictionary with interval and peers; returns how many peers it lists. */
+async function checkAnswer(url: string, p: string): Promise<number> {
   const body = await new Promise<Buffer>((resolve, reject) => {
     http.get(url + p, (res) => {
       const chunks: Buffer[] = [];
@@ -210,6 +238,7 @@ async function checkAnswer(url: string, p: string): Promise<void> {
   const d = bencode.decode(body) as Record<string, unknown>;
   if (d['failure reason'] !== undefined) throw new Error(`${url}: failure reason ${Buffer.from(d['failure reason'] as Uint8Array).toString()}`);
   if (typeof d.interval !== 'number' || !(d.peers instanceof Uint8Array)) throw new Error(`${url}: not a compact announce answer: ${body.toString('latin1').slice(0, 200)}`);
+  return d.peers.length / 6;
 }
 
 async function measure(kind: Kind, pathsFile: string, sample: string, dir: string): Promise<LoadResult> {
@@ -221,6 +250,9 @@ async function measure(kind: Kind, pathsFile: string, sample: string, dir: strin
     try {
       const result = await firstJsonLine<LoadResult>(loader, (WARMUP_SECONDS + SECONDS + 60) * 1000);
       if (server.exitCode !== null) throw new Error(`${kind} server died during the run`);
+      // The work was real: the swarm of the sample torrent now holds every connection's peer.
+      const listed = await checkAnswer(url, sample);
+      if (listed < CONNECTIONS) throw new Error(`${kind}: after the run the sample swarm lists ${listed} peers, expected ${CONNECTIONS}`);
       return result;
     } finally {
       await stopChild(loader);
@@ -234,9 +266,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (r: LoadResult) => `${r.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts)`;
 
 async function main(): Promise<void> {
-  const haveShoal = existsSync(path.join(ROOT, 'dist', 'bootstrap', 'server.js'));
-  const kinds = haveShoal ? KINDS : KINDS.filter((k) => k !== 'shoal');
-  if (!haveShoal) console.log('dist/bootstrap/server.js is missing (build it first): measuring bittorrent-tracker alone');
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-bench-tracker-'));
   const onSignal = () => {
     for (const c of live) c.kill('SIGKILL');
@@ -248,21 +277,20 @@ async function main(): Promise<void> {
     const paths = announcePaths();
     const pathsFile = path.join(dir, 'paths.json');
     await fsp.writeFile(pathsFile, JSON.stringify(paths));
-    console.log(`${paths.length} distinct announces (${INFOHASHES} infohashes x ${PEERS_PER_INFOHASH} peers), ${CONNECTIONS} connections, pipelining 1, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per server, ${ROUNDS} round(s)`);
+    console.log(`${CONNECTIONS} connections (one loopback address, peer id and port each) x ${INFOHASHES} infohashes = ${CONNECTIONS * INFOHASHES} distinct announces, pipelining 1, ${WARMUP_SECONDS} s warm-up + ${SECONDS} s per server, ${ROUNDS} round(s)`);
     const results: Record<Kind, LoadResult[]> = { shoal: [], 'bittorrent-tracker': [] };
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate which goes first, so neither always gets the cooler machine.
-      for (const kind of round % 2 === 1 ? kinds : [...kinds].reverse()) {
-        const r = await measure(kind, pathsFile, paths[0]!, dir);
+      for (const kind of round % 2 === 1 ? KINDS : [...KINDS].reverse()) {
+        const r = await measure(kind, pathsFile, paths[0]![0]!, dir);
         results[kind].push(r);
         console.log(`round ${round}: ${kind.padEnd(18)} ${fmt(r)}`);
       }
     }
     const med = (kind: Kind, key: keyof LoadResult) => median(results[kind].map((r) => r[key]));
-    if (!haveShoal) return;
     const ratio = med('shoal', 'requestsPerSecond') / med('bittorrent-tracker', 'requestsPerSecond');
     console.log(`\nmedian of ${ROUNDS}:`);
-    for (const kind of KINDS) console.log(`  ${kind.padEnd(18)} ${med(kind, 'requestsPerSecond').toFixed(0)} req/s, p50 ${med(kind, 'p50')} ms, p99 ${med(kind, 'p99')} ms`);
+    for (const kind of KINDS) console.log(`  ${kind.padEnd(18)} ${med(kind, 'requestsPerSecond').toFixed(0)} req/s, latency p50 ${med(kind, 'p50')} ms, p99 ${med(kind, 'p99')} ms`);
     console.log(`  ratio: Shoal serves ${ratio.toFixed(2)}x bittorrent-tracker's announces per second`);
     for (const kind of KINDS) if (results[kind].some((r) => r.non2xx + r.errors + r.timeouts > 0)) console.log(`  warning: ${kind} had non-2xx answers, errors or timeouts`);
 
@@ -274,10 +302,12 @@ async function main(): Promise<void> {
         '',
         `\`bench/tracker.ts\`: the bootstrap server's \`/announce\` against the \`bittorrent-tracker\` npm package's HTTP server`,
         `(v10, udp/ws/stats off), each in its own process pinned to one core, autocannon in another pinned to the other core;`,
-        `${CONNECTIONS} connections, pipelining 1, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s, the same ${paths.length} announces`,
-        `(${INFOHASHES} infohashes x ${PEERS_PER_INFOHASH} peers, compact=1, numwant=50) in the same order for both; median of ${ROUNDS}.`,
+        `${CONNECTIONS} connections, pipelining 1, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s. Each connection is one client: its own loopback`,
+        `address, peer id and port, announcing the same ${INFOHASHES} infohashes round and round (compact=1, numwant=50), so each swarm`,
+        `has ${CONNECTIONS} peers; both servers get the very same requests. Median of ${ROUNDS} round(s); autocannon records whole`,
+        `milliseconds, so a p50 of 0 ms means under 1 ms (by Little's law, ${CONNECTIONS} connections / req/s is the mean time per request).`,
         '',
-        '| server | req/s | latency p50 | latency p99 | runs (req/s) |',
+        '| server | req/s | latency p50 | latency p99 | rounds (req/s) |',
         '| --- | --- | --- | --- | --- |',
         row('shoal'),
         row('bittorrent-tracker'),
