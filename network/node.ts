@@ -438,7 +438,7 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     for (const source of this.sources) {
       source.on('peer', (p) => this.registry.see(source.source, p));
-      source.on('lost', (id) => this.registry.lose(source.source, id));
+      source.on('lost', (id, reason) => this.registry.lose(source.source, id, reason));
       source.on('health', (h) => this.emit('discovery-health', source.source, h));
     }
     await Promise.all(this.sources.map((s) => s.start()));

@@ -124,7 +124,7 @@ describe('BootstrapClient', function () {
     await b.client.stop();
     expect(server!.registry.get('b'), 'unregistered at stop').to.equal(undefined);
     await waitFor(() => a.lost.find(([id]) => id === 'b'), 2000, 'a to lose b');
-    expect(a.lost).to.deep.equal([['b', 'gone']]);
+    expect(a.lost).to.deep.equal([['b', 'expired']]);
   });
 
   it('publishes files and downloads, early on publishSoon(), and searches the index', async function () {
@@ -186,7 +186,7 @@ describe('BootstrapClient', function () {
     expect(warnings.map((w) => w.msg)).to.deep.equal(['bootstrap server unavailable; working on multicast and retrying']);
     // Gone for longer than the TTL: nobody vouches for b any more.
     await waitFor(() => a.lost.find(([id]) => id === 'b'), 3000, 'b to be lost');
-    expect(a.lost.find(([id]) => id === 'b')![1]).to.equal('expired');
+    expect(a.lost.find(([id]) => id === 'b')![1]).to.equal('gone');
     server = new BootstrapServer({ port, host: '127.0.0.1', dataDir: path.join(dir, 'data'), heartbeatMs: 200, ttlMs: 600 });
     await server.start();
     await waitFor(() => a.client.health().state === 'ok', 3000, 'health ok again');

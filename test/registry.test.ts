@@ -62,6 +62,42 @@ describe('peer registry: one list merged from every source', () => {
     expect(ev).to.deep.equal(['up id:c', 'down id:c']);
   });
 
+  it('a peer that said GOODBYE or went quiet takes its hearsay with it, and echoes of it are ignored until seen again', () => {
+    const r = new PeerRegistry({ learntTtlMs: 60_000 });
+    const ev = recorder(r);
+    r.see('multicast', { id: 'g', host: '10.0.0.8', port: 9000 });
+    r.see('peer', { id: 'g', host: '10.0.0.8', port: 9000 }); // another node passed it on
+    r.see('manual', { host: '10.0.0.9', port: 9000 });
+    r.see('multicast', { id: 'h', host: '10.0.0.9', port: 9000 });
+    r.see('peer', { id: 'h', host: '10.0.0.9', port: 9000 });
+
+    r.lose('multicast', 'g', 'goodbye');
+    expect(r.get('g'), 'gone at once, hearsay or not').to.equal(undefined);
+    expect(r.see('peer', { id: 'g', host: '10.0.0.8', port: 9000 }), 'a late echo from gossip').to.equal(null);
+    expect(r.get('g')).to.equal(undefined);
+
+    r.lose('multicast', 'h', 'expired');
+    expect(r.get('h')!.sources, 'what the user added stays').to.deep.equal(new Set(['manual']));
+
+    r.see('multicast', { id: 'g', host: '10.0.0.8', port: 9000, instance: 'again' });
+    r.see('peer', { id: 'g', host: '10.0.0.8', port: 9000 });
+    expect(r.get('g')!.sources, 'seen first-hand again: hearsay counts again').to.deep.equal(new Set(['multicast', 'peer']));
+
+    // Our own source stopping says nothing about the peer: its hearsay stays.
+    r.lose('multicast', 'g', 'gone');
+    expect(r.get('g')!.sources).to.deep.equal(new Set(['peer']));
+    expect(ev).to.deep.equal(['up id:g', 'up addr:10.0.0.9:9000', 'down id:g', 'up id:g']);
+  });
+
+  it('ignores hearsay of a departed node only for the TTL', () => {
+    const r = new PeerRegistry({ learntTtlMs: 1000 });
+    r.see('bootstrap', { id: 'k', host: '10.0.0.10', port: 9000 });
+    r.lose('bootstrap', 'k', 'expired');
+    expect(r.see('peer', { id: 'k', host: '10.0.0.10', port: 9000 })).to.equal(null);
+    r.expire(Date.now() + 2000);
+    expect(r.see('peer', { id: 'k', host: '10.0.0.10', port: 9000 })).to.not.equal(null);
+  });
+
   it('notices a restart (new instance, maybe at a new address) and a move once the old address stops answering', () => {
     const r = new PeerRegistry();
     const ev = recorder(r);

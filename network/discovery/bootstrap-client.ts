@@ -4,7 +4,8 @@
  * for, publish what we share and download, unregister at stop.
  *
  * Every answer names the other nodes: each is a `peer` sighting, and a node missing from a
- * complete list is `lost` ('gone'). When the server cannot be reached the source says so in
+ * complete list is `lost` ('expired'); when the server has been gone a whole TTL, every
+ * node it named is `lost` ('gone': nobody vouches, though they may well be alive). When the server cannot be reached the source says so in
  * its health, warns once, retries with back-off (1 s doubling to 30 s), and re-registers by
  * itself when the server returns; multicast carries on meanwhile. Every answer is checked
  * against the schemas: a server that answers nonsense is a warning, never a crash.
@@ -224,7 +225,7 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
     for (const [id, seen] of this.known) {
       if (listed.has(id) || (answer.truncated && now - seen < this.ttlMs)) continue;
       this.known.delete(id);
-      this.emit('lost', id, 'gone');
+      this.emit('lost', id, 'expired');
     }
   }
 
@@ -240,7 +241,7 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
     this.filesKey = null;
     // Nobody vouches for the nodes we heard of once the server has been gone a whole TTL.
     if (now - this.outageSince >= this.ttlMs) {
-      for (const id of this.known.keys()) this.emit('lost', id, 'expired');
+      for (const id of this.known.keys()) this.emit('lost', id, 'gone');
       this.known.clear();
     }
     const base = this.init.retryMs ?? DEFAULT_RETRY_MS;

@@ -35,6 +35,14 @@ export interface DiscoveryHealth {
   lastOk?: number;
 }
 
+/**
+ * Why a source no longer vouches for a peer:
+ * - `goodbye`: the peer said it is leaving (multicast GOODBYE);
+ * - `expired`: the peer itself went quiet, or the authority dropped it (missed beacons;
+ *   the bootstrap server no longer lists it);
+ * - `gone`: this source stopped or lost its own view (our stop, the bootstrap server
+ *   unreachable for a whole TTL): it says nothing about the peer.
+ */
 export type LostReason = 'goodbye' | 'expired' | 'gone';
 
 export interface PeerDiscoveryEvents {

@@ -10,10 +10,16 @@
  * lifetimes (multicast expires after missed beacons, the bootstrap after the server drops
  * it), except learnt, tracker and magnet sightings, which carry no liveness of their own
  * and fade after `learntTtlMs` or after repeated failures to reach them.
+ *
+ * Hearsay must not outlive the truth: when a first-hand source reports that a peer left
+ * (GOODBYE) or went quiet (missed beacons, dropped by the server), its learnt, tracker and
+ * magnet sightings go with it, and for `learntTtlMs` more hearsay about that node id is
+ * ignored (other nodes may still be passing on the copy they have), until a first-hand
+ * source sees it again.
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import type { PeerSource } from './discovery.js';
+import type { LostReason, PeerSource } from './discovery.js';
 
 export type { PeerSource } from './discovery.js';
 
@@ -83,6 +89,8 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private readonly learntTtlMs: number;
   private readonly maxPeers: number;
   private readonly maxLearnt: number;
+  /** Node ids a first-hand source saw leave, and when: hearsay about them is ignored a while. */
+  private readonly departed = new Map<string, number>();
 
   constructor(init: PeerRegistryInit = {}) {
     super();
@@ -104,6 +112,11 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   see(source: PeerSource, s: Sighting): KnownPeer | null {
     if (!validEndpoint(s.host, s.port) || this.isSelf(s)) return null;
     const now = Date.now();
+    if (s.id !== undefined && this.departed.has(s.id)) {
+      if (!FADING.has(source)) this.departed.delete(s.id);
+      else if (now - this.departed.get(s.id)! < this.learntTtlMs) return null;
+      else this.departed.delete(s.id);
+    }
     const addr = `${s.host}:${s.port}`;
     let peer = s.id ? this.peers.get(`id:${s.id}`) : undefined;
     if (!peer) {
@@ -161,12 +174,28 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     return peer;
   }
 
-  /** A source no longer vouches for a peer (by node id or by `host:port`). */
-  lose(source: PeerSource, idOrAddr: string): void {
+  /**
+   * A source no longer vouches for a peer (by node id or by `host:port`). With a reason
+   * other than `gone` from a first-hand source, the peer itself left or went quiet: the
+   * hearsay about it goes too (see the top of this file).
+   */
+  lose(source: PeerSource, idOrAddr: string, reason: LostReason = 'gone'): void {
     const peer = this.peers.get(`id:${idOrAddr}`) ?? this.byAddr.get(idOrAddr);
     if (!peer || !peer.sources.has(source)) return;
     peer.sources.delete(source);
     delete peer.seen[source];
+    if (reason !== 'gone' && !FADING.has(source)) {
+      for (const s of [...peer.sources]) {
+        if (!FADING.has(s)) continue;
+        peer.sources.delete(s);
+        delete peer.seen[s];
+      }
+      if (peer.id !== undefined) {
+        if (this.departed.size >= this.maxPeers) this.departed.delete(this.departed.keys().next().value!);
+        this.departed.delete(peer.id); // re-inserted last: the map stays in order of departure
+        this.departed.set(peer.id, Date.now());
+      }
+    }
     if (peer.sources.size === 0) this.drop(peer);
   }
 
@@ -219,6 +248,10 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
 
   /** Let fading sightings go once they are older than the TTL. Call now and then. */
   expire(now = Date.now()): void {
+    for (const [id, at] of this.departed) {
+      if (now - at <= this.learntTtlMs) break; // in order of departure
+      this.departed.delete(id);
+    }
     for (const peer of [...this.peers.values()]) {
       for (const s of [...peer.sources]) {
         if (FADING.has(s) && now - (peer.seen[s] ?? 0) > this.learntTtlMs) {
