@@ -1,0 +1,182 @@
+/**
+ * The dashboard's contract: every JSON shape the REST API (`/api`) answers or accepts, and
+ * every socket.io event the server pushes. The server (web/server.ts, web/api.ts), the
+ * pages (web/views, web/public) and the OpenAPI document (web/openapi.ts, generated from
+ * these schemas with z.toJSONSchema) all follow this file; change it here first.
+ *
+ * Conventions: times are ms since the epoch; sizes and byte counts are integers; rates
+ * are bytes per second; an infohash is 40 lower-case hex digits.
+ */
+import { z } from 'zod';
+
+export const InfohashSchema = z.string().regex(/^[0-9a-f]{40}$/, 'an infohash is 40 lower-case hex digits');
+
+// ---- status ---------------------------------------------------------------------------
+
+export const DiscoveryViewSchema = z.object({
+  source: z.enum(['multicast', 'bootstrap']),
+  state: z.enum(['starting', 'ok', 'failing', 'stopped']),
+  detail: z.string().optional(),
+  since: z.number(),
+  lastOk: z.number().optional(),
+});
+
+export const TotalsSchema = z.object({
+  peers: z.number().int(),
+  files: z.number().int(),
+  /** Downloads not yet finished (downloading or paused). */
+  activeDownloads: z.number().int(),
+  downloadRate: z.number(),
+  uploadRate: z.number(),
+  /** Payload bytes received and sent since the node started, all torrents together. */
+  downloaded: z.number(),
+  uploaded: z.number(),
+});
+
+export const StatusSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  startedAt: z.number(),
+  peerPort: z.number().int(),
+  /** The address other nodes are told to use. */
+  announceHost: z.string(),
+  /** This machine's IPv4 addresses, loopback excluded. */
+  addresses: z.array(z.string()),
+  /** Where the dashboard listens, e.g. http://127.0.0.1:5000. */
+  httpUrl: z.string(),
+  sharedDir: z.string(),
+  downloadDir: z.string(),
+  discovery: z.array(DiscoveryViewSchema),
+  totals: TotalsSchema,
+});
+
+// ---- peers ----------------------------------------------------------------------------
+
+export const PeerViewSchema = z.object({
+  /** Registry key: stable for the life of the entry (`id:<node id>` or `addr:<host>:<port>`). */
+  key: z.string(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  host: z.string(),
+  port: z.number().int(),
+  sources: z.array(z.enum(['multicast', 'bootstrap', 'manual', 'peer', 'tracker', 'magnet'])),
+  firstSeen: z.number(),
+  lastSeen: z.number(),
+  reachable: z.enum(['unknown', 'yes', 'no']),
+});
+export const PeersResponseSchema = z.object({ peers: z.array(PeerViewSchema) });
+export const PeersQuerySchema = z.object({ source: z.enum(['all', 'multicast', 'bootstrap', 'manual', 'peer', 'tracker', 'magnet']).default('all') });
+export const AddPeerBodySchema = z.object({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535) });
+
+// ---- files ----------------------------------------------------------------------------
+
+export const FileViewSchema = z.object({
+  name: z.string(),
+  size: z.number().int(),
+  infohash: InfohashSchema,
+  /** Known nodes other than this one that share the same infohash. */
+  holders: z.number().int(),
+  magnet: z.string(),
+  /** Where its .torrent and its content are served (relative URLs). */
+  torrentUrl: z.string(),
+  contentUrl: z.string(),
+});
+export const FilesResponseSchema = z.object({ files: z.array(FileViewSchema) });
+/** `PUT /api/files?name=<relative name>` with the raw bytes as the body. */
+export const UploadQuerySchema = z.object({ name: z.string().min(1).max(1024) });
+
+// ---- search ---------------------------------------------------------------------------
+
+export const SearchQuerySchema = z.object({ q: z.string().trim().min(1, 'give a query').max(256) });
+export const SearchResultViewSchema = z.object({
+  infohash: InfohashSchema,
+  name: z.string(),
+  size: z.number().int(),
+  /** How many nodes have it. */
+  sources: z.number().int(),
+  peers: z.array(z.object({ id: z.string().optional(), host: z.string(), port: z.number().int() })),
+  via: z.array(z.enum(['peers', 'bootstrap'])),
+  /** Already shared here, or already being downloaded. */
+  local: z.boolean(),
+  downloading: z.boolean(),
+});
+export const SearchResponseSchema = z.object({ query: z.string(), results: z.array(SearchResultViewSchema) });
+
+// ---- downloads ------------------------------------------------------------------------
+
+export const DownloadStateSchema = z.enum(['downloading', 'paused', 'done', 'failed']);
+export const DownloadViewSchema = z.object({
+  infohash: InfohashSchema,
+  name: z.string(),
+  size: z.number().int(),
+  state: DownloadStateSchema,
+  /** Verified share of the file, 0 to 1. */
+  progress: z.number().min(0).max(1),
+  pieces: z.number().int(),
+  verified: z.number().int(),
+  downloadRate: z.number(),
+  uploadRate: z.number(),
+  downloaded: z.number(),
+  uploaded: z.number(),
+  /** Seconds left at the current rate; null when unknown (stalled, paused, done). */
+  eta: z.number().nullable(),
+  /** Connected peers. */
+  peers: z.number().int(),
+  startedAt: z.number(),
+  path: z.string().optional(),
+  error: z.string().optional(),
+  contentUrl: z.string(),
+});
+export const DownloadPeerViewSchema = z.object({
+  address: z.string(),
+  /** Client named by the peer id (e.g. "Shoal 0.1.0", "aria2 1.37.0"), or its raw prefix. */
+  client: z.string(),
+  /** Payload bytes this peer sent us (verified or not) and we sent it. */
+  downloaded: z.number(),
+  uploaded: z.number(),
+  downloadRate: z.number(),
+  uploadRate: z.number(),
+  /** Pieces this peer has, 0 to 1. */
+  has: z.number().min(0).max(1),
+  outgoing: z.boolean(),
+});
+export const DownloadDetailSchema = DownloadViewSchema.extend({
+  /** The verified-pieces bitfield (BEP 3 bit order: piece 0 is the high bit of byte 0), base64. */
+  pieceMap: z.string(),
+  peerList: z.array(DownloadPeerViewSchema),
+});
+export const DownloadsResponseSchema = z.object({ downloads: z.array(DownloadViewSchema) });
+/** `POST /api/downloads`: a name, an infohash or a magnet link. */
+export const StartDownloadBodySchema = z.object({ target: z.string().trim().min(1).max(8192) });
+
+// ---- errors ---------------------------------------------------------------------------
+
+/** Every 4xx/5xx answer of the API. */
+export const ErrorResponseSchema = z.object({ error: z.string() });
+
+// ---- socket.io (server to client) -----------------------------------------------------
+
+export interface LiveEvents {
+  /** Every second, and at once on connect. */
+  status: (s: z.infer<typeof StatusSchema>) => void;
+  'peer-up': (p: z.infer<typeof PeerViewSchema>) => void;
+  'peer-down': (p: z.infer<typeof PeerViewSchema>) => void;
+  /** An existing peer changed (sources, reachability, address, name). */
+  'peer-changed': (p: z.infer<typeof PeerViewSchema>) => void;
+  'file-added': (f: z.infer<typeof FileViewSchema>) => void;
+  'file-removed': (f: { infohash: string; name: string }) => void;
+  /** Progress (at most 4 a second per download) and every change of state. */
+  download: (d: z.infer<typeof DownloadViewSchema>) => void;
+  /** Cancelled: it is gone from the list. */
+  'download-removed': (d: { infohash: string }) => void;
+  discovery: (d: z.infer<typeof DiscoveryViewSchema>) => void;
+}
+
+export type Status = z.infer<typeof StatusSchema>;
+export type PeerView = z.infer<typeof PeerViewSchema>;
+export type FileView = z.infer<typeof FileViewSchema>;
+export type SearchResultView = z.infer<typeof SearchResultViewSchema>;
+export type DownloadView = z.infer<typeof DownloadViewSchema>;
+export type DownloadDetail = z.infer<typeof DownloadDetailSchema>;
+export type DownloadPeerView = z.infer<typeof DownloadPeerViewSchema>;
