@@ -1,8 +1,9 @@
 import os from 'node:os';
-import fs from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { nanoid } from 'nanoid';
 import { silentLogger, type Logger } from './log.js';
 import { HashPool } from './library/hash-pool.js';
@@ -19,12 +20,28 @@ import { BootstrapClient } from './discovery/bootstrap-client.js';
 import type { Subscriber } from './control/control-server.js';
 import type { FileEntry } from './wire/control-codec.js';
 import { Watcher } from './watcher.js';
-import { Torrent, DEFAULT_SWARM_LIMITS, type SwarmLimits, type TorrentStats } from './swarm/torrent.js';
-import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
-import { RateLimiter } from './swarm/rate.js';
+import { Torrent, DEFAULT_SWARM_LIMITS, type SwarmLimits, type TorrentStats, type PeerStat } from './swarm/torrent.js';
+import { DEFAULT_PEER_TIMEOUTS, type Peer, type PeerTimeouts } from './swarm/peer.js';
+import { RateLimiter, RateMeter } from './swarm/rate.js';
+import { clientName } from './swarm/client-name.js';
 import { PartFile } from './storage/part-file.js';
 import { SeedStore } from './storage/seed-store.js';
+import { exists } from './storage/stores.js';
 import { parseTarget } from './targets.js';
+import { makeMagnet } from './metainfo/magnet.js';
+import { Holders, holderKey } from './holders.js';
+import { MAX_FILES } from './wire/control-codec.js';
+import {
+  UnknownContentError, checkRange, readFileRange, readVerified,
+  type ContentInfo, type ReadOptions, type VerifiedSource,
+} from './content.js';
+import { importFile as importInto, type ImportOptions } from './library/import.js';
+
+export { ContentUnavailableError, UnknownContentError, type ContentInfo, type ReadOptions } from './content.js';
+export {
+  ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, DEFAULT_MAX_IMPORT_BYTES, type ImportOptions,
+} from './library/import.js';
+export type { PeerStat } from './swarm/torrent.js';
 
 export interface NodeInit {
   /** TCP port for peers and control (0 picks a free one). */
@@ -63,6 +80,8 @@ export interface NodeInit {
   watchPatterns?: string[];
   /** How often to ask a few peers for the peers they know (0 = never). */
   gossipIntervalMs?: number;
+  /** `refreshHolders()` asks each peer for its list at most this often (default a minute). */
+  holdersListIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -85,9 +104,24 @@ export interface SearchResult {
 }
 
 export interface DownloadInfo extends TorrentStats {
-  state: 'downloading' | 'done' | 'failed';
+  state: 'downloading' | 'paused' | 'done' | 'failed';
+  /** When this download started (ms since the epoch; this run's start for a resumed one). */
+  startedAt: number;
+  /** Seconds left at the current rate; null when paused, stalled, done or failed. */
+  eta: number | null;
   path?: string;
   error?: string;
+}
+
+/** A download with its verified-pieces bitfield (BEP 3 order, a copy) and its connected peers. */
+export type DownloadDetail = DownloadInfo & { bitfield: Buffer; peerList: PeerStat[] };
+
+/** Payload bytes and rates of every torrent this node ran since it started, seeding included. */
+export interface TransferTotals {
+  downloaded: number;
+  uploaded: number;
+  downloadRate: number;
+  uploadRate: number;
 }
 
 export interface NodeEvents {
@@ -100,6 +134,12 @@ export interface NodeEvents {
   'file-removed': [file: SharedFile];
   progress: [info: DownloadInfo];
   done: [info: DownloadInfo];
+  /** A download started, paused, resumed, finished or failed. */
+  'download-state': [info: DownloadInfo];
+  /** Cancelled: it is gone from the list. */
+  'download-removed': [infohash: string];
+  /** The number of other nodes known to share `infohash` changed. */
+  holders: [infohash: string, count: number];
   error: [err: Error, infohash?: string];
 }
 
@@ -109,11 +149,18 @@ export const MAX_SUBSCRIBERS = 64;
 
 interface Download {
   torrent: Torrent;
+  /** Its .part (null when the file was shared here already). */
+  part: PartFile | null;
   trackers: TrackerClient | null;
+  /** Trackers to announce to (again after a resume). */
+  trackerUrls: string[];
   state: DownloadInfo['state'];
   path?: string;
   error?: string;
   done: Promise<string>;
+  startedAt: number;
+  /** Readers waiting for a piece: told of every verified piece and change of state. */
+  waiters: Set<() => void>;
 }
 
 /**
@@ -151,6 +198,9 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly watcher: Watcher;
   private readonly gossiped = new Map<string, number>();
   private gossipTimer: NodeJS.Timeout | null = null;
+  private readonly holderIndex: Holders;
+  private readonly meters = { down: new RateMeter(), up: new RateMeter() };
+  private startTime = Date.now();
 
   constructor(private readonly init: NodeInit) {
     super();
@@ -172,7 +222,20 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.id = init.id ?? loadNodeId(this.stateDir, init.port);
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
-    this.watcher = new Watcher({ registry: this.registry, logger: this.log, fetch: (f, from, pattern) => this.fetchWatched(f, from, pattern) });
+    this.holderIndex = new Holders({ registry: this.registry, logger: this.log, timeoutMs: this.queryTimeout, listIntervalMs: init.holdersListIntervalMs });
+    this.holderIndex.on('change', (h, n) => this.emit('holders', h, n));
+    this.watcher = new Watcher({
+      registry: this.registry,
+      logger: this.log,
+      fetch: (f, from, pattern) => this.fetchWatched(f, from, pattern),
+      observe: (from, what, files) => {
+        const key = holderKey(from.host, from.port);
+        const have = files.filter((f) => f.complete !== false).map((f) => f.infohash);
+        if (what === 'snapshot') this.holderIndex.replace(key, have, files.length < MAX_FILES);
+        else if (what === 'file-added') for (const h of have) this.holderIndex.saw(h, key);
+        else for (const f of files) this.holderIndex.lost(f.infohash, key);
+      },
+    });
     this.server = new PeerServer({
       host: init.listenHost,
       port: init.port,
@@ -220,9 +283,16 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.init.name ?? os.hostname();
   }
 
+  /** When this node started (ms since the epoch). */
+  get startedAt(): number {
+    return this.startTime;
+  }
+
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.startTime = Date.now();
+    this.holderIndex.start();
     // Listen first: the library's first scan announces files to trackers with our port.
     await this.server.start();
     this.registry.setSelf({ id: this.id, port: this.port, hosts: localAddresses() });
@@ -231,8 +301,9 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
     await this.startDiscovery();
     for (const m of await PartFile.pending(path.join(this.stateDir, 'resume'), this.log)) {
-      this.log.info({ file: m.name, infohash: m.infoHashHex }, 'resuming download');
-      this.startDownload(m, []).catch((err: Error) => this.log.error({ err: err.message }, 'could not resume download'));
+      const paused = await exists(this.pausedMarker(m.infoHashHex));
+      this.log.info({ file: m.name, infohash: m.infoHashHex, paused }, paused ? 'found a paused download' : 'resuming download');
+      this.startDownload(m, [], [], paused).catch((err: Error) => this.log.error({ err: err.message }, 'could not resume download'));
     }
     this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
   }
@@ -241,6 +312,7 @@ export class Node extends EventEmitter<NodeEvents> {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.watcher.stop();
+      this.holderIndex.stop();
       if (this.gossipTimer) clearInterval(this.gossipTimer);
       // GOODBYE and unregister first, while the peer port still answers stragglers.
       await Promise.allSettled(this.sources.map((s) => s.stop()));
@@ -275,6 +347,7 @@ export class Node extends EventEmitter<NodeEvents> {
       if (!r.peers.some(same)) r.peers.push(node);
       if (!r.via.includes(via)) r.via.push(via);
       merged.set(f.infohash, r);
+      if (f.complete !== false) this.holderIndex.saw(f.infohash, holderKey(node.host, node.port));
     };
     const asks = this.registry.list().map(async (p) => {
       try {
@@ -381,20 +454,147 @@ export class Node extends EventEmitter<NodeEvents> {
     return d.done;
   }
 
-  /** Cancel a download: its connections close, its .part and resume record are deleted. */
+  /** Cancel a download (running or paused): its connections close, its .part and resume record are deleted. */
   async cancel(infohashOrName: string): Promise<boolean> {
     for (const [h, d] of this.downloads) {
-      if (d.state !== 'downloading' || (h !== infohashOrName.toLowerCase() && d.torrent.metainfo.name !== infohashOrName)) continue;
+      if (d.state !== 'downloading' && d.state !== 'paused') continue;
+      if (h !== infohashOrName.toLowerCase() && d.torrent.metainfo.name !== infohashOrName) continue;
       d.state = 'failed';
       d.error = 'cancelled';
+      this.downloads.delete(h);
+      this.torrents.delete(h);
       await d.trackers?.stop();
       await d.torrent.cancel();
-      this.torrents.delete(h);
-      this.downloads.delete(h);
+      await fsp.rm(this.pausedMarker(h), { force: true });
       this.log.info({ file: d.torrent.metainfo.name }, 'download cancelled');
+      this.poke(d);
+      this.emit('download-removed', h);
       return true;
     }
     return false;
+  }
+
+  /**
+   * Pause a running download: no more requests or dialing, its connections close, the
+   * resume record is flushed and the .part kept. It stays paused across a restart.
+   * False when there is no running download of `infohash`.
+   */
+  async pause(infohash: string): Promise<boolean> {
+    const h = infohash.toLowerCase();
+    const d = this.downloads.get(h);
+    if (!d || d.state !== 'downloading') return false;
+    d.state = 'paused';
+    const trackers = d.trackers;
+    d.trackers = null;
+    // Trackers hear `stopped` in the background: a slow one must not hold the pause up.
+    void trackers?.stop();
+    const marker = this.pausedMarker(h);
+    const remember = fsp
+      .mkdir(path.dirname(marker), { recursive: true })
+      .then(() => fsp.writeFile(marker, `${Date.now()}\n`))
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not record the pause: it will not outlast a restart'));
+    await Promise.all([d.torrent.pause(), remember]);
+    // Finished (or failed, or cancelled) while the pause settled: that state stands.
+    if (d.state !== 'paused' || this.downloads.get(h) !== d) {
+      await fsp.rm(this.pausedMarker(h), { force: true });
+      return d.state === 'paused';
+    }
+    this.log.info({ file: d.torrent.metainfo.name }, 'download paused');
+    this.stateChanged(d);
+    return true;
+  }
+
+  /** Go on with a paused download, from every known source (its hints, known peers, trackers). */
+  async resume(infohash: string): Promise<boolean> {
+    const h = infohash.toLowerCase();
+    const d = this.downloads.get(h);
+    if (!d || d.state !== 'paused') return false;
+    d.state = 'downloading';
+    await fsp.rm(this.pausedMarker(h), { force: true });
+    if (this.downloads.get(h) !== d || d.state !== 'downloading') return false;
+    d.torrent.resume();
+    d.torrent.addPeers(this.registry.list());
+    if (d.trackerUrls.length > 0 && !d.trackers) {
+      d.trackers = this.trackerFor(d.torrent.metainfo, d.trackerUrls, d.torrent);
+      d.trackers.start();
+    }
+    this.log.info({ file: d.torrent.metainfo.name }, 'download resumed');
+    this.stateChanged(d);
+    return true;
+  }
+
+  /** One download with its piece map and its peers, or undefined. */
+  downloadDetail(infohash: string): DownloadDetail | undefined {
+    const d = this.downloads.get(infohash.toLowerCase());
+    if (!d) return undefined;
+    return { ...this.downloadInfo(d), bitfield: Buffer.from(d.torrent.store.have.bytes), peerList: d.torrent.peerStats() };
+  }
+
+  /** Payload bytes and rates over every torrent since the node started, seeding included. */
+  totals(): TransferTotals {
+    const { down, up } = this.meters;
+    return { downloaded: down.total, uploaded: up.total, downloadRate: down.rate(), uploadRate: up.rate() };
+  }
+
+  /** Other nodes known to share `infohash`, seen within the last ten minutes. */
+  holders(infohash: string): number {
+    return this.holderIndex.count(infohash.toLowerCase());
+  }
+
+  /**
+   * Look again who shares what: every answering known peer is asked for its list (each at
+   * most once a minute, eight at a time); connected seeds count too. Returns at once.
+   */
+  refreshHolders(): void {
+    if (this.stopping) return;
+    for (const [h, t] of this.torrents) for (const p of t.peers) if (p.bitfield.complete()) this.sawSwarmPeer(h, p);
+    this.holderIndex.refresh();
+  }
+
+  /** Name, size and piece length of a shared file or a download (any state), or undefined. */
+  content(infohash: string): ContentInfo | undefined {
+    const src = this.contentSource(infohash);
+    if (!src) return undefined;
+    const m = 'file' in src ? src.metainfo : src.d.torrent.metainfo;
+    const complete = 'file' in src || src.d.torrent.store.have.complete();
+    return { name: m.name, length: m.length, pieceLength: m.pieceLength, complete };
+  }
+
+  /**
+   * Bytes `start`..`end` (inclusive) of a file. A complete file streams from disk. A download
+   * gives verified pieces only: `end` comes back clamped to the run of verified pieces from
+   * `start`; when `start`'s piece is missing it is fetched first and awaited up to
+   * `opts.waitMs` (then ContentUnavailableError). RangeError outside the file,
+   * UnknownContentError for an unknown infohash.
+   */
+  async readContent(infohash: string, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
+    const src = this.contentSource(infohash);
+    if (!src) throw new UnknownContentError(`no shared file or download has infohash ${infohash}`);
+    if ('file' in src) {
+      checkRange(src.metainfo.length, start, end);
+      return { stream: await readFileRange(src.file, src.metainfo.length, start, end), end };
+    }
+    return readVerified(this.verifiedSource(src.d), start, end, opts);
+  }
+
+  /**
+   * Add an uploaded file as `name` (relative) in the shared folder; resolves once the library
+   * has hashed it. Refuses with BadNameError, ExistsError, NoSpaceError, TooLargeError.
+   */
+  importFile(name: string, body: Readable, opts: ImportOptions = {}): Promise<SharedFile> {
+    return importInto(this.library, this.sharedDir, name, body, opts);
+  }
+
+  /** The .torrent of a shared file or a download. */
+  torrentFile(infohash: string): Buffer | undefined {
+    const m = this.metainfoOf(infohash);
+    return m ? encodeTorrent(m) : undefined;
+  }
+
+  /** A magnet link for a shared file or a download, naming this node as a peer (x.pe). */
+  magnet(infohash: string): string | undefined {
+    const m = this.metainfoOf(infohash);
+    return m ? makeMagnet(m, { peers: [{ host: this.announceHost, port: this.port }] }) : undefined;
   }
 
   listDownloads(): DownloadInfo[] {
@@ -538,7 +738,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Start (or join the start already under way of) the download of `m`. */
-  private startDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[] = []): Promise<void> {
+  private startDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[] = [], paused = false): Promise<void> {
     const h = m.infoHashHex;
     const running = this.starting.get(h);
     if (running) return running.then(() => this.downloads.get(h)?.torrent.addPeers(peers));
@@ -546,12 +746,12 @@ export class Node extends EventEmitter<NodeEvents> {
       this.downloads.get(h)!.torrent.addPeers(peers);
       return Promise.resolve();
     }
-    const p = this.openDownload(m, peers, extraTrackers).finally(() => this.starting.delete(h));
+    const p = this.openDownload(m, peers, extraTrackers, paused).finally(() => this.starting.delete(h));
     this.starting.set(h, p);
     return p;
   }
 
-  private async openDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[]): Promise<void> {
+  private async openDownload(m: Metainfo, peers: Array<{ host: string; port: number }>, extraTrackers: string[], paused: boolean): Promise<void> {
     const { part, resumed } = await PartFile.open({
       metainfo: m,
       downloadDir: this.downloadDir,
@@ -560,41 +760,53 @@ export class Node extends EventEmitter<NodeEvents> {
       logger: this.log,
     });
     if (resumed > 0) this.log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
-    const torrent = this.makeTorrent(m, part);
+    const torrent = this.makeTorrent(m, part, paused);
     let resolve!: (p: string) => void;
     let reject!: (e: Error) => void;
     const done = new Promise<string>((res, rej) => ((resolve = res), (reject = rej)));
     done.catch(() => {});
     const urls = [...new Set([...m.announce, ...extraTrackers, ...(this.init.trackers ?? [])])];
-    const d: Download = { torrent, trackers: null, state: 'downloading', done };
-    if (urls.length > 0) d.trackers = this.trackerFor(m, urls, torrent);
+    const d: Download = {
+      torrent, part, trackers: null, trackerUrls: urls, state: paused ? 'paused' : 'downloading', done, startedAt: Date.now(), waiters: new Set(),
+    };
+    if (urls.length > 0 && !paused) d.trackers = this.trackerFor(m, urls, torrent);
     this.downloads.set(m.infoHashHex, d);
-    torrent.on('piece', () => this.progress(d));
+    torrent.on('piece', () => {
+      this.progress(d);
+      this.poke(d);
+    });
     torrent.on('done', (p) => {
       d.state = 'done';
       d.path = p;
       d.trackers?.complete();
+      void fsp.rm(this.pausedMarker(m.infoHashHex), { force: true }).catch(() => {});
       // Share the finished file: its digests are known, so the library need not rehash it.
       this.library.adopt(p, m.pieces, m.pieceLength).catch((err: Error) => {
         if (!this.stopping) this.log.warn({ path: p, err: err.message }, 'could not add the finished file to the library');
       });
+      this.stateChanged(d);
       this.emit('done', this.downloadInfo(d));
       resolve(p);
     });
     torrent.on('error', (err) => {
       d.state = 'failed';
       d.error = err.message;
+      this.stateChanged(d);
       if (this.listenerCount('error') > 0) this.emit('error', err, m.infoHashHex);
       reject(err);
     });
+    this.stateChanged(d);
     torrent.finishIfComplete(); // a crash right before the rename leaves every piece verified
+    // A paused torrent keeps these as candidates and dials none until resumed.
     torrent.addPeers([...peers, ...this.registry.list()]);
     d.trackers?.start();
-    this.log.info({ file: m.name, infohash: m.infoHashHex, size: m.length }, 'download started');
+    this.log.info({ file: m.name, infohash: m.infoHashHex, size: m.length, paused }, 'download started');
   }
 
-  private makeTorrent(m: Metainfo, store: PartFile | SeedStore): Torrent {
+  private makeTorrent(m: Metainfo, store: PartFile | SeedStore, paused = false): Torrent {
     const t = new Torrent({
+      paused,
+      totals: this.meters,
       metainfo: m,
       store,
       peerId: this.peerId,
@@ -605,6 +817,7 @@ export class Node extends EventEmitter<NodeEvents> {
       uploadLimiter: this.uploadLimiter,
     });
     this.torrents.set(m.infoHashHex, t);
+    t.on('peer-complete', (p) => this.sawSwarmPeer(m.infoHashHex, p));
     return t;
   }
 
@@ -658,8 +871,11 @@ export class Node extends EventEmitter<NodeEvents> {
   private async recordDone(f: SharedFile): Promise<void> {
     const h = f.metainfo.infoHashHex;
     const torrent = (await this.findTorrent(h))!;
-    const d: Download = { torrent, trackers: null, state: 'done', path: f.path, done: Promise.resolve(f.path) };
+    const d: Download = {
+      torrent, part: null, trackers: null, trackerUrls: [], state: 'done', path: f.path, done: Promise.resolve(f.path), startedAt: Date.now(), waiters: new Set(),
+    };
     this.downloads.set(h, d);
+    this.stateChanged(d);
     this.emit('done', this.downloadInfo(d));
   }
 
@@ -672,7 +888,79 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   private downloadInfo(d: Download): DownloadInfo {
-    return { ...d.torrent.info(), state: d.state, path: d.path, error: d.error };
+    const s = d.torrent.info();
+    return { ...s, state: d.state, startedAt: d.startedAt, eta: this.eta(d, s), path: d.path, error: d.error };
+  }
+
+  /** Seconds left at the current rate, or null when no rate makes sense. */
+  private eta(d: Download, s: TorrentStats): number | null {
+    if (d.state !== 'downloading' || s.downloadRate < 1) return null;
+    const m = d.torrent.metainfo;
+    const have = d.torrent.store.have;
+    const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
+    const left = Math.max(0, m.length - (have.count() * m.pieceLength - lastShort));
+    return Math.ceil(left / s.downloadRate);
+  }
+
+  private stateChanged(d: Download): void {
+    this.poke(d);
+    this.emit('download-state', this.downloadInfo(d));
+  }
+
+  /** Wake the readers waiting on this download. */
+  private poke(d: Download): void {
+    for (const w of [...d.waiters]) w();
+  }
+
+  private pausedMarker(infohash: string): string {
+    return path.join(this.stateDir, 'resume', `${infohash}.paused`);
+  }
+
+  private metainfoOf(infohash: string): Metainfo | undefined {
+    const h = infohash.toLowerCase();
+    return this.library.byInfoHash(h)?.metainfo ?? this.downloads.get(h)?.torrent.metainfo ?? this.torrents.get(h)?.metainfo;
+  }
+
+  /** A download in progress (any state but done), else a complete file on disk. */
+  private contentSource(infohash: string): { file: string; metainfo: Metainfo } | { d: Download } | undefined {
+    const h = infohash.toLowerCase();
+    const d = this.downloads.get(h);
+    if (d && d.state !== 'done' && d.part) return { d };
+    const f = this.library.byInfoHash(h);
+    if (f) return { file: f.path, metainfo: f.metainfo };
+    if (d?.path) return { file: d.path, metainfo: d.torrent.metainfo };
+    return undefined;
+  }
+
+  private verifiedSource(d: Download): VerifiedSource {
+    const h = d.torrent.metainfo.infoHashHex;
+    return {
+      metainfo: d.torrent.metainfo,
+      have: () => d.torrent.store.have,
+      paths: () => [d.part?.partPath, d.part?.finalPath, d.path],
+      blocked: () => {
+        if (this.downloads.get(h) !== d) return 'the download was cancelled';
+        if (d.state === 'paused') return 'the download is paused';
+        if (d.state === 'failed') return `the download failed${d.error ? `: ${d.error}` : ''}`;
+        return null;
+      },
+      prioritize: (i) => d.torrent.prioritize(i),
+      watch: (cb) => {
+        d.waiters.add(cb);
+        return () => d.waiters.delete(cb);
+      },
+    };
+  }
+
+  /**
+   * A swarm peer with every piece holds the file. A peer we dialled is known by the address
+   * we dialled; an incoming one by its peer id, unless it is a Shoal node (its listening
+   * address is unknown here, and the control protocol counts it already).
+   */
+  private sawSwarmPeer(infohash: string, p: Peer): void {
+    if (p.outgoing) return this.holderIndex.saw(infohash, holderKey(p.address, p.port));
+    if (!p.peerId || clientName(p.peerId).startsWith('Shoal ')) return;
+    this.holderIndex.saw(infohash, `peer:${p.peerId.toString('hex')}`);
   }
 
   private async handleControl(req: ControlRequest): Promise<ControlResponse> {

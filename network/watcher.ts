@@ -19,6 +19,8 @@ export interface WatcherInit {
   registry: PeerRegistry;
   /** A matching file seen on `from`: download it unless we have it or fetch it already. */
   fetch(file: FileEntry, from: KnownPeer, pattern: string): void;
+  /** Everything a stream tells of a peer's files (a snapshot in full, then each change). */
+  observe?(from: KnownPeer, what: 'snapshot' | 'file-added' | 'file-removed', files: FileEntry[]): void;
   logger: Logger;
   maxSubscriptions?: number;
 }
@@ -104,9 +106,11 @@ export class Watcher {
       snapshot: (files) => {
         s.retryMs = 1000;
         log.debug({ peer: `${peer.host}:${peer.port}`, files: files.length }, 'watching peer');
+        this.init.observe?.(peer, 'snapshot', files);
         for (const f of files) this.offer(f, peer);
       },
       event: (event, file) => {
+        this.init.observe?.(peer, event, [file]);
         if (event === 'file-added') this.offer(file, peer);
       },
       closed: (err) => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
-import { badRelativePath } from './names.js';
+import { unservablePath } from './names.js';
 import { HashCache } from './hash-cache.js';
 import { ClosedError, type HashPool } from './hash-pool.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -293,10 +293,11 @@ export class Library extends EventEmitter<LibraryEvents> {
   private servable(abs: string): { folder: string; rel: string } | null {
     const where = this.locate(abs);
     if (!where || where.rel === '') return null;
-    const parts = where.rel.split('/');
-    if (parts.some((c) => c.startsWith('.')) || where.rel.endsWith('.part')) return null;
-    const why = badRelativePath(where.rel);
+    const why = unservablePath(where.rel);
     if (why) {
+      // Dot-files and .part are skipped quietly: they are ours or meant to be hidden.
+      const quiet = where.rel.split('/').some((c) => c.startsWith('.')) || where.rel.endsWith('.part');
+      if (quiet) return null;
       if (!this.warned.has(abs)) this.log.warn({ path: abs, why }, 'not sharing a file with an unsafe name');
       this.warned.add(abs);
       return null;

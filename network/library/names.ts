@@ -50,3 +50,15 @@ export function resolveInside(root: string, rel: string): string {
   if (!full.startsWith(base + path.sep)) throw new Error(`unsafe path ${JSON.stringify(rel)}: escapes ${base}`);
   return full;
 }
+
+/**
+ * Why the library would never serve a file at relative path `rel`, or null when it would:
+ * an unsafe path (badRelativePath), a dot-file or dot-directory, or a `.part` download.
+ */
+export function unservablePath(rel: string): string | null {
+  const why = badRelativePath(rel);
+  if (why) return why;
+  if (rel.split('/').some((c) => c.startsWith('.'))) return 'dot-files and dot-directories are never shared';
+  if (rel.endsWith('.part')) return '.part files are downloads in progress, never shared';
+  return null;
+}

@@ -54,6 +54,8 @@ export class PartFile implements PieceStore {
   readonly have: Bitfield;
   readonly pool: BufferPool;
   readonly reader: PieceReader;
+  /** Where the file went once `finish()` renamed it (readers that lost the .part look there). */
+  finalPath: string | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
   private saving: Promise<void> = Promise.resolve();
   private closed = false;
@@ -200,6 +202,7 @@ export class PartFile implements PieceStore {
     for (let n = 0; n < 1000; n++) {
       const target = path.join(this.init.downloadDir, candidateName(name, n));
       if (await renameNoClobber(this.partPath, target)) {
+        this.finalPath = target;
         await fsp.rm(PartFile.resumePath(this.init.resumeDir, this.init.metainfo.infoHashHex), { force: true });
         return target;
       }

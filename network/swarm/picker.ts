@@ -51,6 +51,11 @@ const enum PieceState {
   Have,
 }
 
+/** Pieces a streaming window covers by default (from the piece a reader wants onwards). */
+export const DEFAULT_PRIORITY_WINDOW = 8;
+/** Streaming windows remembered; an older one is forgotten when a new one comes. */
+export const MAX_PRIORITY_WINDOWS = 4;
+
 export interface BlockRequest {
   index: number;
   begin: number;
@@ -65,6 +70,9 @@ export interface BlockRequest {
  * one source (exact blame on a hash failure, sequential reads for the seed); a piece whose
  * owner leaves is an orphan that any peer having it adopts. When nothing new is left,
  * end-game asks a second peer for blocks still outstanding.
+ *
+ * Streaming: a reader waiting at some byte sets a priority window (the next few pieces
+ * from there); needed pieces inside the latest windows are started before rarest-first.
  */
 export class PiecePicker {
   readonly blocksPerPiece: number;
@@ -77,6 +85,8 @@ export class PiecePicker {
   private readonly orphans = new Set<ActivePiece>();
   private readonly owned = new Map<PickerPeer, Set<ActivePiece>>();
   private idleCount = 0;
+  /** Newest first: [from, to) piece ranges a reader is waiting on. */
+  private windows: Array<{ from: number; to: number }> = [];
 
   constructor(
     private readonly g: Geometry,
@@ -126,6 +136,18 @@ export class PiecePicker {
     return this.state[i] !== PieceState.Have;
   }
 
+  /** Fetch pieces `from` .. `from + count - 1` before anything else (a reader waits there). */
+  prioritize(from: number, count = DEFAULT_PRIORITY_WINDOW): void {
+    if (!Number.isInteger(from) || from < 0 || from >= this.g.pieceCount) return;
+    const w = { from, to: Math.min(this.g.pieceCount, from + Math.max(1, count)) };
+    this.windows = [w, ...this.windows.filter((x) => x.from !== from)].slice(0, MAX_PRIORITY_WINDOWS);
+  }
+
+  /** The priority windows now, newest first (for tests and the dashboard). */
+  priorityWindows(): Array<{ from: number; to: number }> {
+    return this.windows.map((w) => ({ ...w }));
+  }
+
   /**
    * Up to `max` new requests for `peer`, recorded in `peer.requested`. `maxOwned` bounds
    * the pieces one peer works on at once (its request queue spans that many).
@@ -143,8 +165,11 @@ export class PiecePicker {
       mine.add(ap);
       this.take(peer, ap, max, out);
     }
-    while (out.length < max && mine.size < maxOwned) {
-      const i = this.rarest(peer);
+    for (;;) {
+      if (out.length >= max) break;
+      // A piece a reader waits for may take one slot beyond the usual bound.
+      const urgent = mine.size <= maxOwned ? this.prioritized(peer) : -1;
+      const i = urgent >= 0 ? urgent : mine.size < maxOwned ? this.rarest(peer) : -1;
       if (i < 0) break;
       const buffer = this.allocate();
       if (!buffer) break;
@@ -205,6 +230,7 @@ export class PiecePicker {
 
   verified(i: number): void {
     this.state[i] = PieceState.Have;
+    if (this.windows.length > 0) this.windows = this.windows.filter((w) => !(i >= w.from && i < w.to) || !this.allHave(w));
   }
 
   /** The piece failed its hash: fetch it again, from a single peer this time. */
@@ -242,6 +268,19 @@ export class PiecePicker {
     this.orphans.delete(ap);
     if (ap.owner) this.owned.get(ap.owner)?.delete(ap);
     ap.owner = null;
+  }
+
+  /** The first needed idle piece of the newest window that `peer` has, or -1. */
+  private prioritized(peer: PickerPeer): number {
+    for (const w of this.windows) {
+      for (let i = w.from; i < w.to; i++) if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
+    }
+    return -1;
+  }
+
+  private allHave(w: { from: number; to: number }): boolean {
+    for (let i = w.from; i < w.to; i++) if (this.state[i] !== PieceState.Have) return false;
+    return true;
   }
 
   /** The needed idle piece with the lowest availability that `peer` has, or -1. */

@@ -13,6 +13,7 @@ import { PiecePicker, type ActivePiece } from './picker.js';
 import { Peer, DEFAULT_PEER_TIMEOUTS, dialSocket, type PeerTimeouts } from './peer.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
+import { clientName } from './client-name.js';
 import { serveUploads, type UploadContext } from './uploads.js';
 
 export interface SwarmLimits {
@@ -53,6 +54,26 @@ export interface TorrentInit {
   limits: SwarmLimits;
   timeouts?: PeerTimeouts;
   uploadLimiter: RateLimiter;
+  /** Node-wide meters every torrent also counts its payload bytes in. */
+  totals?: { down: RateMeter; up: RateMeter };
+  /** Start paused: no dialing, incoming peers refused, until `resume()`. */
+  paused?: boolean;
+}
+
+/** One connected peer as the dashboard shows it. */
+export interface PeerStat {
+  /** host:port ([v6]:port) of the connection (an incoming peer's port is its ephemeral one). */
+  address: string;
+  /** Decoded from the peer id: "Shoal 0.1.0", "aria2 1.37.0", or its printable prefix. */
+  client: string;
+  /** Payload bytes this peer sent us (verified or not), and we sent it. */
+  downloaded: number;
+  uploaded: number;
+  downloadRate: number;
+  uploadRate: number;
+  /** Share of the pieces it has, 0 to 1. */
+  has: number;
+  outgoing: boolean;
 }
 
 export interface TorrentStats {
@@ -80,6 +101,8 @@ export interface TorrentEvents {
   error: [err: Error];
   'peer-added': [peer: Peer];
   'peer-removed': [peer: Peer, reason: string];
+  /** A peer showed it has every piece (a seed of this torrent). */
+  'peer-complete': [peer: Peer];
 }
 
 interface Candidate {
@@ -109,6 +132,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private timer: NodeJS.Timeout | null = null;
   private verifying = 0;
   private stopped = false;
+  private paused: boolean;
   private finishing = false;
   private stats = { downloaded: 0, uploaded: 0, fetched: 0, wasted: 0, hashFailures: 0 };
   private readonly handshake: Buffer;
@@ -120,6 +144,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     super();
     this.metainfo = init.metainfo;
     this.store = init.store;
+    this.paused = init.paused ?? false;
     this.timeouts = init.timeouts ?? DEFAULT_PEER_TIMEOUTS;
     this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId);
     this.maxFrame = maxFrameFor(this.metainfo.pieceCount);
@@ -130,6 +155,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       log: init.logger,
       sent: (n) => {
         this.up.add(n);
+        this.init.totals?.up.add(n);
         this.stats.uploaded += n;
       },
       resume: (peer) => void this.pump(peer),
@@ -141,6 +167,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
 
   get seeding(): boolean {
     return this.store.have.complete();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   get log(): Logger {
@@ -170,6 +200,51 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       if (!this.candidates.has(key)) this.candidates.set(key, { host, port, failures: 0, nextTry: 0 });
     }
     this.dialCandidates();
+  }
+
+  /**
+   * Stop moving bytes but keep everything needed to go on: every connection closes, no
+   * dialing, incoming peers are turned away, the resume record is flushed; the store
+   * (and the picker's pieces in progress) stay open.
+   */
+  async pause(): Promise<void> {
+    if (this.stopped || this.paused) return;
+    this.paused = true;
+    for (const p of [...this.peers]) p.close('download paused');
+    if (this.store instanceof PartFile) await this.store.saveNow();
+  }
+
+  /** Go on after `pause()`: every known candidate is dialled again at once. */
+  resume(): void {
+    if (this.stopped || !this.paused) return;
+    this.paused = false;
+    for (const c of this.candidates.values()) {
+      c.failures = 0;
+      c.nextTry = 0;
+    }
+    this.dialCandidates();
+  }
+
+  /** Streaming: fetch the pieces from `index` on before rarest-first, and ask for them now. */
+  prioritize(index: number, count?: number): void {
+    if (!this.picker) return;
+    this.picker.prioritize(index, count);
+    for (const p of this.peers) this.request(p);
+  }
+
+  /** Every connected peer with its counters. */
+  peerStats(): PeerStat[] {
+    const n = this.metainfo.pieceCount;
+    return [...this.peers].map((p) => ({
+      address: p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`,
+      client: clientName(p.peerId),
+      downloaded: p.down.total,
+      uploaded: p.up.total,
+      downloadRate: p.down.rate(),
+      uploadRate: p.up.rate(),
+      has: n > 0 ? p.bitfield.count() / n : 0,
+      outgoing: p.outgoing,
+    }));
   }
 
   /** Finish a download whose pieces were all verified already (found complete on resume). */
@@ -207,7 +282,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   // ---- connections ----------------------------------------------------------------------
 
   private dialCandidates(): void {
-    if (this.stopped || this.seeding) return;
+    if (this.stopped || this.paused || this.seeding) return;
     const now = Date.now();
     for (const [key, c] of this.candidates) {
       if (this.peers.size + this.connecting.size >= this.init.limits.maxPeers) return;
@@ -253,6 +328,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (peerId.equals(this.init.peerId)) return peer.close('connected to ourselves');
     if (this.banned.has(idHex) || this.banned.has(peer.label)) return peer.close('banned peer');
     if (this.stopped) return peer.close('torrent stopped');
+    if (this.paused) return peer.close('download paused');
     for (const other of this.peers) if (other.peerId?.equals(peerId)) return peer.close('duplicate connection');
     if (this.peers.size >= this.init.limits.maxPeers + 10) return peer.close('too many peers for this torrent');
     peer.peerId = peerId;
@@ -295,6 +371,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
         if (msg.index >= this.metainfo.pieceCount) return this.violation(peer, `have for piece ${msg.index} out of range`);
         if (!peer.bitfield.set(msg.index)) return;
         this.picker?.addHave(msg.index);
+        if (peer.bitfield.complete()) this.emit('peer-complete', peer);
         if (this.picker?.isNeeded(msg.index)) this.interested(peer);
         return;
       }
@@ -347,6 +424,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.picker?.removeAvailability(peer.bitfield);
     peer.bitfield = bits;
     this.picker?.addAvailability(bits);
+    if (bits.complete()) this.emit('peer-complete', peer);
     if (this.seeding && bits.complete()) return peer.close('both sides are seeds');
     if (this.picker?.interesting(peer)) this.interested(peer);
   }
@@ -383,6 +461,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const picker = this.picker;
     peer.down.add(block.length);
     this.down.add(block.length);
+    this.init.totals?.down.add(block.length);
     this.stats.downloaded += block.length;
     if (!picker) return; // we are a seed now: a late block is only waste
     const result = picker.received(peer, index, begin, block);

@@ -1,0 +1,167 @@
+/**
+ * A file's bytes over HTTP ranges, also while it downloads. A complete file streams from
+ * disk. A download serves only verified pieces (never rewritten once verified): the range
+ * ends where the run of verified pieces from `start` ends, so a player asks again for the
+ * rest; a reader at a piece not yet here moves that piece to the front of the picker and
+ * waits a bounded time for it.
+ *
+ * The .part is opened by path at read time, the finished file's path tried next: an open
+ * handle survives the rename at completion, and a read that starts after it finds the file
+ * under its final name.
+ */
+import { promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Bitfield } from './wire/bitfield.js';
+import type { Metainfo } from './metainfo/metainfo.js';
+
+/** The piece a reader needs did not arrive in time (or cannot: paused, failed). */
+export class ContentUnavailableError extends Error {
+  override name = 'ContentUnavailableError';
+  readonly code = 'EUNAVAILABLE';
+  readonly status = 503;
+  constructor(
+    readonly piece: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No shared file and no download has this infohash. */
+export class UnknownContentError extends Error {
+  override name = 'UnknownContentError';
+  readonly code = 'ENOTFOUND';
+  readonly status = 404;
+}
+
+export interface ContentInfo {
+  name: string;
+  length: number;
+  pieceLength: number;
+  /** Every byte is there (a shared file, or a download with every piece verified). */
+  complete: boolean;
+}
+
+export interface ReadOptions {
+  /** How long to wait for the first piece of the range if it is not verified yet. */
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+/** A download's verified pieces, as the reader needs them. */
+export interface VerifiedSource {
+  readonly metainfo: Metainfo;
+  /** Verified pieces now (full once the download completed). */
+  have(): Bitfield;
+  /** Where to open the bytes, in order: the .part while it exists, then the finished file. */
+  paths(): Array<string | null | undefined>;
+  /** Why a missing piece will not come (paused, failed, cancelled), or null while it is being fetched. */
+  blocked(): string | null;
+  /** Fetch the pieces from `index` on before any other. */
+  prioritize(index: number): void;
+  /** Call `cb` on every verified piece and change of state; returns the unsubscribe. */
+  watch(cb: () => void): () => void;
+}
+
+/** A RangeError unless 0 <= start <= end < length, all integers. */
+export function checkRange(length: number, start: number, end: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end >= length)
+    throw new RangeError(`range ${start}-${end} is outside the file (0-${length - 1})`);
+}
+
+/** Last byte of the run of verified pieces that holds `start`, or -1 if start's piece is missing. */
+export function verifiedRunEnd(have: Bitfield, m: Pick<Metainfo, 'pieceLength' | 'length'>, start: number): number {
+  let i = Math.floor(start / m.pieceLength);
+  if (!have.get(i)) return -1;
+  while (i + 1 < have.length && have.get(i + 1)) i++;
+  return Math.min(m.length, (i + 1) * m.pieceLength) - 1;
+}
+
+/** Bytes start..end (inclusive) of a complete file on disk, read as the consumer pulls. */
+export async function readFileRange(file: string, length: number, start: number, end: number): Promise<Readable> {
+  const fh = await fsp.open(file, 'r');
+  return streamFrom(fh, file, length, start, end);
+}
+
+/**
+ * Bytes from `start` of a download, from verified pieces only. Resolves with the stream and
+ * the last byte it will give (`end`, or less where the verified run stops).
+ */
+export async function readVerified(src: VerifiedSource, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
+  const m = src.metainfo;
+  checkRange(m.length, start, end);
+  let last = verifiedRunEnd(src.have(), m, start);
+  if (last < 0) {
+    await waitForPiece(src, Math.floor(start / m.pieceLength), opts);
+    last = verifiedRunEnd(src.have(), m, start);
+  }
+  const stop = Math.min(end, last);
+  const fh = await openFirst(src);
+  return { stream: await streamFrom(fh.handle, fh.path, m.length, start, stop), end: stop };
+}
+
+async function streamFrom(fh: fsp.FileHandle, file: string, length: number, start: number, end: number): Promise<Readable> {
+  try {
+    const { size } = await fh.stat();
+    if (size !== length) throw new Error(`${file} is ${size} bytes now, its torrent says ${length}`);
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
+  }
+  return fh.createReadStream({ start, end, autoClose: true });
+}
+
+/** Wait until `piece` is verified; a ContentUnavailableError after `waitMs` or when it cannot come. */
+function waitForPiece(src: VerifiedSource, piece: number, opts: ReadOptions): Promise<void> {
+  const name = src.metainfo.name;
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    const finish = (err?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      unwatch();
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const look = () => {
+      if (src.have().get(piece)) return finish();
+      const why = src.blocked();
+      if (why) finish(new ContentUnavailableError(piece, `piece ${piece} of ${name} is not downloaded yet and ${why}`));
+    };
+    const onAbort = () => finish(opts.signal?.reason ?? new Error('aborted'));
+    const timer = setTimeout(
+      () => finish(new ContentUnavailableError(piece, `piece ${piece} of ${name} did not arrive within ${opts.waitMs} ms`)),
+      Math.max(0, opts.waitMs),
+    );
+    const unwatch = src.watch(look);
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    look();
+    if (!done) src.prioritize(piece);
+  });
+}
+
+/**
+ * Open the first of the source's paths that exists. While the .part is being renamed the
+ * final name may not be known for a moment: look again a few times before giving up.
+ */
+async function openFirst(src: VerifiedSource): Promise<{ handle: fsp.FileHandle; path: string }> {
+  let lastErr: unknown = null;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    for (const p of src.paths()) {
+      if (!p) continue;
+      try {
+        return { handle: await fsp.open(p, 'r'), path: p };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        lastErr = err;
+      }
+    }
+    if (src.blocked() === 'the download was cancelled') break;
+    await sleep(25);
+  }
+  throw lastErr ?? new Error(`no file to read ${src.metainfo.name} from`);
+}

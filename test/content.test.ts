@@ -1,0 +1,274 @@
+import { expect } from 'chai';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Node } from '../network/node.js';
+import {
+  ContentUnavailableError, UnknownContentError, BadNameError, ExistsError, NoSpaceError, TooLargeError,
+} from '../network/node.js';
+import { buildMetainfo, encodeTorrent } from '../network/metainfo/metainfo.js';
+import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor } from './helpers.js';
+import { fakePeer, type FakePeer } from './fake-peer.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function slice(file: string, start: number, end: number): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(end - start + 1);
+    await fh.read(buf, 0, buf.length, start);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Every file and directory under `root`, relative. */
+async function listAll(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(root, { withFileTypes: true, recursive: true })) {
+    out.push(path.relative(root, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)));
+  }
+  return out.sort();
+}
+
+describe('content over HTTP ranges', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const nodes: Node[] = [];
+  const fakes: FakePeer[] = [];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await Promise.all(fakes.splice(0).map((f) => f.close()));
+    await cleanup(dir);
+  });
+
+  async function sharing(name: string, size: number, init: Parameters<typeof startNode>[1] = {}): Promise<{ node: Node; file: string; h: string }> {
+    const file = path.join(dir, name, 'shared', 'video.bin');
+    await randomFile(file, size);
+    const node = await startNode(path.join(dir, name), init);
+    nodes.push(node);
+    return { node, file, h: node.library.files()[0]!.metainfo.infoHashHex };
+  }
+
+  it('reads ranges of a complete shared file: first byte, last byte, middle, whole', async () => {
+    const size = 3 * MiB + 123;
+    const { node, file, h } = await sharing('seed', size);
+    expect(node.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: 512 * KiB, complete: true });
+    for (const [start, end] of [[0, 0], [size - 1, size - 1], [1000, 700_000], [0, size - 1]] as const) {
+      const r = await node.readContent(h, start, end, { waitMs: 0 });
+      expect(r.end).to.equal(end);
+      expect((await collect(r.stream)).equals(await slice(file, start, end)), `bytes ${start}-${end}`).to.equal(true);
+    }
+  });
+
+  it('rejects ranges outside the file with RangeError, and an unknown infohash clearly', async () => {
+    const { node, h } = await sharing('seed', 10_000);
+    for (const [start, end] of [[-1, 10], [0, 10_000], [500, 499], [0.5, 10], [20_000, 20_001]] as const) {
+      expect(await rejection(node.readContent(h, start, end, { waitMs: 0 })), `${start}-${end}`).to.be.instanceOf(RangeError);
+    }
+    const unknown = 'e'.repeat(40);
+    expect(node.content(unknown)).to.equal(undefined);
+    const err = await rejection(node.readContent(unknown, 0, 0, { waitMs: 0 }));
+    expect(err).to.be.instanceOf(UnknownContentError);
+    expect(err.message).to.include(unknown);
+  });
+
+  describe('while downloading', () => {
+    const L = 256 * KiB;
+
+    it('serves verified pieces only, clamped to the verified run; a waiting read gets its piece first; a held stream survives the rename', async () => {
+      const size = 64 * L - 1000;
+      const { node: seed, file, h } = await sharing('seed', size, { pieceLength: L, maxUploadRate: 1 * MiB });
+      const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: seed.port }] });
+      nodes.push(leech);
+      await leech.download(h);
+      expect(leech.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: L, complete: false });
+      const has = (i: number) => (leech.downloadDetail(h)!.bitfield[i >> 3]! & (0x80 >> (i & 7))) !== 0;
+      const pieces = leech.content(h)!.length / L;
+      // A verified piece other than the last (so its run cannot reach the end of the file).
+      const first = await waitFor(() => {
+        for (let i = 0; i < 40; i++) if (has(i)) return i + 1;
+        return 0;
+      }, 20_000, 'a first piece').then((i) => i - 1);
+
+      // A read from a verified piece ends at the end of its verified run.
+      const r = await leech.readContent(h, first * L + 7, size - 1, { waitMs: 0 });
+      expect(r.end).to.be.lessThan(size - 1);
+      expect((r.end + 1) % L, 'ends at a piece boundary').to.equal(0);
+      expect(r.end).to.be.at.least(first * L + L - 1);
+
+      // A piece near the end, not there yet: the read waits, the picker fetches it first.
+      let want = Math.ceil(pieces) - 2;
+      while (has(want)) want--;
+      expect(want).to.be.greaterThan(40);
+      const w = await leech.readContent(h, want * L + 10, want * L + 5000, { waitMs: 30_000 });
+      const when = leech.downloadDetail(h)!;
+      expect(when.verified, 'the waited-for piece came before the rest').to.be.lessThan(when.pieces);
+      expect(w.end).to.equal(want * L + 5000);
+      expect((await collect(w.stream)).equals(await slice(file, want * L + 10, want * L + 5000))).to.equal(true);
+
+      // The first stream, opened on the .part, is read only after the download completed and the file was renamed.
+      await leech.whenDone(h);
+      expect(await fsp.readdir(leech.downloadDir)).to.not.include('video.bin.part');
+      expect((await collect(r.stream)).equals(await slice(file, first * L + 7, r.end))).to.equal(true);
+      expect(leech.content(h)!.complete).to.equal(true);
+      const all = await leech.readContent(h, 0, size - 1, { waitMs: 0 });
+      expect(createHash('sha1').update(await collect(all.stream)).digest('hex')).to.equal(await sha1File(file));
+    });
+
+    it('rejects with ContentUnavailableError after waitMs when no peer sends the piece, at once when paused', async () => {
+      const { node: seed, h } = await sharing('seed', 16 * L, { pieceLength: L });
+      const m = seed.library.files()[0]!.metainfo;
+      const staller = await fakePeer(m, 'stall');
+      fakes.push(staller);
+      const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
+      nodes.push(leech);
+      const torrent = path.join(dir, 'v.torrent');
+      await fsp.writeFile(torrent, encodeTorrent(m));
+      await leech.download(torrent);
+      await waitFor(() => staller.requests > 0, 10_000, 'requests to the staller');
+      const t0 = Date.now();
+      const err = await rejection(leech.readContent(h, 3 * L, 3 * L + 100, { waitMs: 400 }));
+      expect(err).to.be.instanceOf(ContentUnavailableError);
+      expect(err.message).to.match(/piece 3\b/);
+      expect((err as ContentUnavailableError).piece).to.equal(3);
+      expect(Date.now() - t0).to.be.at.least(350);
+
+      const ac = new AbortController();
+      const aborted = rejection(leech.readContent(h, 0, 10, { waitMs: 30_000, signal: ac.signal }));
+      ac.abort(new Error('client went away'));
+      expect((await aborted).message).to.equal('client went away');
+
+      expect(await leech.pause(h)).to.equal(true);
+      const paused = await rejection(leech.readContent(h, 0, 10, { waitMs: 30_000 }));
+      expect(paused).to.be.instanceOf(ContentUnavailableError);
+      expect(paused.message).to.match(/paused/);
+    });
+  });
+});
+
+describe('importFile: adding a file from an upload', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let node: Node;
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    node = await startNode(dir, { pieceLength: 64 * KiB });
+  });
+  afterEach(async () => {
+    await node.stop();
+    await cleanup(dir);
+  });
+
+  const noTemp = async () => expect((await listAll(node.sharedDir)).filter((n) => path.basename(n).startsWith('.'))).to.deep.equal([]);
+
+  it('writes the file, and resolves once the library lists it with the infohash a fresh hash gives', async () => {
+    const src = path.join(dir, 'src.bin');
+    await randomFile(src, 3 * MiB + 5);
+    const f = await node.importFile('sub/dir/new.bin', (await fsp.open(src)).createReadStream(), { size: 3 * MiB + 5 });
+    expect(f.name).to.equal('sub/dir/new.bin');
+    expect(f.path).to.equal(path.join(node.sharedDir, 'sub', 'dir', 'new.bin'));
+    expect(node.library.files().map((x) => x.name)).to.include('sub/dir/new.bin');
+    const bytes = await fsp.readFile(src);
+    const pieces: Buffer[] = [];
+    for (let o = 0; o < bytes.length; o += 64 * KiB) pieces.push(createHash('sha1').update(bytes.subarray(o, o + 64 * KiB)).digest());
+    const fresh = buildMetainfo({ name: 'new.bin', length: bytes.length, pieceLength: 64 * KiB, pieces: Buffer.concat(pieces) });
+    expect(f.metainfo.infoHashHex).to.equal(fresh.infoHashHex);
+    expect(await sha1File(f.path)).to.equal(await sha1File(src));
+    // Without a declared size too.
+    const g = await node.importFile('small.txt', Readable.from([Buffer.from('hello '), Buffer.from('world')]));
+    expect(await fsp.readFile(g.path, 'utf8')).to.equal('hello world');
+    await noTemp();
+  });
+
+  it('refuses bad names before touching the disk', async () => {
+    const before = await listAll(node.sharedDir);
+    const bad = ['../escape.txt', '/etc/passwd', 'a/../../b', 'nul\0.txt', 'ctl\x01.txt', 'tab\t.txt', '.hidden', 'dir/.hidden/x', 'back\\slash.txt', '', 'x.part', 'a//b'];
+    for (const name of bad) {
+      let read = false;
+      const body = new Readable({ read() { read = true; this.push(null); } });
+      const err = await rejection(node.importFile(name, body));
+      expect(err, JSON.stringify(name)).to.be.instanceOf(BadNameError);
+      expect((err as BadNameError).status).to.equal(400);
+      expect(read).to.equal(false);
+    }
+    expect(await listAll(node.sharedDir)).to.deep.equal(before);
+    expect(await fsp.readdir(dir)).to.not.include('escape.txt');
+  });
+
+  it('never replaces an existing file', async () => {
+    const existing = path.join(node.sharedDir, 'exists.txt');
+    await fsp.writeFile(existing, 'original');
+    const err = await rejection(node.importFile('exists.txt', Readable.from([Buffer.from('replacement')])));
+    expect(err).to.be.instanceOf(ExistsError);
+    expect((err as ExistsError).status).to.equal(409);
+    expect(await fsp.readFile(existing, 'utf8')).to.equal('original');
+    await noTemp();
+  });
+
+  it('refuses a declared size bigger than the free space (or the bound) before writing anything', async () => {
+    const st = await fsp.statfs(node.sharedDir);
+    const free = st.bavail * st.bsize;
+    let read = false;
+    const body = () => new Readable({ read() { read = true; this.push(null); } });
+    const err = await rejection(node.importFile('huge.bin', body(), { size: free + 1024 ** 3, maxBytes: Number.MAX_SAFE_INTEGER }));
+    expect(err).to.be.instanceOf(NoSpaceError);
+    expect((err as NoSpaceError).status).to.equal(507);
+    const big = await rejection(node.importFile('huge.bin', body(), { size: 65 * 1024 ** 3 }));
+    expect(big).to.be.instanceOf(TooLargeError);
+    expect((big as TooLargeError).status).to.equal(413);
+    expect(read).to.equal(false);
+    expect(await listAll(node.sharedDir)).to.deep.equal([]);
+  });
+
+  it('leaves neither temp file nor final file when the body fails mid-stream, or the upload is aborted, or too long', async () => {
+    let sent = 0;
+    const failing = new Readable({
+      read() {
+        if (sent >= 2 * MiB) return this.destroy(new Error('connection reset'));
+        sent += 256 * KiB;
+        this.push(Buffer.alloc(256 * KiB, 1));
+      },
+    });
+    const err = await rejection(node.importFile('broken.bin', failing, { size: 8 * MiB }));
+    expect(err.message).to.match(/connection reset/);
+    expect(sent).to.be.at.least(2 * MiB);
+
+    const ac = new AbortController();
+    const endless = new Readable({
+      read() {
+        setTimeout(() => this.push(Buffer.alloc(64 * KiB, 2)), 5);
+      },
+    });
+    const aborted = rejection(node.importFile('aborted.bin', endless, { signal: ac.signal }));
+    setTimeout(() => ac.abort(), 100);
+    expect((await aborted).name).to.equal('AbortError');
+
+    const tooLong = await rejection(node.importFile('long.bin', Readable.from([Buffer.alloc(1000)]), { maxBytes: 999 }));
+    expect(tooLong).to.be.instanceOf(TooLargeError);
+    expect(await listAll(node.sharedDir)).to.deep.equal([]);
+  });
+});
