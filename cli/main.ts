@@ -5,6 +5,7 @@ import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import { parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
+import { WebServer } from '../web/server.js';
 
 let opts: CliOptions;
 try {
@@ -44,12 +45,14 @@ const emit = (event: string, data: Record<string, unknown>, text: string) => {
 };
 const pct = (d: DownloadInfo) => ((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1);
 
+let web: WebServer | null = null;
 let stopping = false;
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     const force = setTimeout(() => process.exit(code || 1), 10_000);
     force.unref();
+    await web?.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the dashboard'));
     await node.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
     view?.stop();
   }
@@ -87,6 +90,19 @@ await node.start().catch((err: Error) => {
 });
 emit('listening', { id: node.id, name: node.name, port: node.port, files: node.library.files().length, discovery: node.discovery().map((d) => d.source) },
   `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.library.files().length} files)`);
+
+if (opts.http) {
+  web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
+  try {
+    await web.start();
+  } catch (err) {
+    process.stderr.write(`node-cli: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
+    await node.stop().catch(() => {});
+    process.exit(1);
+  }
+  const [open, ...more] = web.openUrls;
+  emit('dashboard', { url: web.url, open, also: more }, `dashboard: ${[open, ...more].join('  ')}`);
+}
 
 /** Resolve a --get target, retrying while peers come up, then wait for the verified file. */
 async function get(target: string): Promise<void> {

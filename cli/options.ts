@@ -23,6 +23,8 @@ export interface CliOptions {
   watchPatterns: string[];
   logLevel: string;
   json: boolean;
+  /** Serve the web dashboard too. */
+  http?: HttpOptions;
 }
 
 /** A usage error: printed as one line, exit status 2. */
@@ -30,17 +32,20 @@ export class UsageError extends Error {}
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
-/** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
-export function parseCli(argv: string[]): CliOptions {
-  const program = new Command('node-cli')
-    .description('Run a Shoal node: share a folder, find peers, download files in verified pieces')
-    .argument('[ip]', 'address to listen on (default: every interface)')
-    .argument('<port>', 'TCP port for peers and the control protocol (0 picks a free one)')
+/** Where the dashboard listens (`--http-port`, `--http-host`, `--http-token`). */
+export interface HttpOptions {
+  port: number;
+  host: string;
+  token?: string;
+}
+
+/** The options every command that runs a node understands (node-cli and web). */
+function addNodeOptions(program: Command): Command {
+  return program
     .option('--shared <dir>', 'folder to share', './shared_files')
     .option('--downloads <dir>', 'folder downloads go to (shared once complete)', './downloads')
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect, [])
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect, [])
-    .option('--exit-when-done', 'exit 0 once every --get is complete and verified, non-zero if one fails', false)
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect, [])
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
@@ -56,11 +61,14 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--multicast-ttl <n>', 'TTL of beacons (1 = this LAN only)', '1')
     .option('--beacon-interval <seconds>', 'seconds between beacons; peers expire after 3 missed', '5')
     .option('--watch <glob>', 'download every file matching this pattern that appears on the network (repeatable), e.g. "*.iso"', collect, [])
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .option('--json', 'print events as JSON lines on stdout (for scripts)', false)
-    .exitOverride()
-    .configureOutput({ writeErr: () => {} })
-    .showHelpAfterError(false);
+    .option('--http-host <ip>', 'address the dashboard listens on; anything but loopback requires a token', '127.0.0.1')
+    .option('--http-token <token>', 'access token for the dashboard (default: generated and printed when --http-host is not loopback)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'));
+}
+
+/** Run commander; its errors become UsageErrors (help and version exit 0 themselves). */
+function run(program: Command, argv: string[]): void {
+  program.exitOverride().configureOutput({ writeErr: () => {} }).showHelpAfterError(false);
   try {
     program.parse(argv, { from: 'user' });
   } catch (err) {
@@ -70,11 +78,74 @@ export function parseCli(argv: string[]): CliOptions {
     }
     throw err;
   }
+}
+
+/** A TCP port from the command line, 0 to 65535. */
+function portArg(text: unknown, what: string): number {
+  const port = Number(text);
+  if (typeof text !== 'string' || !/^\d+$/.test(text) || port > 65535) throw new UsageError(`${what} must be a number from 0 to 65535, got ${JSON.stringify(text)}`);
+  return port;
+}
+
+/** `--http-host` and `--http-token` for `port` (undefined: no dashboard). */
+function httpOptions(o: Record<string, unknown>, port: number | undefined, flags: string[]): HttpOptions | undefined {
+  const host = (o.httpHost as string | undefined) ?? '127.0.0.1';
+  const token = o.httpToken as string | undefined;
+  if (port === undefined) {
+    // Only complain about flags the user actually typed, not commander's defaults.
+    const given = flags.filter((f) => f === '--http-host' || f === '--http-token' || f.startsWith('--http-host=') || f.startsWith('--http-token='));
+    if (given.length > 0) throw new UsageError(`${given[0]!.split('=')[0]} needs --http-port`);
+    return undefined;
+  }
+  if (host.length === 0 || !/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new UsageError(`--http-host must be an IP address or host name, got ${JSON.stringify(host)}`);
+  if (token !== undefined && !/^[\x21-\x7e]{8,256}$/.test(token)) throw new UsageError('--http-token must be 8 to 256 printable characters without spaces');
+  return { port, host: host.replace(/^\[|\]$/g, ''), ...(token !== undefined && { token }) };
+}
+
+/** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
+export function parseCli(argv: string[]): CliOptions {
+  const program = addNodeOptions(
+    new Command('node-cli')
+      .description('Run a Shoal node: share a folder, find peers, download files in verified pieces')
+      .argument('[ip]', 'address to listen on (default: every interface)')
+      // Both optional for commander, which would otherwise give a lone `9000` to [ip]: checked below.
+      .argument('[port]', 'TCP port for peers and the control protocol (0 picks a free one; required)'),
+  )
+    .option('--exit-when-done', 'exit 0 once every --get is complete and verified, non-zero if one fails', false)
+    .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
+    .option('--json', 'print events as JSON lines on stdout (for scripts)', false);
+  run(program, argv);
   const args = program.args;
   const o = program.opts<Record<string, unknown>>();
   const [ip, portText] = args.length >= 2 ? [args[0], args[1]] : [undefined, args[0]];
+  if (portText === undefined) throw new UsageError("missing required argument 'port'");
   const port = Number(portText);
   if (!/^\d+$/.test(portText ?? '') || port > 65535) throw new UsageError(`port must be a number from 0 to 65535, got ${JSON.stringify(portText)}`);
+  const httpPort = o.httpPort === undefined ? undefined : portArg(o.httpPort, '--http-port');
+  const opts = nodeOptions(o, ip, port);
+  if (o.exitWhenDone && opts.gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
+  return { ...opts, exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv) };
+}
+
+/** Parse `web --peer-port <port> [--http-port 5000] [options]`: a node with its dashboard. */
+export function parseWebCli(argv: string[]): CliOptions & { http: HttpOptions } {
+  const program = addNodeOptions(
+    new Command('web').description('Run a Shoal node with its web dashboard (pages, REST API, live updates) in one process'),
+  )
+    .requiredOption('--peer-port <port>', 'TCP port for peers and the control protocol (0 picks a free one)')
+    .option('--peer-host <ip>', 'address the peer port listens on (default: every interface)')
+    .option('--http-port <port>', 'dashboard port (0 picks a free one)', '5000');
+  run(program, argv);
+  if (program.args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(program.args[0])}`);
+  const o = program.opts<Record<string, unknown>>();
+  const port = portArg(o.peerPort, '--peer-port');
+  const httpPort = portArg(o.httpPort, '--http-port');
+  const opts = nodeOptions(o, o.peerHost as string | undefined, port);
+  return { ...opts, exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)! };
+}
+
+/** Check and convert the options addNodeOptions declared. */
+function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http'> {
   const wrap = <T>(f: () => T): T => {
     try {
       return f();
@@ -89,7 +160,6 @@ export function parseCli(argv: string[]): CliOptions {
   const resolveTimeout = Number(o.resolveTimeout);
   if (!(resolveTimeout >= 0)) throw new UsageError('--resolve-timeout must be a number of seconds');
   const gets = o.get as string[];
-  if (o.exitWhenDone && gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
   for (const url of o.tracker as string[]) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
   const group = o.multicastGroup as string;
   const first = Number(group.split('.')[0]);
@@ -116,13 +186,11 @@ export function parseCli(argv: string[]): CliOptions {
     downloads: o.downloads as string,
     peers,
     gets,
-    exitWhenDone: Boolean(o.exitWhenDone),
     trackers: o.tracker as string[],
     peerIp: o.peerIp as string | undefined,
     pieceLength,
     maxUploadRate: wrap(() => parseSize(o.maxUploadRate as string)),
     resolveTimeoutMs: resolveTimeout * 1000,
     logLevel: o.logLevel as string,
-    json: Boolean(o.json),
   };
 }

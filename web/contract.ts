@@ -165,6 +165,8 @@ export interface LiveEvents {
   /** An existing peer changed (sources, reachability, address, name). */
   'peer-changed': (p: z.infer<typeof PeerViewSchema>) => void;
   'file-added': (f: z.infer<typeof FileViewSchema>) => void;
+  /** A shared file changed (so far: how many known nodes also hold it); replace it by infohash. */
+  'file-changed': (f: z.infer<typeof FileViewSchema>) => void;
   'file-removed': (f: { infohash: string; name: string }) => void;
   /** Progress (at most 4 a second per download) and every change of state. */
   download: (d: z.infer<typeof DownloadViewSchema>) => void;

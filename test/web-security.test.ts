@@ -1,0 +1,230 @@
+/**
+ * Who may use the dashboard: the access token (Bearer, the ?token= cookie exchange, the
+ * socket.io handshake), cross-site protection of state-changing requests, DNS-rebinding
+ * protection by Host, and the security headers of pages. Everything on 127.0.0.1: a token
+ * is tested by giving one explicitly (or `requireToken`), which is enforced exactly as the
+ * generated one of a non-loopback address.
+ */
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Node } from '../network/node.js';
+import { WebServer } from '../web/server.js';
+import { isLoopbackHost, sameToken } from '../web/auth.js';
+import { ErrorResponseSchema, StatusSchema } from '../web/contract.js';
+import { cleanup, startNode, tempDir } from './helpers.js';
+import { call, client, type Answer } from './web-http.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+
+function expectError(res: Answer, status: number, match?: RegExp): void {
+  expect(res.status, res.text.slice(0, 300)).to.equal(status);
+  const { error } = ErrorResponseSchema.parse(res.json());
+  if (match) expect(error).to.match(match);
+}
+
+/** socket.io by hand (engine.io v4 long-polling): open, CONNECT with `auth`, read the answer. */
+async function socketConnect(base: string, headers: Record<string, string> = {}, auth?: Record<string, unknown>): Promise<{ open: Answer; answer?: string }> {
+  const open = await call(base, 'GET', '/socket.io/?EIO=4&transport=polling', { headers });
+  if (open.status !== 200) return { open };
+  const { sid } = JSON.parse(open.text.slice(1)) as { sid: string };
+  const q = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
+  const sent = await call(base, 'POST', q, { headers: { ...headers, 'Content-Type': 'text/plain;charset=UTF-8' }, body: `40${auth ? JSON.stringify(auth) : ''}` });
+  expect(sent.status, sent.text).to.equal(200);
+  const answer = await call(base, 'GET', q, { headers });
+  return { open, answer: answer.text };
+}
+
+describe('web security', function () {
+  this.timeout(30_000);
+  let dir = '';
+  let node: Node;
+  const servers: WebServer[] = [];
+  const serve = async (init: Partial<ConstructorParameters<typeof WebServer>[0]> = {}) => {
+    const s = new WebServer({ node, port: 0, ...init });
+    servers.push(s);
+    await s.start();
+    return s;
+  };
+
+  before(async function () {
+    dir = await tempDir('shoal-web-sec-');
+    node = await startNode(path.join(dir, 'n'));
+  });
+
+  after(async function () {
+    await Promise.all(servers.map((s) => s.stop()));
+    await node?.stop();
+    if (dir) await cleanup(dir);
+  });
+
+  describe('tokens', function () {
+    let web: WebServer;
+    before(async function () {
+      web = await serve({ token: TOKEN });
+    });
+
+    it('a non-loopback address gets a generated token; loopback none unless asked', async function () {
+      expect(new WebServer({ node, port: 0, host: '192.0.2.10' }).token).to.match(/^[A-Za-z0-9_-]{32}$/);
+      expect(new WebServer({ node, port: 0, host: '0.0.0.0' }).token).to.have.length(32);
+      expect(new WebServer({ node, port: 0, host: '0.0.0.0', token: 'mine-mine-mine' }).token).to.equal('mine-mine-mine');
+      expect(new WebServer({ node, port: 0 }).token).to.equal(undefined);
+      expect(new WebServer({ node, port: 0, host: 'localhost' }).token).to.equal(undefined);
+      expect(new WebServer({ node, port: 0, requireToken: true }).token).to.have.length(32);
+      for (const h of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).to.equal(true);
+      for (const h of ['0.0.0.0', '::', '192.168.1.2', 'example.com', '128.0.0.1']) expect(isLoopbackHost(h), h).to.equal(false);
+      expect(sameToken('abc', 'abc')).to.equal(true);
+      expect(sameToken('abd', 'abc')).to.equal(false);
+      expect(sameToken('ab', 'abc')).to.equal(false);
+      expect(sameToken(undefined, 'abc')).to.equal(false);
+    });
+
+    it('the API, pages and docs answer 401 without the token', async function () {
+      const res = await call(web.url, 'GET', '/api/status');
+      expectError(res, 401, /token/);
+      expect(res.headers['www-authenticate']).to.match(/^Bearer/);
+      expectError(await call(web.url, 'POST', '/api/downloads', { json: { target: 'x' } }), 401);
+      expect((await call(web.url, 'GET', '/')).status).to.equal(401);
+      expect((await call(web.url, 'GET', '/api/docs')).status).to.equal(401);
+      expectError(await call(web.url, 'GET', '/api/status', { headers: { Authorization: 'Bearer wrong-token' } }), 401);
+      expectError(await call(web.url, 'GET', '/api/status', { headers: { Authorization: `Basic ${TOKEN}` } }), 401);
+      expectError(await call(web.url, 'GET', '/api/status', { headers: { Cookie: `shoal_token_${web.port}=nope` } }), 401);
+      // Static code and styles are no secret.
+      expect((await call(web.url, 'GET', '/api/docs/assets/swagger-ui.css')).status).to.equal(200);
+    });
+
+    it('Authorization: Bearer opens the API', async function () {
+      const api = client(web.url, { Authorization: `Bearer ${TOKEN}` });
+      StatusSchema.parse((await api.get('/api/status')).json());
+      expect((await api.get('/api/docs')).status).to.equal(200);
+      expect((await api.get('/')).status).to.equal(200);
+    });
+
+    it('?token= on a page load sets an HttpOnly SameSite=Strict cookie and redirects without it', async function () {
+      expect((await call(web.url, 'GET', '/?token=wrong')).status).to.equal(401);
+      const res = await call(web.url, 'GET', `/transfers?x=1&token=${TOKEN}`);
+      expect(res.status).to.equal(303);
+      expect(res.headers.location).to.equal('/transfers?x=1');
+      const cookie = res.headers['set-cookie']?.[0] ?? '';
+      expect(cookie).to.match(new RegExp(`^shoal_token_${web.port}=`));
+      expect(cookie).to.match(/HttpOnly/i);
+      expect(cookie).to.match(/SameSite=Strict/i);
+      const jar = cookie.split(';')[0]!;
+      const page = await call(web.url, 'GET', '/transfers?x=1', { headers: { Cookie: jar } });
+      expect(page.status).to.equal(200);
+      expect(page.headers['content-type']).to.match(/^text\/html/);
+      expect((await call(web.url, 'GET', '/api/status', { headers: { Cookie: `other=1; ${jar}` } })).status).to.equal(200);
+      expect((await call(web.url, 'GET', '/api/docs', { headers: { Cookie: jar } })).status).to.equal(200);
+    });
+
+    it('socket.io refuses a connection without the token, accepts the cookie or auth.token', async function () {
+      const none = await socketConnect(web.url);
+      expect(none.open.status).to.equal(200);
+      expect(none.answer).to.match(/^44\{"message":"unauthorized/);
+      const wrong = await socketConnect(web.url, {}, { token: 'nope' });
+      expect(wrong.answer).to.match(/^44/);
+      const byAuth = await socketConnect(web.url, {}, { token: TOKEN });
+      expect(byAuth.answer).to.match(/^40\{"sid":/);
+      const byCookie = await socketConnect(web.url, { Cookie: `shoal_token_${web.port}=${TOKEN}` });
+      expect(byCookie.answer).to.match(/^40\{"sid":/);
+      // The status event follows at once (in the same poll or the next).
+      expect(byCookie.answer).to.satisfy((t: string) => t.includes('42["status"') || t.startsWith('40'));
+    });
+
+    it('a generated token (requireToken) is enforced the same way', async function () {
+      const s = await serve({ requireToken: true });
+      expect((await call(s.url, 'GET', '/api/status')).status).to.equal(401);
+      expect((await call(s.url, 'GET', '/api/status', { headers: { Authorization: `Bearer ${s.token!}` } })).status).to.equal(200);
+    });
+  });
+
+  describe('cross-site requests', function () {
+    let web: WebServer;
+    let host: string;
+    before(async function () {
+      web = await serve();
+      host = new URL(web.url).host;
+    });
+
+    const add = (headers: Record<string, string>) => call(web.url, 'POST', '/api/peers', { json: { host: '127.0.0.4', port: 5555 }, headers });
+
+    it('POST from another origin or another site is a 403', async function () {
+      expectError(await add({ Origin: 'http://evil.example' }), 403, /cross-site/);
+      expectError(await add({ Origin: `http://evil.example:${web.port}` }), 403);
+      expectError(await add({ Origin: `http://127.0.0.1:${web.port + 1}` }), 403);
+      expectError(await add({ Origin: 'null' }), 403);
+      expectError(await add({ 'Sec-Fetch-Site': 'cross-site' }), 403, /Sec-Fetch-Site/);
+      expectError(await add({ 'Sec-Fetch-Site': 'same-site' }), 403);
+      expectError(await call(web.url, 'DELETE', `/api/downloads/${'a'.repeat(40)}`, { headers: { Origin: 'http://evil.example' } }), 403);
+      expectError(await call(web.url, 'PUT', '/api/files?name=evil.txt', { body: 'x', headers: { Origin: 'http://evil.example' } }), 403);
+      expect(node.knownPeers().some((p) => p.port === 5555)).to.equal(false);
+    });
+
+    it('a form post (not JSON) is a 415 even without Origin', async function () {
+      const form = await call(web.url, 'POST', '/api/peers', { body: 'host=127.0.0.4&port=5555', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+      expectError(form, 415);
+      const text = await call(web.url, 'POST', '/api/downloads', { body: '{"target":"x"}', headers: { 'Content-Type': 'text/plain' } });
+      expectError(text, 415);
+    });
+
+    it('same-origin requests and scripts without Origin pass', async function () {
+      expect((await add({ Origin: `http://${host}`, 'Sec-Fetch-Site': 'same-origin' })).status).to.equal(201);
+      expect((await add({ 'Sec-Fetch-Site': 'none' })).status).to.equal(201);
+      expect((await add({})).status).to.equal(201);
+      node.registry.remove('127.0.0.4', 5555);
+      // GET is never blocked by Origin (a page may link here), only state changes are.
+      expect((await call(web.url, 'GET', '/api/status', { headers: { Origin: 'http://evil.example', 'Sec-Fetch-Site': 'cross-site' } })).status).to.equal(200);
+    });
+
+    it('socket.io refuses another origin', async function () {
+      const res = await call(web.url, 'GET', '/socket.io/?EIO=4&transport=polling', { headers: { Origin: 'http://evil.example' } });
+      expect(res.status).to.be.within(400, 499);
+      const ok = await socketConnect(web.url, { Origin: `http://${host}` });
+      expect(ok.answer).to.match(/^40/);
+    });
+  });
+
+  describe('DNS rebinding and headers', function () {
+    let web: WebServer;
+    before(async function () {
+      web = await serve();
+    });
+    const withHost = (h: string, p = '/api/status') => call(web.url, 'GET', p, { headers: { Host: h } });
+
+    it('a Host that is not this machine on our port is refused', async function () {
+      expectError(await withHost(`evil.example:${web.port}`), 421, /localhost/);
+      expectError(await withHost('evil.example'), 421);
+      expectError(await withHost(`127.0.0.1:${web.port + 1}`), 421);
+      expectError(await withHost(`192.168.1.1:${web.port}`), 421);
+      expect((await withHost(`evil.example:${web.port}`, '/')).status).to.equal(421);
+      const io = await withHost(`evil.example:${web.port}`, '/socket.io/?EIO=4&transport=polling');
+      expect(io.status).to.be.within(400, 499);
+    });
+
+    it('localhost, 127.x and [::1] on our port pass', async function () {
+      for (const h of [`localhost:${web.port}`, `127.0.0.1:${web.port}`, `LOCALHOST:${web.port}`, `[::1]:${web.port}`])
+        expect((await withHost(h)).status, h).to.equal(200);
+    });
+
+    it('pages carry a strict CSP, no framing, no referrer, nosniff', async function () {
+      const res = await call(web.url, 'GET', '/', { headers: { Accept: 'text/html' } });
+      expect(res.status).to.equal(200);
+      const csp = String(res.headers['content-security-policy']);
+      for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "connect-src 'self'"]) expect(csp).to.include(d);
+      expect(csp).to.not.match(/script-src[^;]*unsafe/);
+      expect(res.headers['referrer-policy']).to.equal('no-referrer');
+      expect(res.headers['x-frame-options']).to.equal('DENY');
+      expect(res.headers['x-content-type-options']).to.equal('nosniff');
+      // The page's scripts are all external (a CSP without 'unsafe-inline' would block the rest).
+      const inline = [...res.text.matchAll(/<script(?![^>]*\bsrc=)(?![^>]*type="application\/json")[^>]*>/g)];
+      expect(inline.map((m) => m[0])).to.deep.equal([]);
+      expect(res.text).to.not.match(/\son[a-z]+=/i);
+    });
+
+    it('a bad request never takes the node down', async function () {
+      await call(web.url, 'POST', '/api/downloads', { body: '{"target":', headers: { 'Content-Type': 'application/json' } });
+      await call(web.url, 'GET', '/api/files/%ZZ/content');
+      await call(web.url, 'GET', `/api/files/${'a'.repeat(40)}/content`, { headers: { Range: 'bytes=99999999999999999999-' } });
+      expect((await call(web.url, 'GET', '/api/status')).status).to.equal(200);
+    });
+  });
+});

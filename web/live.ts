@@ -1,0 +1,225 @@
+/**
+ * Live updates over socket.io: the LiveEvents of web/contract.ts, pushed from the node's
+ * events to every connected page.
+ *
+ * - `status` at once on connect, then every second while anyone is connected (volatile:
+ *   a client that cannot keep up skips ticks instead of queueing them).
+ * - Peer and file events are coalesced per key over COALESCE_MS, so a burst (a bootstrap
+ *   answer naming hundreds of peers) becomes one event per peer with its last state.
+ *   `peer-changed` also comes from a once-a-second diff of sources, reachability, address
+ *   and name, which the registry does not announce by itself.
+ * - `download` at most 4 a second per download (volatile, the last one always follows),
+ *   at once and reliably when its state changes.
+ * - A client whose unsent backlog passes MAX_BACKLOG packets is disconnected: it reconnects,
+ *   gets a fresh status and reloads its lists, and the server's memory stays bounded.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Server as SocketServer, Socket } from 'socket.io';
+import type { Logger } from '../network/log.js';
+import type { Node, DownloadInfo } from '../network/node.js';
+import type { KnownPeer } from '../network/discovery/peer-registry.js';
+import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
+import type { SharedFile } from '../network/library/library.js';
+import type { LiveEvents } from './contract.js';
+import { discoveryView, downloadView, fileView, peerView, statusView } from './views-data.js';
+
+export const STATUS_INTERVAL_MS = 1000;
+export const COALESCE_MS = 250;
+export const DOWNLOAD_MIN_INTERVAL_MS = 250;
+export const MAX_BACKLOG = 1000;
+
+type EventName = keyof LiveEvents;
+type Payload<E extends EventName> = Parameters<LiveEvents[E]>[0];
+
+export interface LiveInit {
+  io: SocketServer;
+  node: Node;
+  httpUrl: () => string;
+  log: Logger;
+  statusIntervalMs?: number;
+}
+
+interface Throttle {
+  state: DownloadInfo['state'];
+  last: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/** What a page shows of a peer, besides times: a change of it is a `peer-changed`. */
+const peerSignature = (p: KnownPeer) => `${p.host}|${p.port}|${p.name ?? ''}|${[...p.sources].sort().join(',')}|${p.reachable}`;
+
+export class Live {
+  private readonly io: SocketServer;
+  private readonly node: Node;
+  private ticker: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly pending = new Map<string, { event: EventName; payload: unknown }>();
+  private readonly throttles = new Map<string, Throttle>();
+  private peerSigs = new Map<string, string>();
+  private readonly unhook: Array<() => void> = [];
+  private running = false;
+
+  constructor(private readonly init: LiveInit) {
+    this.io = init.io;
+    this.node = init.node;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const node = this.node;
+    const n = node as unknown as EventEmitter;
+    const on = (emitter: EventEmitter, event: string, f: (...args: never[]) => void) => {
+      const g = f as (...args: unknown[]) => void;
+      emitter.on(event, g);
+      this.unhook.push(() => emitter.off(event, g));
+    };
+    on(n, 'peer-up', (p: KnownPeer) => this.peer('peer-up', p));
+    on(n, 'peer-down', (p: KnownPeer) => this.peer('peer-down', p));
+    on(node.registry as unknown as EventEmitter, 'peer-changed', (p: KnownPeer) => this.peer('peer-changed', p));
+    on(node.registry as unknown as EventEmitter, 'peer-unreachable', (p: KnownPeer) => this.peer('peer-changed', p));
+    on(n, 'file-added', (f: SharedFile) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-added', () => fileView(node, f)));
+    on(n, 'file-removed', (f: SharedFile) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-removed', () => ({ infohash: f.metainfo.infoHashHex, name: f.name })));
+    on(n, 'holders', (h: string) => {
+      const f = node.library.byInfoHash(h);
+      if (f) this.queue(`file:${h}`, 'file-changed', () => fileView(node, f));
+    });
+    on(n, 'progress', (d: DownloadInfo) => this.download(d));
+    on(n, 'done', (d: DownloadInfo) => this.download(d));
+    on(n, 'download-state', (d: DownloadInfo) => this.download(d));
+    on(n, 'error', (_err: Error, h?: string) => {
+      const d = h ? node.listDownloads().find((x) => x.infohash === h) : undefined;
+      if (d) this.download(d);
+    });
+    on(n, 'download-removed', (h: string) => {
+      const t = this.throttles.get(h);
+      if (t?.timer) clearTimeout(t.timer);
+      this.throttles.delete(h);
+      this.send('download-removed', { infohash: h });
+    });
+    on(n, 'discovery-health', (source: PeerSource, h: DiscoveryHealth) => {
+      if (source === 'multicast' || source === 'bootstrap') this.send('discovery', discoveryView(source, h));
+    });
+
+    this.io.on('connection', this.onConnection);
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const f of this.unhook.splice(0)) f();
+    this.io.off('connection', this.onConnection);
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const t of this.throttles.values()) if (t.timer) clearTimeout(t.timer);
+    this.ticker = this.flushTimer = null;
+    this.throttles.clear();
+    this.pending.clear();
+  }
+
+  private get clients(): number {
+    return this.io.engine?.clientsCount ?? 0;
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    socket.emit('status', statusView(this.node, this.init.httpUrl()));
+    if (!this.ticker) {
+      this.peerSigs = new Map(this.node.knownPeers().map((p) => [p.key, peerSignature(p)]));
+      this.ticker = setInterval(() => this.tick(), this.init.statusIntervalMs ?? STATUS_INTERVAL_MS);
+      this.ticker.unref();
+    }
+  };
+
+  private tick(): void {
+    if (this.io.of('/').sockets.size === 0) {
+      if (this.ticker) clearInterval(this.ticker);
+      this.ticker = null;
+      return;
+    }
+    this.io.volatile.emit('status', statusView(this.node, this.init.httpUrl()));
+    const now = new Map<string, string>();
+    for (const p of this.node.knownPeers()) {
+      const sig = peerSignature(p);
+      now.set(p.key, sig);
+      const before = this.peerSigs.get(p.key);
+      if (before === undefined) this.queue(`peer:${p.key}`, 'peer-up', () => peerView(p));
+      else if (before !== sig) this.queue(`peer:${p.key}`, 'peer-changed', () => peerView(p));
+    }
+    this.peerSigs = now;
+  }
+
+  private peer(event: 'peer-up' | 'peer-down' | 'peer-changed', p: KnownPeer): void {
+    if (this.clients === 0) return;
+    if (event === 'peer-down') this.peerSigs.delete(p.key);
+    else this.peerSigs.set(p.key, peerSignature(p));
+    this.queue(`peer:${p.key}`, event, () => peerView(p));
+  }
+
+  /**
+   * Keep the last event per key until the next flush. A change of something the page has
+   * not been told about yet stays an addition; anything else replaces what was pending.
+   */
+  private queue<E extends EventName>(key: string, event: E, payload: () => Payload<E>): void {
+    if (this.clients === 0) return;
+    const before = this.pending.get(key);
+    const kept: EventName = before && (before.event === 'peer-up' || before.event === 'file-added') && (event === 'peer-changed' || event === 'file-changed') ? before.event : event;
+    this.pending.delete(key); // re-inserted last: events flush in the order they last changed
+    this.pending.set(key, { event: kept, payload: payload() });
+    this.flushTimer ??= setTimeout(() => this.flush(), COALESCE_MS);
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    for (const { event, payload } of batch) this.send(event, payload as never);
+  }
+
+  private download(d: DownloadInfo): void {
+    if (this.clients === 0) {
+      this.throttles.set(d.infohash, { state: d.state, last: 0, timer: this.throttles.get(d.infohash)?.timer ?? null });
+      return;
+    }
+    const now = Date.now();
+    const t = this.throttles.get(d.infohash) ?? { state: d.state, last: 0, timer: null };
+    this.throttles.set(d.infohash, t);
+    if (t.state !== d.state) {
+      t.state = d.state;
+      t.last = now;
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = null;
+      this.send('download', downloadView(d));
+      return;
+    }
+    if (now - t.last >= DOWNLOAD_MIN_INTERVAL_MS) {
+      t.last = now;
+      this.send('download', downloadView(d), true);
+      return;
+    }
+    // Too soon: the latest state goes out when the interval is up.
+    t.timer ??= setTimeout(() => {
+      t.timer = null;
+      const latest = this.node.listDownloads().find((x) => x.infohash === d.infohash);
+      if (!latest || !this.throttles.has(d.infohash)) return;
+      t.last = Date.now();
+      t.state = latest.state;
+      this.send('download', downloadView(latest), true);
+    }, DOWNLOAD_MIN_INTERVAL_MS - (now - t.last));
+  }
+
+  private send<E extends EventName>(event: E, payload: Payload<E>, volatile = false): void {
+    if (this.clients === 0) return;
+    if (volatile) {
+      this.io.volatile.emit(event, payload);
+      return;
+    }
+    for (const socket of this.io.of('/').sockets.values()) {
+      const backlog = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+      if (backlog > MAX_BACKLOG) {
+        this.init.log.warn({ client: socket.handshake.address, backlog }, 'dashboard client too slow: disconnected');
+        socket.disconnect(true);
+        continue;
+      }
+      socket.emit(event, payload);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * `web --peer-port 9000 [--http-port 5000] [--http-host H] [--http-token T] [node options]`:
+ * a Shoal node and its dashboard in one process. Prints the URL to open (with the access
+ * token when one is in use); logs go to stderr. SIGINT/SIGTERM stop both cleanly.
+ * The node options are node-cli's (cli/options.ts), parsed by the same code.
+ */
+import { createLogger } from '../network/log.js';
+import { Node } from '../network/node.js';
+import { parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
+import { WebServer } from './server.js';
+import { isLoopbackHost } from './auth.js';
+
+let opts: CliOptions & { http: HttpOptions };
+try {
+  opts = parseWebCli(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`web: ${err.message} (see web --help)\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
+const node = new Node({
+  port: opts.port,
+  listenHost: opts.listenHost,
+  announceHost: opts.peerIp,
+  sharedDir: opts.shared,
+  downloadDir: opts.downloads,
+  peers: opts.peers,
+  trackers: opts.trackers,
+  pieceLength: opts.pieceLength,
+  maxUploadRate: opts.maxUploadRate,
+  watch: opts.folderWatch,
+  name: opts.name,
+  bootstrap: opts.bootstrap,
+  multicast: opts.multicast,
+  watchPatterns: opts.watchPatterns,
+  logger,
+});
+const web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    const force = setTimeout(() => process.exit(code || 1), 10_000);
+    force.unref();
+    await web.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the dashboard'));
+    await node.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the node'));
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  await node.start();
+} catch (err) {
+  process.stderr.write(`web: cannot start the node: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+try {
+  await web.start();
+} catch (err) {
+  process.stderr.write(`web: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
+  await node.stop().catch(() => {});
+  process.exit(1);
+}
+
+const out = process.stdout;
+out.write(`Shoal node ${node.id} (${node.name}) on peer port ${node.port}, sharing ${node.sharedDir}\n`);
+const [first, ...more] = web.openUrls;
+out.write(`dashboard: ${first!}\n`);
+for (const u of more) out.write(`  also at ${u}\n`);
+if (!isLoopbackHost(opts.http.host)) out.write(`  (listening on ${opts.http.host}: the token is required; scripts send "Authorization: Bearer <token>")\n`);
+out.write(`API: ${web.url}/api (docs at ${web.url}/api/docs)\n`);
+
+/** Downloads named with --get start once the node runs; retried while peers come up. */
+for (const target of opts.gets) {
+  void (async () => {
+    const deadline = Date.now() + opts.resolveTimeoutMs;
+    for (;;) {
+      try {
+        await node.download(target);
+        return;
+      } catch (err) {
+        if (stopping) return;
+        if (Date.now() >= deadline) return logger.warn({ target, err: (err as Error).message }, 'could not start --get');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  })();
+}

@@ -1,0 +1,252 @@
+/**
+ * The OpenAPI 3.1 document of /api, generated from the zod schemas of web/contract.ts
+ * (z.toJSONSchema, JSON Schema 2020-12, which OpenAPI 3.1 uses as is): every contract
+ * shape is a component, every route names its parameters, body and answers. Served at
+ * /api/openapi.json, and through swagger-ui at /api/docs.
+ */
+import { z } from 'zod';
+import * as C from './contract.js';
+import { VERSION } from './views-data.js';
+
+type Json = Record<string, unknown>;
+
+/** The contract schemas that become components, by name. */
+const COMPONENTS: Record<string, z.ZodType> = {
+  Infohash: C.InfohashSchema,
+  DiscoveryView: C.DiscoveryViewSchema,
+  Totals: C.TotalsSchema,
+  Status: C.StatusSchema,
+  PeerView: C.PeerViewSchema,
+  PeersResponse: C.PeersResponseSchema,
+  AddPeerBody: C.AddPeerBodySchema,
+  FileView: C.FileViewSchema,
+  FilesResponse: C.FilesResponseSchema,
+  SearchResultView: C.SearchResultViewSchema,
+  SearchResponse: C.SearchResponseSchema,
+  DownloadState: C.DownloadStateSchema,
+  DownloadView: C.DownloadViewSchema,
+  DownloadPeerView: C.DownloadPeerViewSchema,
+  DownloadDetail: C.DownloadDetailSchema,
+  DownloadsResponse: C.DownloadsResponseSchema,
+  StartDownloadBody: C.StartDownloadBodySchema,
+  ErrorResponse: C.ErrorResponseSchema,
+};
+
+const ref = (name: keyof typeof COMPONENTS) => ({ $ref: `#/components/schemas/${name}` });
+
+function components(): Record<string, Json> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(COMPONENTS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' }) as { schemas: Record<string, Json> };
+  for (const s of Object.values(schemas)) {
+    delete s.$schema;
+    delete s.$id;
+  }
+  return schemas;
+}
+
+/** Query parameters from a zod object schema (its input side: defaults make them optional). */
+function queryParameters(schema: z.ZodType, descriptions: Record<string, string> = {}): Json[] {
+  const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Json>; required?: string[] };
+  return Object.entries(js.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: 'query',
+    required: (js.required ?? []).includes(name),
+    ...(descriptions[name] && { description: descriptions[name] }),
+    schema: s,
+  }));
+}
+
+const infohashParameter = { name: 'infohash', in: 'path', required: true, schema: ref('Infohash') };
+
+const json = (schema: Json, description: string) => ({ description, content: { 'application/json': { schema } } });
+const error = (description: string) => json(ref('ErrorResponse'), description);
+const jsonBody = (name: keyof typeof COMPONENTS) => ({ required: true, content: { 'application/json': { schema: ref(name) } } });
+
+/** Answers every route may give. */
+const common = {
+  '401': error('An access token is required (the dashboard listens beyond loopback, or was given --http-token)'),
+  '421': error('Host header is not this machine (DNS rebinding protection, loopback only)'),
+};
+const changing = {
+  ...common,
+  '403': error('Cross-site request refused (Origin or Sec-Fetch-Site names another site)'),
+  '415': error('The body is not Content-Type: application/json'),
+};
+
+let cached: Json | null = null;
+
+export function openApiDocument(): Json {
+  cached ??= build();
+  return cached;
+}
+
+function build(): Json {
+  const paths: Json = {
+    '/api/status': {
+      get: { operationId: 'getStatus', summary: 'This node: id, name, addresses, discovery health, totals', tags: ['status'], responses: { '200': json(ref('Status'), 'Status'), ...common } },
+    },
+    '/api/peers': {
+      get: {
+        operationId: 'listPeers',
+        summary: 'Every known peer, or those one source vouches for',
+        tags: ['peers'],
+        parameters: queryParameters(C.PeersQuerySchema, { source: 'only peers from this discovery source' }),
+        responses: { '200': json(ref('PeersResponse'), 'Known peers, freshest first'), '400': error('Unknown source'), ...common },
+      },
+      post: {
+        operationId: 'addPeer',
+        summary: 'Add a peer by hand (source "manual")',
+        tags: ['peers'],
+        requestBody: jsonBody('AddPeerBody'),
+        responses: {
+          '201': json(ref('PeerView'), 'The peer as the registry now holds it'),
+          '400': error('Bad host or port, malformed JSON, or this node itself'),
+          '413': error('Body larger than 64 KiB'),
+          ...changing,
+        },
+      },
+    },
+    '/api/files': {
+      get: { operationId: 'listFiles', summary: 'Files this node shares', tags: ['files'], responses: { '200': json(ref('FilesResponse'), 'Shared files by name'), ...common } },
+      put: {
+        operationId: 'uploadFile',
+        summary: 'Add a file to the shared folder: the raw bytes are the body, streamed to disk',
+        tags: ['files'],
+        parameters: queryParameters(C.UploadQuerySchema, { name: 'relative name inside the shared folder (no "..", no absolute path, no NUL)' }),
+        requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+        responses: {
+          '201': json(ref('FileView'), 'Stored, hashed and shared'),
+          '400': error('Bad name'),
+          '409': error('A file of that name exists (it is left as it was)'),
+          '411': error('No Content-Length'),
+          '413': error('Larger than allowed'),
+          '507': error('Not enough space on the disk'),
+          '403': changing['403'],
+          ...common,
+        },
+      },
+    },
+    '/api/files/{infohash}/torrent': {
+      get: {
+        operationId: 'getTorrent',
+        summary: 'The .torrent of a shared file or a download',
+        tags: ['files'],
+        parameters: [infohashParameter],
+        responses: {
+          '200': { description: 'Bencoded metainfo', content: { 'application/x-bittorrent': { schema: { type: 'string', contentMediaType: 'application/x-bittorrent' } } } },
+          '400': error('Not an infohash'),
+          '404': error('No such file'),
+          ...common,
+        },
+      },
+    },
+    '/api/files/{infohash}/content': {
+      get: {
+        operationId: 'getContent',
+        summary: 'The bytes of a file, also while it downloads (verified pieces only); one Range per request',
+        tags: ['files'],
+        parameters: [
+          infohashParameter,
+          { name: 'Range', in: 'header', required: false, schema: { type: 'string', examples: ['bytes=0-1023', 'bytes=1024-', 'bytes=-500'] } },
+        ],
+        responses: {
+          '200': { description: 'The whole file', content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+          '206': {
+            description: 'The range asked for, or the part of it that is verified so far (see Content-Range)',
+            headers: { 'Content-Range': { schema: { type: 'string' } } },
+            content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+          },
+          '400': error('Not an infohash'),
+          '404': error('No such file or download'),
+          '416': { ...error('Range outside the file'), headers: { 'Content-Range': { schema: { type: 'string', examples: ['bytes */1048576'] } } } },
+          '503': { ...error('The first piece of the range is not downloaded yet'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
+          ...common,
+        },
+      },
+    },
+    '/api/search': {
+      get: {
+        operationId: 'search',
+        summary: 'Search every known peer and the bootstrap index; results merged by infohash',
+        tags: ['search'],
+        parameters: queryParameters(C.SearchQuerySchema, { q: 'part of a file name' }),
+        responses: { '200': json(ref('SearchResponse'), 'Results, most sources first'), '400': error('No query'), ...common },
+      },
+    },
+    '/api/downloads': {
+      get: { operationId: 'listDownloads', summary: 'Every download with its state and progress', tags: ['downloads'], responses: { '200': json(ref('DownloadsResponse'), 'Downloads'), ...common } },
+      post: {
+        operationId: 'startDownload',
+        summary: 'Start downloading a name, an infohash or a magnet link',
+        tags: ['downloads'],
+        requestBody: jsonBody('StartDownloadBody'),
+        responses: {
+          '202': json(ref('DownloadView'), 'Started (or already running, or already shared here: state "done")'),
+          '400': error('Bad target or malformed JSON'),
+          '404': error('No known peer has it (within the resolve timeout)'),
+          '409': error('The name matches several files: use an infohash'),
+          '413': error('Body larger than 64 KiB'),
+          '422': error('The metainfo peers sent is unusable'),
+          ...changing,
+        },
+      },
+    },
+    '/api/downloads/{infohash}': {
+      get: {
+        operationId: 'getDownload',
+        summary: 'One download with its piece map and the peers it uses',
+        tags: ['downloads'],
+        parameters: [infohashParameter],
+        responses: { '200': json(ref('DownloadDetail'), 'Download detail'), '400': error('Not an infohash'), '404': error('No such download'), ...common },
+      },
+      delete: {
+        operationId: 'cancelDownload',
+        summary: 'Cancel a download: its .part and resume record are deleted',
+        tags: ['downloads'],
+        parameters: [infohashParameter],
+        responses: { '204': { description: 'Cancelled' }, '400': error('Not an infohash'), '404': error('No such download'), '409': error('Already finished or failed'), ...changing },
+      },
+    },
+    '/api/downloads/{infohash}/pause': {
+      post: {
+        operationId: 'pauseDownload',
+        summary: 'Pause a download (connections closed, verified pieces kept)',
+        tags: ['downloads'],
+        parameters: [infohashParameter],
+        responses: { '200': json(ref('DownloadView'), 'Paused'), '400': error('Not an infohash'), '404': error('No such download'), '409': error('Not running'), ...changing },
+      },
+    },
+    '/api/downloads/{infohash}/resume': {
+      post: {
+        operationId: 'resumeDownload',
+        summary: 'Resume a paused download',
+        tags: ['downloads'],
+        parameters: [infohashParameter],
+        responses: { '200': json(ref('DownloadView'), 'Running'), '400': error('Not an infohash'), '404': error('No such download'), '409': error('Not paused'), ...changing },
+      },
+    },
+    '/api/openapi.json': {
+      get: { operationId: 'getOpenApi', summary: 'This document', tags: ['meta'], responses: { '200': { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } }, ...common } },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Shoal node dashboard API',
+      version: VERSION,
+      description:
+        'See and drive a Shoal node. Errors are always `{ "error": "..." }`. When the dashboard listens beyond loopback (or was given a token), ' +
+        'send `Authorization: Bearer <token>`. State-changing requests from another site are refused; JSON bodies need `Content-Type: application/json` (64 KiB at most). ' +
+        'Live updates are pushed over socket.io on the same port (events: status, peer-up, peer-down, peer-changed, file-added, file-changed, file-removed, download, download-removed, discovery).',
+    },
+    servers: [{ url: '/' }],
+    tags: ['status', 'peers', 'files', 'search', 'downloads', 'meta'].map((name) => ({ name })),
+    components: {
+      schemas: components(),
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The dashboard access token (only when one is in use)' } },
+    },
+    security: [{}, { bearer: [] }],
+    paths,
+  };
+}

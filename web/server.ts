@@ -1,0 +1,323 @@
+/**
+ * The dashboard's HTTP server: EJS pages, the REST API (/api, see web/api.ts), its
+ * OpenAPI document and swagger-ui docs (/api/docs), static files (/static) and socket.io
+ * live updates (web/live.ts), all on one port, guarded by web/auth.ts.
+ *
+ * For the views (web/views/*.ejs, web/public/*):
+ * - Every page is `res.render(page, { page, title, status, peers?, files?, downloads?,
+ *   query?, results? })` with the contract's shapes (web/contract.ts): `page` is one of
+ *   overview, peers, files, search, transfers.
+ * - The Content-Security-Policy allows scripts and style sheets from this origin only: no
+ *   inline <script> and no on*= handlers (data for scripts can ride in a
+ *   `<script type="application/json">` block, which is never executed). Inline style
+ *   *attributes* are allowed (progress bar widths), <style> elements are not. Images from
+ *   self and data: URLs; connections (fetch, socket.io) to this origin only.
+ * - socket.io needs no token from the page: the HttpOnly cookie set by `/?token=` rides
+ *   along with its requests. Scripts outside a browser pass `auth: { token }`.
+ * - After a (re)connect, pages should reload their lists from the API: events missed while
+ *   disconnected are not replayed.
+ */
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { Server as SocketServer } from 'socket.io';
+import { silentLogger, type Logger } from '../network/log.js';
+import type { Node } from '../network/node.js';
+import { SearchQuerySchema } from './contract.js';
+import { Auth, generateToken, isLoopbackHost } from './auth.js';
+import { apiRouter, describeError, HttpError, type ApiInit } from './api.js';
+import { Live } from './live.js';
+import { activeDownloads, downloadViews, fileViews, machineAddresses, peerViews, searchResultView, statusView } from './views-data.js';
+
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+export const WARN_PER_MINUTE = 20;
+
+export interface WebServerInit {
+  node: Node;
+  /** Listen address; 127.0.0.1 by default. Anything but loopback requires a token. */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Access token; generated when listening beyond loopback and none is given. */
+  token?: string;
+  /** Require a token (generated unless given) even on loopback. */
+  requireToken?: boolean;
+  logger?: Logger;
+  /** Passed to the API (tests shorten them). */
+  contentWaitMs?: ApiInit['contentWaitMs'];
+  resolveTimeoutMs?: ApiInit['resolveTimeoutMs'];
+  maxUploadBytes?: ApiInit['maxUploadBytes'];
+}
+
+const PAGES = {
+  overview: { path: '/', title: 'Overview' },
+  peers: { path: '/peers', title: 'Peers' },
+  files: { path: '/files', title: 'Files' },
+  search: { path: '/search', title: 'Search' },
+  transfers: { path: '/transfers', title: 'Transfers' },
+} as const;
+
+const ERROR_TITLES: Record<number, string> = { 400: 'Bad request', 404: 'Not found', 500: 'Something went wrong' };
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "style-src-attr 'unsafe-inline'",
+  "img-src 'self' data:",
+  "media-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+/** swagger-ui sets inline styles and draws its icons from data: URLs. */
+const DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
+
+/** The few swagger-ui-dist files the docs page uses. */
+const SWAGGER_FILES = new Set(['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'favicon-32x32.png', 'favicon-16x16.png']);
+
+const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Shoal API</title>
+  <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/api/docs/assets/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/api/docs/assets/init.js"></script>
+</body>
+</html>
+`;
+const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#swagger-ui', deepLinking: true, tryItOutEnabled: false });\n`;
+
+/** Views and static files sit in the source tree: next to this file, or two levels above dist/web/. */
+function assetDir(name: 'views' | 'public'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, name), path.join(here, '..', '..', 'web', name)];
+  return candidates.find((d) => fs.existsSync(d)) ?? candidates[1]!;
+}
+
+function swaggerDir(): string {
+  return path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+}
+
+export class WebServer {
+  readonly node: Node;
+  private readonly log: Logger;
+  private readonly host: string;
+  private readonly auth: Auth;
+  private readonly app: express.Express;
+  private readonly http: http.Server;
+  private io: SocketServer | null = null;
+  private live: Live | null = null;
+  private state: 'idle' | 'running' | 'stopped' = 'idle';
+  private stopping: Promise<void> | null = null;
+  private warned = { windowStart: 0, count: 0, suppressed: 0 };
+
+  constructor(private readonly init: WebServerInit) {
+    this.node = init.node;
+    this.log = init.logger ?? silentLogger();
+    this.host = init.host ?? DEFAULT_HTTP_HOST;
+    const loopback = isLoopbackHost(this.host);
+    const token = init.token ?? (init.requireToken || !loopback ? generateToken() : undefined);
+    this.auth = new Auth({ token, port: () => this.port, loopbackOnly: loopback });
+    this.app = this.buildApp();
+    this.http = http.createServer(this.app);
+    this.http.keepAliveTimeout = 5000;
+    this.http.headersTimeout = 10_000;
+    // Uploads and video streams may run for long: no total limit, but an idle socket goes.
+    this.http.requestTimeout = 0;
+    this.http.timeout = 120_000;
+  }
+
+  get port(): number {
+    const a = this.http.address() as AddressInfo | null;
+    return a?.port ?? this.init.port;
+  }
+
+  /** Where to open the dashboard (127.0.0.1 when listening on every interface). */
+  get url(): string {
+    let host = this.host;
+    if (host === '0.0.0.0' || host === '::') host = '127.0.0.1';
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  /**
+   * What to open in a browser, token included: the listen address, or, when listening on
+   * every interface, 127.0.0.1 and each LAN address of this machine.
+   */
+  get openUrls(): string[] {
+    const withToken = (u: string) => (this.token ? `${u}/?token=${encodeURIComponent(this.token)}` : `${u}/`);
+    const urls = [this.url];
+    if (this.host === '0.0.0.0' || this.host === '::') urls.push(...machineAddresses().map((a) => `http://${a}:${this.port}`));
+    return urls.map(withToken);
+  }
+
+  /** The access token in use, if any. */
+  get token(): string | undefined {
+    return this.auth.token;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.init.port, this.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.http.on('error', (err) => this.log.error({ err: err.message }, 'dashboard server error'));
+    this.io = new SocketServer(this.http, {
+      serveClient: true,
+      maxHttpBufferSize: 10_000,
+      // Host and Origin are checked on every engine.io request (polling and the websocket
+      // upgrade): a page of another site must not even read the live stream.
+      allowRequest: (req, cb) => {
+        const refusal = this.auth.checkHost(req) ?? this.auth.checkOrigin(req);
+        if (refusal) this.warn({ remote: req.socket.remoteAddress, reason: refusal.error }, 'socket.io request refused');
+        cb(refusal ? refusal.error : null, refusal === null);
+      },
+    });
+    this.io.use((socket, next) => {
+      const given = (socket.handshake.auth as Record<string, unknown> | undefined)?.token;
+      if (this.auth.allowed(socket.request, given)) return next();
+      this.warn({ remote: socket.handshake.address }, 'socket.io connection without a valid token');
+      next(new Error('unauthorized: an access token is required'));
+    });
+    this.live = new Live({ io: this.io, node: this.node, httpUrl: () => this.url, log: this.log });
+    this.live.start();
+    this.log.info({ url: this.url, token: this.token !== undefined }, 'dashboard listening');
+  }
+
+  /** Close every connection and stop pushing. Idempotent; the node is not stopped. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const wasRunning = this.state === 'running';
+      this.state = 'stopped';
+      this.live?.stop();
+      if (!wasRunning) return;
+      const closed = this.io ? this.io.close() : new Promise<void>((resolve) => this.http.close(() => resolve()));
+      this.http.closeAllConnections();
+      await closed;
+    })();
+    return this.stopping;
+  }
+
+  private buildApp(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('query parser', 'simple');
+    app.set('views', assetDir('views'));
+    app.set('view engine', 'ejs');
+    app.set('etag', false);
+
+    app.use((req, res, next) => {
+      res.setHeader('Content-Security-Policy', req.path === '/api/docs' || req.path === '/api/docs/' ? DOCS_CSP : CSP);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('X-Frame-Options', 'DENY');
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ remote: req.socket.remoteAddress, method: req.method, url: req.originalUrl.slice(0, 200) }, 'request');
+      next();
+    });
+    // Code and styles (ours and swagger-ui's) are no secret: they load without the token.
+    const isPublic = (req: Request) => req.path.startsWith('/static/') || req.path.startsWith('/api/docs/assets/') || req.path === '/favicon.ico';
+    app.use(this.auth.middleware(isPublic));
+
+    app.use('/static', express.static(assetDir('public'), { index: false, maxAge: '1h', fallthrough: true }));
+    app.get('/favicon.ico', (_req, res) => {
+      res.status(204).end();
+    });
+
+    const swagger = swaggerDir();
+    app.get('/api/docs/assets/init.js', (_req, res) => {
+      res.type('application/javascript').send(DOCS_INIT);
+    });
+    app.get('/api/docs/assets/:file', (req, res, next) => {
+      const file = String(req.params.file);
+      if (!SWAGGER_FILES.has(file)) return next();
+      res.sendFile(path.join(swagger, file), { maxAge: '1d' });
+    });
+    app.get(['/api/docs', '/api/docs/'], (_req, res) => {
+      res.type('html').send(DOCS_HTML);
+    });
+
+    app.use(
+      '/api',
+      apiRouter({ node: this.node, log: this.log, httpUrl: () => this.url, contentWaitMs: this.init.contentWaitMs, resolveTimeoutMs: this.init.resolveTimeoutMs, maxUploadBytes: this.init.maxUploadBytes }),
+    );
+
+    const render = (res: Response, page: keyof typeof PAGES, extra: Record<string, unknown>) => {
+      res.setHeader('Cache-Control', 'no-store');
+      res.render(page, { page, title: PAGES[page].title, status: statusView(this.node, this.url), ...extra });
+    };
+    app.get(PAGES.overview.path, (_req, res) => render(res, 'overview', { downloads: downloadViews(this.node) }));
+    app.get(PAGES.peers.path, (_req, res) => render(res, 'peers', { peers: peerViews(this.node) }));
+    app.get(PAGES.files.path, (_req, res) => {
+      this.node.refreshHolders();
+      render(res, 'files', { files: fileViews(this.node) });
+    });
+    app.get(PAGES.transfers.path, (_req, res) => render(res, 'transfers', { downloads: downloadViews(this.node) }));
+    app.get(PAGES.search.path, async (req, res) => {
+      const raw = typeof req.query.q === 'string' ? req.query.q : '';
+      const q = SearchQuerySchema.safeParse({ q: raw });
+      if (!q.success) return render(res, 'search', { query: raw.slice(0, 256) });
+      const results = await this.node.search(q.data.q);
+      const downloading = activeDownloads(this.node);
+      render(res, 'search', { query: q.data.q, results: results.map((r) => searchResultView(this.node, r, downloading)) });
+    });
+
+    app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path.slice(0, 200)}`)));
+    app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+      const { status, message, headers } = describeError(err);
+      if (status >= 500) this.log.error({ err: err instanceof Error ? err.stack : String(err), url: req.originalUrl.slice(0, 200) }, 'request failed');
+      else this.warn({ remote: req.socket.remoteAddress, method: req.method, url: req.originalUrl.slice(0, 200), status, error: message }, 'bad request');
+      if (res.headersSent) {
+        // Mid-stream: the status is gone; cutting the connection is the only honest answer.
+        res.destroy();
+        return;
+      }
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      res.status(status);
+      const json = () => void res.json({ error: message });
+      // A person who followed a link gets the error page; the API and scripts get JSON.
+      const wantsPage = !req.path.startsWith('/api/') && !req.path.startsWith('/static/') && req.method === 'GET' && req.accepts(['json', 'html']) === 'html';
+      if (!wantsPage) return json();
+      res.render('error', { page: 'error', title: ERROR_TITLES[status] ?? 'Something went wrong', status, message }, (renderErr: Error | null, html?: string) => {
+        if (renderErr) {
+          this.log.error({ err: renderErr.message }, 'cannot render the error page');
+          return json();
+        }
+        res.type('html').send(html);
+      });
+    });
+    return app;
+  }
+
+  /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */
+  private warn(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const w = this.warned;
+    if (now - w.windowStart >= 60_000) {
+      if (w.suppressed > 0) this.log.warn({ suppressed: w.suppressed }, 'more bad requests in the last minute were not logged');
+      w.windowStart = now;
+      w.count = 0;
+      w.suppressed = 0;
+    }
+    if (w.count++ < WARN_PER_MINUTE) this.log.warn(fields, msg);
+    else w.suppressed++;
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The node's own shapes turned into the contract's (web/contract.ts): what the pages, the
+ * API and the socket.io events all show. Pure functions of the node's state.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Node, DownloadInfo, SearchResult } from '../network/node.js';
+import type { KnownPeer } from '../network/discovery/peer-registry.js';
+import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
+import type { SharedFile } from '../network/library/library.js';
+import { makeMagnet } from '../network/metainfo/magnet.js';
+import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, Status } from './contract.js';
+
+type DiscoveryView = Status['discovery'][number];
+
+/** package.json's version: two folders up from dist/web, one from web/. */
+export const VERSION: string = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const p of [path.join(here, '..', '..', 'package.json'), path.join(here, '..', 'package.json')]) {
+    try {
+      const v = (JSON.parse(fs.readFileSync(p, 'utf8')) as { name?: string; version?: string });
+      if (v.name === 'shoal' && typeof v.version === 'string') return v.version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return '0.0.0';
+})();
+
+export const torrentUrl = (h: string) => `/api/files/${h}/torrent`;
+export const contentUrl = (h: string) => `/api/files/${h}/content`;
+
+/** This machine's IPv4 addresses, loopback excluded. */
+export function machineAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flatMap((l) => l ?? [])
+    .filter((a) => a.family === 'IPv4' && !a.internal)
+    .map((a) => a.address);
+}
+
+export function discoveryView(source: PeerSource, h: DiscoveryHealth): DiscoveryView {
+  return {
+    source: source === 'bootstrap' ? 'bootstrap' : 'multicast',
+    state: h.state,
+    ...(h.detail !== undefined && { detail: h.detail }),
+    since: h.since,
+    ...(h.lastOk !== undefined && { lastOk: h.lastOk }),
+  };
+}
+
+const active = (d: DownloadInfo) => d.state === 'downloading' || d.state === 'paused';
+
+export function statusView(node: Node, httpUrl: string): Status {
+  const t = node.totals();
+  return {
+    id: node.id,
+    name: node.name,
+    version: VERSION,
+    startedAt: node.startedAt,
+    peerPort: node.port,
+    announceHost: node.announceHost,
+    addresses: machineAddresses(),
+    httpUrl,
+    sharedDir: node.sharedDir,
+    downloadDir: node.downloadDir,
+    discovery: node
+      .discovery()
+      .filter((d) => d.source === 'multicast' || d.source === 'bootstrap')
+      .map((d) => discoveryView(d.source, d.health)),
+    totals: {
+      peers: node.knownPeers().length,
+      files: node.library.files().length,
+      activeDownloads: node.listDownloads().filter(active).length,
+      downloadRate: t.downloadRate,
+      uploadRate: t.uploadRate,
+      downloaded: t.downloaded,
+      uploaded: t.uploaded,
+    },
+  };
+}
+
+export function peerView(p: KnownPeer): PeerView {
+  return {
+    key: p.key,
+    ...(p.id !== undefined && { id: p.id }),
+    ...(p.name !== undefined && { name: p.name }),
+    host: p.host,
+    port: p.port,
+    sources: [...p.sources],
+    firstSeen: p.firstSeen,
+    lastSeen: p.lastSeen,
+    reachable: p.reachable,
+  };
+}
+
+export function fileView(node: Node, f: SharedFile): FileView {
+  const h = f.metainfo.infoHashHex;
+  return {
+    name: f.name,
+    size: f.size,
+    infohash: h,
+    holders: node.holders(h),
+    magnet: node.magnet(h) ?? makeMagnet(f.metainfo),
+    torrentUrl: torrentUrl(h),
+    contentUrl: contentUrl(h),
+  };
+}
+
+export function downloadView(d: DownloadInfo): DownloadView {
+  const progress = d.pieces > 0 ? Math.min(1, d.verified / d.pieces) : d.state === 'done' ? 1 : 0;
+  return {
+    infohash: d.infohash,
+    name: d.name,
+    size: d.length,
+    state: d.state,
+    progress: d.state === 'done' ? 1 : progress,
+    pieces: d.pieces,
+    verified: d.verified,
+    downloadRate: d.downloadRate,
+    uploadRate: d.uploadRate,
+    downloaded: d.downloaded,
+    uploaded: d.uploaded,
+    eta: d.state === 'downloading' && d.eta !== null && Number.isFinite(d.eta) ? d.eta : null,
+    peers: d.peers,
+    startedAt: d.startedAt,
+    ...(d.path !== undefined && { path: d.path }),
+    ...(d.error !== undefined && { error: d.error }),
+    contentUrl: contentUrl(d.infohash),
+  };
+}
+
+export function downloadDetailView(d: NonNullable<ReturnType<Node['downloadDetail']>>): DownloadDetail {
+  return {
+    ...downloadView(d),
+    pieceMap: Buffer.from(d.bitfield).toString('base64'),
+    peerList: d.peerList.map((p) => ({
+      address: p.address,
+      client: p.client,
+      downloaded: p.downloaded,
+      uploaded: p.uploaded,
+      downloadRate: p.downloadRate,
+      uploadRate: p.uploadRate,
+      has: Math.max(0, Math.min(1, p.has)),
+      outgoing: p.outgoing,
+    })),
+  };
+}
+
+export function searchResultView(node: Node, r: SearchResult, downloading: ReadonlySet<string>): SearchResultView {
+  return {
+    infohash: r.infohash,
+    name: r.name,
+    size: r.size,
+    sources: r.peers.length,
+    peers: r.peers.map((p) => ({ ...(p.id !== undefined && { id: p.id }), host: p.host, port: p.port })),
+    via: r.via,
+    local: node.library.byInfoHash(r.infohash) !== undefined,
+    downloading: downloading.has(r.infohash),
+  };
+}
+
+/** Infohashes of downloads not yet finished (downloading or paused). */
+export function activeDownloads(node: Node): Set<string> {
+  return new Set(node.listDownloads().filter(active).map((d) => d.infohash));
+}
+
+export function fileViews(node: Node): FileView[] {
+  return node.library
+    .files()
+    .map((f) => fileView(node, f))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function downloadViews(node: Node): DownloadView[] {
+  return node.listDownloads().map(downloadView);
+}
+
+export function peerViews(node: Node): PeerView[] {
+  return node.knownPeers().map(peerView);
+}
