@@ -1,0 +1,389 @@
+// Transfers: one row per download, updated in place from the `download` events (at most
+// four a second each). Pause / resume / cancel call the API; cancel asks first, inline.
+// An open row shows the piece map and the peers, polled from GET /api/downloads/:infohash
+// once a second while it stays open.
+import { $, $$, el, icon, api, on, onConnect, initial, toast, size, rate, plural, short, timeAgo, badge, progressLine, progressSub, setProgress } from './app.js';
+
+const downloads = new Map();
+for (const d of (initial() || {}).downloads || []) downloads.set(d.infohash, d);
+const tbody = $('#transfers');
+const sel = (h) => `tr.xfer[data-infohash="${h}"]`;
+
+// ---- rows ------------------------------------------------------------------------------------
+
+function row(d) {
+  const toggle = el('button', { class: 'toggle', type: 'button', 'aria-expanded': 'false', 'aria-label': 'Show details', title: 'Pieces and peers' }, icon('chevron'));
+  const tr = el(
+    'tr',
+    { class: 'xfer', data: { infohash: d.infohash } },
+    el('td', { class: 'toggle-cell' }, toggle),
+    el('td', { class: 'name-cell' }, el('a', { class: 'primary name-link', target: '_blank', rel: 'noopener' }), el('div', { class: 'secondary status-line' })),
+    el('td', { class: 'progress-cell' }, progressLine(d), el('div', { class: 'progress-sub' })),
+    el('td', { class: 'right num nowrap hide-xs speed' }, el('div', { class: 'down' }), el('div', { class: 'muted small up' })),
+    el('td', { class: 'right num hide-md peers' }),
+    el('td', { class: 'actions' }),
+  );
+  update(tr, d);
+  return tr;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function update(tr, d) {
+  const prev = tr._d;
+  tr._d = d;
+  const [, nameCell, progressCell, speed, peersCell, actions] = tr.children;
+  const link = nameCell.firstChild;
+  setText(link, d.name);
+  if (link.getAttribute('href') !== d.contentUrl) link.setAttribute('href', d.contentUrl);
+  link.title = d.state === 'done' ? 'Open in the browser' : 'Open now: the verified pieces are served while the rest downloads';
+  const sub = nameCell.lastChild;
+  if (!prev || prev.state !== d.state || prev.error !== d.error)
+    sub.replaceChildren(badge(d.state + ' state', d.state, true), el('span', {}, size(d.size)), ...(d.error ? [el('span', { class: 'error-text' }, d.error)] : []));
+  setProgress(progressCell, d);
+  setText(progressCell.lastChild, progressSub(d));
+  setText(speed.firstChild, d.state === 'downloading' ? '↓ ' + rate(d.downloadRate) : '—');
+  setText(speed.lastChild, d.uploadRate > 0 ? '↑ ' + rate(d.uploadRate) : '');
+  setText(peersCell, String(d.peers));
+  if (!prev || prev.state !== d.state || !actions.firstChild) {
+    if (!actions.querySelector('.confirm') || d.state === 'done' || d.state === 'failed') actions.replaceChildren(...buttons(d));
+  }
+  const detail = tr.nextElementSibling;
+  if (detail && detail.classList.contains('detail')) fillFacts(detail, d);
+}
+
+function buttons(d) {
+  const b = (act, ico, label, cls = 'btn sm') => el('button', { class: cls, type: 'button', data: { act }, title: label }, icon(ico), el('span', { class: 'hide-xs' }, label));
+  const x = (act, label) => el('button', { class: 'btn sm icon-only danger', type: 'button', data: { act }, title: label, 'aria-label': label }, icon('x'));
+  // Done: a labelled Open button. Before that a small one: what is verified streams already.
+  const open = (done) =>
+    done
+      ? el('a', { class: 'btn sm primary', href: d.contentUrl, target: '_blank', rel: 'noopener', title: 'Open in the browser' }, icon('open'), 'Open')
+      : el(
+          'a',
+          {
+            class: 'btn sm icon-only',
+            href: d.contentUrl,
+            target: '_blank',
+            rel: 'noopener',
+            title: 'Open now: the verified pieces are served while the rest downloads',
+            'aria-label': 'Open now, while it downloads',
+          },
+          icon('open'),
+        );
+  switch (d.state) {
+    case 'downloading':
+      return [open(false), b('pause', 'pause', 'Pause'), x('cancel', 'Cancel')];
+    case 'paused':
+      return [open(false), b('resume', 'play', 'Resume'), x('cancel', 'Cancel')];
+    case 'done':
+      return [open(true)];
+    default:
+      return [b('retry', 'download', 'Retry'), x('cancel', 'Remove')];
+  }
+}
+
+function emptyRow() {
+  return el('tr', { class: 'empty-row' }, el('td', { colspan: '6' }, el('strong', {}, 'No downloads yet.'), el('br'), 'Find a file in ', el('a', { href: '/search' }, 'Search'), ' and press Download.'));
+}
+
+function refresh() {
+  const active = [...downloads.values()].filter((d) => d.state === 'downloading' || d.state === 'paused').length;
+  $('#transfers-summary').textContent = `${plural(downloads.size, 'download')}, ${active} active`;
+  const empty = tbody.querySelector('.empty-row');
+  if (downloads.size === 0 && !empty) tbody.append(emptyRow());
+  if (downloads.size > 0 && empty) empty.remove();
+}
+
+function upsert(d, flash = true) {
+  downloads.set(d.infohash, d);
+  const tr = tbody.querySelector(sel(d.infohash));
+  if (tr) update(tr, d);
+  else {
+    const fresh = row(d);
+    tbody.prepend(fresh);
+    if (flash) fresh.classList.add('flash');
+  }
+  refresh();
+}
+
+function remove(infohash) {
+  downloads.delete(infohash);
+  const tr = tbody.querySelector(sel(infohash));
+  if (tr) {
+    close(tr);
+    tr.classList.add('leaving');
+    setTimeout(() => {
+      tr.remove();
+      refresh();
+    }, 450);
+  } else refresh();
+}
+
+on('download', (d) => upsert(d));
+on('download-removed', ({ infohash }) => remove(infohash));
+onConnect(async () => {
+  try {
+    const res = await api('GET', '/api/downloads');
+    const seen = new Set();
+    for (const d of res.downloads.slice().sort((x, y) => x.startedAt - y.startedAt)) {
+      seen.add(d.infohash);
+      upsert(d, false);
+    }
+    for (const h of [...downloads.keys()]) if (!seen.has(h)) remove(h);
+  } catch {
+    /* keep what is shown */
+  }
+});
+
+// ---- actions ----------------------------------------------------------------------------------
+
+tbody.addEventListener('click', async (e) => {
+  const target = e.target instanceof Element ? e.target : null;
+  const toggle = target && target.closest('button.toggle');
+  if (toggle) return void flip(toggle.closest('tr'));
+  const btn = target && target.closest('button[data-act]');
+  if (!btn) return;
+  const tr = btn.closest('tr.xfer');
+  const d = tr && tr._d;
+  if (!d) return;
+  const actions = btn.closest('td');
+  const base = '/api/downloads/' + d.infohash;
+  const call = async (method, url, body) => {
+    for (const b of actions.querySelectorAll('button')) b.disabled = true;
+    try {
+      const res = await api(method, url, body);
+      if (res && res.infohash === d.infohash && typeof res.progress === 'number') upsert(res);
+      return true;
+    } catch (err) {
+      toast(`${d.name}: ${err.message}`);
+      actions.replaceChildren(...buttons(tr._d));
+      return false;
+    }
+  };
+  switch (btn.dataset.act) {
+    case 'pause':
+      await call('POST', base + '/pause');
+      break;
+    case 'resume':
+      await call('POST', base + '/resume');
+      break;
+    case 'retry':
+      await call('POST', '/api/downloads', { target: d.infohash });
+      break;
+    case 'cancel':
+      actions.replaceChildren(
+        el(
+          'span',
+          { class: 'confirm' },
+          el('span', {}, d.state === 'failed' ? 'Remove it?' : 'Cancel and delete what came?'),
+          el('button', { class: 'btn sm danger solid', type: 'button', data: { act: 'cancel-yes' } }, 'Yes, cancel'),
+          el('button', { class: 'btn sm', type: 'button', data: { act: 'cancel-no' } }, 'Keep'),
+        ),
+      );
+      actions.querySelector('[data-act="cancel-no"]').focus();
+      break;
+    case 'cancel-yes':
+      if (await call('DELETE', base)) remove(d.infohash);
+      break;
+    case 'cancel-no':
+      actions.replaceChildren(...buttons(d));
+      break;
+  }
+});
+
+// ---- detail: piece map and peers ------------------------------------------------------------------
+
+const polls = new Map(); // infohash -> interval id
+
+function flip(tr) {
+  if (tr.classList.contains('open')) close(tr);
+  else open(tr);
+}
+
+function open(tr) {
+  const d = tr._d;
+  tr.classList.add('open');
+  tr.querySelector('button.toggle').setAttribute('aria-expanded', 'true');
+  const canvas = el('canvas', { class: 'piece-map', 'aria-label': 'piece map' });
+  const body = el(
+    'div',
+    { class: 'detail-body' },
+    el(
+      'div',
+      { class: 'detail-top' },
+      el(
+        'div',
+        {},
+        el('h3', {}, 'Pieces'),
+        canvas,
+        el('div', { class: 'piece-legend' }, el('span', { class: 'have' }, 'verified'), el('span', { class: 'miss' }, 'missing'), el('span', { class: 'count num pieces-count' }, '')),
+      ),
+      el('div', {}, el('h3', {}, 'Transfer'), el('dl', { class: 'kv facts' })),
+    ),
+    el('div', {}, el('h3', {}, 'Peers'), el('div', { class: 'peer-table' }, el('div', { class: 'table-wrap' }, el('table', { class: 'data stack' }, el('thead', {}, el('tr', {}, ...peerHead())), el('tbody', { class: 'peer-rows' }, loadingRow()))))),
+  );
+  const detail = el('tr', { class: 'detail', data: { infohash: d.infohash } }, el('td', { colspan: '6' }, body));
+  tr.after(detail);
+  fillFacts(detail, d);
+  const poll = async () => {
+    if (detail._busy) return;
+    detail._busy = true;
+    try {
+      const full = await api('GET', '/api/downloads/' + d.infohash);
+      if (!detail.isConnected) return;
+      detail._full = full;
+      drawPieces(canvas, full.pieceMap, full.pieces);
+      fillPeers(detail, full.peerList);
+      const row = tbody.querySelector(sel(d.infohash));
+      if (row) update(row, { ...tr._d, ...withoutDetail(full) });
+    } catch (err) {
+      if (detail.isConnected) $('.peer-rows', detail).replaceChildren(messageRow(err.message));
+    } finally {
+      detail._busy = false;
+    }
+  };
+  void poll();
+  polls.set(d.infohash, setInterval(poll, 1000));
+}
+
+function withoutDetail(full) {
+  const { pieceMap, peerList, ...view } = full;
+  return view;
+}
+
+function close(tr) {
+  const h = tr.dataset.infohash;
+  clearInterval(polls.get(h));
+  polls.delete(h);
+  tr.classList.remove('open');
+  const t = tr.querySelector('button.toggle');
+  if (t) t.setAttribute('aria-expanded', 'false');
+  const next = tr.nextElementSibling;
+  if (next && next.classList.contains('detail')) next.remove();
+}
+
+function fillFacts(detail, d) {
+  // Up to four events a second: rebuild only when something shown changed.
+  const key = [d.downloaded, d.uploaded, d.state, d.path, d.verified].join();
+  if (detail._facts === key) return;
+  detail._facts = key;
+  const facts = $('.facts', detail);
+  const kv = (k, ...v) => [el('dt', {}, k), el('dd', {}, ...v)];
+  facts.replaceChildren(
+    ...kv('Received', el('span', { class: 'num' }, size(d.downloaded))),
+    ...kv('Sent', el('span', { class: 'num' }, size(d.uploaded))),
+    ...kv('Started', timeAgo(d.startedAt)),
+    ...kv(
+      'Infohash',
+      el(
+        'span',
+        { class: 'hash' },
+        el('span', { class: 'mono', title: d.infohash }, short(d.infohash)),
+        el('button', { class: 'btn ghost sm icon-only', type: 'button', data: { copy: d.infohash }, title: 'Copy infohash', 'aria-label': 'Copy infohash' }, icon('copy')),
+      ),
+    ),
+    ...(d.path ? kv('Saved to', el('span', { class: 'mono' }, d.path)) : []),
+    ...kv(
+      'Open',
+      el('a', { href: d.contentUrl, target: '_blank', rel: 'noopener' }, d.state === 'done' ? 'in the browser' : 'now, while it downloads'),
+      d.state === 'done' ? '' : el('div', { class: 'stream-note' }, 'Verified pieces are served at once; a video plays and seeks where its pieces are there.'),
+    ),
+  );
+  const count = $('.pieces-count', detail);
+  if (count) count.textContent = `${d.verified} of ${d.pieces} verified`;
+}
+
+const peerHead = () => [el('th', {}, 'Client'), el('th', {}, 'Address'), el('th', { class: 'hide-sm' }, 'Has'), el('th', { class: 'right' }, 'Received'), el('th', { class: 'right hide-xs' }, 'Sent'), el('th', { class: 'right' }, 'Rate')];
+const loadingRow = () => el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'Loading…'));
+const messageRow = (text) => el('tr', {}, el('td', { colspan: '6', class: 'muted' }, text));
+
+function fillPeers(detail, list) {
+  const rows = $('.peer-rows', detail);
+  if (list.length === 0) return rows.replaceChildren(messageRow('No peer connected right now.'));
+  rows.replaceChildren(
+    ...list
+      .slice()
+      .sort((a, b) => b.downloaded - a.downloaded)
+      .map((p) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, el('div', { class: 'primary' }, p.client)),
+          el('td', { class: 'mono nowrap' }, p.address, ' ', el('span', { class: 'muted small', title: p.outgoing ? 'we connected to it' : 'it connected to us' }, p.outgoing ? '→' : '←')),
+          el('td', { class: 'hide-sm' }, el('div', { class: 'has' }, el('progress', { class: 'bar' + (p.has >= 1 ? ' done' : ''), max: '1', value: String(p.has) }), el('span', { class: 'num small' }, Math.floor(p.has * 100) + '%'))),
+          el('td', { class: 'right num nowrap' }, size(p.downloaded)),
+          el('td', { class: 'right num nowrap hide-xs' }, size(p.uploaded)),
+          el('td', { class: 'right num nowrap' }, '↓ ' + rate(p.downloadRate), el('div', { class: 'muted small' }, '↑ ' + rate(p.uploadRate))),
+        ),
+      ),
+  );
+}
+
+/** Piece map: one cell per piece while they fit, else cells that each stand for several pieces. */
+function drawPieces(canvas, base64, n) {
+  const bytes = Uint8Array.from(atob(base64 || ''), (c) => c.charCodeAt(0));
+  const has = (i) => ((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1;
+  const w = canvas.clientWidth;
+  if (w === 0 || n === 0) return;
+  const maxH = 96;
+  let cell = 14;
+  let gap = 2;
+  let cols = 1;
+  let rows = 1;
+  for (const c of [16, 14, 12, 10, 8, 6, 5, 4]) {
+    cell = c;
+    gap = c >= 8 ? 2 : 1;
+    cols = Math.max(1, Math.floor((w + gap) / (cell + gap)));
+    rows = Math.ceil(n / cols);
+    if (rows * (cell + gap) - gap <= maxH) break;
+  }
+  rows = Math.min(rows, Math.max(1, Math.floor((maxH + gap) / (cell + gap))));
+  const per = Math.ceil(n / (cols * rows));
+  const cells = Math.ceil(n / per);
+  rows = Math.ceil(cells / cols);
+  const hgt = rows * (cell + gap) - gap;
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.height = hgt + 'px';
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(hgt * dpr);
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const css = getComputedStyle(document.documentElement);
+  const haveColor = css.getPropertyValue('--piece-have').trim();
+  const missColor = css.getPropertyValue('--piece-miss').trim();
+  const radius = cell >= 8 ? 2 : 1;
+  for (let k = 0; k < cells; k++) {
+    let got = 0;
+    const from = k * per;
+    const to = Math.min(n, from + per);
+    for (let i = from; i < to; i++) got += has(i);
+    const x = (k % cols) * (cell + gap);
+    const y = Math.floor(k / cols) * (cell + gap);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = missColor;
+    ctx.beginPath();
+    ctx.roundRect(x, y, cell, cell, radius);
+    ctx.fill();
+    if (got > 0) {
+      ctx.globalAlpha = got === to - from ? 1 : 0.25 + (0.6 * got) / (to - from);
+      ctx.fillStyle = haveColor;
+      ctx.fill();
+    }
+  }
+  ctx.globalAlpha = 1;
+  canvas.title = per > 1 ? `each cell is ${per} pieces` : `${n} pieces`;
+}
+
+window.addEventListener('resize', () => {
+  for (const detail of $$('tr.detail', tbody)) {
+    if (detail._full) drawPieces($('canvas', detail), detail._full.pieceMap, detail._full.pieces);
+  }
+});
+
+// Draw the rows from the same data the server used, so they carry their live parts; newest
+// first, as new ones arrive on top.
+tbody.replaceChildren(...[...downloads.values()].sort((x, y) => y.startedAt - x.startedAt).map((d) => row(d)));
+refresh();
