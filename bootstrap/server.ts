@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { Server as SocketServer } from 'socket.io';
 import type { z } from 'zod';
-import { silentLogger, type Logger } from '../network/log.js';
+import { silentLogger, WarnLimiter, type Logger } from '../network/log.js';
 import {
   HeartbeatRequestSchema, InstanceSchema, NodeIdSchema, RegisterRequestSchema, ReportRequestSchema, SearchQuerySchema,
   MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, describeIssue, isLoopbackAddress, normalizeAddress,
@@ -69,17 +69,18 @@ export class BootstrapServer {
   readonly tracker: Tracker;
   readonly heartbeatMs: number;
   private readonly log: Logger;
+  private readonly warnings: WarnLimiter;
   private readonly app: express.Express;
   private readonly http: http.Server;
   private io: SocketServer | null = null;
   private timers: NodeJS.Timeout[] = [];
   private pushTimer: NodeJS.Timeout | null = null;
-  private warned = { windowStart: 0, count: 0, suppressed: 0 };
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly init: BootstrapServerInit = {}) {
     this.log = init.logger ?? silentLogger();
+    this.warnings = new WarnLimiter(this.log, WARN_PER_MINUTE);
     this.heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.registry = new NodeRegistry({
       ttlMs: init.ttlMs ?? 3 * this.heartbeatMs,
@@ -256,16 +257,7 @@ export class BootstrapServer {
 
   /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */
   private warn(fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    const w = this.warned;
-    if (now - w.windowStart >= 60_000) {
-      if (w.suppressed > 0) this.log.warn({ suppressed: w.suppressed }, 'more bad requests in the last minute were not logged');
-      w.windowStart = now;
-      w.count = 0;
-      w.suppressed = 0;
-    }
-    if (w.count++ < WARN_PER_MINUTE) this.log.warn(fields, msg);
-    else w.suppressed++;
+    this.warnings.warn(fields, msg);
   }
 }
 

@@ -2,7 +2,7 @@
 import { createLogger } from '../network/log.js';
 import { Node, type DownloadInfo } from '../network/node.js';
 import type { KnownPeer } from '../network/discovery/peer-registry.js';
-import { parseCli, UsageError, type CliOptions } from './options.js';
+import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
 import { WebServer } from '../web/server.js';
@@ -17,23 +17,7 @@ try {
 }
 
 const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
-const node = new Node({
-  port: opts.port,
-  listenHost: opts.listenHost,
-  announceHost: opts.peerIp,
-  sharedDir: opts.shared,
-  downloadDir: opts.downloads,
-  peers: opts.peers,
-  trackers: opts.trackers,
-  pieceLength: opts.pieceLength,
-  maxUploadRate: opts.maxUploadRate,
-  watch: opts.folderWatch,
-  name: opts.name,
-  bootstrap: opts.bootstrap,
-  multicast: opts.multicast,
-  watchPatterns: opts.watchPatterns,
-  logger,
-});
+const node = new Node(nodeInit(opts, logger));
 
 const interactive = process.stdin.isTTY === true && !opts.json;
 const view = process.stdout.isTTY && !opts.json ? new ProgressView() : null;

@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import { parseSize, hostPort } from './format.js';
 import { checkPattern } from '../network/glob.js';
+import type { NodeInit } from '../network/node.js';
+import type { Logger } from '../network/log.js';
 
 export interface CliOptions {
   listenHost?: string;
@@ -192,5 +194,26 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     maxUploadRate: wrap(() => parseSize(o.maxUploadRate as string)),
     resolveTimeoutMs: resolveTimeout * 1000,
     logLevel: o.logLevel as string,
+  };
+}
+
+/** The node that `node-cli` and `web` start from their (shared) options. */
+export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
+  return {
+    port: opts.port,
+    listenHost: opts.listenHost,
+    announceHost: opts.peerIp,
+    sharedDir: opts.shared,
+    downloadDir: opts.downloads,
+    peers: opts.peers,
+    trackers: opts.trackers,
+    pieceLength: opts.pieceLength,
+    maxUploadRate: opts.maxUploadRate,
+    watch: opts.folderWatch,
+    name: opts.name,
+    bootstrap: opts.bootstrap,
+    multicast: opts.multicast,
+    watchPatterns: opts.watchPatterns,
+    logger,
   };
 }

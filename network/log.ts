@@ -34,3 +34,31 @@ export function createLogger(init: LoggerInit = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Warnings about what remote clients send, at most `perMinute` a minute: the rest are
+ * counted and summarised in one line when the next minute starts, so a flood of bad
+ * requests cannot flood the log.
+ */
+export class WarnLimiter {
+  private windowStart = 0;
+  private count = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: Logger,
+    readonly perMinute: number,
+  ) {}
+
+  warn(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 60_000) {
+      if (this.suppressed > 0) this.log.warn({ suppressed: this.suppressed }, 'more bad requests in the last minute were not logged');
+      this.windowStart = now;
+      this.count = 0;
+      this.suppressed = 0;
+    }
+    if (this.count++ < this.perMinute) this.log.warn(fields, msg);
+    else this.suppressed++;
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { createLogger } from '../network/log.js';
 import { Node } from '../network/node.js';
-import { parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
+import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
 import { WebServer } from './server.js';
 import { isLoopbackHost } from './auth.js';
 
@@ -21,23 +21,7 @@ try {
 }
 
 const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
-const node = new Node({
-  port: opts.port,
-  listenHost: opts.listenHost,
-  announceHost: opts.peerIp,
-  sharedDir: opts.shared,
-  downloadDir: opts.downloads,
-  peers: opts.peers,
-  trackers: opts.trackers,
-  pieceLength: opts.pieceLength,
-  maxUploadRate: opts.maxUploadRate,
-  watch: opts.folderWatch,
-  name: opts.name,
-  bootstrap: opts.bootstrap,
-  multicast: opts.multicast,
-  watchPatterns: opts.watchPatterns,
-  logger,
-});
+const node = new Node(nodeInit(opts, logger));
 const web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
 
 let stopping = false;

@@ -25,7 +25,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { Server as SocketServer } from 'socket.io';
-import { silentLogger, type Logger } from '../network/log.js';
+import { silentLogger, WarnLimiter, type Logger } from '../network/log.js';
 import type { Node } from '../network/node.js';
 import { SearchQuerySchema } from './contract.js';
 import { Auth, generateToken, isLoopbackHost } from './auth.js';
@@ -114,6 +114,7 @@ function swaggerDir(): string {
 export class WebServer {
   readonly node: Node;
   private readonly log: Logger;
+  private readonly warnings: WarnLimiter;
   private readonly host: string;
   private readonly auth: Auth;
   private readonly app: express.Express;
@@ -122,11 +123,11 @@ export class WebServer {
   private live: Live | null = null;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private stopping: Promise<void> | null = null;
-  private warned = { windowStart: 0, count: 0, suppressed: 0 };
 
   constructor(private readonly init: WebServerInit) {
     this.node = init.node;
     this.log = init.logger ?? silentLogger();
+    this.warnings = new WarnLimiter(this.log, WARN_PER_MINUTE);
     this.host = init.host ?? DEFAULT_HTTP_HOST;
     const loopback = isLoopbackHost(this.host);
     const token = init.token ?? (init.requireToken || !loopback ? generateToken() : undefined);
@@ -309,15 +310,6 @@ export class WebServer {
 
   /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */
   private warn(fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    const w = this.warned;
-    if (now - w.windowStart >= 60_000) {
-      if (w.suppressed > 0) this.log.warn({ suppressed: w.suppressed }, 'more bad requests in the last minute were not logged');
-      w.windowStart = now;
-      w.count = 0;
-      w.suppressed = 0;
-    }
-    if (w.count++ < WARN_PER_MINUTE) this.log.warn(fields, msg);
-    else w.suppressed++;
+    this.warnings.warn(fields, msg);
   }
 }
