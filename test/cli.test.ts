@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CLI, tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, type CliChild, Children } from './helpers.js';
+import { CLI, randomFile, sha1File, waitFor, startNode, spawnCli, type CliChild, Children, exitWithin, tempDirPerTest } from './helpers.js';
 import { findExecutable } from './opentracker.js';
 import type { Node } from '../network/node.js';
 
@@ -40,16 +40,6 @@ function runCli(args: string[], cwd: string, timeoutMs = 15_000): Promise<Finish
   });
 }
 
-/** Wait for a spawnCli child to exit, SIGKILLing it after `ms`. */
-async function exitOf(cli: CliChild, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const killer = setTimeout(() => cli.proc.kill('SIGKILL'), ms);
-  try {
-    return await cli.exited;
-  } finally {
-    clearTimeout(killer);
-  }
-}
-
 const describeCli = (cli: CliChild) => `events ${JSON.stringify(cli.events.slice(-4))}; stderr ${cli.stderr.slice(-5).join(' | ')}`;
 
 /** Terminal escapes (CSI, OSC, charset and keypad selections) and carriage returns. */
@@ -61,17 +51,7 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 describe('node-cli', function () {
   this.timeout(60_000);
-  let dir = '';
-
-  beforeEach(async function () {
-    dir = await tempDir('shoal-cli-');
-  });
-
-  afterEach(async function () {
-    await killAll();
-    if (dir) await cleanup(dir);
-    dir = '';
-  });
+  const fx = tempDirPerTest('shoal-cli-', killAll);
 
   describe('usage errors: status 2 and one line on stderr', function () {
     const cases: Array<[string, string[]]> = [
@@ -91,18 +71,18 @@ describe('node-cli', function () {
     ];
     for (const [what, args] of cases) {
       it(what, async function () {
-        const res = await runCli(args, dir);
+        const res = await runCli(args, fx.dir);
         const lines = res.stderr.split('\n').filter((l) => l.trim() !== '');
         expect(res.code, `exit ${res.code ?? res.signal}; stderr: ${res.stderr}; stdout: ${res.stdout}`).to.equal(2);
         expect(lines, res.stderr).to.have.length(1);
         expect(lines[0]).to.match(/^node-cli:/);
-        expect(await fsp.readdir(dir), 'nothing created on a usage error').to.deep.equal([]);
+        expect(await fsp.readdir(fx.dir), 'nothing created on a usage error').to.deep.equal([]);
       });
     }
   });
 
   it('--help exits 0 and lists the options', async function () {
-    const res = await runCli(['--help'], dir);
+    const res = await runCli(['--help'], fx.dir);
     expect(res.code, res.stderr).to.equal(0);
     for (const opt of ['--shared', '--downloads', '--peer', '--get', '--exit-when-done', '--tracker', '--piece-length', '--resolve-timeout', '--json', '--help'])
       expect(res.stdout, `--help mentions ${opt}`).to.include(opt);
@@ -118,13 +98,13 @@ describe('node-cli', function () {
     let cli: CliChild | null = null;
 
     beforeEach(async function () {
-      const seedDir = path.join(dir, 'seed');
+      const seedDir = path.join(fx.dir, 'seed');
       for (const [name, f] of Object.entries(files)) {
         await randomFile(path.join(seedDir, 'shared', name), f.size);
         f.sha1 = await sha1File(path.join(seedDir, 'shared', name));
       }
       seed = await startNode(seedDir);
-      await fsp.mkdir(path.join(dir, 'cli', 's'), { recursive: true });
+      await fsp.mkdir(path.join(fx.dir, 'cli', 's'), { recursive: true });
     });
 
     afterEach(async function () {
@@ -140,27 +120,27 @@ describe('node-cli', function () {
     const base = () => ['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--peer', `127.0.0.1:${seed!.port}`];
 
     it('--get NAME --exit-when-done exits 0 with the right bytes in downloads/NAME', async function () {
-      cli = spawnCli([...base(), '--get', 'alpha.bin', '--exit-when-done'], path.join(dir, 'cli'));
-      const { code, signal } = await exitOf(cli, 40_000);
+      cli = spawnCli([...base(), '--get', 'alpha.bin', '--exit-when-done'], path.join(fx.dir, 'cli'));
+      const { code, signal } = await exitWithin(cli, 40_000);
       expect(code, `exit ${code ?? signal}; ${describeCli(cli)}`).to.equal(0);
       const done = cli.events.find((e) => e.event === 'done');
-      expect(done?.path).to.equal(path.join(dir, 'cli', 'd', 'alpha.bin'));
-      expect(await sha1File(path.join(dir, 'cli', 'd', 'alpha.bin'))).to.equal(files['alpha.bin']!.sha1);
-      const left = await fsp.readdir(path.join(dir, 'cli', 'd'));
+      expect(done?.path).to.equal(path.join(fx.dir, 'cli', 'd', 'alpha.bin'));
+      expect(await sha1File(path.join(fx.dir, 'cli', 'd', 'alpha.bin'))).to.equal(files['alpha.bin']!.sha1);
+      const left = await fsp.readdir(path.join(fx.dir, 'cli', 'd'));
       expect(left.filter((n) => n.endsWith('.part')), 'no .part left behind').to.deep.equal([]);
     });
 
     it('two --get options both complete', async function () {
-      cli = spawnCli([...base(), '--get', 'alpha.bin', '--get', 'beta.bin', '--exit-when-done'], path.join(dir, 'cli'));
-      const { code, signal } = await exitOf(cli, 40_000);
+      cli = spawnCli([...base(), '--get', 'alpha.bin', '--get', 'beta.bin', '--exit-when-done'], path.join(fx.dir, 'cli'));
+      const { code, signal } = await exitWithin(cli, 40_000);
       expect(code, `exit ${code ?? signal}; ${describeCli(cli)}`).to.equal(0);
-      for (const [name, f] of Object.entries(files)) expect(await sha1File(path.join(dir, 'cli', 'd', name)), name).to.equal(f.sha1);
+      for (const [name, f] of Object.entries(files)) expect(await sha1File(path.join(fx.dir, 'cli', 'd', name)), name).to.equal(f.sha1);
       expect(cli.events.filter((e) => e.event === 'done').map((e) => e.name).sort()).to.deep.equal(['alpha.bin', 'beta.bin']);
     });
 
     it('--get of a name nobody shares exits non-zero with a failed event', async function () {
-      cli = spawnCli([...base(), '--get', 'no-such-name', '--exit-when-done', '--resolve-timeout', '1'], path.join(dir, 'cli'));
-      const { code, signal } = await exitOf(cli, 30_000);
+      cli = spawnCli([...base(), '--get', 'no-such-name', '--exit-when-done', '--resolve-timeout', '1'], path.join(fx.dir, 'cli'));
+      const { code, signal } = await exitWithin(cli, 30_000);
       expect(signal, describeCli(cli)).to.equal(null);
       expect(code, describeCli(cli)).to.not.equal(0);
       const failed = cli.events.find((e) => e.event === 'failed');
@@ -193,13 +173,13 @@ describe('node-cli', function () {
         console.log('    script (util-linux) is not installed: skipping the terminal console test');
         this.skip();
       }
-      const seedDir = path.join(dir, 'seed');
+      const seedDir = path.join(fx.dir, 'seed');
       const payload = path.join(seedDir, 'shared', 'console-payload.bin');
       await randomFile(payload, 2 * 1024 * 1024 + 99);
       const want = await sha1File(payload);
       seed = await startNode(seedDir);
       const infohash = seed.library.files()[0]!.metainfo.infoHashHex;
-      const cwd = path.join(dir, 'cli');
+      const cwd = path.join(fx.dir, 'cli');
       await fsp.mkdir(path.join(cwd, 's'), { recursive: true });
 
       const command = [
@@ -256,8 +236,8 @@ describe('node-cli', function () {
   });
 
   it('Ctrl-C (SIGINT) on an idle node exits 0 within 5 s', async function () {
-    await fsp.mkdir(path.join(dir, 's'));
-    const cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast'], dir);
+    await fsp.mkdir(path.join(fx.dir, 's'));
+    const cli = spawnCli(['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast'], fx.dir);
     track(cli.proc);
     const listening = await cli.waitEvent('listening', 20_000);
     expect(listening.port).to.be.a('number').and.above(0);

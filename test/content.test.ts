@@ -8,8 +8,8 @@ import {
   ContentUnavailableError, UnknownContentError, BadNameError, ExistsError, NoSpaceError, TooLargeError,
 } from '../network/node.js';
 import { buildMetainfo, encodeTorrent } from '../network/metainfo/metainfo.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor } from './helpers.js';
-import { fakePeer, type FakePeer } from './fake-peer.js';
+import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor, rejection, nodesPerTest } from './helpers.js';
+import { fakePeer } from './fake-peer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -31,15 +31,6 @@ async function slice(file: string, start: number, end: number): Promise<Buffer> 
   }
 }
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
-
 /** Every file and directory under `root`, relative. */
 async function listAll(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -51,23 +42,13 @@ async function listAll(root: string): Promise<string[]> {
 
 describe('content over HTTP ranges', function () {
   this.timeout(60_000);
-  let dir: string;
-  const nodes: Node[] = [];
-  const fakes: FakePeer[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir();
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map((n) => n.stop()));
-    await Promise.all(fakes.splice(0).map((f) => f.close()));
-    await cleanup(dir);
-  });
+  const fx = nodesPerTest();
+  const { nodes, fakes } = fx;
 
   async function sharing(name: string, size: number, init: Parameters<typeof startNode>[1] = {}): Promise<{ node: Node; file: string; h: string }> {
-    const file = path.join(dir, name, 'shared', 'video.bin');
+    const file = path.join(fx.dir, name, 'shared', 'video.bin');
     await randomFile(file, size);
-    const node = await startNode(path.join(dir, name), init);
+    const node = await startNode(path.join(fx.dir, name), init);
     nodes.push(node);
     return { node, file, h: node.library.files()[0]!.metainfo.infoHashHex };
   }
@@ -101,7 +82,7 @@ describe('content over HTTP ranges', function () {
     it('serves verified pieces only, clamped to the verified run; a waiting read gets its piece first; a held stream survives the rename', async () => {
       const size = 64 * L - 1000;
       const { node: seed, file, h } = await sharing('seed', size, { pieceLength: L, maxUploadRate: 1 * MiB });
-      const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: seed.port }] });
+      const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: seed.port }] });
       nodes.push(leech);
       await leech.download(h);
       expect(leech.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: L, complete: false });
@@ -143,9 +124,9 @@ describe('content over HTTP ranges', function () {
       const m = seed.library.files()[0]!.metainfo;
       const staller = await fakePeer(m, 'stall');
       fakes.push(staller);
-      const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
+      const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
       nodes.push(leech);
-      const torrent = path.join(dir, 'v.torrent');
+      const torrent = path.join(fx.dir, 'v.torrent');
       await fsp.writeFile(torrent, encodeTorrent(m));
       await leech.download(torrent);
       await waitFor(() => staller.requests > 0, 10_000, 'requests to the staller');

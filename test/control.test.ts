@@ -7,6 +7,7 @@ import {
 } from '../network/wire/control-codec.js';
 import { controlRequest, fetchMetainfo, TimeoutError, ClosedError } from '../network/control/control-client.js';
 import { buildMetainfo, encodeTorrent, type Metainfo } from '../network/metainfo/metainfo.js';
+import { rejection } from './helpers.js';
 
 const HASH = 'ab'.repeat(20);
 
@@ -232,15 +233,6 @@ async function serve(onLine: (socket: net.Socket, line: string) => void): Promis
         server.close(() => resolve());
       }),
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('control client', function () {

@@ -108,6 +108,120 @@ export async function cleanup(...dirs: string[]): Promise<void> {
   await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
 }
 
+/** The error `p` rejects with; throws if `p` fulfils instead. */
+export async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Wait for a child (`spawnCli` or the like) to exit, SIGKILLing it if it is still running after `ms`. */
+export async function exitWithin<T>(child: { proc: ChildProcess; exited: Promise<T> }, ms: number): Promise<T> {
+  const killer = setTimeout(() => child.proc.kill('SIGKILL'), ms);
+  try {
+    return await child.exited;
+  } finally {
+    clearTimeout(killer);
+  }
+}
+
+/**
+ * Mocha hooks for the enclosing describe block: before each test a fresh temp folder (read it
+ * as `.dir`); after each, `teardown` (stop what the test started), then the folder removed.
+ */
+export function tempDirPerTest(prefix = 'shoal-test-', teardown: () => Promise<void> = async () => {}): { readonly dir: string } {
+  let dir = '';
+  beforeEach(async function () {
+    dir = await tempDir(prefix);
+  });
+  afterEach(async function () {
+    await teardown();
+    if (dir) await cleanup(dir);
+    dir = '';
+  });
+  return {
+    get dir() {
+      return dir;
+    },
+  };
+}
+
+/**
+ * `tempDirPerTest` for tests of nodes on loopback: a test pushes every node it starts onto
+ * `nodes` and every fake peer onto `fakes`; after each test all are stopped, then the folder removed.
+ */
+export function nodesPerTest(): { readonly dir: string; nodes: Node[]; fakes: Array<{ close(): Promise<void> }> } {
+  const nodes: Node[] = [];
+  const fakes: Array<{ close(): Promise<void> }> = [];
+  const folder = tempDirPerTest(undefined, async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    await Promise.all(fakes.splice(0).map((f) => f.close()));
+  });
+  return {
+    get dir() {
+      return folder.dir;
+    },
+    nodes,
+    fakes,
+  };
+}
+
+/**
+ * A node called `name`, in `dir/<name>`, whose shared folder first gets `files` (relative path →
+ * a size in bytes for a random file, or the path of a file to copy); started with `init` and
+ * pushed onto `nodes` (so the afterEach stops it).
+ */
+export async function startSharing(
+  dir: string,
+  nodes: Node[],
+  name: string,
+  files: Record<string, number | string> = {},
+  init: Partial<NodeInit> = {},
+): Promise<Node> {
+  const d = path.join(dir, name);
+  for (const [f, v] of Object.entries(files)) {
+    const target = path.join(d, 'shared', f);
+    if (typeof v === 'number') await randomFile(target, v);
+    else {
+      await fsp.mkdir(path.dirname(target), { recursive: true });
+      await fsp.copyFile(v, target);
+    }
+  }
+  const n = await startNode(d, { name, ...init });
+  nodes.push(n);
+  return n;
+}
+
+/**
+ * `count` nodes that each share a copy of one random file of `size` bytes called `name`: the
+ * original is written to `dir/original/<name>`, node i runs in `dir/seed<i>` with `init`, and
+ * each node is pushed onto `nodes` as soon as it starts (so the afterEach stops it).
+ */
+export async function startSeeds(
+  dir: string,
+  nodes: Node[],
+  count: number,
+  size: number,
+  name = 'movie.bin',
+  init: Partial<NodeInit> = {},
+): Promise<{ seeds: Node[]; file: string; digest: string }> {
+  const file = path.join(dir, 'original', name);
+  await randomFile(file, size);
+  const list: Node[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = path.join(dir, `seed${i}`);
+    await fsp.mkdir(path.join(d, 'shared'), { recursive: true });
+    await fsp.copyFile(file, path.join(d, 'shared', name));
+    const n = await startNode(d, init);
+    nodes.push(n);
+    list.push(n);
+  }
+  return { seeds: list, file, digest: await sha1File(file) };
+}
+
 /** Child processes started by a test, all killed (SIGKILL) by `killAll` in afterEach whatever happened. */
 export class Children {
   private readonly live = new Set<ChildProcess>();

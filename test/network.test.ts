@@ -2,11 +2,10 @@ import { expect } from 'chai';
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import type { Node } from '../network/node.js';
 import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../network/wire/control-codec.js';
 import { controlRequest } from '../network/control/control-client.js';
 import { BootstrapServer } from '../bootstrap/server.js';
-import { tempDir, randomFile, startNode, cleanup, waitFor, sha1File } from './helpers.js';
+import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,34 +26,13 @@ async function rawSubscribe(port: number): Promise<{ sock: net.Socket; msgs: Con
 
 describe('network: search, learnt peers, subscribe and watch', function () {
   this.timeout(60_000);
-  let dir: string;
-  const nodes: Node[] = [];
+  const fx = nodesPerTest();
+  const { nodes } = fx;
 
-  beforeEach(async () => {
-    dir = await tempDir();
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map((n) => n.stop()));
-    await cleanup(dir);
-  });
-
-  async function node(name: string, files: Record<string, number | string> = {}, init: Parameters<typeof startNode>[1] = {}): Promise<Node> {
-    const d = path.join(dir, name);
-    for (const [f, v] of Object.entries(files)) {
-      const target = path.join(d, 'shared', f);
-      if (typeof v === 'number') await randomFile(target, v);
-      else {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
-        await fsp.copyFile(v, target);
-      }
-    }
-    const n = await startNode(d, { name, ...init });
-    nodes.push(n);
-    return n;
-  }
+  const node = (name: string, files: Record<string, number | string> = {}, init: Parameters<typeof startNode>[1] = {}) => startSharing(fx.dir, nodes, name, files, init);
 
   it('search asks every known peer and merges the answers by infohash, with how many nodes have each file', async () => {
-    const common = path.join(dir, 'common.bin');
+    const common = path.join(fx.dir, 'common.bin');
     await randomFile(common, 300_000);
     const b = await node('b', { 'holiday-video.bin': common, 'notes.txt': 2000 });
     const c = await node('c', { 'holiday-video.bin': common });
@@ -76,7 +54,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
   });
 
   it('get of a search result downloads from every node that has that infohash', async () => {
-    const common = path.join(dir, 'common.bin');
+    const common = path.join(fx.dir, 'common.bin');
     await randomFile(common, 12 * MiB);
     const b = await node('b', { 'big.bin': common }, { pieceLength: 64 * 1024 });
     const c = await node('c', { 'big.bin': common }, { pieceLength: 64 * 1024 });
@@ -154,10 +132,10 @@ describe('network: search, learnt peers, subscribe and watch', function () {
   });
 
   it('with a bootstrap server: search merges its index with the peers\' answers, one entry per node', async () => {
-    const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'bootstrap'), heartbeatMs: 200, ttlMs: 600 });
+    const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(fx.dir, 'bootstrap'), heartbeatMs: 200, ttlMs: 600 });
     await server.start();
     try {
-      const common = path.join(dir, 'common.bin');
+      const common = path.join(fx.dir, 'common.bin');
       await randomFile(common, 100_000);
       const b = await node('b', { 'report.pdf': common }, { bootstrap: server.url });
       const c = await node('c', { 'report.pdf': common }, { bootstrap: server.url });

@@ -6,42 +6,21 @@ import { exists } from '../network/storage/stores.js';
 import { clientName } from '../network/swarm/client-name.js';
 import { PiecePicker, MAX_PRIORITY_WINDOWS } from '../network/swarm/picker.js';
 import { Bitfield } from '../network/wire/bitfield.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor } from './helpers.js';
+import { randomFile, sha1File, startNode, waitFor, nodesPerTest, startSeeds, startSharing } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('node facade for the dashboard', function () {
   this.timeout(60_000);
-  let dir: string;
-  const nodes: Node[] = [];
-
-  beforeEach(async () => {
-    dir = await tempDir();
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map((n) => n.stop()));
-    await cleanup(dir);
-  });
+  const fx = nodesPerTest();
+  const { nodes } = fx;
 
   /** `count` nodes sharing one random file, each uploading at most `rate` bytes a second. */
-  async function seeds(count: number, size: number, rate: number, name = 'movie.bin'): Promise<{ seeds: Node[]; file: string; digest: string }> {
-    const file = path.join(dir, 'original', name);
-    await randomFile(file, size);
-    const list: Node[] = [];
-    for (let i = 0; i < count; i++) {
-      const d = path.join(dir, `seed${i}`);
-      await fsp.mkdir(path.join(d, 'shared'), { recursive: true });
-      await fsp.copyFile(file, path.join(d, 'shared', name));
-      const n = await startNode(d, { maxUploadRate: rate });
-      nodes.push(n);
-      list.push(n);
-    }
-    return { seeds: list, file, digest: await sha1File(file) };
-  }
+  const seeds = (count: number, size: number, rate: number, name = 'movie.bin') => startSeeds(fx.dir, nodes, count, size, name, { maxUploadRate: rate });
 
   async function leech(peers: Node[], name = 'leech', init: Parameters<typeof startNode>[1] = {}): Promise<Node> {
-    const n = await startNode(path.join(dir, name), { peers: peers.map((p) => ({ host: '127.0.0.1', port: p.port })), ...init });
+    const n = await startNode(path.join(fx.dir, name), { peers: peers.map((p) => ({ host: '127.0.0.1', port: p.port })), ...init });
     nodes.push(n);
     return n;
   }
@@ -233,28 +212,16 @@ describe('node facade for the dashboard', function () {
 
   describe('holders', () => {
     it('counts the nodes sharing a file after refreshHolders and after a search; drops one that removed it', async () => {
-      const common = path.join(dir, 'common.bin');
+      const common = path.join(fx.dir, 'common.bin');
       await randomFile(common, 200_000);
-      const share = async (name: string, files: Record<string, string | number>): Promise<Node> => {
-        for (const [f, v] of Object.entries(files)) {
-          const target = path.join(dir, name, 'shared', f);
-          if (typeof v === 'number') await randomFile(target, v);
-          else {
-            await fsp.mkdir(path.dirname(target), { recursive: true });
-            await fsp.copyFile(v, target);
-          }
-        }
-        const n = await startNode(path.join(dir, name), { name });
-        nodes.push(n);
-        return n;
-      };
+      const share = (name: string, files: Record<string, string | number>) => startSharing(fx.dir, nodes, name, files);
       const b = await share('b', { 'common.bin': common });
       const c = await share('c', { 'videos/common.bin': common });
       const d = await share('d', { 'other.bin': 5000 });
       const h = b.library.files()[0]!.metainfo.infoHashHex;
       const other = d.library.files()[0]!.metainfo.infoHashHex;
       const peers = [b, c, d].map((n) => ({ host: '127.0.0.1', port: n.port }));
-      const a = await startNode(path.join(dir, 'a'), { peers, holdersListIntervalMs: 0 });
+      const a = await startNode(path.join(fx.dir, 'a'), { peers, holdersListIntervalMs: 0 });
       nodes.push(a);
       const events: Array<[string, number]> = [];
       a.on('holders', (x, n) => events.push([x, n]));
@@ -264,7 +231,7 @@ describe('node facade for the dashboard', function () {
       expect(events).to.deep.include([h, 2]);
 
       // b removes the file: the next refresh (its list no longer names it) drops b.
-      await fsp.rm(path.join(dir, 'b', 'shared', 'common.bin'));
+      await fsp.rm(path.join(fx.dir, 'b', 'shared', 'common.bin'));
       await b.library.rescan();
       expect(b.library.byInfoHash(h)).to.equal(undefined);
       a.refreshHolders();
@@ -273,7 +240,7 @@ describe('node facade for the dashboard', function () {
       expect(a.holders(other)).to.equal(1);
 
       // A search feeds the count too, without any list request.
-      const e = await startNode(path.join(dir, 'e'), { peers: [peers[1]!, peers[2]!] });
+      const e = await startNode(path.join(fx.dir, 'e'), { peers: [peers[1]!, peers[2]!] });
       nodes.push(e);
       expect(e.holders(h)).to.equal(0);
       const results = await e.search('common');
@@ -283,10 +250,10 @@ describe('node facade for the dashboard', function () {
     });
 
     it('asks each peer for its list at most once per interval', async () => {
-      const b = await startNode(path.join(dir, 'b'));
+      const b = await startNode(path.join(fx.dir, 'b'));
       nodes.push(b);
-      await randomFile(path.join(dir, 'b', 'shared', 'x.bin'), 3000);
-      const a = await startNode(path.join(dir, 'a'), { peers: [{ host: '127.0.0.1', port: b.port }] });
+      await randomFile(path.join(fx.dir, 'b', 'shared', 'x.bin'), 3000);
+      const a = await startNode(path.join(fx.dir, 'a'), { peers: [{ host: '127.0.0.1', port: b.port }] });
       nodes.push(a);
       a.refreshHolders(); // b has nothing yet
       await sleep(500);

@@ -4,44 +4,21 @@ import path from 'node:path';
 import type { Node } from '../network/node.js';
 import { encodeTorrent } from '../network/metainfo/metainfo.js';
 import { makeMagnet } from '../network/metainfo/magnet.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor } from './helpers.js';
-import { fakePeer, type FakePeer } from './fake-peer.js';
+import { sha1File, startNode, waitFor, nodesPerTest, startSeeds } from './helpers.js';
+import { fakePeer } from './fake-peer.js';
 import { exists } from '../network/storage/stores.js';
 
 const MiB = 1024 * 1024;
 
 describe('swarm: downloads between nodes on loopback', function () {
   this.timeout(60_000);
-  let dir: string;
-  const nodes: Node[] = [];
-  const fakes: FakePeer[] = [];
+  const fx = nodesPerTest();
+  const { nodes, fakes } = fx;
 
-  beforeEach(async () => {
-    dir = await tempDir();
-  });
-  afterEach(async () => {
-    await Promise.all(nodes.splice(0).map((n) => n.stop()));
-    await Promise.all(fakes.splice(0).map((f) => f.close()));
-    await cleanup(dir);
-  });
-
-  async function seeds(count: number, size: number, name = 'movie.bin'): Promise<{ seeds: Node[]; file: string; digest: string }> {
-    const file = path.join(dir, 'original', name);
-    await randomFile(file, size);
-    const list: Node[] = [];
-    for (let i = 0; i < count; i++) {
-      const d = path.join(dir, `seed${i}`);
-      await fsp.mkdir(path.join(d, 'shared'), { recursive: true });
-      await fsp.copyFile(file, path.join(d, 'shared', name));
-      const n = await startNode(d);
-      nodes.push(n);
-      list.push(n);
-    }
-    return { seeds: list, file, digest: await sha1File(file) };
-  }
+  const seeds = (count: number, size: number, name = 'movie.bin') => startSeeds(fx.dir, nodes, count, size, name);
 
   async function downloader(peers: Node[], extra: Partial<Parameters<typeof startNode>[1]> = {}): Promise<Node> {
-    const n = await startNode(path.join(dir, 'leech'), { peers: peers.map((p) => ({ host: '127.0.0.1', port: p.port })), ...extra });
+    const n = await startNode(path.join(fx.dir, 'leech'), { peers: peers.map((p) => ({ host: '127.0.0.1', port: p.port })), ...extra });
     nodes.push(n);
     return n;
   }
@@ -67,14 +44,14 @@ describe('swarm: downloads between nodes on loopback', function () {
     const byHash = await downloader(s);
     expect(await sha1File(await byHash.whenDone(await byHash.download(m.infoHashHex)))).to.equal(digest);
 
-    const viaMagnet = await startNode(path.join(dir, 'magnet'));
+    const viaMagnet = await startNode(path.join(fx.dir, 'magnet'));
     nodes.push(viaMagnet);
     const magnet = makeMagnet(m, { peers: [{ host: '127.0.0.1', port: s[0]!.port }] });
     expect(await sha1File(await viaMagnet.whenDone(await viaMagnet.download(magnet)))).to.equal(digest);
 
-    const viaTorrent = await startNode(path.join(dir, 'torrent'), { peers: [{ host: '127.0.0.1', port: s[0]!.port }] });
+    const viaTorrent = await startNode(path.join(fx.dir, 'torrent'), { peers: [{ host: '127.0.0.1', port: s[0]!.port }] });
     nodes.push(viaTorrent);
-    const torrentFile = path.join(dir, 'a.torrent');
+    const torrentFile = path.join(fx.dir, 'a.torrent');
     await fsp.writeFile(torrentFile, encodeTorrent(m));
     expect(await sha1File(await viaTorrent.whenDone(await viaTorrent.download(torrentFile)))).to.equal(digest);
   });
@@ -84,7 +61,7 @@ describe('swarm: downloads between nodes on loopback', function () {
     const m = s[0]!.library.files()[0]!.metainfo;
     const liar = await fakePeer(m, 'corrupt');
     fakes.push(liar);
-    const leech = await startNode(path.join(dir, 'leech'), {
+    const leech = await startNode(path.join(fx.dir, 'leech'), {
       peers: [{ host: '127.0.0.1', port: liar.port }, { host: '127.0.0.1', port: s[0]!.port }],
     });
     nodes.push(leech);
@@ -101,7 +78,7 @@ describe('swarm: downloads between nodes on loopback', function () {
     const m = s[0]!.library.files()[0]!.metainfo;
     const staller = await fakePeer(m, 'stall');
     fakes.push(staller);
-    const leech = await startNode(path.join(dir, 'leech'), {
+    const leech = await startNode(path.join(fx.dir, 'leech'), {
       peers: [{ host: '127.0.0.1', port: staller.port }, { host: '127.0.0.1', port: s[0]!.port }],
       limits: { requestTimeoutMs: 500 },
     });
@@ -117,10 +94,10 @@ describe('swarm: downloads between nodes on loopback', function () {
     const staller = await fakePeer(m, 'stall');
     fakes.push(staller);
     // Only the staller is known, so nobody else can take its blocks; the limit must act alone.
-    const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }], limits: { requestTimeoutMs: 300 } });
+    const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }], limits: { requestTimeoutMs: 300 } });
     nodes.push(leech);
     // The staller speaks no control protocol, so hand the node the metainfo as a .torrent.
-    const torrentFile = path.join(dir, 'g.torrent');
+    const torrentFile = path.join(fx.dir, 'g.torrent');
     await fsp.writeFile(torrentFile, encodeTorrent(m));
     await leech.download(torrentFile);
     const t0 = Date.now();
@@ -131,7 +108,7 @@ describe('swarm: downloads between nodes on loopback', function () {
 
   it('never overwrites a different file with the same name: the download takes a free name', async () => {
     const { seeds: s, digest } = await seeds(1, 2 * MiB, 'song.mp3');
-    const leechDir = path.join(dir, 'leech');
+    const leechDir = path.join(fx.dir, 'leech');
     await fsp.mkdir(path.join(leechDir, 'downloads'), { recursive: true });
     await fsp.writeFile(path.join(leechDir, 'downloads', 'song.mp3'), 'a different song');
     const leech = await downloader(s);
@@ -147,7 +124,7 @@ describe('swarm: downloads between nodes on loopback', function () {
     await slow.stop();
     nodes.splice(nodes.indexOf(slow), 1);
     // Restart the seed with an upload limit so the download is still running when we cancel.
-    const seed = await startNode(path.join(dir, 'seed0'), { maxUploadRate: 2 * MiB });
+    const seed = await startNode(path.join(fx.dir, 'seed0'), { maxUploadRate: 2 * MiB });
     nodes.push(seed);
     const leech = await downloader([seed]);
     const h = await leech.download('d.bin');
@@ -163,7 +140,7 @@ describe('swarm: downloads between nodes on loopback', function () {
   });
 
   it('starts despite damaged resume records, ignoring them', async () => {
-    const resume = path.join(dir, 'leech', 'downloads', '.shoal', 'resume');
+    const resume = path.join(fx.dir, 'leech', 'downloads', '.shoal', 'resume');
     await fsp.mkdir(resume, { recursive: true });
     await fsp.writeFile(path.join(resume, `${'a'.repeat(40)}.json`), '{not json');
     const record = { version: 1, infohash: 'b'.repeat(40), part: 'x.part', torrent: Buffer.from('garbage').toString('base64'), have: '', savedAt: 0 };

@@ -10,6 +10,7 @@ import {
   announce, announceUrl, parseAnnounceResponse, percentEncodeBytes, TrackerClient, TrackerError, TimeoutError,
   MAX_TRACKER_RESPONSE, type AnnounceRequest, type AnnounceResult,
 } from '../network/tracker/announce.js';
+import { rejection } from './helpers.js';
 
 /** 20 bytes that are not valid UTF-8 and include every character a query string cares about. */
 const INFO_HASH = Buffer.from([0xff, 0x80, 0x00, 0x26, 0x3d, 0x25, 0x20, 0x2b, 0x3f, 0x23, 0xc3, 0x28, 0x41, 0x7e, 0x2e, 0x2d, 0x5f, 0x2f, 0xfe, 0x01]);
@@ -39,15 +40,6 @@ function rawQuery(url: string): Map<string, string> {
 
 function compact(...peers: Array<[string, number]>): Buffer {
   return Buffer.concat(peers.map(([ip, port]) => Buffer.from([...ip.split('.').map(Number), port >> 8, port & 0xff])));
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function waitFor(what: string, ok: () => boolean, ms = 5000): Promise<void> {

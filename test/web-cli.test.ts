@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { expect } from 'chai';
 import { StatusSchema } from '../web/contract.js';
-import { CLI, ROOT, Children, cleanup, spawnCli, tempDir, waitFor } from './helpers.js';
+import { CLI, ROOT, Children, spawnCli, waitFor, exitWithin, tempDirPerTest } from './helpers.js';
 import { call } from './web-http.js';
 
 const WEB = path.join(ROOT, 'dist', 'web', 'main.js');
@@ -32,32 +32,14 @@ function run(file: string, args: string[], cwd: string): Run {
   return { proc, stdout, stderr, exited };
 }
 
-async function exitWithin(r: Run, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const killer = setTimeout(() => r.proc.kill('SIGKILL'), ms);
-  try {
-    return await r.exited;
-  } finally {
-    clearTimeout(killer);
-  }
-}
-
 const common = ['--no-multicast', '--shared', 'shared', '--downloads', 'downloads', '--log-level', 'warn'];
 
 describe('web command', function () {
   this.timeout(30_000);
-  let dir = '';
-
-  beforeEach(async function () {
-    dir = await tempDir('shoal-web-cli-');
-  });
-  afterEach(async function () {
-    await children.killAll();
-    if (dir) await cleanup(dir);
-    dir = '';
-  });
+  const fx = tempDirPerTest('shoal-web-cli-', () => children.killAll());
 
   it('web --peer-port 0 --http-port 0 starts, prints its URL, answers /api/status, exits 0 on SIGTERM', async function () {
-    const r = run(WEB, ['--peer-port', '0', '--http-port', '0', ...common], dir);
+    const r = run(WEB, ['--peer-port', '0', '--http-port', '0', ...common], fx.dir);
     const line = await waitFor(() => r.stdout.find((l) => l.startsWith('dashboard: ')), 15_000, `the dashboard line (stderr: ${r.stderr.join(' | ')})`);
     const url = /^dashboard: (http:\/\/127\.0\.0\.1:\d+)\/$/.exec(line)?.[1];
     expect(url, line).to.be.a('string');
@@ -65,13 +47,13 @@ describe('web command', function () {
     expect(res.status).to.equal(200);
     const s = StatusSchema.parse(res.json());
     expect(s.httpUrl).to.equal(url);
-    expect(s.sharedDir).to.equal(path.join(dir, 'shared'));
+    expect(s.sharedDir).to.equal(path.join(fx.dir, 'shared'));
     r.proc.kill('SIGTERM');
     expect(await exitWithin(r, 10_000)).to.deep.equal({ code: 0, signal: null });
   });
 
   it('with --http-token the printed URL carries the token, and the API wants it', async function () {
-    const r = run(WEB, ['--peer-port', '0', '--http-port', '0', '--http-token', 'sekrit-token-1', ...common], dir);
+    const r = run(WEB, ['--peer-port', '0', '--http-port', '0', '--http-token', 'sekrit-token-1', ...common], fx.dir);
     const line = await waitFor(() => r.stdout.find((l) => l.startsWith('dashboard: ')), 15_000, 'the dashboard line');
     const m = /^dashboard: (http:\/\/127\.0\.0\.1:\d+)\/\?token=sekrit-token-1$/.exec(line);
     expect(m, line).to.not.equal(null);
@@ -92,7 +74,7 @@ describe('web command', function () {
     ];
     for (const [what, args, message] of cases) {
       it(what, async function () {
-        const r = run(WEB, args, dir);
+        const r = run(WEB, args, fx.dir);
         const { code } = await exitWithin(r, 10_000);
         expect(code).to.equal(2);
         expect(r.stderr, r.stderr.join('\n')).to.have.length(1);
@@ -102,7 +84,7 @@ describe('web command', function () {
   });
 
   it('web --help exits 0 and lists the dashboard options', async function () {
-    const r = run(WEB, ['--help'], dir);
+    const r = run(WEB, ['--help'], fx.dir);
     expect((await exitWithin(r, 10_000)).code).to.equal(0);
     const out = r.stdout.join('\n');
     for (const opt of ['--peer-port', '--http-port', '--http-host', '--http-token', '--peer-ip', '--shared', '--bootstrap', '--no-multicast']) expect(out).to.include(opt);
@@ -111,18 +93,10 @@ describe('web command', function () {
 
 describe('node-cli --http-port', function () {
   this.timeout(30_000);
-  let dir = '';
-  beforeEach(async function () {
-    dir = await tempDir('shoal-web-cli-');
-  });
-  afterEach(async function () {
-    await children.killAll();
-    if (dir) await cleanup(dir);
-    dir = '';
-  });
+  const fx = tempDirPerTest('shoal-web-cli-', () => children.killAll());
 
   it('serves the same dashboard next to the node, announced as a "dashboard" event, and stops with it', async function () {
-    const cli = spawnCli(['0', '--http-port', '0', ...common], dir);
+    const cli = spawnCli(['0', '--http-port', '0', ...common], fx.dir);
     children.track(cli.proc);
     const ev = await cli.waitEvent('dashboard', 15_000);
     const url = String(ev.url);
@@ -133,14 +107,12 @@ describe('node-cli --http-port', function () {
     expect(s.id).to.equal(listening.id);
     expect((await call(url, 'GET', '/', { headers: { Accept: 'text/html' } })).status).to.equal(200);
     cli.proc.kill('SIGTERM');
-    const killer = setTimeout(() => cli.proc.kill('SIGKILL'), 10_000);
-    expect(await cli.exited).to.deep.equal({ code: 0, signal: null });
-    clearTimeout(killer);
+    expect(await exitWithin(cli, 10_000)).to.deep.equal({ code: 0, signal: null });
   });
 
   it('--http-token or --http-host without --http-port, or a bad --http-port, is a usage error', async function () {
     for (const args of [['0', '--http-token', 'abcdefgh123'], ['0', '--http-host', '127.0.0.1'], ['0', '--http-port', 'x']]) {
-      const r = run(CLI, args, dir);
+      const r = run(CLI, args, fx.dir);
       expect((await exitWithin(r, 10_000)).code, args.join(' ')).to.equal(2);
       expect(r.stderr).to.have.length(1);
       expect(r.stderr[0]).to.match(/^node-cli: .*--http-/);
