@@ -23,7 +23,7 @@ function expectError(res: Answer, status: number, match?: RegExp): void {
 }
 
 /** socket.io by hand (engine.io v4 long-polling): open, CONNECT with `auth`, read the answer. */
-async function socketConnect(base: string, headers: Record<string, string> = {}, auth?: Record<string, unknown>): Promise<{ open: Answer; answer?: string }> {
+async function socketConnect(base: string, headers: Record<string, string> = {}, auth?: Record<string, unknown>): Promise<{ open: Answer; answer?: string; poll?: () => Promise<Answer> }> {
   const open = await call(base, 'GET', '/socket.io/?EIO=4&transport=polling', { headers });
   if (open.status !== 200) return { open };
   const { sid } = JSON.parse(open.text.slice(1)) as { sid: string };
@@ -31,7 +31,7 @@ async function socketConnect(base: string, headers: Record<string, string> = {},
   const sent = await call(base, 'POST', q, { headers: { ...headers, 'Content-Type': 'text/plain;charset=UTF-8' }, body: `40${auth ? JSON.stringify(auth) : ''}` });
   expect(sent.status, sent.text).to.equal(200);
   const answer = await call(base, 'GET', q, { headers });
-  return { open, answer: answer.text };
+  return { open, answer: answer.text, poll: () => call(base, 'GET', q, { headers }) };
 }
 
 describe('web security', function () {
@@ -122,6 +122,11 @@ describe('web security', function () {
       expect(none.answer).to.match(/^44\{"message":"unauthorized/);
       const wrong = await socketConnect(web.url, {}, { token: 'nope' });
       expect(wrong.answer).to.match(/^44/);
+      // A refused client that stays is cut off: its session is gone within about a second.
+      await new Promise((resolve) => setTimeout(resolve, 1300));
+      const after = await none.poll!();
+      // Either the session is gone (400) or this poll carries engine.io's close packet ("1").
+      expect(after.status === 400 || after.text.split('\x1e').includes('1'), `${after.status} ${JSON.stringify(after.text)}`).to.equal(true);
       const byAuth = await socketConnect(web.url, {}, { token: TOKEN });
       expect(byAuth.answer).to.match(/^40\{"sid":/);
       const byCookie = await socketConnect(web.url, { Cookie: `shoal_token_${web.port}=${TOKEN}` });

@@ -196,6 +196,8 @@ export class WebServer {
       if (this.auth.allowed(socket.request, given)) return next();
       this.warn({ remote: socket.handshake.address }, 'socket.io connection without a valid token');
       next(new Error('unauthorized: an access token is required'));
+      // The refusal is on its way; a client that does not go away by itself is cut off.
+      setTimeout(() => socket.conn.close(), 1000).unref();
     });
     this.live = new Live({ io: this.io, node: this.node, httpUrl: () => this.url, log: this.log });
     this.live.start();
