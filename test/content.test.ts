@@ -119,6 +119,41 @@ describe('content over HTTP ranges', function () {
       expect(createHash('sha1').update(await collect(all.stream)).digest('hex')).to.equal(await sha1File(file));
     });
 
+    it('a wanted piece jumps the queue: the peer having it gets its queued requests cancelled and is asked for the window first', async () => {
+      const { node: seed, h } = await sharing('seed', 64 * L, { pieceLength: L });
+      const m = seed.library.files()[0]!.metainfo;
+      const staller = await fakePeer(m, 'stall'); // takes requests, never answers: its queue stays full
+      fakes.push(staller);
+      const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
+      nodes.push(leech);
+      const torrent = path.join(fx.dir, 'v.torrent');
+      await fsp.writeFile(torrent, encodeTorrent(m));
+      await leech.download(torrent);
+      await waitFor(() => staller.requests >= 32, 10_000, 'a queue of requests at the staller');
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the batch
+      const asked = new Set(staller.log.map((e) => e.index));
+      let want = 63;
+      while (asked.has(want)) want--;
+      expect(want, 'a piece not asked for yet').to.be.greaterThan(0);
+
+      await rejection(leech.readContent(h, want * L, want * L + 10, { waitMs: 300 }));
+      const log = staller.log;
+      const firstCancel = log.findIndex((e) => e.type === 'cancel');
+      expect(firstCancel, 'cancels were sent').to.be.greaterThan(0);
+      const queued = log.slice(0, firstCancel);
+      const after = log.slice(firstCancel);
+      const cancels = after.filter((e) => e.type === 'cancel');
+      expect(cancels.map((e) => `${e.index}/${e.begin}`).sort(), 'every queued block cancelled').to.deep.equal(queued.map((e) => `${e.index}/${e.begin}`).sort());
+      const firstRequest = after.find((e) => e.type === 'request');
+      expect(firstRequest, 'asked again after the cancels').to.not.equal(undefined);
+      expect(firstRequest!.index, 'the wanted piece first').to.equal(want);
+      expect(after.indexOf(firstRequest!)).to.equal(cancels.length);
+
+      // Asked again while that piece is on its way: no second round of cancels.
+      await rejection(leech.readContent(h, want * L, want * L + 10, { waitMs: 100 }));
+      expect(staller.log.filter((e) => e.type === 'cancel')).to.have.length(cancels.length);
+    });
+
     it('rejects with ContentUnavailableError after waitMs when no peer sends the piece, at once when paused', async () => {
       const { node: seed, h } = await sharing('seed', 16 * L, { pieceLength: L });
       const m = seed.library.files()[0]!.metainfo;

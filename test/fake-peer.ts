@@ -12,6 +12,8 @@ export interface FakePeer {
   connections: number;
   /** Requests received so far. */
   requests: number;
+  /** Every request and cancel received, in order (piece index and block offset). */
+  log: Array<{ type: 'request' | 'cancel'; index: number; begin: number }>;
   /** BitTorrent connections the other side closed. */
   closedByPeer: number;
   close(): Promise<void>;
@@ -25,6 +27,7 @@ export interface FakePeer {
 export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Promise<FakePeer> {
   const sockets = new Set<net.Socket>();
   const state = { connections: 0, requests: 0, closedByPeer: 0 };
+  const log: FakePeer['log'] = [];
   const server = net.createServer((sock) => {
     sockets.add(sock);
     let handshook = false;
@@ -41,8 +44,11 @@ export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Pro
         sock.write(encodeHandshake(m.infoHash, Buffer.from(`-FK0001-${randomBytes(6).toString('hex')}`)));
         sock.write(encodeBitfield(Bitfield.full(m.pieceCount).bytes));
         sock.write(UNCHOKE);
+      } else if (msg.type === 'cancel') {
+        log.push({ type: 'cancel', index: msg.index, begin: msg.begin });
       } else if (msg.type === 'request') {
         state.requests++;
+        log.push({ type: 'request', index: msg.index, begin: msg.begin });
         if (behaviour === 'corrupt') sock.write(encodePiece(msg.index, msg.begin, randomBytes(msg.length)));
       }
     }, maxFrameFor(m.pieceCount));
@@ -63,6 +69,7 @@ export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Pro
     get requests() {
       return state.requests;
     },
+    log,
     get closedByPeer() {
       return state.closedByPeer;
     },

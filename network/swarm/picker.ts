@@ -156,6 +156,10 @@ export class PiecePicker {
     const out: BlockRequest[] = [];
     let mine = this.owned.get(peer);
     if (!mine) this.owned.set(peer, (mine = new Set()));
+    // A piece a reader waits for is asked first, before this peer's own unfinished ones, and
+    // may take one slot beyond the usual bound.
+    const urgent = mine.size <= maxOwned ? this.prioritized(peer) : -1;
+    if (urgent >= 0 && !this.begin(peer, urgent, mine, max, out)) return out;
     for (const ap of mine) if (this.take(peer, ap, max, out) >= max) return out;
     for (const ap of this.orphans) {
       if (out.length >= max) return out;
@@ -167,19 +171,9 @@ export class PiecePicker {
     }
     for (;;) {
       if (out.length >= max) break;
-      // A piece a reader waits for may take one slot beyond the usual bound.
-      const urgent = mine.size <= maxOwned ? this.prioritized(peer) : -1;
-      const i = urgent >= 0 ? urgent : mine.size < maxOwned ? this.rarest(peer) : -1;
-      if (i < 0) break;
-      const buffer = this.allocate();
-      if (!buffer) break;
-      this.remove(i);
-      this.state[i] = PieceState.Active;
-      const size = i === this.g.pieceCount - 1 ? this.g.length - i * this.g.pieceLength : this.g.pieceLength;
-      const ap = new ActivePiece(i, size, buffer, peer, this.exclusive[i] === 1);
-      this.active.set(i, ap);
-      mine.add(ap);
-      this.take(peer, ap, max, out);
+      const more = mine.size <= maxOwned ? this.prioritized(peer) : -1;
+      const i = more >= 0 ? more : mine.size < maxOwned ? this.rarest(peer) : -1;
+      if (i < 0 || !this.begin(peer, i, mine, max, out)) break;
     }
     if (out.length === 0 && this.idleCount === 0) this.endgamePick(peer, max, out);
     return out;
@@ -268,6 +262,20 @@ export class PiecePicker {
     this.orphans.delete(ap);
     if (ap.owner) this.owned.get(ap.owner)?.delete(ap);
     ap.owner = null;
+  }
+
+  /** Start fetching idle piece `i` from `peer`; false when no piece buffer is free. */
+  private begin(peer: PickerPeer, i: number, mine: Set<ActivePiece>, max: number, out: BlockRequest[]): boolean {
+    const buffer = this.allocate();
+    if (!buffer) return false;
+    this.remove(i);
+    this.state[i] = PieceState.Active;
+    const size = i === this.g.pieceCount - 1 ? this.g.length - i * this.g.pieceLength : this.g.pieceLength;
+    const ap = new ActivePiece(i, size, buffer, peer, this.exclusive[i] === 1);
+    this.active.set(i, ap);
+    mine.add(ap);
+    this.take(peer, ap, max, out);
+    return true;
   }
 
   /** The first needed idle piece of the newest window that `peer` has, or -1. */

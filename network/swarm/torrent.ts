@@ -225,11 +225,40 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.dialCandidates();
   }
 
-  /** Streaming: fetch the pieces from `index` on before rarest-first, and ask for them now. */
+  /**
+   * Streaming: fetch the pieces from `index` on before rarest-first, and ask for them now.
+   * What a peer has queued comes before anything asked of it now, which at a slow peer is
+   * seconds of data: when the wanted piece is neither here nor on its way, the fastest peer
+   * that has it gets its queue cancelled (BEP 3 CANCEL; its pieces go back to the pool,
+   * blocks already on the wire are still used) and is asked for the window first.
+   */
   prioritize(index: number, count?: number): void {
-    if (!this.picker) return;
-    this.picker.prioritize(index, count);
+    const picker = this.picker;
+    if (!picker) return;
+    picker.prioritize(index, count);
+    if (picker.isNeeded(index) && !picker.active.has(index)) {
+      let best: Peer | null = null;
+      for (const p of this.peers) {
+        if (p.closed || p.peerChoking || !p.bitfield.get(index) || p.requested.size === 0) continue;
+        if (!best || p.down.rate() > best.down.rate()) best = p;
+      }
+      if (best) this.preempt(best, picker);
+    }
     for (const p of this.peers) this.request(p);
+  }
+
+  private preempt(peer: Peer, picker: PiecePicker): void {
+    const bpp = picker.blocksPerPiece;
+    const cancels: Buffer[] = [];
+    for (const key of peer.requested) {
+      const i = Math.floor(key / bpp);
+      const b = key % bpp;
+      const ap = picker.active.get(i);
+      if (ap) cancels.push(encodeCancel(i, b * BLOCK_LENGTH, ap.blockLength(b)));
+    }
+    if (cancels.length > 0) peer.send(Buffer.concat(cancels));
+    picker.release(peer);
+    this.log.debug({ peer: peer.label, cancelled: cancels.length }, 'streaming: took back a queue for a wanted piece');
   }
 
   /** Every connected peer with its counters. */
