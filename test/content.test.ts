@@ -152,6 +152,17 @@ describe('content over HTTP ranges', function () {
       // Asked again while that piece is on its way: no second round of cancels.
       await rejection(leech.readContent(h, want * L, want * L + 10, { waitMs: 100 }));
       expect(staller.log.filter((e) => e.type === 'cancel')).to.have.length(cancels.length);
+
+      // A piece already asked for, but at the back of the queue, is brought to the front too.
+      const requests = staller.log.filter((e) => e.type === 'request');
+      const back = requests[requests.length - 1]!.index;
+      expect(back).to.not.equal(want);
+      const mark = staller.log.length;
+      await rejection(leech.readContent(h, back * L, back * L + 10, { waitMs: 300 }));
+      const again = staller.log.slice(mark);
+      const recancelled = again.filter((e) => e.type === 'cancel').length;
+      expect(recancelled, 'the queue was taken back again').to.be.greaterThan(0);
+      expect(again[recancelled], 'then that piece first').to.deep.include({ type: 'request', index: back });
     });
 
     it('rejects with ContentUnavailableError after waitMs when no peer sends the piece, at once when paused', async () => {

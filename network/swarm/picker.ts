@@ -157,9 +157,16 @@ export class PiecePicker {
     let mine = this.owned.get(peer);
     if (!mine) this.owned.set(peer, (mine = new Set()));
     // A piece a reader waits for is asked first, before this peer's own unfinished ones, and
-    // may take one slot beyond the usual bound.
-    const urgent = mine.size <= maxOwned ? this.prioritized(peer) : -1;
-    if (urgent >= 0 && !this.begin(peer, urgent, mine, max, out)) return out;
+    // may take one slot beyond the usual bound: an orphan of a window, or an idle piece.
+    if (mine.size <= maxOwned) {
+      const urgent = this.prioritizedStart(peer);
+      if (urgent instanceof ActivePiece) {
+        this.orphans.delete(urgent);
+        urgent.owner = peer;
+        mine.add(urgent);
+        this.take(peer, urgent, max, out);
+      } else if (urgent >= 0 && !this.begin(peer, urgent, mine, max, out)) return out;
+    }
     for (const ap of mine) if (this.take(peer, ap, max, out) >= max) return out;
     for (const ap of this.orphans) {
       if (out.length >= max) return out;
@@ -276,6 +283,22 @@ export class PiecePicker {
     mine.add(ap);
     this.take(peer, ap, max, out);
     return true;
+  }
+
+  /**
+   * The first piece of the newest window that `peer` has and nobody fetches: an orphan
+   * (started, its owner gone) or an idle piece (its index); -1 when there is none.
+   */
+  private prioritizedStart(peer: PickerPeer): ActivePiece | number {
+    for (const w of this.windows) {
+      for (let i = w.from; i < w.to; i++) {
+        if (!peer.bitfield.get(i)) continue;
+        if (this.pos[i]! >= 0) return i;
+        const ap = this.active.get(i);
+        if (ap && ap.owner === null && this.orphans.has(ap)) return ap;
+      }
+    }
+    return -1;
   }
 
   /** The first needed idle piece of the newest window that `peer` has, or -1. */

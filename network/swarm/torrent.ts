@@ -118,6 +118,9 @@ interface Candidate {
  * incoming connections after their handshake). The picker decides what to ask; every piece
  * is hashed off the event loop before it counts, written at its offset, announced with HAVE.
  */
+/** Blocks (16 KiB each) that may stand before a piece a reader waits for; more are cancelled. */
+export const PREEMPT_AHEAD_BLOCKS = 16;
+
 export class Torrent extends EventEmitter<TorrentEvents> {
   readonly metainfo: Metainfo;
   readonly peers = new Set<Peer>();
@@ -228,23 +231,41 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   /**
    * Streaming: fetch the pieces from `index` on before rarest-first, and ask for them now.
    * What a peer has queued comes before anything asked of it now, which at a slow peer is
-   * seconds of data: when the wanted piece is neither here nor on its way, the fastest peer
-   * that has it gets its queue cancelled (BEP 3 CANCEL; its pieces go back to the pool,
-   * blocks already on the wire are still used) and is asked for the window first.
+   * seconds of data: when more than PREEMPT_AHEAD_BLOCKS stand before the wanted piece (at
+   * the peer fetching it, or, if nobody is, at the fastest peer that has it), that peer's
+   * queue is cancelled (BEP 3 CANCEL; its pieces go back to the pool, blocks already on the
+   * wire are still used) and it is asked for the window first.
    */
   prioritize(index: number, count?: number): void {
     const picker = this.picker;
     if (!picker) return;
     picker.prioritize(index, count);
-    if (picker.isNeeded(index) && !picker.active.has(index)) {
-      let best: Peer | null = null;
-      for (const p of this.peers) {
-        if (p.closed || p.peerChoking || !p.bitfield.get(index) || p.requested.size === 0) continue;
-        if (!best || p.down.rate() > best.down.rate()) best = p;
-      }
-      if (best) this.preempt(best, picker);
+    if (picker.isNeeded(index)) {
+      const peer = this.queuedAhead(index, picker);
+      if (peer) this.preempt(peer, picker);
     }
     for (const p of this.peers) this.request(p);
+  }
+
+  /** The peer to take back a queue from so that piece `index` comes next, or null. */
+  private queuedAhead(index: number, picker: PiecePicker): Peer | null {
+    const ap = picker.active.get(index);
+    if (ap) {
+      const owner = [...this.peers].find((p) => p === ap.owner);
+      if (!owner) return null; // an orphan: the next pick of a peer having it adopts it first
+      let ahead = 0;
+      for (const key of owner.requested) {
+        if (Math.floor(key / picker.blocksPerPiece) === index) break;
+        ahead++;
+      }
+      return ahead > PREEMPT_AHEAD_BLOCKS ? owner : null;
+    }
+    let best: Peer | null = null;
+    for (const p of this.peers) {
+      if (p.closed || p.peerChoking || !p.bitfield.get(index) || p.requested.size <= PREEMPT_AHEAD_BLOCKS) continue;
+      if (!best || p.down.rate() > best.down.rate()) best = p;
+    }
+    return best;
   }
 
   private preempt(peer: Peer, picker: PiecePicker): void {
