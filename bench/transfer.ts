@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     console.log('done');
 
     // --- Shoal seed (hashes the file before it listens: not part of the timing) ---
-    const shoalSeed = background(process.execPath, [CLI, '127.0.0.1', '0', '--shared', seedDir, '--downloads', path.join(dir, 'seed-dl'), '--json', '--log-level', 'warn'], { cwd: dir });
+    const shoalSeed = background(process.execPath, [CLI, '127.0.0.1', '0', '--shared', seedDir, '--downloads', path.join(dir, 'seed-dl'), '--json', '--log-level', 'warn', '--no-multicast'], { cwd: dir });
     cleanups.push(shoalSeed.stop);
     await waitUntil(() => shoalSeed.output().includes('"listening"'), 120_000, 'shoal seed');
     const seedPort = Number(/"port":(\d+)/.exec(shoalSeed.output())![1]);
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     const aria2: Timed[] = [];
     for (let run = 1; run <= RUNS; run++) {
       const sdl = path.join(dir, `shoal-dl-${run}`);
-      const s = await timed(process.execPath, [CLI, '127.0.0.1', '0', '--shared', path.join(dir, 'empty'), '--downloads', sdl, '--no-watch',
+      const s = await timed(process.execPath, [CLI, '127.0.0.1', '0', '--shared', path.join(dir, 'empty'), '--downloads', sdl, '--no-folder-watch', '--no-multicast',
         '--peer', `127.0.0.1:${seedPort}`, '--get', infohash, '--exit-when-done', '--log-level', 'warn'], { cwd: dir });
       if (s.code !== 0) throw new Error(`shoal download failed (${s.code}): ${s.stderr}`);
       shoal.push(s);
