@@ -119,16 +119,25 @@ describe('content over HTTP ranges', function () {
       expect(createHash('sha1').update(await collect(all.stream)).digest('hex')).to.equal(await sha1File(file));
     });
 
-    it('a wanted piece jumps the queue: the peer having it gets its queued requests cancelled and is asked for the window first', async () => {
-      const { node: seed, h } = await sharing('seed', 64 * L, { pieceLength: L });
+    /**
+     * A leech downloading a file of `pieces` pieces from a fake peer that takes requests and
+     * never answers (its queue stays full); the real seed only makes the file and torrent.
+     */
+    async function downloadFromStaller(pieces: number) {
+      const { node: seed, h } = await sharing('seed', pieces * L, { pieceLength: L });
       const m = seed.library.files()[0]!.metainfo;
-      const staller = await fakePeer(m, 'stall'); // takes requests, never answers: its queue stays full
+      const staller = await fakePeer(m, 'stall');
       fakes.push(staller);
       const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
       nodes.push(leech);
       const torrent = path.join(fx.dir, 'v.torrent');
       await fsp.writeFile(torrent, encodeTorrent(m));
       await leech.download(torrent);
+      return { h, leech, staller };
+    }
+
+    it('a wanted piece jumps the queue: the peer having it gets its queued requests cancelled and is asked for the window first', async () => {
+      const { h, leech, staller } = await downloadFromStaller(64);
       await waitFor(() => staller.requests >= 32, 10_000, 'a queue of requests at the staller');
       await new Promise((resolve) => setTimeout(resolve, 200)); // the rest of the batch
       const asked = new Set(staller.log.map((e) => e.index));
@@ -166,15 +175,7 @@ describe('content over HTTP ranges', function () {
     });
 
     it('rejects with ContentUnavailableError after waitMs when no peer sends the piece, at once when paused', async () => {
-      const { node: seed, h } = await sharing('seed', 16 * L, { pieceLength: L });
-      const m = seed.library.files()[0]!.metainfo;
-      const staller = await fakePeer(m, 'stall');
-      fakes.push(staller);
-      const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
-      nodes.push(leech);
-      const torrent = path.join(fx.dir, 'v.torrent');
-      await fsp.writeFile(torrent, encodeTorrent(m));
-      await leech.download(torrent);
+      const { h, leech, staller } = await downloadFromStaller(16);
       await waitFor(() => staller.requests > 0, 10_000, 'requests to the staller');
       const t0 = Date.now();
       const err = await rejection(leech.readContent(h, 3 * L, 3 * L + 100, { waitMs: 400 }));
