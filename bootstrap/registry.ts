@@ -57,6 +57,12 @@ export interface NodeRecord {
   reports: Map<string, number>;
 }
 
+/** A record with its place in the last-seen order (a list, newest first). */
+interface Entry extends NodeRecord {
+  newer: Entry | null;
+  older: Entry | null;
+}
+
 export interface NodeRegistryInit {
   ttlMs?: number;
   /** Where the registry is persisted; none = memory only. */
@@ -98,7 +104,12 @@ const PersistedSchema = z.object({ version: z.literal(1), savedAt: z.number(), n
 
 export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   readonly ttlMs: number;
-  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly nodes = new Map<string, Entry>();
+  /**
+   * The node seen last; `older` links lead through the rest. A register or heartbeat moves
+   * its node here, so an answer's freshest MAX_PEERS_IN_ANSWER cost that many steps, not a sort.
+   */
+  private newest: Entry | null = null;
   /** infohash → ids of nodes sharing it complete: the tracker's and search's index. */
   private readonly seeds = new Map<string, Set<string>>();
   private readonly perAddress = new Map<string, { nodes: number; files: number }>();
@@ -150,7 +161,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (counts.nodes + extraNodes > (this.init.maxNodesPerAddress ?? DEFAULT_MAX_NODES_PER_ADDRESS)) throw new RegistryError(429, 'too many nodes from this address');
     this.checkFiles(counts.files + extraFiles, this.totalFiles + req.files.length - (old?.files.length ?? 0));
     if (old) this.remove(old);
-    const record: NodeRecord = {
+    const record: Entry = {
       id: req.id,
       instance: req.instance,
       name: req.name,
@@ -164,6 +175,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       lastSeen: now,
       expiresAt: now + this.ttlMs,
       reports: new Map(),
+      newer: null,
+      older: null,
     };
     this.add(record);
     this.setFiles(record, req.files);
@@ -177,6 +190,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const now = this.now();
     record.lastSeen = now;
     record.expiresAt = now + this.ttlMs;
+    this.unlink(record);
+    this.link(record);
     let changed = false;
     if (req.files && !sameFiles(record.files, req.files)) {
       const counts = this.perAddress.get(record.source)!;
@@ -241,14 +256,14 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** Every node, freshest first. */
   list(): NodeRecord[] {
-    return [...this.nodes.values()].sort((a, b) => b.lastSeen - a.lastSeen);
+    return [...this.freshestFirst()];
   }
 
   /** The other nodes for a register/heartbeat answer, freshest first. */
   peersFor(selfId: string, limit: number, hostFor: HostMap = sameHost): { nodes: PeerView[]; truncated: boolean } {
     const nodes: PeerView[] = [];
     let truncated = false;
-    for (const r of this.list()) {
+    for (const r of this.freshestFirst()) {
       if (r.id === selfId) continue;
       if (nodes.length >= limit) {
         truncated = true;
@@ -283,7 +298,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   search(query: string, hostFor: HostMap = sameHost): SearchHit[] {
     const needle = query.toLowerCase();
     const hits = new Map<string, SearchHit>();
-    for (const r of this.list()) {
+    for (const r of this.freshestFirst()) {
       const node = { id: r.id, host: hostFor(r.host), port: r.port };
       for (let i = 0; i < r.files.length; i++) {
         if (!r.lowerNames[i]!.includes(needle)) continue;
@@ -343,7 +358,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     }
     const now = this.now();
     let skipped = 0;
-    for (const n of parsed.nodes) {
+    // Oldest first, so the last-seen order comes back as it was.
+    for (const n of parsed.nodes.sort((a, b) => a.lastSeen - b.lastSeen)) {
       try {
         const r = this.register({ id: n.id, instance: n.instance, name: n.name, port: n.port, host: n.host, files: n.files, downloads: n.downloads }, n.source);
         r.registeredAt = n.registeredAt;
@@ -395,7 +411,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     return r.source === source || isLoopbackAddress(source);
   }
 
-  private owned(id: string, instance: string, from: string): NodeRecord {
+  private owned(id: string, instance: string, from: string): Entry {
     const r = this.nodes.get(id);
     if (!r) throw new RegistryError(404, `unknown node ${id}: register again`);
     if (r.instance !== instance) throw new RegistryError(403, `node ${id} is registered by another instance`);
@@ -408,18 +424,39 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (total > (this.init.maxFiles ?? DEFAULT_MAX_FILES)) throw new RegistryError(503, 'the registry holds as many files as it can');
   }
 
-  private add(r: NodeRecord): void {
+  private add(r: Entry): void {
     this.nodes.set(r.id, r);
+    this.link(r);
     const c = this.perAddress.get(r.source) ?? { nodes: 0, files: 0 };
     c.nodes++;
     this.perAddress.set(r.source, c);
   }
 
-  private remove(r: NodeRecord): void {
+  private remove(r: Entry): void {
     this.setFiles(r, []);
     this.nodes.delete(r.id);
+    this.unlink(r);
     const c = this.perAddress.get(r.source);
     if (c && --c.nodes <= 0) this.perAddress.delete(r.source);
+  }
+
+  /** Make `r` the newest of the last-seen order. */
+  private link(r: Entry): void {
+    r.newer = null;
+    r.older = this.newest;
+    if (this.newest) this.newest.newer = r;
+    this.newest = r;
+  }
+
+  private unlink(r: Entry): void {
+    if (r.newer) r.newer.older = r.older;
+    else if (this.newest === r) this.newest = r.older;
+    if (r.older) r.older.newer = r.newer;
+    r.newer = r.older = null;
+  }
+
+  private *freshestFirst(): Generator<Entry> {
+    for (let r = this.newest; r; r = r.older) yield r;
   }
 
   /** Replace a node's files, keeping the counters and the infohash index in step. */

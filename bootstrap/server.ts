@@ -93,8 +93,10 @@ export class BootstrapServer {
     this.tracker = new Tracker({
       intervalS: init.announceIntervalS ?? DEFAULT_INTERVAL_S,
       extraPeers: (infoHash, limit, via) => {
+        const seeds = this.registry.seedsOf(infoHash, limit);
+        if (seeds.length === 0) return []; // most announces: no host mapping to work out
         const hostFor = hostMap(via.remote, via.local);
-        return this.registry.seedsOf(infoHash, limit).map((r) => ({ host: hostFor(r.host), port: r.port }));
+        return seeds.map((r) => ({ host: hostFor(r.host), port: r.port }));
       },
       onBadRequest: (remote, reason) => this.warn({ remote, reason }, 'bad tracker request'),
     });

@@ -224,9 +224,16 @@ export interface SwarmStore {
   expire(now: number): number;
 }
 
+/** A peer as the store keeps it: also where it sits in its swarm's `slots`. */
+interface StoredPeer extends SwarmPeer {
+  slot: number;
+}
+
 interface Swarm {
   /** Insertion order is last-announce order: the first entry is the stalest. */
-  peers: Map<string, SwarmPeer>;
+  peers: Map<string, StoredPeer>;
+  /** The same peers in an array, so an answer starts at a random one without walking there. */
+  slots: StoredPeer[];
   complete: number;
   downloaded: number;
 }
@@ -263,7 +270,7 @@ export class MemorySwarmStore implements SwarmStore {
     }
     if (!swarm) {
       if (this.swarms.size >= this.maxTorrents) throw new TrackerRequestError('the tracker tracks as many torrents as it can', 503);
-      swarm = { peers: new Map(), complete: 0, downloaded: 0 };
+      swarm = { peers: new Map(), slots: [], complete: 0, downloaded: 0 };
       this.swarms.set(p.infoHash, swarm);
     }
     const seeder = p.left === 0;
@@ -288,7 +295,9 @@ export class MemorySwarmStore implements SwarmStore {
       if (stalest !== undefined) this.drop(p.infoHash, swarm, stalest);
       if (!this.swarms.has(p.infoHash)) this.swarms.set(p.infoHash, swarm);
     }
-    swarm.peers.set(key, { key, host: p.host, port: p.port, peerId: p.peerId, seeder, source: p.source, expiresAt });
+    const peer: StoredPeer = { key, host: p.host, port: p.port, peerId: p.peerId, seeder, source: p.source, expiresAt, slot: swarm.slots.length };
+    swarm.peers.set(key, peer);
+    swarm.slots.push(peer);
     this.perAddress.set(p.source, fromHere + 1);
     if (seeder) swarm.complete++;
     if (p.event === 'completed') swarm.downloaded++;
@@ -299,20 +308,13 @@ export class MemorySwarmStore implements SwarmStore {
     const out: SwarmPeer[] = [];
     if (!swarm || want <= 0) return out;
     // From a random starting point, so a large swarm hands different peers to each asker.
-    const n = swarm.peers.size;
+    const { slots } = swarm;
+    const n = slots.length;
     const start = n > want ? Math.floor(Math.random() * n) : 0;
-    let i = 0;
-    for (const pass of [1, 2]) {
-      i = 0;
-      for (const peer of swarm.peers.values()) {
-        const mine = pass === 1 ? i >= start : i < start;
-        i++;
-        if (!mine) continue;
-        if (peer.key === exceptKey || peer.expiresAt <= now || (noSeeders && peer.seeder)) continue;
-        out.push(peer);
-        if (out.length >= want) return out;
-      }
-      if (start === 0) break;
+    for (let i = 0; i < n && out.length < want; i++) {
+      const peer = slots[(start + i) % n]!;
+      if (peer.key === exceptKey || peer.expiresAt <= now || (noSeeders && peer.seeder)) continue;
+      out.push(peer);
     }
     return out;
   }
@@ -343,6 +345,11 @@ export class MemorySwarmStore implements SwarmStore {
     const peer = swarm.peers.get(key);
     if (!peer) return;
     swarm.peers.delete(key);
+    const last = swarm.slots.pop()!;
+    if (last !== peer) {
+      swarm.slots[peer.slot] = last;
+      last.slot = peer.slot;
+    }
     if (peer.seeder) swarm.complete--;
     const n = (this.perAddress.get(peer.source) ?? 1) - 1;
     if (n > 0) this.perAddress.set(peer.source, n);
@@ -434,9 +441,9 @@ export class Tracker {
     }
     // Keys are raw 20-byte hashes: sorted as bytes, written by hand, since a JS object key
     // would be encoded as UTF-8 text.
+    const via = { remote: normalizeAddress(remoteAddress), local: localAddress };
     const entries = [...new Set(hashes)].sort().map((h) => {
       const c = this.store.counts(h);
-      const via = { remote: normalizeAddress(remoteAddress), local: localAddress };
       for (const e of this.init.extraPeers?.(h, MAX_NUMWANT, via) ?? []) if (!this.store.has(h, `${e.host}|${e.port}`)) c.complete++;
       return Buffer.concat([Buffer.from('20:'), Buffer.from(h, 'hex'), Buffer.from(bencode.encode(c))]);
     });

@@ -5,6 +5,7 @@ import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
+import { shutdownOnSignals } from './shutdown.js';
 import { WebServer } from '../web/server.js';
 
 let opts: CliOptions;
@@ -30,20 +31,11 @@ const emit = (event: string, data: Record<string, unknown>, text: string) => {
 const pct = (d: DownloadInfo) => ((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1);
 
 let web: WebServer | null = null;
-let stopping = false;
-async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    const force = setTimeout(() => process.exit(code || 1), 10_000);
-    force.unref();
-    await web?.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the dashboard'));
-    await node.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
-    view?.stop();
-  }
-  process.exit(code);
-}
-process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
-process.on('SIGTERM', () => void shutdown(0));
+const shutdown = shutdownOnSignals(logger, [
+  { what: 'the dashboard', stop: () => web?.stop() },
+  { what: 'the node', stop: () => node.stop() },
+  { what: 'the progress view', stop: () => view?.stop() },
+]);
 
 const lastLine = new Map<string, number>();
 node.on('progress', (d) => {
@@ -97,7 +89,7 @@ async function get(target: string): Promise<void> {
       await node.whenDone(infohash);
       return;
     } catch (err) {
-      if (stopping) return;
+      if (shutdown.stopping) return;
       const msg = (err as Error).message;
       if (Date.now() >= deadline || /unsafe|not a torrent|cannot read|multi-file|ambiguous|bad magnet/i.test(msg)) throw err;
       logger.debug({ target, err: msg }, 'not resolvable yet; retrying');

@@ -121,8 +121,7 @@ export function parseCli(argv: string[]): CliOptions {
   const o = program.opts<Record<string, unknown>>();
   const [ip, portText] = args.length >= 2 ? [args[0], args[1]] : [undefined, args[0]];
   if (portText === undefined) throw new UsageError("missing required argument 'port'");
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText ?? '') || port > 65535) throw new UsageError(`port must be a number from 0 to 65535, got ${JSON.stringify(portText)}`);
+  const port = portArg(portText, 'port');
   const httpPort = o.httpPort === undefined ? undefined : portArg(o.httpPort, '--http-port');
   const opts = nodeOptions(o, ip, port);
   if (o.exitWhenDone && opts.gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');

@@ -11,10 +11,9 @@
  * Ctrl-C.
  */
 import path from 'node:path';
-import os from 'node:os';
 import { promises as fsp, rmSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CLI, ROOT, randomFile, sha1File, type CliChild } from '../test/helpers.js';
+import { CLI, ROOT, randomFile, sha1File, tempDir, waitFor, type CliChild } from '../test/helpers.js';
 import { createLan, netnsSupport, spawnCliIn, type Lan, type RunResult } from '../test/netns.js';
 
 /** One machine of the story: where a node runs and how to start things there. */
@@ -126,7 +125,7 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     await Promise.all(nodes.map(({ child }) => child.waitEvent('listening', 60_000)));
     const discoveryStart = Date.now();
     const everyoneKnowsEveryone = () => sites.every((s) => sites.every((o) => o === s || follower.known(s.label).has(o.label)));
-    await until(everyoneKnowsEveryone, 30_000, 'every node to know every other');
+    await waitFor(everyoneKnowsEveryone, 30_000, 'every node to know every other');
     const discoverySeconds = (Date.now() - discoveryStart) / 1000;
     say(`  every node knows the ${sites.length - 1} others, ${discoverySeconds.toFixed(1)} s after the last one was listening`);
     ok.push(`discovery: ${sites.length} nodes found each other in ${discoverySeconds.toFixed(1)} s, with no bootstrap server and no --peer (multicast beacons, and peers naming the peers they know)`);
@@ -157,7 +156,7 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     children.push(Object.assign(getter, { label: getterSite.label }));
     let shown = 0;
     let maxPeers = 0;
-    await until(() => {
+    await waitFor(() => {
       for (const e of getter.events.slice(shown)) {
         if (e.event === 'progress') {
           maxPeers = Math.max(maxPeers, Number(e.peers));
@@ -185,7 +184,7 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     ok.push(`verify: SHA-1 ${got === want ? 'matches the original' : 'DIFFERS from the original'}`);
 
     // Let the others report the short-lived node's GOODBYE before we tear down.
-    await until(() => nodes.every(({ site }) => !follower.known(site.label).has(getterSite.label)), 5000, 'the GOODBYE').catch(() => {});
+    await waitFor(() => nodes.every(({ site }) => !follower.known(site.label).has(getterSite.label)), 5000, 'the GOODBYE').catch(() => {});
     follower.stop();
     const passed = got === want && exit.code === 0 && maxPeers >= 2 && holders.length === 3;
     say('\nSummary');
@@ -202,14 +201,6 @@ export async function runDemo(sites: DemoSite[], getterSite: DemoSite, dir: stri
     throw err;
   } finally {
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  }
-}
-
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -243,7 +234,7 @@ async function main(): Promise<void> {
     throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   });
   say('Shoal LAN demo: 4 machines (network namespaces) on one bridge, discovery by multicast only');
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-demo-lan-'));
+  const dir = await tempDir('shoal-demo-lan-');
   let lan: Lan | undefined;
   onAnyExit(() => lan?.destroySync(), dir);
 

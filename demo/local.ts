@@ -9,12 +9,11 @@
  * `lo` up in there, and runs the nodes. The namespace, with everything in it, disappears
  * when the demo exits.
  */
-import path from 'node:path';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CLI, spawnCli, type CliChild } from '../test/helpers.js';
+import { CLI, spawnCli, tempDir, type CliChild } from '../test/helpers.js';
 import type { RunResult } from '../test/netns.js';
 import { runDemo, onAnyExit, type DemoSite } from './lan.js';
 
@@ -69,7 +68,7 @@ async function inside(): Promise<number> {
     throw new Error('dist/cli/main.js is missing: run `npm run build` first');
   });
   say('Shoal local demo: 4 nodes on 127.0.0.1 in a private network namespace, discovery by multicast on lo only');
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-demo-local-'));
+  const dir = await tempDir('shoal-demo-local-');
   const children = new Set<CliChild>();
   onAnyExit(() => {
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');

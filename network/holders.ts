@@ -208,10 +208,12 @@ export class Holders extends EventEmitter<HoldersEvents> {
     this.emit('change', h, n);
   }
 
-  /** Keep within the bound: expired sightings first, then the least recently touched files. */
+  /**
+   * Keep within the bound: the least recently touched files go first, which puts files
+   * nobody was seen with within the TTL first. No full sweep here (the minute timer does
+   * that): at the bound, every new sighting comes through this.
+   */
   private trim(): void {
-    if (this.entries <= this.maxEntries) return;
-    this.expire();
     while (this.entries > this.maxEntries) {
       const [h, nodes] = this.byFile.entries().next().value!;
       for (const node of [...nodes.keys()]) this.drop(h, node);

@@ -10,7 +10,8 @@ import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { PeerServer } from './peer-server.js';
-import { MAX_PEERS, type ControlRequest, type ControlResponse } from './wire/control-codec.js';
+import { MAX_FILES, MAX_PEERS, type ControlRequest, type ControlResponse, type FileEntry } from './wire/control-codec.js';
+import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
 import { controlRequest, fetchMetainfo } from './control/control-client.js';
 import { TrackerClient } from './tracker/announce.js';
 import { PeerRegistry, isLoopback as isLoopbackHost, type KnownPeer } from './discovery/peer-registry.js';
@@ -18,7 +19,6 @@ import type { DiscoveryHealth, PeerDiscovery, PeerSource } from './discovery/dis
 import { MulticastDiscovery } from './discovery/multicast.js';
 import { BootstrapClient } from './discovery/bootstrap-client.js';
 import type { Subscriber } from './control/control-server.js';
-import type { FileEntry } from './wire/control-codec.js';
 import { Watcher } from './watcher.js';
 import { Torrent, DEFAULT_SWARM_LIMITS, type SwarmLimits, type TorrentStats, type PeerStat } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type Peer, type PeerTimeouts } from './swarm/peer.js';
@@ -28,9 +28,9 @@ import { PartFile } from './storage/part-file.js';
 import { SeedStore } from './storage/seed-store.js';
 import { exists } from './storage/stores.js';
 import { parseTarget } from './targets.js';
+import type { Bitfield } from './wire/bitfield.js';
 import { makeMagnet } from './metainfo/magnet.js';
 import { Holders, holderKey } from './holders.js';
-import { MAX_FILES } from './wire/control-codec.js';
 import {
   UnknownContentError, checkRange, readFileRange, readVerified,
   type ContentInfo, type ReadOptions, type VerifiedSource,
@@ -465,7 +465,7 @@ export class Node extends EventEmitter<NodeEvents> {
       this.torrents.delete(h);
       await d.trackers?.stop();
       await d.torrent.cancel();
-      await fsp.rm(this.pausedMarker(h), { force: true });
+      await this.markPaused(h, false);
       this.log.info({ file: d.torrent.metainfo.name }, 'download cancelled');
       this.poke(d);
       this.emit('download-removed', h);
@@ -488,16 +488,14 @@ export class Node extends EventEmitter<NodeEvents> {
     d.trackers = null;
     // Trackers hear `stopped` in the background: a slow one must not hold the pause up.
     void trackers?.stop();
-    const marker = this.pausedMarker(h);
-    const remember = fsp
-      .mkdir(path.dirname(marker), { recursive: true })
-      .then(() => fsp.writeFile(marker, `${Date.now()}\n`))
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not record the pause: it will not outlast a restart'));
+    const remember = this.markPaused(h, true).catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'could not record the pause: it will not outlast a restart'),
+    );
     await Promise.all([d.torrent.pause(), remember]);
     // Finished (or failed, or cancelled) while the pause settled: that state stands.
     if (d.state !== 'paused' || this.downloads.get(h) !== d) {
-      await fsp.rm(this.pausedMarker(h), { force: true });
-      return d.state === 'paused';
+      await this.markPaused(h, false);
+      return false;
     }
     this.log.info({ file: d.torrent.metainfo.name }, 'download paused');
     this.stateChanged(d);
@@ -510,7 +508,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const d = this.downloads.get(h);
     if (!d || d.state !== 'paused') return false;
     d.state = 'downloading';
-    await fsp.rm(this.pausedMarker(h), { force: true });
+    await this.markPaused(h, false);
     if (this.downloads.get(h) !== d || d.state !== 'downloading') return false;
     d.torrent.resume();
     d.torrent.addPeers(this.registry.list());
@@ -661,7 +659,7 @@ export class Node extends EventEmitter<NodeEvents> {
         const i = d.torrent.info();
         return { infohash: i.infohash, name: i.name, progress: i.pieces > 0 ? i.verified / i.pieces : 0 };
       });
-    return { files: this.library.files().slice(0, 10_000).map(describe), downloads };
+    return { files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describe), downloads };
   }
 
   /**
@@ -696,7 +694,7 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.subscribers.size >= MAX_SUBSCRIBERS) return { refused: `this node already has ${MAX_SUBSCRIBERS} subscribers` };
     this.subscribers.add(sub);
     this.log.debug({ peer: sub.who }, 'subscriber joined');
-    const files = this.library.files().slice(0, 1000).map(describe);
+    const files = this.library.files().slice(0, MAX_FILES).map(describe);
     return { snapshot: { type: 'SUBSCRIBED', self: { id: this.id, name: this.name.slice(0, 64) }, files }, unsubscribe: () => this.subscribers.delete(sub) };
   }
 
@@ -779,7 +777,7 @@ export class Node extends EventEmitter<NodeEvents> {
       d.state = 'done';
       d.path = p;
       d.trackers?.complete();
-      void fsp.rm(this.pausedMarker(m.infoHashHex), { force: true }).catch(() => {});
+      void this.markPaused(m.infoHashHex, false).catch(() => {});
       // Share the finished file: its digests are known, so the library need not rehash it.
       this.library.adopt(p, m.pieces, m.pieceLength).catch((err: Error) => {
         if (!this.stopping) this.log.warn({ path: p, err: err.message }, 'could not add the finished file to the library');
@@ -829,7 +827,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private trackerFor(m: Metainfo, urls: string[], torrent: Torrent): TrackerClient {
     const client = this.newTracker(m, urls, () => {
       const s = torrent.info();
-      return { uploaded: s.uploaded, downloaded: s.downloaded, left: m.length - Math.min(m.length, s.verified * m.pieceLength) };
+      return { uploaded: s.uploaded, downloaded: s.downloaded, left: bytesLeft(m, torrent.store.have) };
     });
     client.on('peer', (p) => torrent.addPeers([p]));
     return client;
@@ -895,11 +893,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Seconds left at the current rate, or null when no rate makes sense. */
   private eta(d: Download, s: TorrentStats): number | null {
     if (d.state !== 'downloading' || s.downloadRate < 1) return null;
-    const m = d.torrent.metainfo;
-    const have = d.torrent.store.have;
-    const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
-    const left = Math.max(0, m.length - (have.count() * m.pieceLength - lastShort));
-    return Math.ceil(left / s.downloadRate);
+    return Math.ceil(bytesLeft(d.torrent.metainfo, d.torrent.store.have) / s.downloadRate);
   }
 
   private stateChanged(d: Download): void {
@@ -914,6 +908,14 @@ export class Node extends EventEmitter<NodeEvents> {
 
   private pausedMarker(infohash: string): string {
     return path.join(this.stateDir, 'resume', `${infohash}.paused`);
+  }
+
+  /** Remember across restarts that a download is paused, or forget it. */
+  private async markPaused(infohash: string, paused: boolean): Promise<void> {
+    const marker = this.pausedMarker(infohash);
+    if (!paused) return fsp.rm(marker, { force: true });
+    await fsp.mkdir(path.dirname(marker), { recursive: true });
+    await fsp.writeFile(marker, `${Date.now()}\n`);
   }
 
   private metainfoOf(infohash: string): Metainfo | undefined {
@@ -970,9 +972,9 @@ export class Node extends EventEmitter<NodeEvents> {
         return files.length > 0 ? { type: 'FOUND', files } : { type: 'NOT_FOUND', files: [] };
       }
       case 'list':
-        return { type: 'LIST', files: this.library.files().slice(0, 1000).map(describe) };
+        return { type: 'LIST', files: this.library.files().slice(0, MAX_FILES).map(describe) };
       case 'metainfo': {
-        const m = this.library.byInfoHash(req.infohash)?.metainfo ?? this.torrents.get(req.infohash)?.metainfo;
+        const m = this.metainfoOf(req.infohash);
         if (!m) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
         return { type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') };
       }
@@ -1012,6 +1014,12 @@ function loadNodeId(stateDir: string, port: number): string {
 /** Every IPv4 and IPv6 address of this machine: a peer at one of them on our port is us. */
 function localAddresses(): string[] {
   return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+}
+
+/** Bytes of `m` not in a verified piece yet (the last piece may be short). */
+function bytesLeft(m: Metainfo, have: Bitfield): number {
+  const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
+  return Math.max(0, m.length - (have.count() * m.pieceLength - lastShort));
 }
 
 function describe(f: SharedFile): { name: string; size: number; infohash: string } {

@@ -7,23 +7,14 @@ import { expect } from 'chai';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { pino, type DestinationStream } from 'pino';
 import { promises as fsp } from 'node:fs';
-import { tempDir, cleanup, waitFor, startNode } from './helpers.js';
+import { tempDir, cleanup, waitFor, startNode, captureLog, tempDirPerTest } from './helpers.js';
 import { discoveryCompliance } from './discovery-compliance.js';
 import { BootstrapServer } from '../bootstrap/server.js';
 import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../network/discovery/bootstrap-client.js';
 import type { DiscoveredPeer, LostReason } from '../network/discovery/discovery.js';
-import type { Logger } from '../network/log.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
-
-function captureLogger(): { logger: Logger; records: Array<{ level: number; msg: string }> } {
-  const records: Array<{ level: number; msg: string }> = [];
-  const stream: DestinationStream = { write: (s: string) => void records.push(JSON.parse(s) as { level: number; msg: string }) };
-  return { logger: pino({ level: 'debug' }, stream), records };
-}
-const WARN = 40;
 
 interface Watched {
   client: BootstrapClient;
@@ -65,17 +56,35 @@ discoveryCompliance(
 );
 
 describe('BootstrapClient', function () {
-  let dir = '';
   let server: BootstrapServer | null = null;
   const clients: BootstrapClient[] = [];
   const fakes: http.Server[] = [];
+  const fx = tempDirPerTest('shoal-bootstrap-client-', async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    await server?.stop();
+    server = null;
+    for (const s of fakes.splice(0)) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  });
 
   async function startServer(init: ConstructorParameters<typeof BootstrapServer>[0] = {}): Promise<BootstrapServer> {
-    server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'data'), heartbeatMs: 200, ttlMs: 600, ...init });
+    server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: path.join(fx.dir, 'data'), heartbeatMs: 200, ttlMs: 600, ...init });
     await server.start();
     return server;
   }
   const track = (w: Watched): Watched => (clients.push(w.client), w);
+
+  /** A server, and clients a (port 7000) and b (port 7002) registered with it; `aInit` goes to a. */
+  async function serverAndTwoClients(aInit: Partial<BootstrapClientInit> = {}): Promise<{ a: Watched; b: Watched }> {
+    await startServer();
+    const a = track(client(server!.url, 'a', aInit));
+    const b = track(client(server!.url, 'b', {}, 7002));
+    await a.client.start();
+    await b.client.start();
+    return { a, b };
+  }
 
   /** A server answering every request with `answer(req)`; records the bodies it got. */
   async function fakeServer(answer: (req: http.IncomingMessage, body: string) => { status: number; body: string }): Promise<{ url: string; bodies: Array<{ method: string; url: string; body: string }> }> {
@@ -94,26 +103,8 @@ describe('BootstrapClient', function () {
     return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, bodies };
   }
 
-  beforeEach(async () => {
-    dir = await tempDir('shoal-bootstrap-client-');
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await server?.stop();
-    server = null;
-    for (const s of fakes.splice(0)) {
-      s.closeAllConnections();
-      await new Promise((r) => s.close(r));
-    }
-    await cleanup(dir);
-  });
-
   it('two clients on one server see each other with name and instance, and stop unregisters', async function () {
-    await startServer();
-    const a = track(client(server!.url, 'a'));
-    const b = track(client(server!.url, 'b', {}, 7002));
-    await a.client.start();
-    await b.client.start();
+    const { a, b } = await serverAndTwoClients();
     expect(a.client.health().state).to.equal('ok');
     const seen = await waitFor(() => a.peers.find((p) => p.id === 'b'), 3000, 'a to see b');
     expect(seen).to.deep.include({ host: '127.0.0.1', port: 7002, name: 'name-b' });
@@ -159,35 +150,26 @@ describe('BootstrapClient', function () {
   });
 
   it('reports an unreachable node', async function () {
-    await startServer();
-    const a = track(client(server!.url, 'a'));
-    const b = track(client(server!.url, 'b', {}, 7002));
-    await a.client.start();
-    await b.client.start();
+    const { a } = await serverAndTwoClients();
     expect(await a.client.report('b')).to.equal(true);
     expect(server!.registry.get('b')).to.equal(undefined);
     expect(await a.client.report('b'), 'at most once a minute per node').to.equal(false);
   });
 
   it('server gone: health failing with one warning; back on the same port and data dir: heartbeats again by itself', async function () {
-    await startServer();
+    const { logger, records, warnings } = captureLog();
+    const { a } = await serverAndTwoClients({ logger, timeoutMs: 500 });
     const port = server!.port;
-    const { logger, records } = captureLogger();
-    const a = track(client(server!.url, 'a', { logger, timeoutMs: 500 }));
-    const b = track(client(server!.url, 'b', {}, 7002));
-    await a.client.start();
-    await b.client.start();
     await waitFor(() => a.peers.some((p) => p.id === 'b'), 2000, 'a to see b');
     await server!.stop();
     await waitFor(() => a.client.health().state === 'failing', 3000, 'health failing');
     expect(a.client.health().detail).to.match(/^bootstrap server http:\/\/127\.0\.0\.1:\d+ unreachable: ECONNREFUSED$/);
     await new Promise((r) => setTimeout(r, 800)); // several retries
-    const warnings = records.filter((r) => r.level === WARN);
-    expect(warnings.map((w) => w.msg)).to.deep.equal(['bootstrap server unavailable; working on multicast and retrying']);
+    expect(warnings()).to.deep.equal(['bootstrap server unavailable; working on multicast and retrying']);
     // Gone for longer than the TTL: nobody vouches for b any more.
     await waitFor(() => a.lost.find(([id]) => id === 'b'), 3000, 'b to be lost');
     expect(a.lost.find(([id]) => id === 'b')![1]).to.equal('gone');
-    server = new BootstrapServer({ port, host: '127.0.0.1', dataDir: path.join(dir, 'data'), heartbeatMs: 200, ttlMs: 600 });
+    server = new BootstrapServer({ port, host: '127.0.0.1', dataDir: path.join(fx.dir, 'data'), heartbeatMs: 200, ttlMs: 600 });
     await server.start();
     await waitFor(() => a.client.health().state === 'ok', 3000, 'health ok again');
     expect(records.some((r) => r.msg === 'bootstrap server reachable again')).to.equal(true);
@@ -210,13 +192,13 @@ describe('BootstrapClient', function () {
   });
 
   it('warns about a server that answers nonsense, and never crashes or lists itself', async function () {
-    const { logger, records } = captureLogger();
+    const { logger, warnings } = captureLog();
     const liar = await fakeServer(() => ({ status: 200, body: JSON.stringify({ self: 5, nodes: 'everyone' }) }));
     const a = track(client(liar.url, 'a', { logger }));
     await a.client.start();
     expect(a.client.health().state).to.equal('failing');
     expect(a.client.health().detail).to.match(/not a Shoal bootstrap answer/);
-    expect(records.filter((r) => r.level === WARN)).to.have.length(1);
+    expect(warnings()).to.have.length(1);
     await a.client.stop();
 
     const html = await fakeServer(() => ({ status: 200, body: '<html>hello</html>' }));
@@ -238,8 +220,8 @@ describe('BootstrapClient', function () {
 
   it('two Shoal nodes started with a bootstrap URL find each other and each other’s files through it', async function () {
     await startServer();
-    const n1 = await startNode(path.join(dir, 'n1'), { bootstrap: server!.url, name: 'first' });
-    const n2 = await startNode(path.join(dir, 'n2'), { bootstrap: server!.url, name: 'second' });
+    const n1 = await startNode(path.join(fx.dir, 'n1'), { bootstrap: server!.url, name: 'first' });
+    const n2 = await startNode(path.join(fx.dir, 'n2'), { bootstrap: server!.url, name: 'second' });
     try {
       await fsp.writeFile(path.join(n1.sharedDir, 'Lighthouse Map.pdf'), 'a map of the coast');
       await n1.library.rescan();

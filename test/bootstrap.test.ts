@@ -10,8 +10,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import bencode from 'bencode';
-import { pino, type DestinationStream } from 'pino';
-import { tempDir, cleanup, waitFor, ROOT, Children } from './helpers.js';
+import { tempDir, cleanup, waitFor, ROOT, Children, captureLog } from './helpers.js';
+import { liveClient } from './web-http.js';
 import { NodeRegistry, RegistryError } from '../bootstrap/registry.js';
 import { parseAnnounce, parseScrape, percentDecode, TrackerRequestError } from '../bootstrap/tracker.js';
 import { BootstrapServer, WARN_PER_MINUTE, hostMap } from '../bootstrap/server.js';
@@ -408,9 +408,8 @@ describe('bootstrap server over HTTP', function () {
   });
 
   it('logs bad requests at warn, at most 20 a minute', async function () {
-    const records: Array<{ level: number; msg: string }> = [];
-    const stream: DestinationStream = { write: (line: string) => void records.push(JSON.parse(line) as { level: number; msg: string }) };
-    await start({ logger: pino({ level: 'info' }, stream) });
+    const { logger, records } = captureLog('info');
+    await start({ logger });
     for (let i = 0; i < 60; i++) await call(`${base}/api/nodes`, 'POST', '{broken');
     for (let i = 0; i < 10; i++) await fetch(`${base}/announce?port=1`);
     expect(records.filter((r) => r.level === 40 && (r.msg === 'bad request' || r.msg === 'bad tracker request'))).to.have.length(WARN_PER_MINUTE);
@@ -521,58 +520,21 @@ describe('bootstrap server over HTTP', function () {
 
     it('pushes the node table live over socket.io', async function () {
       await start();
-      const feed = await SocketIoPolling.connect(base);
+      const feed = await liveClient(base);
       try {
-        const initial = await feed.nextEvent('nodes');
+        expect(feed.connect).to.match(/^40/);
+        const initial = await feed.waitEvent('nodes');
         expect((initial as { nodes: unknown[] }).nodes).to.deep.equal([]);
+        const seen = feed.events.length;
         await call(`${base}/api/nodes`, 'POST', body('live', { name: 'live-node' }));
-        const update = (await feed.nextEvent('nodes')) as { nodes: Array<{ name: string; role: string }> };
-        expect(update.nodes.map((n) => [n.name, n.role])).to.deep.equal([['live-node', 'SEEDER']]);
+        const [, update] = await waitFor(() => feed.events.slice(seen).find(([name]) => name === 'nodes'), 5000, 'the next nodes event');
+        expect((update as { nodes: Array<{ name: string; role: string }> }).nodes.map((n) => [n.name, n.role])).to.deep.equal([['live-node', 'SEEDER']]);
       } finally {
         await feed.close();
       }
     });
   });
 });
-
-/**
- * Just enough of a socket.io client (Engine.IO v4 long-polling) to read events, since
- * socket.io-client is not a dependency: open, join the default namespace, poll.
- */
-class SocketIoPolling {
-  private queue: Array<[string, unknown]> = [];
-  private constructor(private readonly url: string) {}
-
-  static async connect(base: string): Promise<SocketIoPolling> {
-    const open = await (await fetch(`${base}/socket.io/?EIO=4&transport=polling`)).text();
-    expect(open[0]).to.equal('0');
-    const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
-    const feed = new SocketIoPolling(`${base}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
-    await fetch(feed.url, { method: 'POST', body: '40' });
-    return feed;
-  }
-
-  async nextEvent(name: string, ms = 5000): Promise<unknown> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const i = this.queue.findIndex(([n]) => n === name);
-      if (i >= 0) return this.queue.splice(i, 1)[0]![1];
-      if (Date.now() > end) throw new Error(`no ${name} event within ${ms} ms`);
-      const text = await (await fetch(this.url, { signal: AbortSignal.timeout(ms) })).text();
-      for (const packet of text.split('\x1e')) {
-        if (packet === '2') await fetch(this.url, { method: 'POST', body: '3' }); // ping → pong
-        if (packet.startsWith('42')) {
-          const [event, data] = JSON.parse(packet.slice(2)) as [string, unknown];
-          this.queue.push([event, data]);
-        }
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    await fetch(this.url, { method: 'POST', body: '1' }).catch(() => {});
-  }
-}
 
 describe('bootstrap command', function () {
   const children = new Children();

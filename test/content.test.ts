@@ -8,7 +8,7 @@ import {
   ContentUnavailableError, UnknownContentError, BadNameError, ExistsError, NoSpaceError, TooLargeError,
 } from '../network/node.js';
 import { buildMetainfo, encodeTorrent } from '../network/metainfo/metainfo.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, waitFor, rejection, nodesPerTest } from './helpers.js';
+import { randomFile, sha1File, startNode, waitFor, rejection, nodesPerTest } from './helpers.js';
 import { fakePeer } from './fake-peer.js';
 
 const KiB = 1024;
@@ -199,22 +199,18 @@ describe('content over HTTP ranges', function () {
 
 describe('importFile: adding a file from an upload', function () {
   this.timeout(60_000);
-  let dir: string;
+  const fx = nodesPerTest();
   let node: Node;
 
   beforeEach(async () => {
-    dir = await tempDir();
-    node = await startNode(dir, { pieceLength: 64 * KiB });
-  });
-  afterEach(async () => {
-    await node.stop();
-    await cleanup(dir);
+    node = await startNode(fx.dir, { pieceLength: 64 * KiB });
+    fx.nodes.push(node);
   });
 
   const noTemp = async () => expect((await listAll(node.sharedDir)).filter((n) => path.basename(n).startsWith('.'))).to.deep.equal([]);
 
   it('writes the file, and resolves once the library lists it with the infohash a fresh hash gives', async () => {
-    const src = path.join(dir, 'src.bin');
+    const src = path.join(fx.dir, 'src.bin');
     await randomFile(src, 3 * MiB + 5);
     const f = await node.importFile('sub/dir/new.bin', (await fsp.open(src)).createReadStream(), { size: 3 * MiB + 5 });
     expect(f.name).to.equal('sub/dir/new.bin');
@@ -244,7 +240,7 @@ describe('importFile: adding a file from an upload', function () {
       expect(read).to.equal(false);
     }
     expect(await listAll(node.sharedDir)).to.deep.equal(before);
-    expect(await fsp.readdir(dir)).to.not.include('escape.txt');
+    expect(await fsp.readdir(fx.dir)).to.not.include('escape.txt');
   });
 
   it('never replaces an existing file', async () => {

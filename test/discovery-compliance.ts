@@ -5,7 +5,9 @@
  * instances that can see each other.
  */
 import { expect } from 'chai';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DiscoveredPeer, LostReason, PeerDiscovery } from '../network/discovery/discovery.js';
+import { waitFor } from './helpers.js';
 
 export interface DiscoveryPair {
   /** Not started yet; the suite starts and stops them. */
@@ -32,16 +34,6 @@ function record(d: PeerDiscovery): Recorder {
   d.on('peer', (p) => r.peers.push(p));
   d.on('lost', (id, reason) => r.lost.push({ id, reason, at: Date.now() }));
   return r;
-}
-
-async function waitFor<T>(what: string, ms: number, pred: () => T | undefined | false): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 export function discoveryCompliance(name: string, makePair: () => Promise<DiscoveryPair>, opts: { lostWithinMs: number }): void {
@@ -73,24 +65,24 @@ export function discoveryCompliance(name: string, makePair: () => Promise<Discov
       await Promise.all([pair.a.start(), pair.a.start()]);
       await pair.a.start();
       await pair.b.start();
-      await waitFor('health ok', seeWithinMs, () => pair.a.health().state === 'ok' && pair.b.health().state === 'ok');
+      await waitFor(() => pair.a.health().state === 'ok' && pair.b.health().state === 'ok', seeWithinMs, 'health ok');
       expect(pair.a.source).to.equal(pair.b.source);
     });
 
     it('a sees b and b sees a, with id and port', async () => {
       await startBoth();
-      const b = await waitFor('a to see b', seeWithinMs, () => sawB(ra));
+      const b = await waitFor(() => sawB(ra), seeWithinMs, 'a to see b');
       expect(b.port).to.equal(pair.bSelf.port);
       expect(b.host).to.be.a('string').and.not.equal('');
-      const a = await waitFor('b to see a', seeWithinMs, () => rb.peers.find((p) => p.id === pair.aSelf.id));
+      const a = await waitFor(() => rb.peers.find((p) => p.id === pair.aSelf.id), seeWithinMs, 'b to see a');
       expect(a.port).to.equal(pair.aSelf.port);
     });
 
     it('never reports its own id', async () => {
       await startBoth();
-      await waitFor('both to see each other', seeWithinMs, () => sawB(ra) && rb.peers.some((p) => p.id === pair.aSelf.id));
+      await waitFor(() => sawB(ra) && rb.peers.some((p) => p.id === pair.aSelf.id), seeWithinMs, 'both to see each other');
       // Give echoes of our own announcements time to come back.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       expect(ra.peers.map((p) => p.id)).to.not.include(pair.aSelf.id);
       expect(rb.peers.map((p) => p.id)).to.not.include(pair.bSelf.id);
       expect(ra.lost.map((l) => l.id)).to.not.include(pair.aSelf.id);
@@ -106,27 +98,30 @@ export function discoveryCompliance(name: string, makePair: () => Promise<Discov
 
     it(`a reports b lost within ${opts.lostWithinMs} ms of b.stop()`, async () => {
       await startBoth();
-      await waitFor('a to see b', seeWithinMs, () => sawB(ra));
+      await waitFor(() => sawB(ra), seeWithinMs, 'a to see b');
       const t0 = Date.now();
       await pair.b.stop();
-      const lost = await waitFor('a to lose b', opts.lostWithinMs + 1000, () => ra.lost.find((l) => l.id === pair.bSelf.id));
+      const lost = await waitFor(() => ra.lost.find((l) => l.id === pair.bSelf.id), opts.lostWithinMs + 1000, 'a to lose b');
       expect(lost.at - t0).to.be.at.most(opts.lostWithinMs);
     });
 
     it('a restarted b (same id, new instance) is seen again', async function () {
       if (!pair.restartB) this.skip();
       await startBoth();
-      const first = await waitFor('a to see b', seeWithinMs, () => sawB(ra));
+      const first = await waitFor(() => sawB(ra), seeWithinMs, 'a to see b');
       const lostBefore = ra.lost.length;
       await pair.b.stop();
       // Beacons the old b sent just before it stopped may still be on their way to a: wait
-      // until a has heard the end of it, so what follows can only come from the new run.
-      await waitFor('a to lose the old b', opts.lostWithinMs + 1000, () => ra.lost.slice(lostBefore).some((l) => l.id === pair.bSelf.id));
+      // until a has heard the end of it, then a moment more, since datagrams can overtake each
+      // other (a HELLO arriving after the GOODBYE revives the old run), so what follows can
+      // only come from the new run.
+      await waitFor(() => ra.lost.slice(lostBefore).some((l) => l.id === pair.bSelf.id), opts.lostWithinMs + 1000, 'a to lose the old b');
+      await sleep(200);
       const b2 = pair.restartB!();
       extra.push(b2);
       const since = ra.peers.length;
       await b2.start();
-      const again = await waitFor('a to see b again', seeWithinMs, () => ra.peers.slice(since).find((p) => p.id === pair.bSelf.id));
+      const again = await waitFor(() => ra.peers.slice(since).find((p) => p.id === pair.bSelf.id), seeWithinMs, 'a to see b again');
       expect(again.port).to.equal(pair.bSelf.port);
       if (first.instance !== undefined && again.instance !== undefined) expect(again.instance).to.not.equal(first.instance);
     });

@@ -7,32 +7,25 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { tempDir, cleanup, spawnCli, Children, randomFile, sha1File, type CliChild } from './helpers.js';
-import { inPrivateNetns } from './helpers-netns.js';
+import { spawnCli, Children, randomFile, sha1File, tempDirPerTest, type CliChild } from './helpers.js';
+import { inPrivateNetns, NETNS_SKIP_REASON } from './helpers-netns.js';
 
 const INTERVAL_S = 0.4;
 
 describe('multicast discovery between node-cli processes on one host', function () {
   this.timeout(60_000);
-  let dir: string;
   const children = new Children();
+  const fx = tempDirPerTest('shoal-discovery-', () => children.killAll());
 
   before(function () {
     if (!inPrivateNetns()) {
-      console.log('      (skipped: multicast tests run only inside the private network namespace that `npm test` creates)');
+      console.log(`      (skipped: ${NETNS_SKIP_REASON})`);
       this.skip();
     }
   });
-  beforeEach(async () => {
-    dir = await tempDir();
-  });
-  afterEach(async () => {
-    await children.killAll();
-    await cleanup(dir);
-  });
 
   async function start(name: string, extra: string[] = [], port = 0): Promise<CliChild & { id: string; port: number }> {
-    const cwd = path.join(dir, name);
+    const cwd = path.join(fx.dir, name);
     await fsp.mkdir(path.join(cwd, 's'), { recursive: true });
     const c = spawnCli(['127.0.0.1', String(port), '--shared', 's', '--downloads', 'd', '--name', name, '--beacon-interval', String(INTERVAL_S), ...extra], cwd);
     children.track(c.proc);
@@ -40,13 +33,14 @@ describe('multicast discovery between node-cli processes on one host', function 
     return Object.assign(c, { id: l.id as string, port: l.port as number });
   }
 
-  const sees = (c: CliChild, other: { id: string }) => (e: Record<string, unknown>) => e.id === other.id;
+  /** Matches events about `other`. */
+  const about = (other: { id: string }) => (e: Record<string, unknown>) => e.id === other.id;
 
   it('two nodes find each other by their beacons, each with the other\'s id, port and source multicast', async () => {
     const a = await start('alpha');
     const b = await start('beta');
-    const aSeesB = await a.waitEvent('peer-up', 5000, sees(a, b));
-    const bSeesA = await b.waitEvent('peer-up', 5000, sees(b, a));
+    const aSeesB = await a.waitEvent('peer-up', 5000, about(b));
+    const bSeesA = await b.waitEvent('peer-up', 5000, about(a));
     expect(aSeesB).to.include({ host: '127.0.0.1', port: b.port, name: 'beta' });
     expect(aSeesB.sources).to.deep.equal(['multicast']);
     expect(bSeesA).to.include({ host: '127.0.0.1', port: a.port, name: 'alpha' });
@@ -55,17 +49,17 @@ describe('multicast discovery between node-cli processes on one host', function 
 
   it('three nodes: a killed one (SIGKILL, no GOODBYE) is forgotten after a few missed beacons; a stopped one at once', async () => {
     const [a, b, c] = [await start('a'), await start('b'), await start('c')];
-    for (const [x, y] of [[a, b], [a, c], [b, a], [b, c], [c, a], [c, b]] as const) await x.waitEvent('peer-up', 5000, sees(x, y));
+    for (const [x, y] of [[a, b], [a, c], [b, a], [b, c], [c, a], [c, b]] as const) await x.waitEvent('peer-up', 5000, about(y));
     const killedAt = Date.now();
     c.proc.kill('SIGKILL');
-    const downs = await Promise.all([a, b].map((x) => x.waitEvent('peer-down', 10_000, sees(x, c)).then(() => Date.now() - killedAt)));
+    const downs = await Promise.all([a, b].map((x) => x.waitEvent('peer-down', 10_000, about(c)).then(() => Date.now() - killedAt)));
     for (const ms of downs) {
       expect(ms, 'not before two missed beacons').to.be.at.least(2 * INTERVAL_S * 1000);
       expect(ms, 'within about three missed beacons').to.be.below(6 * INTERVAL_S * 1000 + 1000);
     }
     const stoppedAt = Date.now();
     b.proc.kill('SIGTERM');
-    await a.waitEvent('peer-down', 5000, sees(a, b));
+    await a.waitEvent('peer-down', 5000, about(b));
     expect(Date.now() - stoppedAt, 'GOODBYE removes it well before expiry').to.be.below(2 * INTERVAL_S * 1000);
     expect((await b.exited).code).to.equal(0);
   });
@@ -75,13 +69,13 @@ describe('multicast discovery between node-cli processes on one host', function 
     const quiet = await start('quiet', ['--no-multicast']);
     // A long interval: only the prompt answer to a new instance can make this quick.
     const b1 = await start('b', ['--beacon-interval', '30'], 47311);
-    await a.waitEvent('peer-up', 5000, sees(a, b1));
+    await a.waitEvent('peer-up', 5000, about(b1));
     b1.proc.kill('SIGKILL');
     await b1.exited;
     // Same folder and port, so the same node id, with a new instance id.
     const b2 = await start('b', ['--beacon-interval', '30'], 47311);
     expect(b2.id).to.equal(b1.id);
-    const aSeesB2 = await b2.waitEvent('peer-up', 3000, sees(b2, a));
+    const aSeesB2 = await b2.waitEvent('peer-up', 3000, about(a));
     expect(aSeesB2.port).to.equal(a.port);
     // a still lists b (same id) and was not told it went down: it restarted, not left.
     expect(a.events.filter((e) => e.event === 'peer-down' && e.id === b1.id)).to.have.length(0);
@@ -91,11 +85,11 @@ describe('multicast discovery between node-cli processes on one host', function 
   });
 
   it('search and a multi-source download between nodes that met by multicast only', async () => {
-    const file = path.join(dir, 'song.bin');
+    const file = path.join(fx.dir, 'song.bin');
     await randomFile(file, 3_000_000);
     for (const n of ['s1', 's2']) {
-      await fsp.mkdir(path.join(dir, n, 's'), { recursive: true });
-      await fsp.copyFile(file, path.join(dir, n, 's', 'song.bin'));
+      await fsp.mkdir(path.join(fx.dir, n, 's'), { recursive: true });
+      await fsp.copyFile(file, path.join(fx.dir, n, 's', 'song.bin'));
     }
     const s1 = await start('s1', ['--piece-length', '64k']);
     const s2 = await start('s2', ['--piece-length', '64k']);

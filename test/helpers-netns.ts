@@ -9,14 +9,6 @@ export function inPrivateNetns(): boolean {
   return process.env.SHOAL_NETNS === '1';
 }
 
-/**
- * Really root, as `ip netns add` (a LAN of namespaces) needs: not the mapped root of the
- * user namespace (`unshare -r`) that run.js falls back to for other users.
- */
-export function isRoot(): boolean {
-  return process.getuid?.() === 0 && process.env.SHOAL_NETNS_USERNS !== '1';
-}
-
 /** Why a namespace-only test skipped, for the skip message. */
 export const NETNS_SKIP_REASON =
   'needs the private network namespace of `npm test` (node dist/test/run.js); multicast is never sent on the host network';

@@ -4,10 +4,13 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
+import dgram from 'node:dgram';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import { Node, type NodeInit } from '../network/node.js';
-import { createLogger } from '../network/log.js';
+import { createLogger, type Logger } from '../network/log.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -47,6 +50,36 @@ export async function waitFor<T>(pred: () => T | Promise<T>, ms = 10_000, what =
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A port on 127.0.0.1 that was free a moment ago (for a child that needs one named, or a closed port to dial). */
+export async function freePort(kind: 'tcp' | 'udp' = 'tcp'): Promise<number> {
+  if (kind === 'udp') {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const port = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** One line a `captureLog` logger wrote: pino's level number (30 info, 40 warn), the message, its fields. */
+export interface LogRecord {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A pino logger writing into memory, so a test can count what was logged; `warnings()` are the warn-level messages. */
+export function captureLog(level = 'debug'): { logger: Logger; records: LogRecord[]; warnings(): string[] } {
+  const records: LogRecord[] = [];
+  const logger = pino({ level }, { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) });
+  return { logger, records, warnings: () => records.filter((r) => r.level === 40).map((r) => r.msg) };
 }
 
 /** A node on 127.0.0.1 with its own folders under `dir`; quiet unless SHOAL_LOG is set. */

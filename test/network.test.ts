@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../network/wire/control-codec.js';
 import { controlRequest } from '../network/control/control-client.js';
 import { BootstrapServer } from '../bootstrap/server.js';
-import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing } from './helpers.js';
+import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -151,10 +151,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       expect(a.discovery().map((d) => [d.source, d.health.state])).to.deep.equal([['bootstrap', 'ok']]);
       // A node that is registered but does not answer (killed without unregistering) is
       // reported by the nodes that fail to reach it, and the server drops it.
-      const closed = net.createServer();
-      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-      const deadPort = (closed.address() as net.AddressInfo).port;
-      await new Promise((r) => closed.close(r));
+      const deadPort = await freePort();
       const res = await fetch(`${server.url}/api/nodes`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

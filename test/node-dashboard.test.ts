@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Node, DownloadInfo } from '../network/node.js';
 import { exists } from '../network/storage/stores.js';
 import { clientName } from '../network/swarm/client-name.js';
@@ -9,7 +10,6 @@ import { Bitfield } from '../network/wire/bitfield.js';
 import { randomFile, sha1File, startNode, waitFor, nodesPerTest, startSeeds, startSharing } from './helpers.js';
 
 const MiB = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('node facade for the dashboard', function () {
   this.timeout(60_000);
@@ -132,9 +132,12 @@ describe('node facade for the dashboard', function () {
         expect(p.downloadRate).to.be.at.least(0);
         expect(p.uploaded).to.equal(0);
       }
+      expect(detail.peerList.reduce((a, p) => a + p.downloadRate, 0), 'the peers are sending').to.be.greaterThan(0);
       expect(detail.state).to.equal('downloading');
       expect(detail.startedAt).to.be.within(startedBefore - 1000, Date.now());
-      expect(detail.eta === null || (Number.isInteger(detail.eta) && detail.eta >= 0)).to.equal(true);
+      // Downloading with bytes coming in: the ETA is a number of seconds, never null.
+      expect(detail.downloadRate).to.be.greaterThan(0);
+      expect(Number.isInteger(detail.eta) && detail.eta! >= 0, `eta ${detail.eta}`).to.equal(true);
       expect(detail.bitfield.length).to.equal(Math.ceil(detail.pieces / 8));
       let bits = 0;
       for (const byte of detail.bitfield) for (let b = 0; b < 8; b++) bits += (byte >> b) & 1;
@@ -250,18 +253,18 @@ describe('node facade for the dashboard', function () {
     });
 
     it('asks each peer for its list at most once per interval', async () => {
-      const b = await startNode(path.join(fx.dir, 'b'));
-      nodes.push(b);
-      await randomFile(path.join(fx.dir, 'b', 'shared', 'x.bin'), 3000);
+      const b = await startSharing(fx.dir, nodes, 'b', { 'x.bin': 3000 });
+      const x = b.library.files()[0]!.metainfo.infoHashHex;
       const a = await startNode(path.join(fx.dir, 'a'), { peers: [{ host: '127.0.0.1', port: b.port }] });
       nodes.push(a);
-      a.refreshHolders(); // b has nothing yet
-      await sleep(500);
+      a.refreshHolders();
+      await waitFor(() => a.holders(x) === 1, 10_000, 'the first list from b');
+      await randomFile(path.join(b.sharedDir, 'y.bin'), 3000);
       await b.library.rescan();
-      const h = b.library.files()[0]!.metainfo.infoHashHex;
+      const y = b.library.files().find((f) => f.name === 'y.bin')!.metainfo.infoHashHex;
       a.refreshHolders(); // within the minute: not asked again
       await sleep(500);
-      expect(a.holders(h)).to.equal(0);
+      expect(a.holders(y)).to.equal(0);
     });
   });
 

@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { promises as fsp, accessSync, constants as fsConstants } from 'node:fs';
 import net from 'node:net';
-import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './helpers.js';
 
 export interface Opentracker {
   url: string;
@@ -22,21 +22,6 @@ export function findExecutable(name: string): string | null {
     }
   }
   return null;
-}
-
-async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
-  if (kind === 'udp') {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    const port = s.address().port;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /**

@@ -95,9 +95,7 @@ async function main(): Promise<number> {
     delete env.SHOAL_NETNS;
     return run(process.execPath, mocha, env);
   }
-  // SHOAL_NETNS_USERNS: inside `unshare -r` we look like root but cannot `ip netns add`.
-  const env = { ...process.env, SHOAL_NETNS: '1', SHOAL_NETNS_USERNS: root ? '0' : '1' };
-  return run('unshare', [flag, process.execPath, SELF, ...args], env);
+  return run('unshare', [flag, process.execPath, SELF, ...args], { ...process.env, SHOAL_NETNS: '1' });
 }
 
 process.exit(await main());

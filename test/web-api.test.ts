@@ -5,6 +5,8 @@
  * against the contract's schemas; every error is `{ error }`.
  */
 import { promises as fsp, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
@@ -112,11 +114,6 @@ describe('web API', function () {
     let files: FileView[];
     const file = (name: string) => files.find((f) => f.name === name)!;
 
-    before(async function () {
-      // B downloads the movie from A so that it has something to serve (done in the downloads tests too).
-      files = parse(FilesResponseSchema, await client(web.url).get('/api/files')).files;
-    });
-
     it('GET /api/files lists what the node shares, with magnet and .torrent links', async function () {
       await api.put(`/api/files?name=${encodeURIComponent('listed.txt')}`, { body: 'hello\n', headers: { 'Content-Type': 'application/octet-stream' } });
       files = parse(FilesResponseSchema, await api.get('/api/files')).files;
@@ -223,22 +220,19 @@ describe('web API', function () {
       });
 
       it('a body shorter than its Content-Length leaves no file and no temp', async function () {
-        const res = await api.put('/api/files?name=short.bin', { body: 'abc', headers: { 'Content-Length': '3' } }).catch(() => null);
-        expect(res?.status).to.equal(201); // control: a matching length works
-        const cut = await new Promise<string>((resolve) => {
-          // Declare 1 MiB, send 10 bytes, hang up.
-          void import('node:net').then(({ connect }) => {
-            const u = new URL(web.url);
-            const s = connect(Number(u.port), u.hostname, () => {
-              s.write(`PUT /api/files?name=cut.bin HTTP/1.1\r\nHost: ${u.host}\r\nContent-Length: 1048576\r\n\r\n0123456789`);
-              setTimeout(() => s.destroy(), 200);
-            });
-            s.on('close', () => resolve('closed'));
-            s.on('error', () => resolve('error'));
-          });
-        });
-        expect(cut).to.be.oneOf(['closed', 'error']);
-        await new Promise((r) => setTimeout(r, 300));
+        const res = await api.put('/api/files?name=short.bin', { body: 'abc', headers: { 'Content-Length': '3' } });
+        expect(res.status).to.equal(201); // control: a matching length works
+        // Declare 1 MiB, send 10 bytes, and hang up once the server is writing them.
+        const u = new URL(web.url);
+        const s = net.connect(Number(u.port), u.hostname);
+        let reply = '';
+        s.on('data', (d: Buffer) => (reply += d.toString()));
+        s.on('error', () => {});
+        await once(s, 'connect');
+        s.write(`PUT /api/files?name=cut.bin HTTP/1.1\r\nHost: ${u.host}\r\nContent-Length: 1048576\r\n\r\n0123456789`);
+        await waitFor(async () => (await temps()).length === 1, 5000, 'the upload to start its temp file');
+        expect(reply, 'no answer while the body is still due').to.equal('');
+        s.destroy();
         await waitFor(async () => (await temps()).length === 0, 5000, 'the temp file of the cut upload to go');
         await fsp.access(path.join(shared(), 'cut.bin')).then(
           () => expect.fail('cut.bin should not exist'),
@@ -414,7 +408,7 @@ describe('web API', function () {
       expect(parse(DownloadViewSchema, await api.post(`/api/downloads/${h}/resume`)).state).to.equal('downloading');
 
       const detail = parse(DownloadDetailSchema, await api.get(`/api/downloads/${h}`));
-      expect(detail.progress).to.be.within(0, 1);
+      expect(detail.progress).to.be.above(0).and.below(1);
       expect(Buffer.from(detail.pieceMap, 'base64').length).to.equal(Math.ceil(detail.pieces / 8));
 
       const cancelled = await api.del(`/api/downloads/${h}`);
@@ -447,21 +441,27 @@ describe('web API', function () {
         expect((end + 1) % (32 * KiB)).to.equal(0); // ends where a verified piece ends
         expect(res.body.equals(original.subarray(0, end + 1))).to.equal(true);
 
-        // A range far ahead: that piece is fetched first, then served (or 503 if it is late).
+        // A range far ahead: that piece is fetched first, then served (503 only if it is late: retry).
         const start = SLOW_SIZE - 40 * KiB;
-        const ahead = await api.get(`/api/files/${h}/content`, { headers: { Range: `bytes=${start}-` } });
-        if (ahead.status === 503) {
-          expect(ahead.headers['retry-after']).to.equal('2');
-        } else {
-          expect(ahead.status).to.equal(206);
-          const r = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(ahead.headers['content-range']))!;
-          expect(Number(r[1])).to.equal(start);
-          expect(ahead.body.equals(original.subarray(start, Number(r[2]) + 1))).to.equal(true);
-        }
+        const getAhead = () => api.get(`/api/files/${h}/content`, { headers: { Range: `bytes=${start}-` } });
+        let ahead = await getAhead();
+        for (let i = 0; i < 5 && ahead.status === 503; i++) ahead = await getAhead();
+        expect(ahead.status).to.equal(206);
+        const r = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(ahead.headers['content-range']))!;
+        expect(Number(r[1])).to.equal(start);
+        expect(ahead.body.equals(original.subarray(start, Number(r[2]) + 1))).to.equal(true);
         const list = parse(DownloadsResponseSchema, await api.get('/api/downloads')).downloads;
         const d = list.find((x: DownloadView) => x.infohash === h)!;
         expect(d.state).to.equal('downloading');
         expect(d.progress).to.be.above(0).and.below(1);
+
+        // Paused, a piece that is not there cannot come: 503 at once, with Retry-After.
+        parse(DownloadViewSchema, await api.post(`/api/downloads/${h}/pause`));
+        const have = Buffer.from(parse(DownloadDetailSchema, await api.get(`/api/downloads/${h}`)).pieceMap, 'base64');
+        const missing = Array.from({ length: SLOW_SIZE / (32 * KiB) }, (_, i) => i).find((i) => (have[i >> 3]! & (0x80 >> (i & 7))) === 0)!;
+        const unavailable = await api.get(`/api/files/${h}/content`, { headers: { Range: `bytes=${missing * 32 * KiB}-` } });
+        expectError(unavailable, 503);
+        expect(unavailable.headers['retry-after']).to.equal('2');
       } finally {
         await api.del(`/api/downloads/${h}`);
       }
@@ -498,8 +498,9 @@ describe('web API', function () {
         expect((await api.del(`/api/downloads/${h}`)).status).to.equal(204);
         expect(await live.waitEvent('download-removed', (d) => (d as { infohash: string }).infohash === h)).to.deep.equal({ infohash: h });
 
+        // One a second; at least half of them here, as a loaded machine may run late.
         const statuses = live.events.filter(([n]) => n === 'status').length;
-        expect(statuses).to.be.at.least(Math.floor((Date.now() - t0) / 1000) - 1);
+        expect(statuses).to.be.at.least(Math.floor((Date.now() - t0) / 2000));
         for (const [n, payload] of live.events) if (n === 'status') StatusSchema.parse(payload);
       } finally {
         await live.close();

@@ -17,15 +17,15 @@ import { ContentUnavailableError, UnknownContentError } from '../network/content
 import { ImportError } from '../network/library/import.js';
 import { describeIssue } from '../network/wire/bootstrap-api.js';
 import {
-  AddPeerBodySchema, InfohashSchema, PeersQuerySchema, SearchQuerySchema, StartDownloadBodySchema, UploadQuerySchema,
+  AddPeerBodySchema, InfohashSchema, MAX_JSON_BYTES, PeersQuerySchema, SearchQuerySchema, StartDownloadBodySchema, UploadQuerySchema,
   type DownloadView,
 } from './contract.js';
 import {
-  activeDownloads, downloadDetailView, downloadView, downloadViews, fileView, fileViews, peerView, searchResultView, statusView,
+  downloadDetailView, downloadView, downloadViews, fileView, fileViews, peerView, searchResultViews, statusView,
 } from './views-data.js';
 import { openApiDocument } from './openapi.js';
+import { STATE_CHANGING } from './auth.js';
 
-export const MAX_JSON_BYTES = 64 * 1024;
 /** How long a content request waits for its first piece of a running download. */
 export const DEFAULT_CONTENT_WAIT_MS = 10_000;
 /** How long POST /api/downloads may take to find who has a name or infohash. */
@@ -135,7 +135,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Prom
  * (a cross-site form cannot send that without a CORS preflight we never allow).
  */
 function requireJsonType(req: Request, _res: Response, next: NextFunction): void {
-  if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method)) return next();
+  if (!STATE_CHANGING.has(req.method)) return next();
   const type = req.headers['content-type'];
   const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
   if ((type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) || (type === undefined && hasBody))
@@ -198,8 +198,7 @@ export function apiRouter(init: ApiInit): express.Router {
   // ---- peers ------------------------------------------------------------------------------
   api.get('/peers', (req, res) => {
     const { source } = parse(PeersQuerySchema, { source: req.query.source }, 'query parameter "source"');
-    const peers = node.knownPeers().filter((p) => source === 'all' || p.sources.has(source));
-    res.json({ peers: peers.map(peerView) });
+    res.json({ peers: node.registry.list(source === 'all' ? undefined : source).map(peerView) });
   });
   api.post('/peers', (req, res) => {
     const { host, port } = parse(AddPeerBodySchema, jsonBody(req));
@@ -280,8 +279,7 @@ export function apiRouter(init: ApiInit): express.Router {
   api.get('/search', async (req, res) => {
     const { q } = parse(SearchQuerySchema, { q: req.query.q }, 'query parameter "q"');
     const results = await node.search(q);
-    const downloading = activeDownloads(node);
-    res.json({ query: q, results: results.map((r) => searchResultView(node, r, downloading)) });
+    res.json({ query: q, results: searchResultViews(node, results) });
   });
 
   // ---- downloads --------------------------------------------------------------------------
@@ -290,7 +288,7 @@ export function apiRouter(init: ApiInit): express.Router {
   });
   api.post('/downloads', async (req, res) => {
     const { target } = parse(StartDownloadBodySchema, jsonBody(req));
-    const peers = node.knownPeers().length;
+    const peers = node.registry.size;
     const tried = `asked ${peers} known peer${peers === 1 ? '' : 's'}${node.discovery().some((d) => d.source === 'bootstrap') ? ' and the bootstrap index' : ''}`;
     let infohash: string;
     try {

@@ -21,7 +21,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { nanoid } from 'nanoid';
 
 export const TOKEN_LENGTH = 32;
-const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Methods that change state: checked for cross-site origin, and for a JSON type by the API. */
+export const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** A listen address that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
@@ -80,18 +81,18 @@ export interface AuthInit {
   loopbackOnly: boolean;
 }
 
-/** A refusal: status, message, and whether the answer should say how to authenticate. */
+/** A refusal: the status to answer and why. */
 export interface Refusal {
   status: number;
   error: string;
 }
 
 export class Auth {
-  /** Cookies are per host, not per port: one name per dashboard port. */
-  readonly cookieName: () => string;
+  constructor(private readonly init: AuthInit) {}
 
-  constructor(private readonly init: AuthInit) {
-    this.cookieName = () => `shoal_token_${init.port()}`;
+  /** Cookies are per host, not per port: one name per dashboard port. */
+  private get cookieName(): string {
+    return `shoal_token_${this.init.port()}`;
   }
 
   get token(): string | undefined {
@@ -133,7 +134,7 @@ export class Auth {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
       if (m) return m[1];
     }
-    return parseCookies(req.headers.cookie).get(this.cookieName());
+    return parseCookies(req.headers.cookie).get(this.cookieName);
   }
 
   /** Authenticated (or no token in use)? `extra` is a token given another way (socket.io `auth.token`). */
@@ -158,7 +159,7 @@ export class Auth {
           // Exchange it for a cookie and drop it from the address bar (and from history).
           q.delete('token');
           const rest = q.toString();
-          res.setHeader('Set-Cookie', `${this.cookieName()}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+          res.setHeader('Set-Cookie', `${this.cookieName}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
           res.setHeader('Cache-Control', 'no-store');
           return res.redirect(303, `${req.path}${rest ? `?${rest}` : ''}`);
         }

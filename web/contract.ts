@@ -8,8 +8,15 @@
  * are bytes per second; an infohash is 40 lower-case hex digits.
  */
 import { z } from 'zod';
+import { PEER_SOURCES } from '../network/discovery/discovery.js';
+
+/** The largest JSON body the API reads (413 beyond). */
+export const MAX_JSON_BYTES = 64 * 1024;
 
 export const InfohashSchema = z.string().regex(/^[0-9a-f]{40}$/, 'an infohash is 40 lower-case hex digits');
+
+/** Rates and payload byte counts: of the whole node, of one download, of one of its peers. */
+const transfer = { downloadRate: z.number(), uploadRate: z.number(), downloaded: z.number(), uploaded: z.number() };
 
 // ---- status ---------------------------------------------------------------------------
 
@@ -26,11 +33,8 @@ export const TotalsSchema = z.object({
   files: z.number().int(),
   /** Downloads not yet finished (downloading or paused). */
   activeDownloads: z.number().int(),
-  downloadRate: z.number(),
-  uploadRate: z.number(),
-  /** Payload bytes received and sent since the node started, all torrents together. */
-  downloaded: z.number(),
-  uploaded: z.number(),
+  /** Rates now; payload bytes received and sent since the node started, all torrents together. */
+  ...transfer,
 });
 
 export const StatusSchema = z.object({
@@ -60,13 +64,13 @@ export const PeerViewSchema = z.object({
   name: z.string().optional(),
   host: z.string(),
   port: z.number().int(),
-  sources: z.array(z.enum(['multicast', 'bootstrap', 'manual', 'peer', 'tracker', 'magnet'])),
+  sources: z.array(z.enum(PEER_SOURCES)),
   firstSeen: z.number(),
   lastSeen: z.number(),
   reachable: z.enum(['unknown', 'yes', 'no']),
 });
 export const PeersResponseSchema = z.object({ peers: z.array(PeerViewSchema) });
-export const PeersQuerySchema = z.object({ source: z.enum(['all', 'multicast', 'bootstrap', 'manual', 'peer', 'tracker', 'magnet']).default('all') });
+export const PeersQuerySchema = z.object({ source: z.enum(['all', ...PEER_SOURCES]).default('all') });
 export const AddPeerBodySchema = z.object({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65535) });
 
 // ---- files ----------------------------------------------------------------------------
@@ -115,10 +119,7 @@ export const DownloadViewSchema = z.object({
   progress: z.number().min(0).max(1),
   pieces: z.number().int(),
   verified: z.number().int(),
-  downloadRate: z.number(),
-  uploadRate: z.number(),
-  downloaded: z.number(),
-  uploaded: z.number(),
+  ...transfer,
   /** Seconds left at the current rate; null when unknown (stalled, paused, done). */
   eta: z.number().nullable(),
   /** Connected peers. */
@@ -132,11 +133,8 @@ export const DownloadPeerViewSchema = z.object({
   address: z.string(),
   /** Client named by the peer id (e.g. "Shoal 0.1.0", "aria2 1.37.0"), or its raw prefix. */
   client: z.string(),
-  /** Payload bytes this peer sent us (verified or not) and we sent it. */
-  downloaded: z.number(),
-  uploaded: z.number(),
-  downloadRate: z.number(),
-  uploadRate: z.number(),
+  /** Payload bytes this peer sent us (verified or not) and we sent it, and their rates. */
+  ...transfer,
   /** Pieces this peer has, 0 to 1. */
   has: z.number().min(0).max(1),
   outgoing: z.boolean(),

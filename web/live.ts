@@ -36,12 +36,13 @@ export interface LiveInit {
   node: Node;
   httpUrl: () => string;
   log: Logger;
-  statusIntervalMs?: number;
 }
 
 interface Throttle {
+  /** The state last sent, the time it was sent, and the newest info not yet sent. */
   state: DownloadInfo['state'];
   last: number;
+  latest: DownloadInfo;
   timer: NodeJS.Timeout | null;
 }
 
@@ -87,10 +88,7 @@ export class Live {
     on(n, 'progress', (d: DownloadInfo) => this.download(d));
     on(n, 'done', (d: DownloadInfo) => this.download(d));
     on(n, 'download-state', (d: DownloadInfo) => this.download(d));
-    on(n, 'error', (_err: Error, h?: string) => {
-      const d = h ? node.listDownloads().find((x) => x.infohash === h) : undefined;
-      if (d) this.download(d);
-    });
+    // A failure needs no listener of its own: the node announces it as a download-state first.
     on(n, 'download-removed', (h: string) => {
       const t = this.throttles.get(h);
       if (t?.timer) clearTimeout(t.timer);
@@ -124,7 +122,7 @@ export class Live {
     socket.emit('status', statusView(this.node, this.init.httpUrl()));
     if (!this.ticker) {
       this.peerSigs = new Map(this.node.knownPeers().map((p) => [p.key, peerSignature(p)]));
-      this.ticker = setInterval(() => this.tick(), this.init.statusIntervalMs ?? STATUS_INTERVAL_MS);
+      this.ticker = setInterval(() => this.tick(), STATUS_INTERVAL_MS);
       this.ticker.unref();
     }
   };
@@ -175,13 +173,15 @@ export class Live {
   }
 
   private download(d: DownloadInfo): void {
+    const t = this.throttles.get(d.infohash) ?? { state: d.state, last: 0, latest: d, timer: null };
+    this.throttles.set(d.infohash, t);
+    t.latest = d;
     if (this.clients === 0) {
-      this.throttles.set(d.infohash, { state: d.state, last: 0, timer: this.throttles.get(d.infohash)?.timer ?? null });
+      t.state = d.state;
+      t.last = 0;
       return;
     }
     const now = Date.now();
-    const t = this.throttles.get(d.infohash) ?? { state: d.state, last: 0, timer: null };
-    this.throttles.set(d.infohash, t);
     if (t.state !== d.state) {
       t.state = d.state;
       t.last = now;
@@ -195,14 +195,13 @@ export class Live {
       this.send('download', downloadView(d), true);
       return;
     }
-    // Too soon: the latest state goes out when the interval is up.
+    // Too soon: the latest info goes out when the interval is up.
     t.timer ??= setTimeout(() => {
       t.timer = null;
-      const latest = this.node.listDownloads().find((x) => x.infohash === d.infohash);
-      if (!latest || !this.throttles.has(d.infohash)) return;
+      if (this.throttles.get(d.infohash) !== t) return; // cancelled meanwhile
       t.last = Date.now();
-      t.state = latest.state;
-      this.send('download', downloadView(latest), true);
+      t.state = t.latest.state;
+      this.send('download', downloadView(t.latest), true);
     }, DOWNLOAD_MIN_INTERVAL_MS - (now - t.last));
   }
 

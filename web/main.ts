@@ -8,6 +8,7 @@
 import { createLogger } from '../network/log.js';
 import { Node } from '../network/node.js';
 import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
+import { shutdownOnSignals } from '../cli/shutdown.js';
 import { WebServer } from './server.js';
 import { isLoopbackHost } from './auth.js';
 
@@ -24,19 +25,10 @@ const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
 const node = new Node(nodeInit(opts, logger));
 const web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
 
-let stopping = false;
-async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    const force = setTimeout(() => process.exit(code || 1), 10_000);
-    force.unref();
-    await web.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the dashboard'));
-    await node.stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping the node'));
-  }
-  process.exit(code);
-}
-process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
-process.on('SIGTERM', () => void shutdown(0));
+const shutdown = shutdownOnSignals(logger, [
+  { what: 'the dashboard', stop: () => web.stop() },
+  { what: 'the node', stop: () => node.stop() },
+]);
 
 try {
   await node.start();
@@ -69,7 +61,7 @@ for (const target of opts.gets) {
         await node.download(target);
         return;
       } catch (err) {
-        if (stopping) return;
+        if (shutdown.stopping) return;
         if (Date.now() >= deadline) return logger.warn({ target, err: (err as Error).message }, 'could not start --get');
         await new Promise((r) => setTimeout(r, 1000));
       }

@@ -73,6 +73,20 @@ const changing = {
   '403': error('Cross-site request refused (Origin or Sec-Fetch-Site names another site)'),
   '415': error('The body is not Content-Type: application/json'),
 };
+const JSON_LIMIT = `${C.MAX_JSON_BYTES / 1024} KiB`;
+/** Answers of a route that reads a JSON body. */
+const withJsonBody = { ...changing, '413': error(`Body larger than ${JSON_LIMIT}`) };
+
+/** POST /api/downloads/{infohash}/pause or /resume: the same route but for a word or two. */
+const downloadAction = (operationId: string, summary: string, ok: string, refused: string) => ({
+  post: {
+    operationId,
+    summary,
+    tags: ['downloads'],
+    parameters: [infohashParameter],
+    responses: { '200': json(ref('DownloadView'), ok), '400': error('Not an infohash'), '404': error('No such download'), '409': error(refused), ...changing },
+  },
+});
 
 let cached: Json | null = null;
 
@@ -102,8 +116,7 @@ function build(): Json {
         responses: {
           '201': json(ref('PeerView'), 'The peer as the registry now holds it'),
           '400': error('Bad host or port, malformed JSON, or this node itself'),
-          '413': error('Body larger than 64 KiB'),
-          ...changing,
+          ...withJsonBody,
         },
       },
     },
@@ -186,9 +199,8 @@ function build(): Json {
           '400': error('Bad target or malformed JSON'),
           '404': error('No known peer has it (within the resolve timeout)'),
           '409': error('The name matches several files: use an infohash'),
-          '413': error('Body larger than 64 KiB'),
           '422': error('The metainfo peers sent is unusable'),
-          ...changing,
+          ...withJsonBody,
         },
       },
     },
@@ -208,24 +220,8 @@ function build(): Json {
         responses: { '204': { description: 'Cancelled' }, '400': error('Not an infohash'), '404': error('No such download'), '409': error('Already finished or failed'), ...changing },
       },
     },
-    '/api/downloads/{infohash}/pause': {
-      post: {
-        operationId: 'pauseDownload',
-        summary: 'Pause a download (connections closed, verified pieces kept)',
-        tags: ['downloads'],
-        parameters: [infohashParameter],
-        responses: { '200': json(ref('DownloadView'), 'Paused'), '400': error('Not an infohash'), '404': error('No such download'), '409': error('Not running'), ...changing },
-      },
-    },
-    '/api/downloads/{infohash}/resume': {
-      post: {
-        operationId: 'resumeDownload',
-        summary: 'Resume a paused download',
-        tags: ['downloads'],
-        parameters: [infohashParameter],
-        responses: { '200': json(ref('DownloadView'), 'Running'), '400': error('Not an infohash'), '404': error('No such download'), '409': error('Not paused'), ...changing },
-      },
-    },
+    '/api/downloads/{infohash}/pause': downloadAction('pauseDownload', 'Pause a download (connections closed, verified pieces kept)', 'Paused', 'Not running'),
+    '/api/downloads/{infohash}/resume': downloadAction('resumeDownload', 'Resume a paused download', 'Running', 'Not paused'),
     '/api/openapi.json': {
       get: { operationId: 'getOpenApi', summary: 'This document', tags: ['meta'], responses: { '200': { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } }, ...common } },
     },
@@ -237,7 +233,7 @@ function build(): Json {
       version: VERSION,
       description:
         'See and drive a Shoal node. Errors are always `{ "error": "..." }`. When the dashboard listens beyond loopback (or was given a token), ' +
-        'send `Authorization: Bearer <token>`. State-changing requests from another site are refused; JSON bodies need `Content-Type: application/json` (64 KiB at most). ' +
+        `send \`Authorization: Bearer <token>\`. State-changing requests from another site are refused; JSON bodies need \`Content-Type: application/json\` (${JSON_LIMIT} at most). ` +
         'Live updates are pushed over socket.io on the same port (events: status, peer-up, peer-down, peer-changed, file-added, file-changed, file-removed, download, download-removed, discovery).',
     },
     servers: [{ url: '/' }],

@@ -31,7 +31,7 @@ import { SearchQuerySchema } from './contract.js';
 import { Auth, generateToken, isLoopbackHost } from './auth.js';
 import { apiRouter, describeError, HttpError, type ApiInit } from './api.js';
 import { Live } from './live.js';
-import { activeDownloads, downloadViews, fileViews, machineAddresses, peerViews, searchResultView, statusView } from './views-data.js';
+import { downloadViews, fileViews, machineAddresses, peerViews, searchResultViews, statusView } from './views-data.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const WARN_PER_MINUTE = 20;
@@ -279,8 +279,7 @@ export class WebServer {
       const q = SearchQuerySchema.safeParse({ q: raw });
       if (!q.success) return render(res, 'search', { query: raw.slice(0, 256) });
       const results = await this.node.search(q.data.q);
-      const downloading = activeDownloads(this.node);
-      render(res, 'search', { query: q.data.q, results: results.map((r) => searchResultView(this.node, r, downloading)) });
+      render(res, 'search', { query: q.data.q, results: searchResultViews(this.node, results) });
     });
 
     app.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} ${req.path.slice(0, 200)}`)));

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Node, DownloadInfo, SearchResult } from '../network/node.js';
+import type { Node, DownloadInfo, DownloadDetail as NodeDownloadDetail, SearchResult } from '../network/node.js';
 import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
 import type { SharedFile } from '../network/library/library.js';
@@ -70,7 +70,7 @@ export function statusView(node: Node, httpUrl: string): Status {
       .filter((d) => d.source === 'multicast' || d.source === 'bootstrap')
       .map((d) => discoveryView(d.source, d.health)),
     totals: {
-      peers: node.knownPeers().length,
+      peers: node.registry.size,
       files: node.library.files().length,
       activeDownloads: node.listDownloads().filter(active).length,
       downloadRate: t.downloadRate,
@@ -109,20 +109,20 @@ export function fileView(node: Node, f: SharedFile): FileView {
 }
 
 export function downloadView(d: DownloadInfo): DownloadView {
-  const progress = d.pieces > 0 ? Math.min(1, d.verified / d.pieces) : d.state === 'done' ? 1 : 0;
   return {
     infohash: d.infohash,
     name: d.name,
     size: d.length,
     state: d.state,
-    progress: d.state === 'done' ? 1 : progress,
+    progress: d.state === 'done' ? 1 : d.pieces > 0 ? Math.min(1, d.verified / d.pieces) : 0,
     pieces: d.pieces,
     verified: d.verified,
     downloadRate: d.downloadRate,
     uploadRate: d.uploadRate,
     downloaded: d.downloaded,
     uploaded: d.uploaded,
-    eta: d.state === 'downloading' && d.eta !== null && Number.isFinite(d.eta) ? d.eta : null,
+    // The node's own rule: null unless downloading at a measurable rate.
+    eta: d.eta,
     peers: d.peers,
     startedAt: d.startedAt,
     ...(d.path !== undefined && { path: d.path }),
@@ -131,10 +131,10 @@ export function downloadView(d: DownloadInfo): DownloadView {
   };
 }
 
-export function downloadDetailView(d: NonNullable<ReturnType<Node['downloadDetail']>>): DownloadDetail {
+export function downloadDetailView(d: NodeDownloadDetail): DownloadDetail {
   return {
     ...downloadView(d),
-    pieceMap: Buffer.from(d.bitfield).toString('base64'),
+    pieceMap: d.bitfield.toString('base64'),
     peerList: d.peerList.map((p) => ({
       address: p.address,
       client: p.client,
@@ -148,7 +148,7 @@ export function downloadDetailView(d: NonNullable<ReturnType<Node['downloadDetai
   };
 }
 
-export function searchResultView(node: Node, r: SearchResult, downloading: ReadonlySet<string>): SearchResultView {
+function searchResultView(node: Node, r: SearchResult, downloading: ReadonlySet<string>): SearchResultView {
   return {
     infohash: r.infohash,
     name: r.name,
@@ -161,9 +161,10 @@ export function searchResultView(node: Node, r: SearchResult, downloading: Reado
   };
 }
 
-/** Infohashes of downloads not yet finished (downloading or paused). */
-export function activeDownloads(node: Node): Set<string> {
-  return new Set(node.listDownloads().filter(active).map((d) => d.infohash));
+/** Search results as the page and the API show them: each marked shared here or downloading. */
+export function searchResultViews(node: Node, results: SearchResult[]): SearchResultView[] {
+  const downloading = new Set(node.listDownloads().filter(active).map((d) => d.infohash));
+  return results.map((r) => searchResultView(node, r, downloading));
 }
 
 export function fileViews(node: Node): FileView[] {

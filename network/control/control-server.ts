@@ -110,7 +110,8 @@ function startSubscription(
   const sub: Subscriber = {
     who,
     send: (msg) => {
-      if (isClosed()) return;
+      // destroyed: cut off below, its 'close' (which unsubscribes) not yet delivered.
+      if (isClosed() || socket.destroyed) return;
       if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
         log.warn({ peer: who }, 'dropping a subscriber that does not read its events');
         socket.destroy();

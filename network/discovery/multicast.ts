@@ -49,6 +49,8 @@ export interface MulticastInit {
   ttl?: number;
   intervalMs?: number;
   expireAfterMissed?: number;
+  /** Peers this source tracks at most; MAX_MULTICAST_PEERS by default. */
+  maxPeers?: number;
   logger?: Logger;
 }
 
@@ -82,6 +84,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
   private readonly ttl: number;
   private readonly intervalMs: number;
   private readonly missed: number;
+  private readonly maxPeers: number;
   private readonly wanted: string[] | undefined;
   private readonly log: Logger;
   private readonly problems: Problems;
@@ -111,6 +114,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     this.ttl = init.ttl ?? DEFAULT_MULTICAST_TTL;
     this.intervalMs = init.intervalMs ?? DEFAULT_BEACON_INTERVAL_MS;
     this.missed = init.expireAfterMissed ?? DEFAULT_EXPIRE_AFTER_MISSED;
+    this.maxPeers = init.maxPeers ?? MAX_MULTICAST_PEERS;
     this.wanted = init.interfaces && init.interfaces.length > 0 ? [...init.interfaces] : undefined;
     const first = Number(this.group.split('.')[0]);
     if (!isIPv4(this.group) || first < 224 || first > 239) throw new RangeError(`multicast group must be 224.0.0.0..239.255.255.255, got ${this.group}`);
@@ -373,7 +377,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     // Linux hands a socket bound to group:port the group's traffic once *any* socket on the
     // host joined it (IP_MULTICAST_ALL, which Node cannot turn off): joined nowhere, we
     // must not pretend to hear anything. (Node cannot tell us the arrival interface either.)
-    if (!this.running || ![...this.links.values()].some((l) => l.joined)) return;
+    if (!this.running || !this.joinedSomewhere()) return;
     let b: Beacon;
     try {
       b = decodeBeacon(msg); // refuses oversize datagrams before reading a field
@@ -389,8 +393,8 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       if (known && known.instance === b.instance) this.forget(b.id, 'goodbye');
       return;
     }
-    if (!known && this.peers.size >= MAX_MULTICAST_PEERS) {
-      this.garbage(from, `peer table full (${MAX_MULTICAST_PEERS}), ignoring ${b.id}`);
+    if (!known && this.peers.size >= this.maxPeers) {
+      this.garbage(from, `peer table full (${this.maxPeers}), ignoring ${b.id}`);
       return;
     }
     const now = Date.now();
@@ -417,6 +421,12 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     }
     this.emit('peer', { id: b.id, host, port: b.port, name: b.name, instance: b.instance });
     if (fresh) this.scheduleReply();
+  }
+
+  /** Per datagram, so a loop rather than an array of the links. */
+  private joinedSomewhere(): boolean {
+    for (const l of this.links.values()) if (l.joined) return true;
+    return false;
   }
 
   private expiry(id: string, ms: number): NodeJS.Timeout {

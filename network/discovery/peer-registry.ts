@@ -20,6 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { LostReason, PeerSource } from './discovery.js';
+import { isLoopbackAddress } from '../wire/bootstrap-api.js';
 
 export type { PeerSource } from './discovery.js';
 
@@ -91,6 +92,8 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private readonly maxLearnt: number;
   /** Node ids a first-hand source saw leave, and when: hearsay about them is ignored a while. */
   private readonly departed = new Map<string, number>();
+  /** How many listed peers source 'peer' vouches for, kept in step so `see` never counts. */
+  private learnt = 0;
 
   constructor(init: PeerRegistryInit = {}) {
     super();
@@ -127,7 +130,7 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     }
     if (!peer) {
       if (this.peers.size >= this.maxPeers) return null;
-      if (source === 'peer' && this.count('peer') >= this.maxLearnt) return null;
+      if (source === 'peer' && this.learnt >= this.maxLearnt) return null;
       peer = {
         key: s.id ? `id:${s.id}` : `addr:${addr}`,
         id: s.id,
@@ -144,10 +147,12 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
       };
       this.peers.set(peer.key, peer);
       this.byAddr.set(addr, peer);
+      if (source === 'peer') this.learnt++;
       this.emit('peer-up', peer);
       return peer;
     }
     if (s.id && !peer.id) this.rekey(peer, s.id);
+    if (source === 'peer' && !peer.sources.has('peer')) this.learnt++;
     peer.sources.add(source);
     peer.seen[source] = now;
     peer.lastSeen = now;
@@ -182,17 +187,12 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   lose(source: PeerSource, idOrAddr: string, reason: LostReason = 'gone'): void {
     const peer = this.peers.get(`id:${idOrAddr}`) ?? this.byAddr.get(idOrAddr);
     if (!peer || !peer.sources.has(source)) return;
-    peer.sources.delete(source);
-    delete peer.seen[source];
+    this.unvouch(peer, source);
     if (reason !== 'gone' && !FADING.has(source)) {
-      for (const s of [...peer.sources]) {
-        if (!FADING.has(s)) continue;
-        peer.sources.delete(s);
-        delete peer.seen[s];
-      }
+      for (const s of peer.sources) if (FADING.has(s)) this.unvouch(peer, s);
       if (peer.id !== undefined) {
-        if (this.departed.size >= this.maxPeers) this.departed.delete(this.departed.keys().next().value!);
         this.departed.delete(peer.id); // re-inserted last: the map stays in order of departure
+        if (this.departed.size >= this.maxPeers) this.departed.delete(this.departed.keys().next().value!);
         this.departed.set(peer.id, Date.now());
       }
     }
@@ -253,20 +253,18 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
       this.departed.delete(id);
     }
     for (const peer of [...this.peers.values()]) {
-      for (const s of [...peer.sources]) {
-        if (FADING.has(s) && now - (peer.seen[s] ?? 0) > this.learntTtlMs) {
-          peer.sources.delete(s);
-          delete peer.seen[s];
-        }
+      for (const s of peer.sources) {
+        if (FADING.has(s) && now - (peer.seen[s] ?? 0) > this.learntTtlMs) this.unvouch(peer, s);
       }
       if (peer.sources.size === 0) this.drop(peer);
     }
   }
 
-  private count(source: PeerSource): number {
-    let n = 0;
-    for (const p of this.peers.values()) if (p.sources.has(source)) n++;
-    return n;
+  /** One source stops vouching for a listed peer (it may be left with none: the caller drops it). */
+  private unvouch(peer: KnownPeer, source: PeerSource): void {
+    if (!peer.sources.delete(source)) return;
+    delete peer.seen[source];
+    if (source === 'peer') this.learnt--;
   }
 
   private rekey(peer: KnownPeer, id: string): void {
@@ -280,6 +278,7 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
 
   private drop(peer: KnownPeer): void {
     if (!this.peers.delete(peer.key)) return;
+    if (peer.sources.has('peer')) this.learnt--;
     if (this.byAddr.get(`${peer.host}:${peer.port}`) === peer) this.byAddr.delete(`${peer.host}:${peer.port}`);
     this.emit('peer-down', peer);
   }
@@ -287,7 +286,7 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private isSelf(s: Sighting): boolean {
     if (!this.self) return false;
     if (s.id && s.id === this.self.id) return true;
-    return s.port === this.self.port && (this.self.hosts.has(s.host) || isLoopback(s.host) || s.host === 'localhost');
+    return s.port === this.self.port && (this.self.hosts.has(s.host) || isLoopbackAddress(s.host) || s.host === 'localhost');
   }
 }
 
@@ -297,6 +296,5 @@ function validEndpoint(host: string, port: number): boolean {
   return isIP(host) !== 0 || /^[A-Za-z0-9.-]+$/.test(host);
 }
 
-export function isLoopback(host: string): boolean {
-  return host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
-}
+/** The wire's own test, so the registry and the bootstrap server agree on what loopback is. */
+export { isLoopbackAddress as isLoopback };

@@ -21,42 +21,40 @@ export const DEFAULT_MAX_IMPORT_BYTES = 64 * 1024 ** 3;
 
 /** Every refusal of an import: `status` is the HTTP status the web layer answers with. */
 export class ImportError extends Error {
-  override name = 'ImportError';
   readonly code: string = 'EIMPORT';
   readonly status: number = 500;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
 }
 
 /** The name breaks the library's rules (`..`, absolute, NUL or control characters, dot-files, backslashes). */
 export class BadNameError extends ImportError {
-  override name = 'BadNameError';
   override readonly code = 'EBADNAME';
   override readonly status = 400;
 }
 
 /** A file of that name exists already: it is never replaced. */
 export class ExistsError extends ImportError {
-  override name = 'ExistsError';
   override readonly code = 'EEXIST';
   override readonly status = 409;
 }
 
 /** Not enough free space for the declared size, or the disk filled while writing. */
 export class NoSpaceError extends ImportError {
-  override name = 'NoSpaceError';
   override readonly code = 'ENOSPC';
   override readonly status = 507;
 }
 
 /** Bigger than the bound (declared or while streaming). */
 export class TooLargeError extends ImportError {
-  override name = 'TooLargeError';
   override readonly code = 'ETOOLARGE';
   override readonly status = 413;
 }
 
 /** The body was not the size it was declared to be. */
 export class SizeMismatchError extends ImportError {
-  override name = 'SizeMismatchError';
   override readonly code = 'ESIZE';
   override readonly status = 400;
 }

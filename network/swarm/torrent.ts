@@ -105,6 +105,9 @@ export interface TorrentEvents {
   'peer-complete': [peer: Peer];
 }
 
+/** Blocks (16 KiB each) that may stand before a piece a reader waits for; more are cancelled. */
+export const PREEMPT_AHEAD_BLOCKS = 16;
+
 interface Candidate {
   host: string;
   port: number;
@@ -118,9 +121,6 @@ interface Candidate {
  * incoming connections after their handshake). The picker decides what to ask; every piece
  * is hashed off the event loop before it counts, written at its offset, announced with HAVE.
  */
-/** Blocks (16 KiB each) that may stand before a piece a reader waits for; more are cancelled. */
-export const PREEMPT_AHEAD_BLOCKS = 16;
-
 export class Torrent extends EventEmitter<TorrentEvents> {
   readonly metainfo: Metainfo;
   readonly peers = new Set<Peer>();
@@ -170,10 +170,6 @@ export class Torrent extends EventEmitter<TorrentEvents> {
 
   get seeding(): boolean {
     return this.store.have.complete();
-  }
-
-  get isPaused(): boolean {
-    return this.paused;
   }
 
   get log(): Logger {
@@ -251,8 +247,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private queuedAhead(index: number, picker: PiecePicker): Peer | null {
     const ap = picker.active.get(index);
     if (ap) {
-      const owner = [...this.peers].find((p) => p === ap.owner);
-      if (!owner) return null; // an orphan: the next pick of a peer having it adopts it first
+      const owner = ap.owner as Peer | null;
+      if (!owner || !this.peers.has(owner)) return null; // an orphan: the next pick of a peer having it adopts it first
       let ahead = 0;
       for (const key of owner.requested) {
         if (Math.floor(key / picker.blocksPerPiece) === index) break;

@@ -33,9 +33,9 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { FileEntrySchema } from './control-codec.js';
+import { FileEntrySchema, NodeIdSchema } from './control-codec.js';
 
-export { FileEntrySchema, type FileEntry } from './control-codec.js';
+export { FileEntrySchema, NodeIdSchema, type FileEntry } from './control-codec.js';
 
 /** Largest request body the server parses (a register with 10k files fits easily). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -51,10 +51,8 @@ export const MAX_QUERY_LENGTH = 256;
 export const MAX_SHARES_SHOWN = 20;
 export const MAX_DOWNLOADS_SHOWN = 50;
 
-const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
-export const NodeIdSchema = z.string().regex(idPattern, 'must be 1..64 of A-Z a-z 0-9 _ -');
-/** Changes at every start of a node. */
-export const InstanceSchema = z.string().regex(idPattern, 'must be 1..64 of A-Z a-z 0-9 _ -');
+/** Changes at every start of a node; spelt like a node id. */
+export const InstanceSchema = NodeIdSchema;
 const name = z.string().max(64);
 const port = z.number().int().min(1, 'must be 1..65535').max(65535, 'must be 1..65535');
 const time = z.number().int().nonnegative();

@@ -144,15 +144,16 @@ export const FileEntrySchema = z.object({
 });
 export type FileEntry = z.output<typeof FileEntrySchema>;
 
-const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ -');
+/** A node id (and an instance id) wherever one travels: control answers, the bootstrap API, beacons. */
+export const NodeIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ -');
 const nodeName = z.string().max(64);
 
 /** Who answers: lets the asker tie the address it dialled to a node id. */
-export const NodeSelfSchema = z.object({ id: nodeId, name: nodeName.optional() });
+export const NodeSelfSchema = z.object({ id: NodeIdSchema, name: nodeName.optional() });
 export type NodeSelf = z.output<typeof NodeSelfSchema>;
 
 export const PeerEntrySchema = z.object({
-  id: nodeId.optional(),
+  id: NodeIdSchema.optional(),
   name: nodeName.optional(),
   host: z.string().min(1).max(255),
   port: z.number().int().min(1).max(65535),

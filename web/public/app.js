@@ -34,7 +34,6 @@ export function duration(sec) {
   return Math.floor(sec / 86400) + ' d ' + Math.floor((sec % 86400) / 3600) + ' h';
 }
 
-export const eta = (d) => (d.state === 'done' ? 'done' : d.eta === null || d.eta === undefined || d.state !== 'downloading' ? '—' : duration(d.eta));
 export function progressSub(d) {
   if (d.state === 'done') return plural(d.pieces, 'piece') + ' · complete';
   const base = d.verified + ' of ' + d.pieces + ' pieces';
@@ -180,7 +179,7 @@ export async function api(method, url, body) {
 
 // ---- copy --------------------------------------------------------------------------------
 
-export async function copy(text) {
+async function copy(text) {
   try {
     await navigator.clipboard.writeText(text);
     return true;
@@ -221,11 +220,11 @@ function setLive(state, text) {
 }
 
 /** The socket.io connection (same origin; the auth cookie rides along), or null without one. */
-export const socket = typeof window.io === 'function' ? window.io() : null;
+const socket = typeof window.io === 'function' ? window.io() : null;
 
 const connectHooks = [];
 /** Run `fn` on every connect and reconnect: refetch what events may have been missed. */
-export function onConnect(fn) {
+function onConnect(fn) {
   connectHooks.push(fn);
   if (socket && socket.connected) fn();
 }
@@ -240,6 +239,21 @@ if (socket) {
   socket.on('connect_error', (err) => setLive('', err && /auth|token|401|403/i.test(err.message) ? 'not signed in' : 'offline'));
 } else {
   setLive('', 'no live updates');
+}
+
+/**
+ * On every connect and reconnect, reload a list from the API (`GET url`) and hand it to
+ * `apply`: events missed while disconnected are not replayed. On failure what is shown stays;
+ * the next connect tries again.
+ */
+export function reloadOnConnect(url, apply) {
+  onConnect(async () => {
+    try {
+      apply(await api('GET', url));
+    } catch {
+      /* keep what is shown */
+    }
+  });
 }
 
 /** Subscribe to a LiveEvents event (no-op without a socket). */

@@ -1,7 +1,7 @@
 // Files: the table follows `file-added` / `file-changed` / `file-removed`; files dropped on the page or
 // chosen with the button go up one at a time as raw bodies (PUT /api/files?name=...), so the
 // server streams them to disk; each shows its progress and, on failure, the server's message.
-import { $, el, icon, api, on, onConnect, initial, toast, size, short, plural, holders, upsertRow, removeRow } from './app.js';
+import { $, el, icon, on, reloadOnConnect, initial, toast, size, short, plural, holders, upsertRow, removeRow } from './app.js';
 
 const files = new Map();
 for (const f of (initial() || {}).files || []) files.set(f.infohash, f);
@@ -67,15 +67,10 @@ on('file-removed', ({ infohash }) => {
   files.delete(infohash);
   removeRow(tbody.querySelector(sel(infohash)), refresh);
 });
-onConnect(async () => {
-  try {
-    const res = await api('GET', '/api/files');
-    files.clear();
-    for (const f of res.files) files.set(f.infohash, f);
-    drawAll();
-  } catch {
-    /* keep what is shown */
-  }
+reloadOnConnect('/api/files', (res) => {
+  files.clear();
+  for (const f of res.files) files.set(f.infohash, f);
+  drawAll();
 });
 
 // ---- upload ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Overview: the totals, this node's facts and the discovery sources follow `status` (every
 // second); a chart of the last two minutes of throughput; a short list of transfers.
-import { $, el, icon, api, on, onConnect, initial, size, rate, pct, duration, timeAgo, badge, setProgress } from './app.js';
+import { $, el, icon, on, reloadOnConnect, initial, size, rate, pct, duration, timeAgo, badge, setProgress, hostPort } from './app.js';
 
 const data = initial() || {};
 const text = (id, value) => {
@@ -49,7 +49,7 @@ function applyStatus(s) {
   text('kv-name', s.name);
   text('kv-id', s.id);
   text('kv-port', String(s.peerPort));
-  text('kv-announce', (s.announceHost.includes(':') ? '[' + s.announceHost + ']' : s.announceHost) + ':' + s.peerPort);
+  text('kv-announce', hostPort(s.announceHost, s.peerPort));
   text('kv-shared', s.sharedDir);
   text('kv-downloads', s.downloadDir);
   const addrs = $('#kv-addresses');
@@ -188,13 +188,8 @@ on('download-removed', ({ infohash }) => {
   downloads.delete(infohash);
   drawTransfers();
 });
-onConnect(async () => {
-  try {
-    const res = await api('GET', '/api/downloads');
-    downloads.clear();
-    for (const d of res.downloads) downloads.set(d.infohash, d);
-    drawTransfers();
-  } catch {
-    /* the list stays as it was; the next connect tries again */
-  }
+reloadOnConnect('/api/downloads', (res) => {
+  downloads.clear();
+  for (const d of res.downloads) downloads.set(d.infohash, d);
+  drawTransfers();
 });

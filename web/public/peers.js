@@ -1,14 +1,12 @@
 // Peers: the table follows `peer-up` / `peer-down` / `peer-changed`; the chips filter it by
 // source; the form adds a peer by hand (POST /api/peers).
-import { $, $$, el, api, on, onConnect, initial, toast, plural, hostPort, timeAgo, badge, upsertRow, removeRow, SOURCE } from './app.js';
+import { $, $$, el, api, on, reloadOnConnect, initial, toast, plural, hostPort, timeAgo, badge, upsertRow, removeRow, SOURCE } from './app.js';
 
 const peers = new Map();
 for (const p of (initial() || {}).peers || []) peers.set(p.key, p);
 
 const tbody = $('#peers');
 let filter = 'all';
-
-const ANSWERS = { yes: 'yes', no: 'no', unknown: 'unknown' };
 
 function row(p) {
   return el(
@@ -25,7 +23,7 @@ function row(p) {
     el('td', {}, el('div', { class: 'badges' }, p.sources.map((s) => badge('src-' + s, SOURCE[s] || s)))),
     el('td', { class: 'hide-xs nowrap num' }, timeAgo(p.lastSeen)),
     el('td', { class: 'hide-sm nowrap num muted' }, timeAgo(p.firstSeen)),
-    el('td', {}, badge(p.reachable, ANSWERS[p.reachable] || p.reachable, true)),
+    el('td', {}, badge(p.reachable, p.reachable, true)),
   );
 }
 
@@ -79,18 +77,13 @@ on('peer-down', (p) => {
   removeRow(tbody.querySelector(sel(p.key)), refresh);
 });
 
-onConnect(async () => {
-  try {
-    const res = await api('GET', '/api/peers');
-    const fresh = new Map(res.peers.map((p) => [p.key, p]));
-    const added = [...fresh.keys()].filter((k) => !peers.has(k));
-    peers.clear();
-    for (const [k, p] of fresh) peers.set(k, p);
-    drawAll();
-    for (const k of added) tbody.querySelector(sel(k))?.classList.add('flash');
-  } catch {
-    /* keep what is shown */
-  }
+reloadOnConnect('/api/peers', (res) => {
+  const fresh = new Map(res.peers.map((p) => [p.key, p]));
+  const added = [...fresh.keys()].filter((k) => !peers.has(k));
+  peers.clear();
+  for (const [k, p] of fresh) peers.set(k, p);
+  drawAll();
+  for (const k of added) tbody.querySelector(sel(k))?.classList.add('flash');
 });
 
 // ---- filter ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // four a second each). Pause / resume / cancel call the API; cancel asks first, inline.
 // An open row shows the piece map and the peers, polled from GET /api/downloads/:infohash
 // once a second while it stays open.
-import { $, $$, el, icon, api, on, onConnect, initial, toast, size, rate, plural, short, timeAgo, badge, progressLine, progressSub, setProgress } from './app.js';
+import { $, $$, el, icon, api, on, reloadOnConnect, initial, toast, size, rate, plural, short, timeAgo, badge, progressLine, progressSub, setProgress } from './app.js';
 
 const downloads = new Map();
 for (const d of (initial() || {}).downloads || []) downloads.set(d.infohash, d);
@@ -124,18 +124,13 @@ function remove(infohash) {
 
 on('download', (d) => upsert(d));
 on('download-removed', ({ infohash }) => remove(infohash));
-onConnect(async () => {
-  try {
-    const res = await api('GET', '/api/downloads');
-    const seen = new Set();
-    for (const d of res.downloads.slice().sort((x, y) => x.startedAt - y.startedAt)) {
-      seen.add(d.infohash);
-      upsert(d, false);
-    }
-    for (const h of [...downloads.keys()]) if (!seen.has(h)) remove(h);
-  } catch {
-    /* keep what is shown */
+reloadOnConnect('/api/downloads', (res) => {
+  const seen = new Set();
+  for (const d of res.downloads.slice().sort((x, y) => x.startedAt - y.startedAt)) {
+    seen.add(d.infohash);
+    upsert(d, false);
   }
+  for (const h of [...downloads.keys()]) if (!seen.has(h)) remove(h);
 });
 
 // ---- actions ----------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+import type { Logger } from '../network/log.js';
+
+/** Something to stop on the way out, named for the log when its stop fails. */
+export interface StopStep {
+  what: string;
+  stop: () => Promise<unknown> | unknown;
+}
+
+export interface Shutdown {
+  /** Stop every step once, in order, then exit with `code`. */
+  (code: number): Promise<never>;
+  /** True once a shutdown has begun (a retry loop should give up). */
+  readonly stopping: boolean;
+}
+
+/** A stop that hangs this long exits anyway. */
+export const FORCE_EXIT_MS = 10_000;
+
+/**
+ * The clean exit both mains share (node-cli, web): SIGTERM and a first Ctrl-C stop the
+ * steps in order and exit 0; a second Ctrl-C exits 130 at once.
+ */
+export function shutdownOnSignals(log: Logger, steps: StopStep[]): Shutdown {
+  let stopping = false;
+  const shutdown = async (code: number): Promise<never> => {
+    if (!stopping) {
+      stopping = true;
+      setTimeout(() => process.exit(code || 1), FORCE_EXIT_MS).unref();
+      for (const { what, stop } of steps) {
+        try {
+          await stop();
+        } catch (err) {
+          log.error({ err: (err as Error).message }, `error while stopping ${what}`);
+        }
+      }
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
+  process.on('SIGTERM', () => void shutdown(0));
+  return Object.defineProperty(shutdown, 'stopping', { get: () => stopping }) as Shutdown;
+}
