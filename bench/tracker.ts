@@ -98,7 +98,7 @@ async function serve(kind: Kind, dataDir: string): Promise<void> {
   if (kind === 'shoal') {
     // Imported here, not at the top: the reference server's process never loads it.
     const { BootstrapServer } = await import('../bootstrap/server.js');
-    const { createLogger } = await import('../network/log.js');
+    const { createLogger } = await import('../network/util/log.js');
     const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir, logger: createLogger({ level: 'error' }) });
     await server.start();
     process.stdout.write(`${JSON.stringify({ url: server.url.replace(/\/+$/, '') })}\n`);

@@ -7,7 +7,8 @@
  */
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger } from '../network/log.js';
+import { createLogger } from '../network/util/log.js';
+import { lanIPv4Addresses } from '../network/util/addresses.js';
 import type { NodeView } from '../network/wire/bootstrap-api.js';
 import { BootstrapServer, DEFAULT_PORT } from './server.js';
 
@@ -96,10 +97,7 @@ function clip(s: string, max: number): string {
 
 /** Where nodes elsewhere can reach a server listening on every interface. */
 function lanUrls(port: number): string[] {
-  return Object.values(os.networkInterfaces())
-    .flatMap((list) => list ?? [])
-    .filter((a) => a.family === 'IPv4' && !a.internal)
-    .map((a) => `http://${a.address}:${port}`);
+  return lanIPv4Addresses().map((a) => `http://${a}:${port}`);
 }
 
 async function main(): Promise<void> {

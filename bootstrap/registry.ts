@@ -11,10 +11,11 @@
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import { z } from 'zod';
-import { writeFileAtomic } from '../network/storage/atomic.js';
-import { silentLogger, type Logger } from '../network/log.js';
+import { writeFileAtomic } from '../network/util/atomic.js';
+import { silentLogger, type Logger } from '../network/util/log.js';
+import { isLoopbackAddress, normalizeAddress } from '../network/util/addresses.js';
 import {
-  DownloadSchema, FileEntrySchema, HostSchema, InstanceSchema, NodeIdSchema, isLoopbackAddress, normalizeAddress,
+  DownloadSchema, FileEntrySchema, HostSchema, InstanceSchema, NodeIdSchema,
   MAX_DOWNLOADS_SHOWN, MAX_NODES_PER_RESULT, MAX_SEARCH_RESULTS, MAX_SHARES_SHOWN,
   type Download, type FileEntry, type HeartbeatRequest, type NodeView, type PeerView, type RegisterRequest, type SearchHit,
 } from '../network/wire/bootstrap-api.js';

@@ -18,10 +18,12 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { Server as SocketServer } from 'socket.io';
 import type { z } from 'zod';
-import { silentLogger, WarnLimiter, type Logger } from '../network/log.js';
+import { silentLogger, WarnLimiter, type Logger } from '../network/util/log.js';
+import { isLoopbackAddress, normalizeAddress } from '../network/util/addresses.js';
+import { HttpError } from '../network/util/http-error.js';
 import {
   HeartbeatRequestSchema, InstanceSchema, NodeIdSchema, RegisterRequestSchema, ReportRequestSchema, SearchQuerySchema,
-  MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, describeIssue, isLoopbackAddress, normalizeAddress,
+  MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, describeIssue,
   type NodeView, type RegisterResponse,
 } from '../network/wire/bootstrap-api.js';
 import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
@@ -51,12 +53,6 @@ export interface BootstrapServerInit {
 }
 
 /** A request refused with a status and a reason. */
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
 /** Views and static files sit in the source tree, next to this file or two levels above dist/bootstrap/. */
 function assetDir(name: 'views' | 'public'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));

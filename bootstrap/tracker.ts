@@ -19,7 +19,7 @@
 import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import bencode from 'bencode';
-import { isLoopbackAddress, normalizeAddress } from '../network/wire/bootstrap-api.js';
+import { isLoopbackAddress, normalizeAddress } from '../network/util/addresses.js';
 
 export const MAX_QUERY_BYTES = 4096;
 export const MAX_PARAMS = 64;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger } from '../network/log.js';
+import { createLogger } from '../network/util/log.js';
 import { Node, type DownloadInfo } from '../network/node.js';
 import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';

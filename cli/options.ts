@@ -1,9 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import { parseSize, hostPort } from './format.js';
-import { checkPattern } from '../network/glob.js';
+import { checkPattern } from '../network/catalog/glob.js';
 import type { NodeInit } from '../network/node.js';
-import type { Logger } from '../network/log.js';
+import type { Logger } from '../network/util/log.js';
 
 export interface CliOptions {
   listenHost?: string;

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { nanoid } from 'nanoid';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from './util/log.js';
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
@@ -14,12 +14,13 @@ import { MAX_FILES, MAX_PEERS, type ControlRequest, type ControlResponse, type F
 import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
 import { controlRequest, fetchMetainfo } from './control/control-client.js';
 import { TrackerClient } from './tracker/announce.js';
-import { PeerRegistry, isLoopback as isLoopbackHost, type KnownPeer } from './discovery/peer-registry.js';
+import { PeerRegistry, type KnownPeer } from './discovery/peer-registry.js';
+import { detectLanAddress, isLoopbackAddress, localAddresses } from './util/addresses.js';
 import type { DiscoveryHealth, PeerDiscovery, PeerSource } from './discovery/discovery.js';
 import { MulticastDiscovery } from './discovery/multicast.js';
 import { BootstrapClient } from './discovery/bootstrap-client.js';
 import type { Subscriber } from './control/control-server.js';
-import { Watcher } from './watcher.js';
+import { Watcher } from './catalog/watcher.js';
 import { Torrent, DEFAULT_SWARM_LIMITS, type SwarmLimits, type TorrentStats, type PeerStat } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type Peer, type PeerTimeouts } from './swarm/peer.js';
 import { RateLimiter, RateMeter } from './swarm/rate.js';
@@ -27,17 +28,17 @@ import { clientName } from './swarm/client-name.js';
 import { PartFile } from './storage/part-file.js';
 import { SeedStore } from './storage/seed-store.js';
 import { exists } from './storage/stores.js';
-import { parseTarget } from './targets.js';
+import { parseTarget } from './downloads/targets.js';
 import type { Bitfield } from './wire/bitfield.js';
 import { makeMagnet } from './metainfo/magnet.js';
-import { Holders, holderKey } from './holders.js';
+import { Holders, holderKey } from './catalog/holders.js';
 import {
   UnknownContentError, checkRange, readFileRange, readVerified,
   type ContentInfo, type ReadOptions, type VerifiedSource,
-} from './content.js';
+} from './downloads/content.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
 
-export { ContentUnavailableError, UnknownContentError, type ContentInfo, type ReadOptions } from './content.js';
+export { ContentUnavailableError, UnknownContentError, type ContentInfo, type ReadOptions } from './downloads/content.js';
 export {
   ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, DEFAULT_MAX_IMPORT_BYTES, type ImportOptions,
 } from './library/import.js';
@@ -295,7 +296,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex.start();
     // Listen first: the library's first scan announces files to trackers with our port.
     await this.server.start();
-    this.registry.setSelf({ id: this.id, port: this.port, hosts: localAddresses() });
+    this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
@@ -679,7 +680,7 @@ export class Node extends EventEmitter<NodeEvents> {
         if (res.self && !p.id) this.registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
         for (const q of res.peers) {
           // A remote peer's loopback is its own machine, not ours.
-          if (isLoopbackHost(q.host) && !isLoopbackHost(p.host)) continue;
+          if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;
           this.registry.see('peer', q);
         }
       },
@@ -1011,11 +1012,6 @@ function loadNodeId(stateDir: string, port: number): string {
   return id;
 }
 
-/** Every IPv4 and IPv6 address of this machine: a peer at one of them on our port is us. */
-function localAddresses(): string[] {
-  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
-}
-
 /** Bytes of `m` not in a verified piece yet (the last piece may be short). */
 function bytesLeft(m: Metainfo, have: Bitfield): number {
   const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
@@ -1024,12 +1020,4 @@ function bytesLeft(m: Metainfo, have: Bitfield): number {
 
 function describe(f: SharedFile): { name: string; size: number; infohash: string } {
   return { name: f.name, size: f.size, infohash: f.metainfo.infoHashHex };
-}
-
-/** The first non-internal IPv4 address, which is what LAN peers can reach us on. */
-export function detectLanAddress(): string {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Logger } from './log.js';
+import type { Logger } from './util/log.js';
 import { Peer, type PeerTimeouts } from './swarm/peer.js';
 import type { WireMessage } from './wire/peer-wire.js';
 import { serveControl, type ControlHandler, type ControlLimits } from './control/control-server.js';

@@ -5,7 +5,8 @@ import {
   LineDecoder, LineTooLongError, ControlProtocolError, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
   parseRequest, parseResponse, encodeMessage, type ControlResponse,
 } from '../network/wire/control-codec.js';
-import { controlRequest, fetchMetainfo, TimeoutError, ClosedError } from '../network/control/control-client.js';
+import { controlRequest, fetchMetainfo } from '../network/control/control-client.js';
+import { TimeoutError, ClosedError } from '../network/util/errors.js';
 import { buildMetainfo, encodeTorrent, type Metainfo } from '../network/metainfo/metainfo.js';
 import { rejection } from './helpers.js';
 

@@ -218,7 +218,7 @@ describe('library', function () {
       const file = path.join(dir, 'cache.json');
       await fsp.writeFile(file, '{"version":1,"entries":[{"path":');
       const warnings: string[] = [];
-      const logger = { warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as import('../network/log.js').Logger;
+      const logger = { warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as import('../network/util/log.js').Logger;
       const cache = new HashCache({ file, logger });
       await cache.load();
       expect(cache.size).to.equal(0);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { PeerRegistry, UNREACHABLE_AFTER, type KnownPeer } from '../network/discovery/peer-registry.js';
-import { globMatch, checkPattern, PatternError } from '../network/glob.js';
+import { globMatch, checkPattern, PatternError } from '../network/catalog/glob.js';
 
 function recorder(r: PeerRegistry) {
   const ev: string[] = [];

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { pino } from 'pino';
-import type { Logger } from '../network/log.js';
+import type { Logger } from '../network/util/log.js';
 import { PeerRegistry, UNREACHABLE_AFTER } from '../network/discovery/peer-registry.js';
 import { MemorySwarmStore, TrackerRequestError, type AnnounceParams } from '../bootstrap/tracker.js';
 import { NodeRegistry } from '../bootstrap/registry.js';

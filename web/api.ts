@@ -11,9 +11,10 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
-import type { Logger } from '../network/log.js';
+import type { Logger } from '../network/util/log.js';
+import { HttpError } from '../network/util/http-error.js';
 import type { Node } from '../network/node.js';
-import { ContentUnavailableError, UnknownContentError } from '../network/content.js';
+import { ContentUnavailableError, UnknownContentError } from '../network/downloads/content.js';
 import { ImportError } from '../network/library/import.js';
 import { describeIssue } from '../network/wire/bootstrap-api.js';
 import {
@@ -31,16 +32,7 @@ export const DEFAULT_CONTENT_WAIT_MS = 10_000;
 /** How long POST /api/downloads may take to find who has a name or infohash. */
 export const DEFAULT_RESOLVE_TIMEOUT_MS = 10_000;
 
-/** A request refused with a status and a reason. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
+export { HttpError };
 
 export interface ApiInit {
   node: Node;

@@ -15,7 +15,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Server as SocketServer, Socket } from 'socket.io';
-import type { Logger } from '../network/log.js';
+import type { Logger } from '../network/util/log.js';
 import type { Node, DownloadInfo } from '../network/node.js';
 import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';

@@ -5,7 +5,7 @@
  * token when one is in use); logs go to stderr. SIGINT/SIGTERM stop both cleanly.
  * The node options are node-cli's (cli/options.ts), parsed by the same code.
  */
-import { createLogger } from '../network/log.js';
+import { createLogger } from '../network/util/log.js';
 import { Node } from '../network/node.js';
 import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
 import { shutdownOnSignals } from '../cli/shutdown.js';

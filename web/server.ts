@@ -25,7 +25,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { Server as SocketServer } from 'socket.io';
-import { silentLogger, WarnLimiter, type Logger } from '../network/log.js';
+import { silentLogger, WarnLimiter, type Logger } from '../network/util/log.js';
 import type { Node } from '../network/node.js';
 import { SearchQuerySchema } from './contract.js';
 import { Auth, generateToken, isLoopbackHost } from './auth.js';

@@ -3,7 +3,6 @@
  * API and the socket.io events all show. Pure functions of the node's state.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Node, DownloadInfo, DownloadDetail as NodeDownloadDetail, SearchResult } from '../network/node.js';
@@ -11,6 +10,7 @@ import type { KnownPeer } from '../network/discovery/peer-registry.js';
 import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
 import type { SharedFile } from '../network/library/library.js';
 import { makeMagnet } from '../network/metainfo/magnet.js';
+import { lanIPv4Addresses } from '../network/util/addresses.js';
 import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, Status } from './contract.js';
 
 type DiscoveryView = Status['discovery'][number];
@@ -34,10 +34,7 @@ export const contentUrl = (h: string) => `/api/files/${h}/content`;
 
 /** This machine's IPv4 addresses, loopback excluded. */
 export function machineAddresses(): string[] {
-  return Object.values(os.networkInterfaces())
-    .flatMap((l) => l ?? [])
-    .filter((a) => a.family === 'IPv4' && !a.internal)
-    .map((a) => a.address);
+  return lanIPv4Addresses();
 }
 
 export function discoveryView(source: PeerSource, h: DiscoveryHealth): DiscoveryView {

@@ -9,18 +9,9 @@ import {
   LineDecoder, MAX_RESPONSE_LINE, parseResponse, encodeMessage, ControlProtocolError,
   type ControlRequest, type ControlResponse,
 } from '../wire/control-codec.js';
+import { TimeoutError, ClosedError } from '../util/errors.js';
 
 export const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
-
-/** No answer within the timeout (connect time included). */
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
-}
-
-/** The peer closed the connection before a complete answer line. */
-export class ClosedError extends Error {
-  override name = 'ClosedError';
-}
 
 export interface ControlRequestOptions {
   /** Whole exchange, connect included; 5 s by default. */

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../util/log.js';
 import {
   LineDecoder, LineTooLongError, parseRequest, encodeMessage, ControlProtocolError, MAX_REQUEST_LINE,
   type ControlRequest, type ControlResponse,

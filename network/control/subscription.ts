@@ -9,7 +9,7 @@ import {
   type FileEntry, type LibraryEventName, type NodeSelf,
 } from '../wire/control-codec.js';
 import { SUBSCRIPTION_HEARTBEAT_MS } from './control-server.js';
-import { TimeoutError, ClosedError } from './control-client.js';
+import { TimeoutError, ClosedError } from '../util/errors.js';
 
 export interface SubscriptionHandlers {
   snapshot(files: FileEntry[], self: NodeSelf | undefined): void;

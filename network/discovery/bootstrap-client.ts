@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { silentLogger, type Logger } from '../log.js';
+import { silentLogger, type Logger } from '../util/log.js';
 import type { DiscoveryHealth, HealthState, PeerDiscovery, PeerDiscoveryEvents, PeerSource } from './discovery.js';
 import {
   DownloadSchema, FileEntrySchema, RegisterResponseSchema, ReportResponseSchema, SearchResponseSchema, ErrorResponseSchema,
@@ -20,6 +20,7 @@ import {
   type Download, type FileEntry, type RegisterBody, type RegisterResponse, type SearchHit,
 } from '../wire/bootstrap-api.js';
 import type { z } from 'zod';
+import { Cooldown } from '../util/cooldown.js';
 
 export interface PublishedState {
   files: FileEntry[];
@@ -80,7 +81,8 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
   private failures = 0;
   private outageSince: number | null = null;
   private readonly known = new Map<string, number>();
-  private readonly reported = new Map<string, number>();
+  /** Nodes we reported unreachable lately: each at most once per REPORT_EVERY_MS. */
+  private readonly reported = new Cooldown(REPORT_EVERY_MS, 1000);
   private state: DiscoveryHealth = { state: 'stopped', since: Date.now() };
 
   constructor(private readonly init: BootstrapClientInit) {
@@ -151,10 +153,7 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
 
   /** We cannot reach node `id`: tell the server (at most once a minute per node). Resolves with whether it dropped it. */
   async report(id: string): Promise<boolean> {
-    const now = Date.now();
-    if (id === this.init.self.id || now - (this.reported.get(id) ?? 0) < REPORT_EVERY_MS) return false;
-    this.reported.set(id, now);
-    if (this.reported.size > 1000) for (const k of [...this.reported.keys()].slice(0, 500)) this.reported.delete(k);
+    if (id === this.init.self.id || !this.reported.take(id)) return false;
     const answer = await this.request('POST', `/api/nodes/${encodeURIComponent(id)}/reports`, { reporter: this.init.self.id });
     return check(ReportResponseSchema, answer, 'report').dropped;
   }

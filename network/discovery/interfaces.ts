@@ -1,10 +1,10 @@
 /**
- * Which interfaces multicast beacons go out on. Node's os.networkInterfaces() does not say
+ * Which interfaces multicast beacons go out on. The OS's interface list (util/addresses) does not say
  * whether an interface is up or multicast-capable; on Linux sysfs does.
  */
-import os from 'node:os';
 import { promises as fsp } from 'node:fs';
 import { isIPv4 } from 'node:net';
+import { interfaceAddresses, type InterfaceAddress } from '../util/addresses.js';
 
 const IFF_UP = 0x1;
 const IFF_MULTICAST = 0x1000;
@@ -20,9 +20,11 @@ export interface Nic {
 /** Linux tells us up/multicast in sysfs; elsewhere assume what os.networkInterfaces lists is up. */
 export async function listNics(): Promise<Nic[]> {
   const nics: Nic[] = [];
-  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
-    const v4 = (addrs ?? []).filter((a) => a.family === 'IPv4');
-    const loopback = v4.some((a) => a.internal) || (addrs ?? []).some((a) => a.internal);
+  const byName = new Map<string, InterfaceAddress[]>();
+  for (const a of interfaceAddresses()) byName.set(a.name, [...(byName.get(a.name) ?? []), a]);
+  for (const [name, addrs] of byName) {
+    const v4 = addrs.filter((a) => a.family === 'IPv4');
+    const loopback = addrs.some((a) => a.internal);
     let flags: number | undefined;
     try {
       flags = parseInt((await fsp.readFile(`/sys/class/net/${name}/flags`, 'utf8')).trim(), 16);

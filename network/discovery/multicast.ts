@@ -19,9 +19,9 @@ import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
 import type { DiscoveryHealth, HealthState, PeerDiscovery, PeerDiscoveryEvents } from './discovery.js';
 import { decodeBeacon, encodeBeacon, MAX_NAME_BYTES, type Beacon, type BeaconType } from '../wire/beacon-codec.js';
-import { silentLogger, type Logger } from '../log.js';
+import { silentLogger, type Logger } from '../util/log.js';
 import { chooseInterfaces } from './interfaces.js';
-import { Problems } from './problems.js';
+import { Problems } from '../util/problems.js';
 
 export const DEFAULT_MULTICAST_GROUP = '224.1.1.1';
 export const DEFAULT_MULTICAST_PORT = 10000;
@@ -127,7 +127,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       delete this.self.host;
     }
     this.beacon('HELLO'); // a bad id, instance, port or interval is a programming error: say so now
-    this.problems = new Problems(this.log);
+    this.problems = new Problems(this.log, 'multicast: ');
   }
 
   health(): DiscoveryHealth {

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { LostReason, PeerSource } from './discovery.js';
-import { isLoopbackAddress } from '../wire/bootstrap-api.js';
+import { isLoopbackAddress } from '../util/addresses.js';
 
 export type { PeerSource } from './discovery.js';
 
@@ -296,5 +296,3 @@ function validEndpoint(host: string, port: number): boolean {
   return isIP(host) !== 0 || /^[A-Za-z0-9.-]+$/.test(host);
 }
 
-/** The wire's own test, so the registry and the bootstrap server agree on what loopback is. */
-export { isLoopbackAddress as isLoopback };

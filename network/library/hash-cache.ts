@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { silentLogger, type Logger } from '../log.js';
+import { silentLogger, type Logger } from '../util/log.js';
 
 export interface HashCacheInit {
   file: string;

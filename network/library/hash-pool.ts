@@ -8,6 +8,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './hash-worker.js';
+import { ClosedError } from '../util/errors.js';
 
 export interface HashPoolInit {
   /** Worker threads; default DEFAULT_HASH_WORKERS. */
@@ -28,9 +29,6 @@ export const DEFAULT_HASH_WORKERS = Math.max(1, Math.min(4, os.availableParallel
 /** Piece digests in flight per worker: deep enough that a busy main thread answering late never leaves the worker idle. */
 const SHA1_PIPELINE = 32;
 
-export class ClosedError extends Error {
-  override name = 'ClosedError';
-}
 
 export class AbortError extends Error {
   override name = 'AbortError';

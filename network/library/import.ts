@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Library, SharedFile } from './library.js';
-import { unservablePath, resolveInside } from './names.js';
+import { unservablePath, resolveInside } from '../util/names.js';
 import { exists, renameNoClobber } from '../storage/stores.js';
 
 /** Largest upload accepted unless the caller sets `maxBytes`. */

@@ -14,10 +14,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
-import { unservablePath } from './names.js';
+import { unservablePath } from '../util/names.js';
 import { HashCache } from './hash-cache.js';
-import { ClosedError, type HashPool } from './hash-pool.js';
-import { silentLogger, type Logger } from '../log.js';
+import type { HashPool } from './hash-pool.js';
+import { ClosedError, TimeoutError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
 
 export interface SharedFile {
   /** Path relative to its folder, '/'-separated, checked by badRelativePath. */
@@ -60,9 +61,6 @@ const MAX_ATTEMPTS = 5;
 /** How often waitFor() looks at its path again when no event has told it anything. */
 const WAIT_POLL_MS = 250;
 
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
-}
 
 interface Entry {
   file: SharedFile;

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import bencode from 'bencode';
-import { badFileName } from '../library/names.js';
+import { badFileName } from '../util/names.js';
 
 export const DEFAULT_PIECE_LENGTH = 512 * 1024;
 export const MIN_PIECE_LENGTH = 16 * 1024;

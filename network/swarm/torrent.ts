@@ -5,7 +5,7 @@ import {
 } from '../wire/peer-wire.js';
 import { Bitfield } from '../wire/bitfield.js';
 import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../util/log.js';
 import type { PieceStore } from '../storage/stores.js';
 import { PartFile, type Hasher } from '../storage/part-file.js';
 import { SeedStore } from '../storage/seed-store.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../util/log.js';
 import type { PieceReader } from '../storage/piece-reader.js';
 import type { Peer } from './peer.js';
 import type { RateLimiter } from './rate.js';

@@ -13,10 +13,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
 import { EventEmitter } from 'node:events';
 import bencode from 'bencode';
-import { silentLogger, type Logger } from '../log.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { localAddresses } from '../util/addresses.js';
+import { TimeoutError } from '../util/errors.js';
 
 export interface AnnounceRequest {
   url: string;
@@ -55,11 +56,6 @@ const MAX_TRACKER_PEERS = 1000;
 /** The tracker refused us (its `failure reason`) or answered something that is not a tracker answer. */
 export class TrackerError extends Error {
   override name = 'TrackerError';
-}
-
-/** The tracker did not answer in time. */
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
 }
 
 /** Percent-encode every byte that is not unreserved: raw binary, not UTF-8 of a string. */
@@ -392,11 +388,4 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
     if (t.timer) clearTimeout(t.timer);
     t.timer = null;
   }
-}
-
-/** Every address of this machine, loopback included. */
-function localAddresses(): Set<string> {
-  const out = new Set(['127.0.0.1', '::1']);
-  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(a.address.toLowerCase());
-  return out;
 }

@@ -34,6 +34,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { FileEntrySchema, NodeIdSchema } from './control-codec.js';
+import { isUnusableAddress, normalizeAddress } from '../util/addresses.js';
 
 export { FileEntrySchema, NodeIdSchema, type FileEntry } from './control-codec.js';
 
@@ -147,27 +148,4 @@ export function describeIssue(error: z.ZodError): string {
   if (!issue) return 'invalid';
   const where = issue.path.length > 0 ? `field "${issue.path.join('.')}"` : 'body';
   return `${where}: ${issue.message}`;
-}
-
-// ---- addresses ---------------------------------------------------------------------------
-
-/** `::ffff:1.2.3.4` (a v4 peer on a dual-stack socket) is 1.2.3.4; IPv6 lower-cased. */
-export function normalizeAddress(address: string): string {
-  const a = address.toLowerCase();
-  if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) return a.slice(7);
-  return a;
-}
-
-export function isLoopbackAddress(address: string): boolean {
-  const a = normalizeAddress(address);
-  return a === '::1' || a.startsWith('127.');
-}
-
-function isUnusableAddress(a: string): boolean {
-  if (a === '0.0.0.0' || a === '::') return true;
-  if (isIP(a) === 4) {
-    const first = Number(a.split('.')[0]);
-    return first >= 224;
-  }
-  return a.startsWith('ff');
 }

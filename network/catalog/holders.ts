@@ -9,10 +9,11 @@
  * a swarm peer we only know by an incoming connection.
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from './log.js';
-import type { PeerRegistry } from './discovery/peer-registry.js';
-import { controlRequest } from './control/control-client.js';
-import { MAX_FILES } from './wire/control-codec.js';
+import type { Logger } from '../util/log.js';
+import type { PeerRegistry } from '../discovery/peer-registry.js';
+import { controlRequest } from '../control/control-client.js';
+import { MAX_FILES } from '../wire/control-codec.js';
+import { Cooldown } from '../util/cooldown.js';
 
 /** How long a sighting counts. */
 export const HOLDER_TTL_MS = 10 * 60_000;
@@ -52,7 +53,8 @@ export class Holders extends EventEmitter<HoldersEvents> {
   private entries = 0;
   /** The count last reported per infohash, so `change` fires only on a real change. */
   private readonly reported = new Map<string, number>();
-  private readonly listed = new Map<string, number>();
+  /** Each peer is asked for its `list` at most once per interval. */
+  private readonly listed: Cooldown;
   private readonly queue: Array<{ host: string; port: number }> = [];
   private active = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -64,6 +66,7 @@ export class Holders extends EventEmitter<HoldersEvents> {
     super();
     this.ttlMs = init.ttlMs ?? HOLDER_TTL_MS;
     this.maxEntries = init.maxEntries ?? MAX_HOLDER_ENTRIES;
+    this.listed = new Cooldown(init.listIntervalMs ?? DEFAULT_LIST_INTERVAL_MS, MAX_LISTED);
   }
 
   /** Expire old sightings once a minute. Idempotent. */
@@ -122,17 +125,11 @@ export class Holders extends EventEmitter<HoldersEvents> {
   refresh(): void {
     if (this.abort.signal.aborted) return;
     const now = Date.now();
-    const every = this.init.listIntervalMs ?? DEFAULT_LIST_INTERVAL_MS;
     for (const p of this.init.registry.list()) {
       if (p.reachable === 'no') continue;
-      const key = holderKey(p.host, p.port);
-      const last = this.listed.get(key);
-      if (last !== undefined && now - last < every) continue;
-      this.listed.delete(key);
-      this.listed.set(key, now);
+      if (!this.listed.take(holderKey(p.host, p.port), now)) continue;
       this.queue.push({ host: p.host, port: p.port });
     }
-    while (this.listed.size > MAX_LISTED) this.listed.delete(this.listed.keys().next().value!);
     this.pump();
   }
 

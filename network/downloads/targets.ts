@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
-import { parseTorrent, type Metainfo } from './metainfo/metainfo.js';
-import { parseMagnet } from './metainfo/magnet.js';
+import { parseTorrent, type Metainfo } from '../metainfo/metainfo.js';
+import { parseMagnet } from '../metainfo/magnet.js';
 
 /** What a user may ask to download: a .torrent file, a magnet link, an infohash, or a name. */
 export type Target =

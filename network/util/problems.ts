@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from './log.js';
 
 export const RETRY_FIRST_MS = 1000;
 export const RETRY_MAX_MS = 60_000;
@@ -11,13 +11,15 @@ export class Problems {
   private readonly map = new Map<string, { message: string; attempts: number; nextAt: number }>();
   constructor(
     private readonly log: Logger,
+    /** Starts every line, naming what has the problems (`multicast: `). */
+    private readonly prefix: string,
     private readonly firstMs = RETRY_FIRST_MS,
     private readonly maxMs = RETRY_MAX_MS,
   ) {}
 
   report(key: string, message: string): void {
     const p = this.map.get(key);
-    if (!p || p.message !== message) this.log.warn(`multicast: ${message}; retrying in the background`);
+    if (!p || p.message !== message) this.log.warn(`${this.prefix}${message}; retrying in the background`);
     const attempts = (p?.attempts ?? 0) + 1;
     const wait = Math.min(this.maxMs, this.firstMs * 2 ** Math.min(attempts - 1, 16));
     this.map.set(key, { message, attempts, nextAt: Date.now() + wait });
@@ -27,7 +29,7 @@ export class Problems {
     const p = this.map.get(key);
     if (!p) return;
     this.map.delete(key);
-    this.log.info(`multicast: ok again (was: ${p.message})`);
+    this.log.info(`${this.prefix}ok again (was: ${p.message})`);
   }
 
   /** No log line: the thing it was about went away on purpose. */

@@ -12,8 +12,8 @@
 import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Bitfield } from './wire/bitfield.js';
-import type { Metainfo } from './metainfo/metainfo.js';
+import type { Bitfield } from '../wire/bitfield.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
 
 /** The piece a reader needs did not arrive in time (or cannot: paused, failed). */
 export class ContentUnavailableError extends Error {

@@ -5,10 +5,10 @@
  * event that matches is handed to `fetch`, which decides whether it is new to us.
  * A broken stream is reopened with back-off while the registry still lists the peer.
  */
-import type { Logger } from './log.js';
-import type { FileEntry } from './wire/control-codec.js';
-import type { KnownPeer, PeerRegistry } from './discovery/peer-registry.js';
-import { subscribe, type Subscription } from './control/subscription.js';
+import type { Logger } from '../util/log.js';
+import type { FileEntry } from '../wire/control-codec.js';
+import type { KnownPeer, PeerRegistry } from '../discovery/peer-registry.js';
+import { subscribe, type Subscription } from '../control/subscription.js';
 import { checkPattern, globMatch } from './glob.js';
 
 export const MAX_WATCH_PATTERNS = 64;
