@@ -3,13 +3,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Node } from '../network/node.js';
+import type { Node } from '../../network/node.js';
 import {
   ContentUnavailableError, UnknownContentError, BadNameError, ExistsError, NoSpaceError, TooLargeError,
-} from '../network/node.js';
-import { buildMetainfo, encodeTorrent } from '../network/metainfo/metainfo.js';
-import { randomFile, sha1File, startNode, waitFor, rejection, nodesPerTest } from './helpers.js';
-import { fakePeer } from './fake-peer.js';
+} from '../../network/node.js';
+import { buildMetainfo, encodeTorrent } from '../../network/metainfo/metainfo.js';
+import { randomFile, sha1File, startNode, waitFor, rejection, nodesPerTest } from '../helpers.js';
+import { fakePeer } from '../fake-peer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

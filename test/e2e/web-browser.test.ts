@@ -13,9 +13,9 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { Node } from '../network/node.js';
-import { WebServer } from '../web/server.js';
-import { ROOT, cleanup, randomFile, sha1File, startNode, tempDir, waitFor } from './helpers.js';
+import type { Node } from '../../network/node.js';
+import { WebServer } from '../../web/server.js';
+import { ROOT, cleanup, randomFile, sha1File, startNode, tempDir, waitFor } from '../helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const KiB = 1024;

@@ -11,15 +11,15 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import type { z } from 'zod';
-import type { Node } from '../network/node.js';
-import { parseTorrent } from '../network/metainfo/metainfo.js';
-import { WebServer } from '../web/server.js';
+import type { Node } from '../../network/node.js';
+import { parseTorrent } from '../../network/metainfo/metainfo.js';
+import { WebServer } from '../../web/server.js';
 import {
   DownloadDetailSchema, DownloadViewSchema, DownloadsResponseSchema, ErrorResponseSchema, FileViewSchema, FilesResponseSchema, PeerViewSchema,
   PeersResponseSchema, SearchResponseSchema, StatusSchema, type DownloadView, type FileView, type PeerView,
-} from '../web/contract.js';
-import { cleanup, randomFile, sha1File, startNode, tempDir, waitFor } from './helpers.js';
-import { client, liveClient, type Answer } from './web-http.js';
+} from '../../web/contract.js';
+import { cleanup, randomFile, sha1File, startNode, tempDir, waitFor } from '../helpers.js';
+import { client, liveClient, type Answer } from '../web-http.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

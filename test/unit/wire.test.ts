@@ -4,8 +4,8 @@ import {
   WireDecoder, WireError, type WireMessage, encodeHandshake, encodeHave, encodeBitfield, encodeRequest,
   encodeCancel, encodeReject, encodeRequests, encodePiece, encodePort, encodeExtended, KEEP_ALIVE, CHOKE, UNCHOKE, INTERESTED,
   NOT_INTERESTED, HAVE_ALL, HAVE_NONE, maxFrameFor, DEFAULT_MAX_FRAME,
-} from '../network/wire/peer-wire.js';
-import { Bitfield } from '../network/wire/bitfield.js';
+} from '../../network/wire/peer-wire.js';
+import { Bitfield } from '../../network/wire/bitfield.js';
 
 const infoHash = randomBytes(20);
 const peerId = Buffer.from('-SH0001-abcdefghijkl');

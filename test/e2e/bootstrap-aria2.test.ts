@@ -7,13 +7,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { tempDir, randomFile, waitFor, startNode, cleanup, Children } from './helpers.js';
-import { findExecutable } from './opentracker.js';
-import { ariaDownloads, trackerLists } from './aria2.js';
-import { encodeTorrent, fromInfo } from '../network/metainfo/metainfo.js';
-import { BootstrapServer } from '../bootstrap/server.js';
-import { BootstrapClient } from '../network/discovery/bootstrap-client.js';
-import type { Node } from '../network/node.js';
+import { tempDir, randomFile, waitFor, startNode, cleanup, Children } from '../helpers.js';
+import { findExecutable } from '../opentracker.js';
+import { ariaDownloads, trackerLists } from '../aria2.js';
+import { encodeTorrent, fromInfo } from '../../network/metainfo/metainfo.js';
+import { BootstrapServer } from '../../bootstrap/server.js';
+import { BootstrapClient } from '../../network/discovery/bootstrap-client.js';
+import type { Node } from '../../network/node.js';
 
 /** A few pieces, the last one short. */
 const SIZE = 3 * 1024 * 1024 + 12_345;

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Node } from '../network/node.js';
-import { encodeTorrent } from '../network/metainfo/metainfo.js';
-import { makeMagnet } from '../network/metainfo/magnet.js';
-import { sha1File, startNode, waitFor, nodesPerTest, startSeeds } from './helpers.js';
-import { fakePeer } from './fake-peer.js';
-import { exists } from '../network/storage/stores.js';
+import type { Node } from '../../network/node.js';
+import { encodeTorrent } from '../../network/metainfo/metainfo.js';
+import { makeMagnet } from '../../network/metainfo/magnet.js';
+import { sha1File, startNode, waitFor, nodesPerTest, startSeeds } from '../helpers.js';
+import { fakePeer } from '../fake-peer.js';
+import { exists } from '../../network/storage/stores.js';
 
 const MiB = 1024 * 1024;
 

@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../network/wire/control-codec.js';
-import { controlRequest } from '../network/control/control-client.js';
-import { BootstrapServer } from '../bootstrap/server.js';
-import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from './helpers.js';
+import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../../network/wire/control-codec.js';
+import { controlRequest } from '../../network/control/control-client.js';
+import { BootstrapServer } from '../../bootstrap/server.js';
+import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 

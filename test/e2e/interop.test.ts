@@ -7,11 +7,11 @@ import { spawn, execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, freePort, type CliChild, Children } from './helpers.js';
-import { startOpentracker, findExecutable, type Opentracker } from './opentracker.js';
-import { ARIA_NET, ariaDownloads, trackerLists } from './aria2.js';
-import { parseTorrent } from '../network/metainfo/metainfo.js';
-import type { Node } from '../network/node.js';
+import { tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, freePort, type CliChild, Children } from '../helpers.js';
+import { startOpentracker, findExecutable, type Opentracker } from '../opentracker.js';
+import { ARIA_NET, ariaDownloads, trackerLists } from '../aria2.js';
+import { parseTorrent } from '../../network/metainfo/metainfo.js';
+import type { Node } from '../../network/node.js';
 
 /** ~20 MiB, deliberately not a multiple of the 512 KiB piece length. */
 const SIZE = 20 * 1024 * 1024 + 12_345;

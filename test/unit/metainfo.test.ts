@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import bencode from 'bencode';
-import { buildMetainfo, encodeTorrent, parseTorrent, MetainfoError } from '../network/metainfo/metainfo.js';
-import { HashPool } from '../network/library/hash-pool.js';
+import { buildMetainfo, encodeTorrent, parseTorrent, MetainfoError } from '../../network/metainfo/metainfo.js';
+import { HashPool } from '../../network/library/hash-pool.js';
 
 const run = promisify(execFile);
 const MKTORRENT = '/usr/bin/mktorrent';

@@ -3,10 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildMetainfo } from '../network/metainfo/metainfo.js';
-import { HashPool } from '../network/library/hash-pool.js';
-import { HashCache } from '../network/library/hash-cache.js';
-import { Library, type LibraryInit, type SharedFile } from '../network/library/library.js';
+import { buildMetainfo } from '../../network/metainfo/metainfo.js';
+import { HashPool } from '../../network/library/hash-pool.js';
+import { HashCache } from '../../network/library/hash-cache.js';
+import { Library, type LibraryInit, type SharedFile } from '../../network/library/library.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -218,7 +218,7 @@ describe('library', function () {
       const file = path.join(dir, 'cache.json');
       await fsp.writeFile(file, '{"version":1,"entries":[{"path":');
       const warnings: string[] = [];
-      const logger = { warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as import('../network/util/log.js').Logger;
+      const logger = { warn: (_o: unknown, msg: string) => warnings.push(msg) } as unknown as import('../../network/util/log.js').Logger;
       const cache = new HashCache({ file, logger });
       await cache.load();
       expect(cache.size).to.equal(0);

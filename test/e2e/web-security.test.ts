@@ -7,12 +7,12 @@
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Node } from '../network/node.js';
-import { WebServer } from '../web/server.js';
-import { isLoopbackHost, sameToken } from '../web/auth.js';
-import { ErrorResponseSchema, StatusSchema } from '../web/contract.js';
-import { cleanup, startNode, tempDir } from './helpers.js';
-import { call, client, type Answer } from './web-http.js';
+import type { Node } from '../../network/node.js';
+import { WebServer } from '../../web/server.js';
+import { isLoopbackHost, sameToken } from '../../web/auth.js';
+import { ErrorResponseSchema, StatusSchema } from '../../web/contract.js';
+import { cleanup, startNode, tempDir } from '../helpers.js';
+import { call, client, type Answer } from '../web-http.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 

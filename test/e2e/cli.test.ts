@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CLI, randomFile, sha1File, waitFor, startNode, spawnCli, type CliChild, Children, exitWithin, tempDirPerTest } from './helpers.js';
-import { findExecutable } from './opentracker.js';
-import type { Node } from '../network/node.js';
+import { CLI, randomFile, sha1File, waitFor, startNode, spawnCli, type CliChild, Children, exitWithin, tempDirPerTest } from '../helpers.js';
+import { findExecutable } from '../opentracker.js';
+import type { Node } from '../../network/node.js';
 
 interface Finished {
   code: number | null;

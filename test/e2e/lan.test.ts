@@ -11,9 +11,9 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { tempDir, cleanup, randomFile, sha1File, type CliChild } from './helpers.js';
+import { tempDir, cleanup, randomFile, sha1File, type CliChild } from '../helpers.js';
 import { execFileSync } from 'node:child_process';
-import { createLan, netnsSupport, spawnCliIn, addressOf, existingNamespaces, type Lan, type LanHost } from './netns.js';
+import { createLan, netnsSupport, spawnCliIn, addressOf, existingNamespaces, type Lan, type LanHost } from '../netns.js';
 
 const INTERVAL_S = 0.5;
 const PORT = 9000;

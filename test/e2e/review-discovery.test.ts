@@ -9,16 +9,16 @@ import { expect } from 'chai';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { pino } from 'pino';
-import type { Logger } from '../network/util/log.js';
-import { PeerRegistry, UNREACHABLE_AFTER } from '../network/discovery/peer-registry.js';
-import { MemorySwarmStore, TrackerRequestError, type AnnounceParams } from '../bootstrap/tracker.js';
-import { NodeRegistry } from '../bootstrap/registry.js';
-import { serveControl, MAX_SUBSCRIBER_BACKLOG, type Subscriber } from '../network/control/control-server.js';
-import { encodeMessage, type ControlResponse } from '../network/wire/control-codec.js';
-import { MulticastDiscovery } from '../network/discovery/multicast.js';
-import { encodeBeacon } from '../network/wire/beacon-codec.js';
-import { inPrivateNetns, NETNS_SKIP_REASON } from './helpers-netns.js';
-import { waitFor } from './helpers.js';
+import type { Logger } from '../../network/util/log.js';
+import { PeerRegistry, UNREACHABLE_AFTER } from '../../network/discovery/peer-registry.js';
+import { MemorySwarmStore, TrackerRequestError, type AnnounceParams } from '../../bootstrap/tracker.js';
+import { NodeRegistry } from '../../bootstrap/registry.js';
+import { serveControl, MAX_SUBSCRIBER_BACKLOG, type Subscriber } from '../../network/control/control-server.js';
+import { encodeMessage, type ControlResponse } from '../../network/wire/control-codec.js';
+import { MulticastDiscovery } from '../../network/discovery/multicast.js';
+import { encodeBeacon } from '../../network/wire/beacon-codec.js';
+import { inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
+import { waitFor } from '../helpers.js';
 
 function captureLog(): { logger: Logger; warnings(): string[] } {
   const lines: Array<{ level: number; msg: string }> = [];

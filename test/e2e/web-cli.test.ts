@@ -8,9 +8,9 @@ import { once } from 'node:events';
 import path from 'node:path';
 import readline from 'node:readline';
 import { expect } from 'chai';
-import { StatusSchema } from '../web/contract.js';
-import { CLI, ROOT, Children, spawnCli, waitFor, exitWithin, tempDirPerTest } from './helpers.js';
-import { call } from './web-http.js';
+import { StatusSchema } from '../../web/contract.js';
+import { CLI, ROOT, Children, spawnCli, waitFor, exitWithin, tempDirPerTest } from '../helpers.js';
+import { call } from '../web-http.js';
 
 const WEB = path.join(ROOT, 'dist', 'web', 'main.js');
 const children = new Children();

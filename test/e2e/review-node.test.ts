@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { MAX_SUBSCRIBERS } from '../network/node.js';
-import { Holders, MAX_HOLDER_ENTRIES, HOLDER_TTL_MS } from '../network/catalog/holders.js';
-import { PeerRegistry } from '../network/discovery/peer-registry.js';
-import { ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError } from '../network/library/import.js';
-import { PREEMPT_AHEAD_BLOCKS } from '../network/swarm/torrent.js';
-import { BLOCK_LENGTH } from '../network/wire/peer-wire.js';
-import { encodeTorrent } from '../network/metainfo/metainfo.js';
-import { subscribe, type Subscription } from '../network/control/subscription.js';
-import { createLogger } from '../network/util/log.js';
-import { randomFile, startNode, waitFor, rejection, nodesPerTest } from './helpers.js';
-import { fakePeer } from './fake-peer.js';
+import { MAX_SUBSCRIBERS } from '../../network/node.js';
+import { Holders, MAX_HOLDER_ENTRIES, HOLDER_TTL_MS } from '../../network/catalog/holders.js';
+import { PeerRegistry } from '../../network/discovery/peer-registry.js';
+import { ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError } from '../../network/library/import.js';
+import { PREEMPT_AHEAD_BLOCKS } from '../../network/swarm/torrent.js';
+import { BLOCK_LENGTH } from '../../network/wire/peer-wire.js';
+import { encodeTorrent } from '../../network/metainfo/metainfo.js';
+import { subscribe, type Subscription } from '../../network/control/subscription.js';
+import { createLogger } from '../../network/util/log.js';
+import { randomFile, startNode, waitFor, rejection, nodesPerTest } from '../helpers.js';
+import { fakePeer } from '../fake-peer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

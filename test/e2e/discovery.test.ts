@@ -7,8 +7,8 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { spawnCli, Children, randomFile, sha1File, tempDirPerTest, type CliChild } from './helpers.js';
-import { inPrivateNetns, NETNS_SKIP_REASON } from './helpers-netns.js';
+import { spawnCli, Children, randomFile, sha1File, tempDirPerTest, type CliChild } from '../helpers.js';
+import { inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
 
 const INTERVAL_S = 0.4;
 

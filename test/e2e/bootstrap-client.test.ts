@@ -8,11 +8,11 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { promises as fsp } from 'node:fs';
-import { tempDir, cleanup, waitFor, startNode, captureLog, tempDirPerTest } from './helpers.js';
-import { discoveryCompliance } from './discovery-compliance.js';
-import { BootstrapServer } from '../bootstrap/server.js';
-import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../network/discovery/bootstrap-client.js';
-import type { DiscoveredPeer, LostReason } from '../network/discovery/discovery.js';
+import { tempDir, cleanup, waitFor, startNode, captureLog, tempDirPerTest } from '../helpers.js';
+import { discoveryCompliance } from '../discovery-compliance.js';
+import { BootstrapServer } from '../../bootstrap/server.js';
+import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../../network/discovery/bootstrap-client.js';
+import type { DiscoveredPeer, LostReason } from '../../network/discovery/discovery.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { parseMagnet, makeMagnet, MagnetError } from '../network/metainfo/magnet.js';
-import { buildMetainfo } from '../network/metainfo/metainfo.js';
+import { parseMagnet, makeMagnet, MagnetError } from '../../network/metainfo/magnet.js';
+import { buildMetainfo } from '../../network/metainfo/metainfo.js';
 
 const HEX = '0123456789abcdef0123456789abcdef01234567';
 // The same 20 bytes in RFC 4648 base32.

@@ -4,14 +4,14 @@ import net from 'node:net';
 import { once } from 'node:events';
 import bencode from 'bencode';
 import { pino, type DestinationStream } from 'pino';
-import { startOpentracker, findExecutable, type Opentracker } from './opentracker.js';
-import type { Logger } from '../network/util/log.js';
+import { startOpentracker, findExecutable, type Opentracker } from '../opentracker.js';
+import type { Logger } from '../../network/util/log.js';
 import {
   announce, announceUrl, parseAnnounceResponse, percentEncodeBytes, TrackerClient, TrackerError,
   MAX_TRACKER_RESPONSE, type AnnounceRequest, type AnnounceResult,
-} from '../network/tracker/announce.js';
-import { rejection } from './helpers.js';
-import { TimeoutError } from '../network/util/errors.js';
+} from '../../network/tracker/announce.js';
+import { rejection } from '../helpers.js';
+import { TimeoutError } from '../../network/util/errors.js';
 
 /** 20 bytes that are not valid UTF-8 and include every character a query string cares about. */
 const INFO_HASH = Buffer.from([0xff, 0x80, 0x00, 0x26, 0x3d, 0x25, 0x20, 0x2b, 0x3f, 0x23, 0xc3, 0x28, 0x41, 0x7e, 0x2e, 0x2d, 0x5f, 0x2f, 0xfe, 0x01]);

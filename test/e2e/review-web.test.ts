@@ -6,13 +6,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Node } from '../network/node.js';
-import { WebServer } from '../web/server.js';
-import { MAX_BACKLOG } from '../web/live.js';
-import { ErrorResponseSchema, FileViewSchema, MAX_JSON_BYTES, type FileView } from '../web/contract.js';
-import { parseWebCli, UsageError } from '../cli/options.js';
-import { cleanup, startNode, tempDir, waitFor } from './helpers.js';
-import { call, client, liveClient, type Answer } from './web-http.js';
+import type { Node } from '../../network/node.js';
+import { WebServer } from '../../web/server.js';
+import { MAX_BACKLOG } from '../../web/live.js';
+import { ErrorResponseSchema, FileViewSchema, MAX_JSON_BYTES, type FileView } from '../../web/contract.js';
+import { parseWebCli, UsageError } from '../../cli/options.js';
+import { cleanup, startNode, tempDir, waitFor } from '../helpers.js';
+import { call, client, liveClient, type Answer } from '../web-http.js';
 
 function expectError(res: Answer, status: number, match?: RegExp): void {
   expect(res.status, res.text.slice(0, 300)).to.equal(status);

@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Node } from '../network/node.js';
-import { encodeHandshake, encodeRequest, WireDecoder, type WireMessage, maxFrameFor, INTERESTED } from '../network/wire/peer-wire.js';
-import { tempDir, randomFile, startNode, cleanup, waitFor } from './helpers.js';
+import type { Node } from '../../network/node.js';
+import { encodeHandshake, encodeRequest, WireDecoder, type WireMessage, maxFrameFor, INTERESTED } from '../../network/wire/peer-wire.js';
+import { tempDir, randomFile, startNode, cleanup, waitFor } from '../helpers.js';
 
 /** A raw client socket that records what it receives and when it is closed. */
 async function rawClient(port: number): Promise<{ sock: net.Socket; data: Buffer[]; closed: Promise<void>; text(): string }> {

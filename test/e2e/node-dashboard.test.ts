@@ -2,12 +2,12 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Node, DownloadInfo } from '../network/node.js';
-import { exists } from '../network/storage/stores.js';
-import { clientName } from '../network/swarm/client-name.js';
-import { PiecePicker, MAX_PRIORITY_WINDOWS } from '../network/swarm/picker.js';
-import { Bitfield } from '../network/wire/bitfield.js';
-import { randomFile, sha1File, startNode, waitFor, nodesPerTest, startSeeds, startSharing } from './helpers.js';
+import type { Node, DownloadInfo } from '../../network/node.js';
+import { exists } from '../../network/storage/stores.js';
+import { clientName } from '../../network/swarm/client-name.js';
+import { PiecePicker, MAX_PRIORITY_WINDOWS } from '../../network/swarm/picker.js';
+import { Bitfield } from '../../network/wire/bitfield.js';
+import { randomFile, sha1File, startNode, waitFor, nodesPerTest, startSeeds, startSharing } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 

@@ -2,10 +2,10 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { Node } from '../network/node.js';
-import { exists } from '../network/storage/stores.js';
-import { pieceSize, pieceHash, type Metainfo } from '../network/metainfo/metainfo.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, spawnCli, type CliChild } from './helpers.js';
+import type { Node } from '../../network/node.js';
+import { exists } from '../../network/storage/stores.js';
+import { pieceSize, pieceHash, type Metainfo } from '../../network/metainfo/metainfo.js';
+import { tempDir, randomFile, sha1File, startNode, cleanup, spawnCli, type CliChild } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
