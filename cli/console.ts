@@ -1,7 +1,6 @@
 import readline from 'node:readline';
 import cliProgress from 'cli-progress';
-import type { Node, DownloadInfo } from '../network/node.js';
-import { PEER_SOURCES, type PeerSource } from '../network/discovery/discovery.js';
+import { PEER_SOURCES, type Node, type DownloadInfo, type PeerSource } from '../network/index.js';
 import { bytes, rate, eta, hostPort } from './format.js';
 
 const HELP = `commands:
@@ -83,7 +82,7 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
         case 'help':
           return say(HELP);
         case 'files': {
-          const files = node.library.files();
+          const files = node.files();
           if (files.length === 0) return say('no shared files');
           for (const f of files) say(`${f.metainfo.infoHashHex}  ${bytes(f.size).padStart(10)}  ${f.name}`);
           return;
@@ -92,7 +91,7 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           const filter = arg === '' || arg === 'all' ? undefined : arg;
           if (filter !== undefined && !(PEER_SOURCES as readonly string[]).includes(filter))
             return say(`usage: peers [all|${PEER_SOURCES.join('|')}]`);
-          const peers = node.registry.list(filter as PeerSource | undefined);
+          const peers = node.knownPeers(filter as PeerSource | undefined);
           if (peers.length === 0) return say(filter ? `no peers from ${filter}` : 'no known peers yet (add one with add-peer HOST:PORT)');
           say(`${'ADDRESS'.padEnd(22)} ${'NAME'.padEnd(16)} ${'SOURCES'.padEnd(26)} ${'SEEN'.padStart(6)}  ANSWERS`);
           for (const p of peers) {
@@ -121,7 +120,8 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           const s = node.status();
           say(`node ${s.name} (${s.id}) on port ${s.port}: ${s.files} shared files, ${s.peers} known peers, ${s.connections} connections`);
           for (const d of node.discovery()) say(`  ${d.source.padEnd(10)} ${d.health.state}${d.health.detail ? `: ${d.health.detail}` : ''}`);
-          if (node.watcher.patterns().length > 0) say(`  watching ${node.watcher.patterns().join(' ')}`);
+          const watched = node.watching().patterns;
+          if (watched.length > 0) say(`  watching ${watched.join(' ')}`);
           for (const d of node.listDownloads())
             say(`  ${d.state.padEnd(11)} ${d.name}  ${((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1)}%  down ${rate(d.downloadRate)}  up ${rate(d.uploadRate)}  ${d.peers} peers`);
           return;
@@ -130,7 +130,7 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           return say((await node.cancel(arg)) ? `cancelled ${arg}` : `no active download ${arg}`);
         case 'watch': {
           if (!arg) {
-            const list = node.watcher.patterns();
+            const list = node.watching().patterns;
             return say(list.length > 0 ? `watching: ${list.join(' ')}` : 'not watching anything; usage: watch GLOB');
           }
           node.watch(arg);

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-import { createLogger } from '../network/util/log.js';
-import { Node, type DownloadInfo } from '../network/node.js';
-import type { KnownPeer } from '../network/discovery/peer-registry.js';
+import {
+  createLogger, Node, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, type DownloadInfo, type KnownPeer,
+} from '../network/index.js';
 import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
 import { shutdownOnSignals } from './shutdown.js';
-import { WebServer } from '../web/server.js';
+import { WebServer } from '../web/index.js';
 
 let opts: CliOptions;
 try {
@@ -64,8 +64,8 @@ await node.start().catch((err: Error) => {
   process.stderr.write(`node-cli: cannot start: ${err.message}\n`);
   process.exit(1);
 });
-emit('listening', { id: node.id, name: node.name, port: node.port, files: node.library.files().length, discovery: node.discovery().map((d) => d.source) },
-  `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.library.files().length} files)`);
+emit('listening', { id: node.id, name: node.name, port: node.port, files: node.files().length, discovery: node.discovery().map((d) => d.source) },
+  `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.files().length} files)`);
 
 if (opts.http) {
   web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
@@ -90,9 +90,10 @@ async function get(target: string): Promise<void> {
       return;
     } catch (err) {
       if (shutdown.stopping) return;
-      const msg = (err as Error).message;
-      if (Date.now() >= deadline || /unsafe|not a torrent|cannot read|multi-file|ambiguous|bad magnet/i.test(msg)) throw err;
-      logger.debug({ target, err: msg }, 'not resolvable yet; retrying');
+      // A target that can never work is final; anything else (nobody has it yet, a peer did not answer) may change.
+      const final = err instanceof BadTargetError || err instanceof MagnetError || err instanceof MetainfoError || err instanceof AmbiguousTargetError;
+      if (final || Date.now() >= deadline) throw err;
+      logger.debug({ target, err: (err as Error).message }, 'not resolvable yet; retrying');
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -1,9 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import { parseSize, hostPort } from './format.js';
-import { checkPattern } from '../network/catalog/glob.js';
-import type { NodeInit } from '../network/node.js';
-import type { Logger } from '../network/util/log.js';
+import { checkPattern, type NodeInit, type Logger } from '../network/index.js';
 
 export interface CliOptions {
   listenHost?: string;

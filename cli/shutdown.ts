@@ -1,4 +1,4 @@
-import type { Logger } from '../network/util/log.js';
+import type { Logger } from '../network/index.js';
 
 /** Something to stop on the way out, named for the log when its stop fails. */
 export interface StopStep {

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { announce } from '../network/tracker/announce.js';
-import type { Node } from '../network/node.js';
+import type { Node } from '../network/index.js';
 import { freePort, sha1File, type Children } from './helpers.js';
 
 /** Flags that keep aria2c on 127.0.0.1 and quiet: no DHT, no LPD multicast, no PEX, no IPv6, no user config. */

@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { Node, type NodeInit } from '../network/node.js';
+import { Node, type NodeInit } from '../network/index.js';
 import { createLogger, type Logger } from '../network/util/log.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

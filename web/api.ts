@@ -10,13 +10,10 @@
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { z } from 'zod';
-import type { Logger } from '../network/util/log.js';
-import { HttpError } from '../network/util/http-error.js';
-import type { Node } from '../network/node.js';
-import { ContentUnavailableError, UnknownContentError } from '../network/downloads/content.js';
-import { ImportError } from '../network/library/import.js';
-import { describeIssue } from '../network/wire/bootstrap-api.js';
+import {
+  HttpError, NotFoundError, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, ContentUnavailableError, UnknownContentError,
+  BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, checkInput, type Node, type Logger,
+} from '../network/index.js';
 import {
   AddPeerBodySchema, InfohashSchema, MAX_JSON_BYTES, PeersQuerySchema, SearchQuerySchema, StartDownloadBodySchema, UploadQuerySchema,
   type DownloadView,
@@ -90,12 +87,7 @@ export function parseRange(header: string | undefined, length: number): { start:
   return { start, end: Math.min(end, length - 1) };
 }
 
-/** Check `value` against `schema`; `what` names it when it is not the body. */
-function parse<S extends z.ZodType>(schema: S, value: unknown, what?: string): z.output<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new HttpError(400, what ? `${what}: ${r.error.issues[0]?.message ?? 'invalid'}` : describeIssue(r.error));
-  return r.data;
-}
+const parse = checkInput;
 
 const infohashParam = (req: Request) => parse(InfohashSchema, String(req.params.infohash ?? '').toLowerCase(), 'infohash in the path');
 
@@ -104,14 +96,24 @@ function jsonBody(req: Request): unknown {
   return req.body as unknown;
 }
 
-/** Which download errors of Node.download are the asker's fault, and how. */
+/** Which failures of Node.download are the asker's, and how: by class, never by message. */
 function downloadError(err: Error): HttpError {
-  const msg = err.message;
-  if (/no known peer shares|no known peer to ask|none of \d+ known peers has|nothing found/i.test(msg)) return new HttpError(404, msg);
-  if (/ambiguous/i.test(msg)) return new HttpError(409, msg);
-  if (/bad magnet|empty download target/i.test(msg)) return new HttpError(400, msg);
-  if (/unsafe|not a torrent|multi-file|metainfo/i.test(msg)) return new HttpError(422, msg);
-  return new HttpError(500, `could not start the download: ${msg}`);
+  if (err instanceof NotFoundError) return new HttpError(404, err.message);
+  if (err instanceof AmbiguousTargetError) return new HttpError(409, err.message);
+  if (err instanceof BadTargetError || err instanceof MagnetError) return new HttpError(400, err.message);
+  if (err instanceof MetainfoError) return new HttpError(422, err.message);
+  return new HttpError(500, `could not start the download: ${err.message}`);
+}
+
+/** Why an upload was refused, as a status. */
+function importError(err: unknown): HttpError | null {
+  const status =
+    err instanceof BadNameError || err instanceof SizeMismatchError ? 400
+    : err instanceof ExistsError ? 409
+    : err instanceof TooLargeError ? 413
+    : err instanceof NoSpaceError ? 507
+    : null;
+  return status === null ? null : new HttpError(status, (err as Error).message);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
@@ -169,8 +171,8 @@ export function apiRouter(init: ApiInit): express.Router {
     } catch (err) {
       // The rest of a refused body is not worth reading: close the connection after the answer.
       if (!req.complete) res.setHeader('Connection', 'close');
-      // BadNameError 400, ExistsError 409, TooLargeError 413, NoSpaceError 507, SizeMismatchError 400.
-      if (err instanceof ImportError) throw new HttpError(err.status, err.message);
+      const refused = importError(err);
+      if (refused) throw refused;
       if (ac.signal.aborted) throw new HttpError(400, 'upload aborted by the client');
       throw err;
     }
@@ -190,7 +192,7 @@ export function apiRouter(init: ApiInit): express.Router {
   // ---- peers ------------------------------------------------------------------------------
   api.get('/peers', (req, res) => {
     const { source } = parse(PeersQuerySchema, { source: req.query.source }, 'query parameter "source"');
-    res.json({ peers: node.registry.list(source === 'all' ? undefined : source).map(peerView) });
+    res.json({ peers: node.knownPeers(source === 'all' ? undefined : source).map(peerView) });
   });
   api.post('/peers', (req, res) => {
     const { host, port } = parse(AddPeerBodySchema, jsonBody(req));
@@ -280,12 +282,12 @@ export function apiRouter(init: ApiInit): express.Router {
   });
   api.post('/downloads', async (req, res) => {
     const { target } = parse(StartDownloadBodySchema, jsonBody(req));
-    const peers = node.registry.size;
+    const peers = node.knownPeers().length;
     const tried = `asked ${peers} known peer${peers === 1 ? '' : 's'}${node.discovery().some((d) => d.source === 'bootstrap') ? ' and the bootstrap index' : ''}`;
     let infohash: string;
     try {
       infohash = await withTimeout(
-        resolveAndStart(node, target),
+        node.download(target, { readTorrentFiles: false }),
         resolveTimeoutMs,
         () => new HttpError(404, `nothing found for ${JSON.stringify(target.slice(0, 100))} within ${Math.round(resolveTimeoutMs / 1000)} s (${tried})`),
       );
@@ -328,23 +330,6 @@ export function apiRouter(init: ApiInit): express.Router {
 
   api.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} /api${req.path.slice(0, 200)}`)));
   return api;
-}
-
-/**
- * Start a download of a name, infohash or magnet link. A target that looks like a .torrent
- * path is taken as a name to search for: the web never reads files of the server's disk.
- */
-async function resolveAndStart(node: Node, target: string): Promise<string> {
-  const t = target.trim();
-  if (/\.torrent$/i.test(t) && !/^magnet:/i.test(t)) {
-    const results = await node.search(t);
-    const exact = results.filter((r) => r.name === t || path.posix.basename(r.name) === t);
-    const hashes = new Set(exact.map((r) => r.infohash));
-    if (hashes.size === 0) throw new Error(`no known peer shares a file named ${JSON.stringify(t)}`);
-    if (hashes.size > 1) throw new Error(`${JSON.stringify(t)} is ambiguous: ${exact.map((r) => `${r.name} (${r.infohash})`).join(', ')}; use an infohash`);
-    return node.download(exact[0]!.infohash);
-  }
-  return node.download(t);
 }
 
 /** Body-parser errors carry `type` and `status`; ours carry `status`; anything else is ours to fix. */

@@ -8,7 +8,7 @@
  * are bytes per second; an infohash is 40 lower-case hex digits.
  */
 import { z } from 'zod';
-import { PEER_SOURCES } from '../network/discovery/discovery.js';
+import { PEER_SOURCES } from '../network/index.js';
 
 /** The largest JSON body the API reads (413 beyond). */
 export const MAX_JSON_BYTES = 64 * 1024;

@@ -13,13 +13,8 @@
  * - A client whose unsent backlog passes MAX_BACKLOG packets is disconnected: it reconnects,
  *   gets a fresh status and reloads its lists, and the server's memory stays bounded.
  */
-import type { EventEmitter } from 'node:events';
 import type { Server as SocketServer, Socket } from 'socket.io';
-import type { Logger } from '../network/util/log.js';
-import type { Node, DownloadInfo } from '../network/node.js';
-import type { KnownPeer } from '../network/discovery/peer-registry.js';
-import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
-import type { SharedFile } from '../network/library/library.js';
+import type { DownloadInfo, KnownPeer, Logger, Node, NodeEvents } from '../network/index.js';
 import type { LiveEvents } from './contract.js';
 import { discoveryView, downloadView, fileView, peerView, statusView } from './views-data.js';
 
@@ -69,33 +64,32 @@ export class Live {
     if (this.running) return;
     this.running = true;
     const node = this.node;
-    const n = node as unknown as EventEmitter;
-    const on = (emitter: EventEmitter, event: string, f: (...args: never[]) => void) => {
-      const g = f as (...args: unknown[]) => void;
-      emitter.on(event, g);
-      this.unhook.push(() => emitter.off(event, g));
+    // TypeScript cannot match a listener to a generic event name; each call below is checked against NodeEvents.
+    type Listen = <E extends keyof NodeEvents>(event: E, f: (...args: NodeEvents[E]) => void) => unknown;
+    const on = <E extends keyof NodeEvents>(event: E, f: (...args: NodeEvents[E]) => void): void => {
+      (node.on.bind(node) as Listen)(event, f);
+      this.unhook.push(() => (node.off.bind(node) as Listen)(event, f));
     };
-    on(n, 'peer-up', (p: KnownPeer) => this.peer('peer-up', p));
-    on(n, 'peer-down', (p: KnownPeer) => this.peer('peer-down', p));
-    on(node.registry as unknown as EventEmitter, 'peer-changed', (p: KnownPeer) => this.peer('peer-changed', p));
-    on(node.registry as unknown as EventEmitter, 'peer-unreachable', (p: KnownPeer) => this.peer('peer-changed', p));
-    on(n, 'file-added', (f: SharedFile) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-added', () => fileView(node, f)));
-    on(n, 'file-removed', (f: SharedFile) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-removed', () => ({ infohash: f.metainfo.infoHashHex, name: f.name })));
-    on(n, 'holders', (h: string) => {
-      const f = node.library.byInfoHash(h);
+    on('peer-up', (p) => this.peer('peer-up', p));
+    on('peer-down', (p) => this.peer('peer-down', p));
+    on('peer-changed', (p) => this.peer('peer-changed', p));
+    on('file-added', (f) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-added', () => fileView(node, f)));
+    on('file-removed', (f) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-removed', () => ({ infohash: f.metainfo.infoHashHex, name: f.name })));
+    on('holders', (h) => {
+      const f = node.file(h);
       if (f) this.queue(`file:${h}`, 'file-changed', () => fileView(node, f));
     });
-    on(n, 'progress', (d: DownloadInfo) => this.download(d));
-    on(n, 'done', (d: DownloadInfo) => this.download(d));
-    on(n, 'download-state', (d: DownloadInfo) => this.download(d));
+    on('progress', (d) => this.download(d));
+    on('done', (d) => this.download(d));
+    on('download-state', (d) => this.download(d));
     // A failure needs no listener of its own: the node announces it as a download-state first.
-    on(n, 'download-removed', (h: string) => {
+    on('download-removed', (h) => {
       const t = this.throttles.get(h);
       if (t?.timer) clearTimeout(t.timer);
       this.throttles.delete(h);
       this.send('download-removed', { infohash: h });
     });
-    on(n, 'discovery-health', (source: PeerSource, h: DiscoveryHealth) => {
+    on('discovery-health', (source, h) => {
       if (source === 'multicast' || source === 'bootstrap') this.send('discovery', discoveryView(source, h));
     });
 

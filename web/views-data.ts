@@ -5,12 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Node, DownloadInfo, DownloadDetail as NodeDownloadDetail, SearchResult } from '../network/node.js';
-import type { KnownPeer } from '../network/discovery/peer-registry.js';
-import type { DiscoveryHealth, PeerSource } from '../network/discovery/discovery.js';
-import type { SharedFile } from '../network/library/library.js';
-import { makeMagnet } from '../network/metainfo/magnet.js';
-import { lanIPv4Addresses } from '../network/util/addresses.js';
+import {
+  lanIPv4Addresses, makeMagnet,
+  type Node, type DownloadInfo, type DownloadDetail as NodeDownloadDetail, type SearchResult, type KnownPeer, type DiscoveryHealth, type PeerSource,
+  type SharedFile,
+} from '../network/index.js';
 import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, Status } from './contract.js';
 
 type DiscoveryView = Status['discovery'][number];
@@ -67,8 +66,8 @@ export function statusView(node: Node, httpUrl: string): Status {
       .filter((d) => d.source === 'multicast' || d.source === 'bootstrap')
       .map((d) => discoveryView(d.source, d.health)),
     totals: {
-      peers: node.registry.size,
-      files: node.library.files().length,
+      peers: node.knownPeers().length,
+      files: node.files().length,
       activeDownloads: node.listDownloads().filter(active).length,
       downloadRate: t.downloadRate,
       uploadRate: t.uploadRate,
@@ -153,7 +152,7 @@ function searchResultView(node: Node, r: SearchResult, downloading: ReadonlySet<
     sources: r.peers.length,
     peers: r.peers.map((p) => ({ ...(p.id !== undefined && { id: p.id }), host: p.host, port: p.port })),
     via: r.via,
-    local: node.library.byInfoHash(r.infohash) !== undefined,
+    local: node.file(r.infohash) !== undefined,
     downloading: downloading.has(r.infohash),
   };
 }
@@ -165,7 +164,7 @@ export function searchResultViews(node: Node, results: SearchResult[]): SearchRe
 }
 
 export function fileViews(node: Node): FileView[] {
-  return node.library
+  return node
     .files()
     .map((f) => fileView(node, f))
     .sort((a, b) => a.name.localeCompare(b.name));

@@ -14,12 +14,13 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
+import type { SharedFile } from '../library/library.js';
+import type { Download } from './download.js';
 
 /** The piece a reader needs did not arrive in time (or cannot: paused, failed). */
 export class ContentUnavailableError extends Error {
   override name = 'ContentUnavailableError';
   readonly code = 'EUNAVAILABLE';
-  readonly status = 503;
   constructor(
     readonly piece: number,
     message: string,
@@ -32,7 +33,6 @@ export class ContentUnavailableError extends Error {
 export class UnknownContentError extends Error {
   override name = 'UnknownContentError';
   readonly code = 'ENOTFOUND';
-  readonly status = 404;
 }
 
 export interface ContentInfo {
@@ -164,4 +164,47 @@ async function openFirst(src: VerifiedSource): Promise<{ handle: fsp.FileHandle;
     await sleep(25);
   }
   throw lastErr ?? new Error(`no file to read ${src.metainfo.name} from`);
+}
+
+/** Where a node's content comes from: its downloads and its shared files. */
+export interface ContentSources {
+  download(infohash: string): Download | undefined;
+  shared(infohash: string): SharedFile | undefined;
+}
+
+type Source = { file: string; metainfo: Metainfo } | { download: Download };
+
+/** A download in progress (any state but done), else a complete file on disk. */
+function sourceOf(src: ContentSources, infohash: string): Source | undefined {
+  const h = infohash.toLowerCase();
+  const d = src.download(h);
+  if (d && d.state !== 'done' && d.part) return { download: d };
+  const f = src.shared(h);
+  if (f) return { file: f.path, metainfo: f.metainfo };
+  if (d?.path) return { file: d.path, metainfo: d.metainfo };
+  return undefined;
+}
+
+/** Name, size and piece length of a shared file or a download (any state), or undefined. */
+export function contentInfo(src: ContentSources, infohash: string): ContentInfo | undefined {
+  const s = sourceOf(src, infohash);
+  if (!s) return undefined;
+  const m = 'file' in s ? s.metainfo : s.download.metainfo;
+  const complete = 'file' in s || s.download.have.complete();
+  return { name: m.name, length: m.length, pieceLength: m.pieceLength, complete };
+}
+
+/**
+ * Bytes `start`..`end` (inclusive) of a file. A complete file streams from disk; a download
+ * gives verified pieces only (see readVerified). RangeError outside the file,
+ * UnknownContentError for an unknown infohash, ContentUnavailableError when a piece will not come.
+ */
+export async function readContent(src: ContentSources, infohash: string, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
+  const s = sourceOf(src, infohash);
+  if (!s) throw new UnknownContentError(`no shared file or download has infohash ${infohash}`);
+  if ('file' in s) {
+    checkRange(s.metainfo.length, start, end);
+    return { stream: await readFileRange(s.file, s.metainfo.length, start, end), end };
+  }
+  return readVerified(s.download.verifiedSource(), start, end, opts);
 }

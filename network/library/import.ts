@@ -19,10 +19,9 @@ import { exists, renameNoClobber } from '../storage/stores.js';
 /** Largest upload accepted unless the caller sets `maxBytes`. */
 export const DEFAULT_MAX_IMPORT_BYTES = 64 * 1024 ** 3;
 
-/** Every refusal of an import: `status` is the HTTP status the web layer answers with. */
+/** Every refusal of an import; the kind of refusal is the subclass. */
 export class ImportError extends Error {
   readonly code: string = 'EIMPORT';
-  readonly status: number = 500;
   constructor(message: string) {
     super(message);
     this.name = new.target.name;
@@ -32,31 +31,26 @@ export class ImportError extends Error {
 /** The name breaks the library's rules (`..`, absolute, NUL or control characters, dot-files, backslashes). */
 export class BadNameError extends ImportError {
   override readonly code = 'EBADNAME';
-  override readonly status = 400;
 }
 
 /** A file of that name exists already: it is never replaced. */
 export class ExistsError extends ImportError {
   override readonly code = 'EEXIST';
-  override readonly status = 409;
 }
 
 /** Not enough free space for the declared size, or the disk filled while writing. */
 export class NoSpaceError extends ImportError {
   override readonly code = 'ENOSPC';
-  override readonly status = 507;
 }
 
 /** Bigger than the bound (declared or while streaming). */
 export class TooLargeError extends ImportError {
   override readonly code = 'ETOOLARGE';
-  override readonly status = 413;
 }
 
 /** The body was not the size it was declared to be. */
 export class SizeMismatchError extends ImportError {
   override readonly code = 'ESIZE';
-  override readonly status = 400;
 }
 
 export interface ImportOptions {

@@ -7,7 +7,7 @@ import type { Logger } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { PieceReader } from './piece-reader.js';
 import { BufferPool } from './buffer-pool.js';
-import { candidateName, exists, renameNoClobber, type PieceStore } from './stores.js';
+import { candidateName, exists, renameNoClobber, type PieceWriter } from './stores.js';
 
 /** Something that hashes pieces off the event loop (the node's HashPool). */
 export interface Hasher {
@@ -50,12 +50,10 @@ export const DEFAULT_SAVE_INTERVAL_MS = 1000;
  * an unwritten piece; on the next open the unlisted pieces are re-hashed from the .part,
  * so verified work survives the crash even between two record saves.
  */
-export class PartFile implements PieceStore {
+export class PartFile implements PieceWriter {
   readonly have: Bitfield;
   readonly pool: BufferPool;
   readonly reader: PieceReader;
-  /** Where the file went once `finish()` renamed it (readers that lost the .part look there). */
-  finalPath: string | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
   private saving: Promise<void> = Promise.resolve();
   private closed = false;
@@ -202,7 +200,6 @@ export class PartFile implements PieceStore {
     for (let n = 0; n < 1000; n++) {
       const target = path.join(this.init.downloadDir, candidateName(name, n));
       if (await renameNoClobber(this.partPath, target)) {
-        this.finalPath = target;
         await fsp.rm(PartFile.resumePath(this.init.resumeDir, this.init.metainfo.infoHashHex), { force: true });
         return target;
       }

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Bitfield } from '../wire/bitfield.js';
 import type { PieceReader } from './piece-reader.js';
+import type { BufferPool } from './buffer-pool.js';
 
 /**
  * What a torrent's peers read from. The wire never touches the disk: incoming requests
@@ -11,6 +12,22 @@ export interface PieceStore {
   /** Reads verified pieces for uploading; callers check `have` first. */
   readonly reader: PieceReader;
   close(): Promise<void>;
+}
+
+/**
+ * Where a download's verified pieces go (a PartFile): the torrent hashes a piece in a buffer
+ * from `pool`, writes it, and only then marks it verified. Seeding stores have no write side.
+ */
+export interface PieceWriter extends PieceStore {
+  /** Piece buffers for pieces being fetched and verified; bounded, so RSS is too. */
+  readonly pool: BufferPool;
+  /** Write a verified piece at its offset; `markVerified` comes after the write. */
+  writePiece(index: number, data: Uint8Array): Promise<void>;
+  markVerified(index: number): void;
+}
+
+export function isPieceWriter(store: PieceStore | PieceWriter): store is PieceWriter {
+  return 'writePiece' in store;
 }
 
 /**

@@ -1,4 +1,12 @@
-import type { Peer } from './peer.js';
+/** What the choker needs of a peer: whether we choke it, whether it wants to download, its rates. */
+export interface ChokerPeer {
+  readonly amChoking: boolean;
+  readonly peerInterested: boolean;
+  /** Payload bytes a second it sends us. */
+  downloadRate(): number;
+  /** Payload bytes a second we send it. */
+  uploadRate(): number;
+}
 
 /** Seconds between regular re-chokes, and between optimistic unchoke rotations. */
 const RECHOKE_MS = 10_000;
@@ -10,31 +18,31 @@ const OPTIMISTIC_MS = 30_000;
  * take while we seed) keep their slot, and one slot rotates to a random waiting peer so
  * newcomers get a start (BEP 3's tit-for-tat with an optimistic unchoke).
  */
-export class Choker {
+export class Choker<P extends ChokerPeer = ChokerPeer> {
   private lastRechoke = Date.now();
   private lastOptimistic = 0;
-  private optimistic: Peer | null = null;
+  private optimistic: P | null = null;
 
   constructor(
     private readonly slots: number,
     private readonly seeding: () => boolean,
   ) {}
 
-  hasSlot(peers: Iterable<Peer>): boolean {
+  hasSlot(peers: Iterable<P>): boolean {
     let n = 0;
     for (const p of peers) if (!p.amChoking) n++;
     return n < this.slots;
   }
 
   /** A slot came free: give it to a waiting interested peer. */
-  freed(peers: Set<Peer>, unchoke: (p: Peer) => void): void {
+  freed(peers: ReadonlySet<P>, unchoke: (p: P) => void): void {
     for (const p of peers) {
       if (!this.hasSlot(peers)) return;
       if (p.amChoking && p.peerInterested) unchoke(p);
     }
   }
 
-  tick(now: number, peers: Set<Peer>, unchoke: (p: Peer) => void, choke: (p: Peer) => void): void {
+  tick(now: number, peers: ReadonlySet<P>, unchoke: (p: P) => void, choke: (p: P) => void): void {
     if (now - this.lastRechoke < RECHOKE_MS) return;
     this.lastRechoke = now;
     const interested = [...peers].filter((p) => p.peerInterested);
@@ -42,7 +50,7 @@ export class Choker {
       for (const p of interested) unchoke(p);
       return;
     }
-    const score = this.seeding() ? (p: Peer) => p.up.rate() : (p: Peer) => p.down.rate();
+    const score = this.seeding() ? (p: P) => p.uploadRate() : (p: P) => p.downloadRate();
     interested.sort((a, b) => score(b) - score(a));
     const keep = new Set(interested.slice(0, this.slots - 1));
     if (!this.optimistic || !peers.has(this.optimistic) || now - this.lastOptimistic >= OPTIMISTIC_MS) {

@@ -1,10 +1,6 @@
 import net, { type Socket } from 'node:net';
-import {
-  WireDecoder, WireError, type WireMessage, KEEP_ALIVE, encodePieceHeader, DEFAULT_MAX_FRAME,
-} from '../wire/peer-wire.js';
-import { Bitfield } from '../wire/bitfield.js';
-import type { PickerPeer } from './picker.js';
-import { RateMeter } from './rate.js';
+import { WireDecoder, WireError, type WireMessage, KEEP_ALIVE, encodePieceHeader, DEFAULT_MAX_FRAME } from '../wire/peer-wire.js';
+import { hostPort } from '../util/addresses.js';
 
 export interface PeerTimeouts {
   /** The remote handshake must arrive within this. */
@@ -26,33 +22,16 @@ export interface PeerEvents {
 }
 
 /**
- * One BitTorrent connection: the socket, the decoder, the four choke/interest flags and
- * the timers. It moves bytes and tracks state; what the messages mean is the torrent's job.
+ * One BitTorrent connection as a transport: the socket, the frame decoder, the handshake and
+ * idle timers, keep-alives, and writes with back-pressure. It knows nothing of what the
+ * messages mean: before the handshake its owner is the peer server or the dialer, after it
+ * the torrent's PeerSession, each setting `events`. Every way it can end (a protocol
+ * violation in the frames, a timer, the socket) calls `events.close` once, with the reason.
  */
-export class Peer implements PickerPeer {
-  bitfield: Bitfield = new Bitfield(0);
-  readonly requested = new Set<number>();
-  /** Requests this peer made of us, waiting to be served. */
-  readonly uploads: Array<{ index: number; begin: number; length: number }> = [];
-  peerId: Buffer | null = null;
-  amChoking = true;
-  amInterested = false;
-  peerChoking = true;
-  peerInterested = false;
-  /** Hash failures of pieces this peer alone sent. */
-  strikes = 0;
-  /** Times its requests timed out. */
-  stalls = 0;
-  /** When a requested block last arrived (or requests were last (re)started). */
-  lastBlockAt = Date.now();
-  readonly down = new RateMeter();
-  readonly up = new RateMeter();
-  /** How many requests we keep in flight to this peer; grows with its rate. */
-  queueDepth = 128;
-  pumping = false;
+export class Peer {
   closed = false;
   events: PeerEvents | null = null;
-  readonly decoder: WireDecoder;
+  private readonly decoder: WireDecoder;
   private lastRecv = Date.now();
   private lastSent = Date.now();
   private handshakeTimer: NodeJS.Timeout | null;
@@ -74,8 +53,9 @@ export class Peer implements PickerPeer {
     socket.on('close', () => this.close('connection closed by peer'));
   }
 
+  /** host:port ([v6]:port) of the connection (an incoming peer's port is its ephemeral one). */
   get label(): string {
-    return `${this.address}:${this.port}`;
+    return hostPort(this.address, this.port);
   }
 
   /** Feed raw bytes (the server passes the first chunk it peeked at through here). */
@@ -89,13 +69,10 @@ export class Peer implements PickerPeer {
     }
   }
 
-  handshakeDone(): void {
+  /** The handshake is done and the torrent is known: no handshake timer, frames sized to the torrent. */
+  established(maxFrame: number): void {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
-  }
-
-  setTorrent(pieceCount: number, maxFrame: number): void {
-    this.bitfield = new Bitfield(pieceCount);
     this.decoder.setMaxFrame(maxFrame);
   }
 
@@ -111,7 +88,6 @@ export class Peer implements PickerPeer {
     this.lastSent = Date.now();
     this.socket.write(encodePieceHeader(index, begin, block.length));
     this.socket.write(block, written);
-    this.up.add(block.length);
   }
 
   get congested(): boolean {

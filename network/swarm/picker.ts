@@ -1,47 +1,15 @@
 import { BLOCK_LENGTH } from '../wire/peer-wire.js';
 import type { Bitfield } from '../wire/bitfield.js';
+import { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
 
-/** What the picker needs to know of a peer. */
-export interface PickerPeer {
-  readonly bitfield: Bitfield;
-  /** Keys (index * blocksPerPiece + block) of the blocks requested from this peer and not yet received. */
-  readonly requested: Set<number>;
-}
+export { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
 
-export interface Geometry {
-  readonly pieceCount: number;
-  readonly pieceLength: number;
-  readonly length: number;
-}
-
-/** A piece being fetched: its buffer fills block by block. */
-export class ActivePiece {
-  readonly blocks: number;
-  readonly received: Uint8Array;
-  receivedCount = 0;
-  /** Outstanding requests per block (more than one only in end-game). */
-  readonly requests: Uint8Array;
-  /** The peer fetching this piece; null when orphaned (its owner left or stalled). */
-  owner: PickerPeer | null;
-  readonly contributors = new Set<PickerPeer>();
-
-  constructor(
-    readonly index: number,
-    readonly size: number,
-    readonly buffer: Buffer,
-    owner: PickerPeer,
-    /** Fetched from one peer only, so a second hash failure names the liar exactly. */
-    readonly exclusive: boolean,
-  ) {
-    this.blocks = Math.ceil(size / BLOCK_LENGTH);
-    this.received = new Uint8Array(this.blocks);
-    this.requests = new Uint8Array(this.blocks);
-    this.owner = owner;
-  }
-
-  blockLength(b: number): number {
-    return b === this.blocks - 1 ? this.size - b * BLOCK_LENGTH : BLOCK_LENGTH;
-  }
+/** A peer's outstanding requests and the pieces it fetches: kept here only, never on the peer. */
+interface PeerRequests<P extends PickerPeer> {
+  /** Keys (index * blocksPerPiece + block) requested and not yet received, in the order asked. */
+  readonly keys: Set<number>;
+  /** Pieces this peer started (or adopted) and is fetching. */
+  readonly owned: Set<ActivePiece<P>>;
 }
 
 const enum PieceState {
@@ -51,22 +19,25 @@ const enum PieceState {
   Have,
 }
 
+/**
+ * Until this many pieces are verified, a new piece is picked at random among those the peer
+ * has rather than rarest first: the first pieces should come fast (a random piece is as good
+ * as any to trade with), and rarest-first needs availability we barely know yet (libtorrent's
+ * initial picker threshold).
+ */
+export const RANDOM_FIRST_PIECES = 4;
+
 /** Pieces a streaming window covers by default (from the piece a reader wants onwards). */
 export const DEFAULT_PRIORITY_WINDOW = 8;
 /** Streaming windows remembered; an older one is forgotten when a new one comes. */
 export const MAX_PRIORITY_WINDOWS = 4;
 
-export interface BlockRequest {
-  index: number;
-  begin: number;
-  length: number;
-  key: number;
-}
-
 /**
- * Chooses which blocks to ask which peer for. Rarest first: needed, idle pieces sit in
- * buckets by availability, so a pick is O(1) when the peer is a seed and a scan of one
- * bucket otherwise. Each peer owns the pieces it starts, which keeps a piece's blocks from
+ * Chooses which blocks to ask which peer for, and is the one owner of who was asked for
+ * what: a peer's outstanding requests, the pieces it fetches and each block's request count
+ * live here and nowhere else. Random for the first few pieces, then rarest first: needed,
+ * idle pieces sit in buckets by availability, so a pick is O(1) when the peer is a seed and
+ * a scan of one bucket otherwise. Each peer owns the pieces it starts, which keeps a piece's blocks from
  * one source (exact blame on a hash failure, sequential reads for the seed); a piece whose
  * owner leaves is an orphan that any peer having it adopts. When nothing new is left,
  * end-game asks a second peer for blocks still outstanding.
@@ -74,17 +45,18 @@ export interface BlockRequest {
  * Streaming: a reader waiting at some byte sets a priority window (the next few pieces
  * from there); needed pieces inside the latest windows are started before rarest-first.
  */
-export class PiecePicker {
+export class PiecePicker<P extends PickerPeer = PickerPeer> {
   readonly blocksPerPiece: number;
-  readonly active = new Map<number, ActivePiece>();
+  readonly active = new Map<number, ActivePiece<P>>();
   private readonly availability: Uint32Array;
   private readonly state: Uint8Array;
   private readonly exclusive: Uint8Array;
   private readonly buckets: number[][] = [[]];
   private readonly pos: Int32Array;
-  private readonly orphans = new Set<ActivePiece>();
-  private readonly owned = new Map<PickerPeer, Set<ActivePiece>>();
+  private readonly orphans = new Set<ActivePiece<P>>();
+  private readonly peers = new Map<P, PeerRequests<P>>();
   private idleCount = 0;
+  private haveCount = 0;
   /** Newest first: [from, to) piece ranges a reader is waiting on. */
   private windows: Array<{ from: number; to: number }> = [];
 
@@ -100,8 +72,10 @@ export class PiecePicker {
     this.exclusive = new Uint8Array(g.pieceCount);
     this.pos = new Int32Array(g.pieceCount).fill(-1);
     for (let i = 0; i < g.pieceCount; i++) {
-      if (have.get(i)) this.state[i] = PieceState.Have;
-      else this.insert(i);
+      if (have.get(i)) {
+        this.state[i] = PieceState.Have;
+        this.haveCount++;
+      } else this.insert(i);
     }
   }
 
@@ -127,7 +101,7 @@ export class PiecePicker {
   }
 
   /** Does `peer` have any piece we still need? */
-  interesting(peer: PickerPeer): boolean {
+  interesting(peer: P): boolean {
     for (let i = 0; i < this.g.pieceCount; i++) if (this.state[i] !== PieceState.Have && peer.bitfield.get(i)) return true;
     return false;
   }
@@ -148,14 +122,31 @@ export class PiecePicker {
     return this.windows.map((w) => ({ ...w }));
   }
 
+  /** Requests sent to `peer` and not answered yet. */
+  outstanding(peer: P): number {
+    return this.peers.get(peer)?.keys.size ?? 0;
+  }
+
   /**
-   * Up to `max` new requests for `peer`, recorded in `peer.requested`. `maxOwned` bounds
-   * the pieces one peer works on at once (its request queue spans that many).
+   * Blocks `peer` was asked for before the first one of piece `index` (all it has queued when
+   * it was asked for nothing of that piece): what stands before that piece at the peer.
    */
-  pick(peer: PickerPeer, max: number, maxOwned: number): BlockRequest[] {
+  queuedBefore(peer: P, index: number): number {
+    let ahead = 0;
+    for (const key of this.peers.get(peer)?.keys ?? []) {
+      if (Math.floor(key / this.blocksPerPiece) === index) break;
+      ahead++;
+    }
+    return ahead;
+  }
+
+  /**
+   * Up to `max` new requests for `peer`. `maxOwned` bounds the pieces one peer works on at
+   * once (its request queue spans that many).
+   */
+  pick(peer: P, max: number, maxOwned: number): BlockRequest[] {
     const out: BlockRequest[] = [];
-    let mine = this.owned.get(peer);
-    if (!mine) this.owned.set(peer, (mine = new Set()));
+    const mine = this.requestsOf(peer).owned;
     // A piece a reader waits for is asked first, before this peer's own unfinished ones, and
     // may take one slot beyond the usual bound: an orphan of a window, or an idle piece.
     if (mine.size <= maxOwned) {
@@ -179,7 +170,7 @@ export class PiecePicker {
     for (;;) {
       if (out.length >= max) break;
       const more = mine.size <= maxOwned ? this.prioritized(peer) : -1;
-      const i = more >= 0 ? more : mine.size < maxOwned ? this.rarest(peer) : -1;
+      const i = more >= 0 ? more : mine.size < maxOwned ? this.next(peer) : -1;
       if (i < 0 || !this.begin(peer, i, mine, max, out)) break;
     }
     if (out.length === 0 && this.idleCount === 0) this.endgamePick(peer, max, out);
@@ -191,14 +182,14 @@ export class PiecePicker {
    * active set and awaits verification), 'dup' for a block we already have or did not
    * expect, 'bad' for a block that does not fit the piece.
    */
-  received(peer: PickerPeer, index: number, begin: number, block: Uint8Array): ActivePiece | 'dup' | 'bad' | null {
+  received(peer: P, index: number, begin: number, block: Uint8Array): Received<P> {
     if (index >= this.g.pieceCount) return 'bad';
     const ap = this.active.get(index);
     if (!ap) return 'dup';
     if (begin % BLOCK_LENGTH !== 0) return 'bad';
     const b = begin / BLOCK_LENGTH;
     if (b >= ap.blocks || block.length !== ap.blockLength(b)) return 'bad';
-    peer.requested.delete(index * this.blocksPerPiece + b);
+    this.peers.get(peer)?.keys.delete(index * this.blocksPerPiece + b);
     if (ap.received[b]) return 'dup';
     if (ap.requests[b]! > 0) ap.requests[b]!--;
     ap.buffer.set(block, begin);
@@ -211,25 +202,44 @@ export class PiecePicker {
     return ap;
   }
 
-  /** Forget the outstanding requests of `peer` (choked us, stalled or left) so others can fetch those blocks. */
-  release(peer: PickerPeer): void {
-    for (const key of peer.requested) {
-      const ap = this.active.get(Math.floor(key / this.blocksPerPiece));
+  /**
+   * End-game: a block arrived from `from`; the other peers asked for the same block need not
+   * send it. Their requests are forgotten here; the caller sends them CANCEL.
+   */
+  cancelDuplicates(from: P, index: number, begin: number): P[] {
+    const key = index * this.blocksPerPiece + begin / BLOCK_LENGTH;
+    const out: P[] = [];
+    for (const [peer, r] of this.peers) if (peer !== from && r.keys.delete(key)) out.push(peer);
+    return out;
+  }
+
+  /**
+   * Forget the outstanding requests of `peer` (choked us, stalled or left) so others can
+   * fetch those blocks; the pieces it fetched become orphans any peer having them adopts.
+   * Returns the requests it had outstanding (to CANCEL them when it is still connected).
+   */
+  release(peer: P): BlockRequest[] {
+    const r = this.peers.get(peer);
+    if (!r) return [];
+    this.peers.delete(peer);
+    const out: BlockRequest[] = [];
+    for (const key of r.keys) {
+      const index = Math.floor(key / this.blocksPerPiece);
+      const ap = this.active.get(index);
       const b = key % this.blocksPerPiece;
-      if (ap && ap.requests[b]! > 0) ap.requests[b]!--;
+      if (!ap) continue;
+      if (ap.requests[b]! > 0) ap.requests[b]!--;
+      out.push({ index, begin: b * BLOCK_LENGTH, length: ap.blockLength(b), key });
     }
-    peer.requested.clear();
-    const mine = this.owned.get(peer);
-    if (mine) {
-      for (const ap of mine) {
-        ap.owner = null;
-        this.orphans.add(ap);
-      }
-      this.owned.delete(peer);
+    for (const ap of r.owned) {
+      ap.owner = null;
+      this.orphans.add(ap);
     }
+    return out;
   }
 
   verified(i: number): void {
+    if (this.state[i] !== PieceState.Have) this.haveCount++;
     this.state[i] = PieceState.Have;
     if (this.windows.length > 0) this.windows = this.windows.filter((w) => !(i >= w.from && i < w.to) || !this.allHave(w));
   }
@@ -240,39 +250,47 @@ export class PiecePicker {
     this.insert(i);
   }
 
-  private take(peer: PickerPeer, ap: ActivePiece, max: number, out: BlockRequest[]): number {
+  private requestsOf(peer: P): PeerRequests<P> {
+    let r = this.peers.get(peer);
+    if (!r) this.peers.set(peer, (r = { keys: new Set(), owned: new Set() }));
+    return r;
+  }
+
+  private take(peer: P, ap: ActivePiece<P>, max: number, out: BlockRequest[]): number {
+    const keys = this.requestsOf(peer).keys;
     for (let b = 0; b < ap.blocks && out.length < max; b++) {
       if (ap.received[b] || ap.requests[b]) continue;
       const key = ap.index * this.blocksPerPiece + b;
       ap.requests[b] = 1;
-      peer.requested.add(key);
+      keys.add(key);
       out.push({ index: ap.index, begin: b * BLOCK_LENGTH, length: ap.blockLength(b), key });
     }
     return out.length;
   }
 
-  private endgamePick(peer: PickerPeer, max: number, out: BlockRequest[]): void {
+  private endgamePick(peer: P, max: number, out: BlockRequest[]): void {
+    const keys = this.requestsOf(peer).keys;
     for (const ap of this.active.values()) {
       if (ap.exclusive || !peer.bitfield.get(ap.index)) continue;
       for (let b = 0; b < ap.blocks && out.length < max; b++) {
         const key = ap.index * this.blocksPerPiece + b;
-        if (ap.received[b] || peer.requested.has(key) || ap.requests[b]! >= this.maxDuplicates) continue;
+        if (ap.received[b] || keys.has(key) || ap.requests[b]! >= this.maxDuplicates) continue;
         ap.requests[b]!++;
-        peer.requested.add(key);
+        keys.add(key);
         out.push({ index: ap.index, begin: b * BLOCK_LENGTH, length: ap.blockLength(b), key });
       }
       if (out.length >= max) return;
     }
   }
 
-  private disown(ap: ActivePiece): void {
+  private disown(ap: ActivePiece<P>): void {
     this.orphans.delete(ap);
-    if (ap.owner) this.owned.get(ap.owner)?.delete(ap);
+    if (ap.owner) this.peers.get(ap.owner)?.owned.delete(ap);
     ap.owner = null;
   }
 
   /** Start fetching idle piece `i` from `peer`; false when no piece buffer is free. */
-  private begin(peer: PickerPeer, i: number, mine: Set<ActivePiece>, max: number, out: BlockRequest[]): boolean {
+  private begin(peer: P, i: number, mine: Set<ActivePiece<P>>, max: number, out: BlockRequest[]): boolean {
     const buffer = this.allocate();
     if (!buffer) return false;
     this.remove(i);
@@ -289,7 +307,7 @@ export class PiecePicker {
    * The first piece of the newest window that `peer` has and nobody fetches: an orphan
    * (started, its owner gone) or an idle piece (its index); -1 when there is none.
    */
-  private prioritizedStart(peer: PickerPeer): ActivePiece | number {
+  private prioritizedStart(peer: P): ActivePiece<P> | number {
     for (const w of this.windows) {
       for (let i = w.from; i < w.to; i++) {
         if (!peer.bitfield.get(i)) continue;
@@ -302,7 +320,7 @@ export class PiecePicker {
   }
 
   /** The first needed idle piece of the newest window that `peer` has, or -1. */
-  private prioritized(peer: PickerPeer): number {
+  private prioritized(peer: P): number {
     for (const w of this.windows) {
       for (let i = w.from; i < w.to; i++) if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
     }
@@ -314,8 +332,24 @@ export class PiecePicker {
     return true;
   }
 
+  /** The next idle piece to start for `peer`: random for the first few, then rarest first; -1 if none. */
+  private next(peer: P): number {
+    return this.haveCount < RANDOM_FIRST_PIECES ? this.random(peer) : this.rarest(peer);
+  }
+
+  /** The first needed idle piece that `peer` has from a random starting point, or -1. */
+  private random(peer: P): number {
+    const n = this.g.pieceCount;
+    const start = (Math.random() * n) | 0;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
+    }
+    return -1;
+  }
+
   /** The needed idle piece with the lowest availability that `peer` has, or -1. */
-  private rarest(peer: PickerPeer): number {
+  private rarest(peer: P): number {
     for (let a = 1; a < this.buckets.length; a++) {
       const bucket = this.buckets[a]!;
       const n = bucket.length;

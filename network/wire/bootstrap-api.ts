@@ -37,6 +37,7 @@ import { FileEntrySchema, NodeIdSchema } from './control-codec.js';
 import { isUnusableAddress, normalizeAddress } from '../util/addresses.js';
 
 export { FileEntrySchema, NodeIdSchema, type FileEntry } from './control-codec.js';
+export { describeIssue } from '../util/http-error.js';
 
 /** Largest request body the server parses (a register with 10k files fits easily). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -142,10 +143,3 @@ export type SearchResponse = z.output<typeof SearchResponseSchema>;
 export const ErrorResponseSchema = z.object({ error: z.string().max(4096) });
 export type ErrorResponse = z.output<typeof ErrorResponseSchema>;
 
-/** The first zod issue as one line people can act on: `field "port": must be 1..65535`. */
-export function describeIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const where = issue.path.length > 0 ? `field "${issue.path.join('.')}"` : 'body';
-  return `${where}: ${issue.message}`;
-}

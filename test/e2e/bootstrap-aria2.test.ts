@@ -13,7 +13,7 @@ import { ariaDownloads, trackerLists } from '../aria2.js';
 import { encodeTorrent, fromInfo } from '../../network/metainfo/metainfo.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import { BootstrapClient } from '../../network/discovery/bootstrap-client.js';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 
 /** A few pieces, the last one short. */
 const SIZE = 3 * 1024 * 1024 + 12_345;
@@ -56,7 +56,7 @@ describe('interop: aria2c through the bootstrap tracker', function () {
     const original = path.join(seedDir, 'shared', 'payload.bin');
     await randomFile(original, SIZE);
     node = await startNode(seedDir, typeof nodeInit === 'function' ? nodeInit(server.url) : nodeInit);
-    const shared = node.library.files();
+    const shared = node.files();
     expect(shared).to.have.length(1);
     const infohash = shared[0]!.metainfo.infoHashHex;
     const torrentFile = path.join(dir, 'payload.torrent');
@@ -75,7 +75,7 @@ describe('interop: aria2c through the bootstrap tracker', function () {
     registration = new BootstrapClient({
       url: server!.url,
       self: { id: 'seed-node', instance: node!.instance, name: 'seed', port: node!.port, host: '127.0.0.1' },
-      state: () => ({ files: node!.library.files().map((f) => ({ name: f.name, size: f.size, infohash: f.metainfo.infoHashHex })), downloads: [] }),
+      state: () => ({ files: node!.files().map((f) => ({ name: f.name, size: f.size, infohash: f.metainfo.infoHashHex })), downloads: [] }),
     });
     await registration.start();
     expect(registration.health().state).to.equal('ok');

@@ -224,7 +224,7 @@ describe('BootstrapClient', function () {
     const n2 = await startNode(path.join(fx.dir, 'n2'), { bootstrap: server!.url, name: 'second' });
     try {
       await fsp.writeFile(path.join(n1.sharedDir, 'Lighthouse Map.pdf'), 'a map of the coast');
-      await n1.library.rescan();
+      await n1.rescan();
       await waitFor(() => n2.knownPeers().find((p) => p.id === n1.id && p.sources.has('bootstrap')), 5000, 'n2 to know n1 through the bootstrap');
       await waitFor(() => server!.registry.search('lighthouse').length === 1, 5000, 'n1 to publish its new file');
       const results = await n2.search('LIGHTHOUSE');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { CLI, randomFile, sha1File, waitFor, startNode, spawnCli, type CliChild, Children, exitWithin, tempDirPerTest } from '../helpers.js';
 import { findExecutable } from '../opentracker.js';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 
 interface Finished {
   code: number | null;
@@ -178,7 +178,7 @@ describe('node-cli', function () {
       await randomFile(payload, 2 * 1024 * 1024 + 99);
       const want = await sha1File(payload);
       seed = await startNode(seedDir);
-      const infohash = seed.library.files()[0]!.metainfo.infoHashHex;
+      const infohash = seed.files()[0]!.metainfo.infoHashHex;
       const cwd = path.join(fx.dir, 'cli');
       await fsp.mkdir(path.join(cwd, 's'), { recursive: true });
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { exists } from '../../network/storage/stores.js';
 import { pieceSize, pieceHash, type Metainfo } from '../../network/metainfo/metainfo.js';
 import { tempDir, randomFile, sha1File, startNode, cleanup, spawnCli, type CliChild } from '../helpers.js';
@@ -77,7 +77,7 @@ describe('crashes: killed seeds and killed downloaders', function () {
     await randomFile(path.join(seedDir, 'shared', 'resume.bin'), 24 * MiB + 4321);
     const seed = await startNode(seedDir, { maxUploadRate: 6 * MiB });
     nodes.push(seed);
-    const m = seed.library.files()[0]!.metainfo;
+    const m = seed.files()[0]!.metainfo;
     const leechDir = path.join(dir, 'leech');
     await fsp.mkdir(path.join(leechDir, 'shared'), { recursive: true });
     const args = ['127.0.0.1', '0', '--shared', 'shared', '--downloads', 'dl', '--peer', `127.0.0.1:${seed.port}`, '--get', m.infoHashHex, '--exit-when-done'];
@@ -110,7 +110,7 @@ describe('crashes: killed seeds and killed downloaders', function () {
     await randomFile(path.join(seedDir, 'shared', 'term.bin'), 16 * MiB);
     const seed = await startNode(seedDir, { maxUploadRate: 4 * MiB });
     nodes.push(seed);
-    const m = seed.library.files()[0]!.metainfo;
+    const m = seed.files()[0]!.metainfo;
     const leechDir = path.join(dir, 'leech');
     await fsp.mkdir(path.join(leechDir, 'shared'), { recursive: true });
     const child = spawnCli(['127.0.0.1', '0', '--shared', 'shared', '--downloads', 'dl', '--peer', `127.0.0.1:${seed.port}`, '--get', 'term.bin'], leechDir);

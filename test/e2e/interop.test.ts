@@ -11,7 +11,7 @@ import { tempDir, randomFile, sha1File, waitFor, startNode, spawnCli, cleanup, f
 import { startOpentracker, findExecutable, type Opentracker } from '../opentracker.js';
 import { ARIA_NET, ariaDownloads, trackerLists } from '../aria2.js';
 import { parseTorrent } from '../../network/metainfo/metainfo.js';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 
 /** ~20 MiB, deliberately not a multiple of the 512 KiB piece length. */
 const SIZE = 20 * 1024 * 1024 + 12_345;
@@ -81,7 +81,7 @@ describe('interop: real BitTorrent clients (aria2c) through opentracker', functi
       const file = path.join(seedDir, 'shared', 'payload.bin');
       const { torrentFile, infohash } = await prepare(file);
       node = await startNode(seedDir, { trackers: [tracker!.url] });
-      const shared = node.library.files();
+      const shared = node.files();
       expect(shared).to.have.length(1);
       expect(shared[0]!.metainfo.infoHashHex, "Shoal's infohash equals mktorrent's").to.equal(infohash);
       await waitFor(() => trackerLists(tracker!.url, infohash, node!.port), 10_000, 'the tracker to list the Shoal node on its peer port');
@@ -97,8 +97,8 @@ describe('interop: real BitTorrent clients (aria2c) through opentracker', functi
       node = await startNode(seedDir, { trackers: [tracker!.url] });
       const file = path.join(node.sharedDir, 'payload.bin');
       await fsp.rename(staged, file);
-      await node.library.rescan();
-      expect(node.library.files().map((f) => f.metainfo.infoHashHex)).to.deep.equal([infohash]);
+      await node.rescan();
+      expect(node.files().map((f) => f.metainfo.infoHashHex)).to.deep.equal([infohash]);
       await waitFor(() => trackerLists(tracker!.url, infohash, node!.port), 10_000, 'the tracker to list the Shoal node on its peer port');
       await ariaDownloads(children, node, { torrentFile, original: file, infohash, into: path.join(dir, 'aria-dl') });
     });

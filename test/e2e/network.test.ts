@@ -45,7 +45,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       ['holiday-photos.bin', 1],
     ]);
     const video = results[0]!;
-    expect(video.infohash).to.equal(b.library.files().find((f) => f.name === 'holiday-video.bin')!.metainfo.infoHashHex);
+    expect(video.infohash).to.equal(b.files().find((f) => f.name === 'holiday-video.bin')!.metainfo.infoHashHex);
     expect(video.peers.map((p) => p.port).sort()).to.deep.equal([b.port, c.port].sort());
     expect(video.via).to.deep.equal(['peers']);
     // Search is text: pattern characters find nothing rather than everything.
@@ -74,13 +74,13 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     const res = await controlRequest('127.0.0.1', b.port, { type: 'peers' });
     expect(res).to.deep.include({ type: 'PEERS', self: { id: b.id, name: 'b' } });
     const a = await node('a', {}, { peers: [{ host: '127.0.0.1', port: b.port }] });
-    const learnt = await waitFor(() => a.registry.get(`127.0.0.1:${c.port}`), 5000, 'a learns c from b');
+    const learnt = await waitFor(() => a.peer(`127.0.0.1:${c.port}`), 5000, 'a learns c from b');
     expect([...learnt.sources]).to.deep.equal(['peer']);
     // The peer it asked told its id, which merges the hand-added entry with the node's id.
-    const viaB = a.registry.get(b.id)!;
+    const viaB = a.peer(b.id)!;
     expect(viaB.port).to.equal(b.port);
     expect(viaB.reachable).to.equal('yes');
-    expect(a.registry.list().map((p) => p.port)).to.not.include(a.port);
+    expect(a.knownPeers().map((p) => p.port)).to.not.include(a.port);
   });
 
   it('a subscriber gets a snapshot, then file-added and file-removed within seconds of the change', async () => {
@@ -93,7 +93,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     await randomFile(path.join(b.sharedDir, 'second.bin'), 50_000);
     const added = await waitFor(() => s.msgs.find((m) => m.type === 'EVENT' && m.event === 'file-added'), 10_000, 'file-added');
     expect(added.type === 'EVENT' && added.file.name).to.equal('second.bin');
-    expect(added.type === 'EVENT' && added.file.infohash).to.equal(b.library.files().find((f) => f.name === 'second.bin')!.metainfo.infoHashHex);
+    expect(added.type === 'EVENT' && added.file.infohash).to.equal(b.files().find((f) => f.name === 'second.bin')!.metainfo.infoHashHex);
     await fsp.rm(path.join(b.sharedDir, 'first.txt'));
     const removed = await waitFor(() => s.msgs.find((m) => m.type === 'EVENT' && m.event === 'file-removed'), 10_000, 'file-removed');
     expect(removed.type === 'EVENT' && removed.file.name).to.equal('first.txt');
@@ -121,14 +121,14 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     const watched: string[] = [];
     a.on('watched', (f) => watched.push(f.name));
     a.watch('*.mp3');
-    await waitFor(() => a.library.files().some((f) => f.name === 'talk-1.mp3'), 15_000, 'the existing match downloaded');
+    await waitFor(() => a.files().some((f) => f.name === 'talk-1.mp3'), 15_000, 'the existing match downloaded');
     await randomFile(path.join(c.sharedDir, 'talks', 'talk-2.MP3'), 30_000);
-    await waitFor(() => a.library.files().some((f) => f.name === 'talk-2.MP3'), 15_000, 'the new match downloaded');
+    await waitFor(() => a.files().some((f) => f.name === 'talk-2.MP3'), 15_000, 'the new match downloaded');
     expect(await sha1File(path.join(a.downloadDir, 'talk-2.MP3'))).to.equal(await sha1File(path.join(c.sharedDir, 'talks', 'talk-2.MP3')));
     expect(watched.sort()).to.deep.equal(['talk-1.mp3', 'talks/talk-2.MP3']);
-    expect(a.library.files().map((f) => f.name)).to.not.include('readme.txt');
+    expect(a.files().map((f) => f.name)).to.not.include('readme.txt');
     expect(a.unwatch('*.mp3')).to.equal(true);
-    expect(a.watcher.subscriptions).to.equal(0);
+    expect(a.watching().streams).to.equal(0);
   });
 
   it('with a bootstrap server: search merges its index with the peers\' answers, one entry per node', async () => {
@@ -140,7 +140,7 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       const b = await node('b', { 'report.pdf': common }, { bootstrap: server.url });
       const c = await node('c', { 'report.pdf': common }, { bootstrap: server.url });
       const a = await node('a', {}, { bootstrap: server.url });
-      await waitFor(() => a.registry.list('bootstrap').length === 2, 5000, 'a hears of b and c from the server');
+      await waitFor(() => a.knownPeers('bootstrap').length === 2, 5000, 'a hears of b and c from the server');
       const [hit, ...rest] = await a.search('report');
       expect(rest).to.deep.equal([]);
       expect(hit!.via.sort()).to.deep.equal(['bootstrap', 'peers']);
@@ -158,10 +158,10 @@ describe('network: search, learnt peers, subscribe and watch', function () {
         body: JSON.stringify({ id: 'ghost-node', instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] }),
       });
       expect(res.status).to.equal(200);
-      await waitFor(() => a.registry.get('ghost-node') && b.registry.get('ghost-node'), 5000, 'a and b hear of the ghost');
+      await waitFor(() => a.peer('ghost-node') && b.peer('ghost-node'), 5000, 'a and b hear of the ghost');
       for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report')]);
       await waitFor(() => !server.registry.get('ghost-node'), 5000, 'the server drops the unreachable node');
-      await waitFor(() => !a.registry.get('ghost-node'), 5000, 'and the nodes forget it at their next heartbeat');
+      await waitFor(() => !a.peer('ghost-node'), 5000, 'and the nodes forget it at their next heartbeat');
     } finally {
       await Promise.all(nodes.splice(0).map((n) => n.stop()));
       await server.stop();

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Node, DownloadInfo } from '../../network/node.js';
+import type { Node, DownloadInfo } from '../../network/index.js';
 import { exists } from '../../network/storage/stores.js';
 import { clientName } from '../../network/swarm/client-name.js';
 import { PiecePicker, MAX_PRIORITY_WINDOWS } from '../../network/swarm/picker.js';
@@ -221,8 +221,8 @@ describe('node facade for the dashboard', function () {
       const b = await share('b', { 'common.bin': common });
       const c = await share('c', { 'videos/common.bin': common });
       const d = await share('d', { 'other.bin': 5000 });
-      const h = b.library.files()[0]!.metainfo.infoHashHex;
-      const other = d.library.files()[0]!.metainfo.infoHashHex;
+      const h = b.files()[0]!.metainfo.infoHashHex;
+      const other = d.files()[0]!.metainfo.infoHashHex;
       const peers = [b, c, d].map((n) => ({ host: '127.0.0.1', port: n.port }));
       const a = await startNode(path.join(fx.dir, 'a'), { peers, holdersListIntervalMs: 0 });
       nodes.push(a);
@@ -235,8 +235,8 @@ describe('node facade for the dashboard', function () {
 
       // b removes the file: the next refresh (its list no longer names it) drops b.
       await fsp.rm(path.join(fx.dir, 'b', 'shared', 'common.bin'));
-      await b.library.rescan();
-      expect(b.library.byInfoHash(h)).to.equal(undefined);
+      await b.rescan();
+      expect(b.file(h)).to.equal(undefined);
       a.refreshHolders();
       await waitFor(() => a.holders(h) === 1, 10_000, 'b dropped after the next refresh');
       expect(events.at(-1)).to.deep.equal([h, 1]);
@@ -254,14 +254,14 @@ describe('node facade for the dashboard', function () {
 
     it('asks each peer for its list at most once per interval', async () => {
       const b = await startSharing(fx.dir, nodes, 'b', { 'x.bin': 3000 });
-      const x = b.library.files()[0]!.metainfo.infoHashHex;
+      const x = b.files()[0]!.metainfo.infoHashHex;
       const a = await startNode(path.join(fx.dir, 'a'), { peers: [{ host: '127.0.0.1', port: b.port }] });
       nodes.push(a);
       a.refreshHolders();
       await waitFor(() => a.holders(x) === 1, 10_000, 'the first list from b');
       await randomFile(path.join(b.sharedDir, 'y.bin'), 3000);
-      await b.library.rescan();
-      const y = b.library.files().find((f) => f.name === 'y.bin')!.metainfo.infoHashHex;
+      await b.rescan();
+      const y = b.files().find((f) => f.name === 'y.bin')!.metainfo.infoHashHex;
       a.refreshHolders(); // within the minute: not asked again
       await sleep(500);
       expect(a.holders(y)).to.equal(0);
@@ -271,7 +271,7 @@ describe('node facade for the dashboard', function () {
   describe('accessors', () => {
     it('torrentFile and magnet for a shared file and a download; undefined otherwise', async () => {
       const { seeds: [seed] } = await seeds(1, 1 * MiB, 0, 'm.bin');
-      const m = seed!.library.files()[0]!.metainfo;
+      const m = seed!.files()[0]!.metainfo;
       const t = seed!.torrentFile(m.infoHashHex)!;
       expect(t).to.be.instanceOf(Buffer);
       expect(seed!.magnet(m.infoHashHex)).to.equal(

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { WebServer } from '../../web/server.js';
 import { MAX_BACKLOG } from '../../web/live.js';
 import { ErrorResponseSchema, FileViewSchema, MAX_JSON_BYTES, type FileView } from '../../web/contract.js';

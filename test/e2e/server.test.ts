@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { encodeHandshake, encodeRequest, WireDecoder, type WireMessage, maxFrameFor, INTERESTED } from '../../network/wire/peer-wire.js';
 import { tempDir, randomFile, startNode, cleanup, waitFor } from '../helpers.js';
 
@@ -133,7 +133,7 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('closes a peer that announces a frame longer than the largest legal one', async () => {
-      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
       const c = await rawClient(node.port);
       c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
       const huge = Buffer.alloc(4);
@@ -144,7 +144,7 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('serves verified blocks, and closes a peer that asks for a piece out of range', async () => {
-      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
       const c = await rawClient(node.port);
       const got: WireMessage[] = [];
       const dec = new WireDecoder((msg) => got.push(msg.type === 'piece' ? { ...msg, block: Buffer.from(msg.block) } : msg), maxFrameFor(m.pieceCount));
@@ -163,7 +163,7 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('closes a peer that asks for a block larger than 128 KiB', async () => {
-      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
       const c = await rawClient(node.port);
       c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
       c.sock.write(INTERESTED);
@@ -174,7 +174,7 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('closes a peer that queues more requests than it reads (512 at most)', async () => {
-      const m = node.library.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
       const c = await rawClient(node.port);
       c.sock.pause(); // read nothing: our side congests and the requests pile up
       c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
@@ -189,7 +189,7 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('closes a BitTorrent connection that goes idle', async () => {
-      const m = node.library.files()[0]!.metainfo;
+      const m = node.files()[0]!.metainfo;
       const c = await rawClient(node.port);
       c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
       const t0 = Date.now();

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { encodeTorrent } from '../../network/metainfo/metainfo.js';
 import { makeMagnet } from '../../network/metainfo/magnet.js';
 import { sha1File, startNode, waitFor, nodesPerTest, startSeeds } from '../helpers.js';
@@ -35,12 +35,12 @@ describe('swarm: downloads between nodes on loopback', function () {
     expect(uploaded.reduce((a, b) => a + b)).to.be.at.least(40 * MiB);
     expect(await fsp.readdir(leech.downloadDir)).to.not.include('movie.bin.part');
     // The finished file joins the library and is served to others.
-    await waitFor(() => leech.library.byInfoHash(infohash), 10_000, 'finished file in library');
+    await waitFor(() => leech.file(infohash), 10_000, 'finished file in library');
   });
 
   it('accepts an infohash, a magnet link and a .torrent file as the target', async () => {
     const { seeds: s, digest } = await seeds(1, 3 * MiB + 7, 'a.bin');
-    const m = s[0]!.library.files()[0]!.metainfo;
+    const m = s[0]!.files()[0]!.metainfo;
     const byHash = await downloader(s);
     expect(await sha1File(await byHash.whenDone(await byHash.download(m.infoHashHex)))).to.equal(digest);
 
@@ -58,7 +58,7 @@ describe('swarm: downloads between nodes on loopback', function () {
 
   it('drops a peer that sends corrupt blocks, bans it, and still produces the right file', async () => {
     const { seeds: s, digest } = await seeds(1, 8 * MiB, 'b.bin');
-    const m = s[0]!.library.files()[0]!.metainfo;
+    const m = s[0]!.files()[0]!.metainfo;
     const liar = await fakePeer(m, 'corrupt');
     fakes.push(liar);
     const leech = await startNode(path.join(fx.dir, 'leech'), {
@@ -75,7 +75,7 @@ describe('swarm: downloads between nodes on loopback', function () {
 
   it('re-asks stalled requests from another peer and finishes', async () => {
     const { seeds: s, digest } = await seeds(1, 6 * MiB, 'c.bin');
-    const m = s[0]!.library.files()[0]!.metainfo;
+    const m = s[0]!.files()[0]!.metainfo;
     const staller = await fakePeer(m, 'stall');
     fakes.push(staller);
     const leech = await startNode(path.join(fx.dir, 'leech'), {
@@ -90,7 +90,7 @@ describe('swarm: downloads between nodes on loopback', function () {
 
   it('drops a peer after three stalls', async () => {
     const { seeds: s } = await seeds(1, 2 * MiB, 'g.bin');
-    const m = s[0]!.library.files()[0]!.metainfo;
+    const m = s[0]!.files()[0]!.metainfo;
     const staller = await fakePeer(m, 'stall');
     fakes.push(staller);
     // Only the staller is known, so nobody else can take its blocks; the limit must act alone.
@@ -112,7 +112,7 @@ describe('swarm: downloads between nodes on loopback', function () {
     await fsp.mkdir(path.join(leechDir, 'downloads'), { recursive: true });
     await fsp.writeFile(path.join(leechDir, 'downloads', 'song.mp3'), 'a different song');
     const leech = await downloader(s);
-    const final = await leech.whenDone(await leech.download(s[0]!.library.files()[0]!.metainfo.infoHashHex));
+    const final = await leech.whenDone(await leech.download(s[0]!.files()[0]!.metainfo.infoHashHex));
     expect(path.basename(final)).to.equal('song (1).mp3');
     expect(await sha1File(final)).to.equal(digest);
     expect(await fsp.readFile(path.join(leechDir, 'downloads', 'song.mp3'), 'utf8')).to.equal('a different song');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import type { z } from 'zod';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { parseTorrent } from '../../network/metainfo/metainfo.js';
 import { WebServer } from '../../web/server.js';
 import {
@@ -106,7 +106,7 @@ describe('web API', function () {
       expect(p).to.include({ host: '127.0.0.3', port: 4321 });
       expect(p.sources).to.deep.equal(['manual']);
       expect(b.knownPeers().some((k) => k.port === 4321)).to.equal(true);
-      b.registry.remove('127.0.0.3', 4321);
+      b.removePeer('127.0.0.3', 4321);
     });
   });
 
@@ -321,7 +321,7 @@ describe('web API', function () {
   });
 
   describe('search and downloads', function () {
-    const infohashOf = (n: Node, name: string) => n.library.files().find((f) => f.name === name)!.metainfo.infoHashHex;
+    const infohashOf = (n: Node, name: string) => n.files().find((f) => f.name === name)!.metainfo.infoHashHex;
     const downloads = async () => parse(DownloadsResponseSchema, await api.get('/api/downloads')).downloads;
     const finished = (h: string) =>
       waitFor(async () => (await downloads()).find((d) => d.infohash === h && d.state === 'done' && d.progress === 1), 30_000, `download ${h} to finish`);
@@ -478,13 +478,13 @@ describe('web API', function () {
 
         parse(PeerViewSchema, await api.post('/api/peers', { json: { host: '127.0.0.5', port: 6000 } }), 201);
         PeerViewSchema.parse(await live.waitEvent('peer-up', (p) => (p as PeerView).port === 6000));
-        b.registry.remove('127.0.0.5', 6000);
+        b.removePeer('127.0.0.5', 6000);
         PeerViewSchema.parse(await live.waitEvent('peer-down', (p) => (p as PeerView).port === 6000));
 
         const f = parse(FileViewSchema, await api.put('/api/files?name=live.txt', { body: 'live\n' }), 201);
         expect(FileViewSchema.parse(await live.waitEvent('file-added', (x) => (x as FileView).name === 'live.txt')).infohash).to.equal(f.infohash);
 
-        const h = c.library.files().find((x) => x.name === slow.one)!.metainfo.infoHashHex;
+        const h = c.files().find((x) => x.name === slow.one)!.metainfo.infoHashHex;
         const started = Date.now();
         parse(DownloadViewSchema, await api.post('/api/downloads', { json: { target: h } }), 202);
         const mine = (state?: string) => (d: unknown) => (d as DownloadView).infohash === h && (!state || (d as DownloadView).state === state);

@@ -13,7 +13,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { WebServer } from '../../web/server.js';
 import { ROOT, cleanup, randomFile, sha1File, startNode, tempDir, waitFor } from '../helpers.js';
 

@@ -12,7 +12,7 @@ import { StatusSchema } from '../../web/contract.js';
 import { CLI, ROOT, Children, spawnCli, waitFor, exitWithin, tempDirPerTest } from '../helpers.js';
 import { call } from '../web-http.js';
 
-const WEB = path.join(ROOT, 'dist', 'web', 'main.js');
+const WEB = path.join(ROOT, 'dist', 'cli', 'web.js');
 const children = new Children();
 
 interface Run {

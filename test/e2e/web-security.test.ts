@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Node } from '../../network/node.js';
+import type { Node } from '../../network/index.js';
 import { WebServer } from '../../web/server.js';
 import { isLoopbackHost, sameToken } from '../../web/auth.js';
 import { ErrorResponseSchema, StatusSchema } from '../../web/contract.js';
@@ -176,7 +176,7 @@ describe('web security', function () {
       expect((await add({ Origin: `http://${host}`, 'Sec-Fetch-Site': 'same-origin' })).status).to.equal(201);
       expect((await add({ 'Sec-Fetch-Site': 'none' })).status).to.equal(201);
       expect((await add({})).status).to.equal(201);
-      node.registry.remove('127.0.0.4', 5555);
+      node.removePeer('127.0.0.4', 5555);
       // GET is never blocked by Origin (a page may link here), only state changes are.
       expect((await call(web.url, 'GET', '/api/status', { headers: { Origin: 'http://evil.example', 'Sec-Fetch-Site': 'cross-site' } })).status).to.equal(200);
     });

@@ -5,12 +5,10 @@
  * token when one is in use); logs go to stderr. SIGINT/SIGTERM stop both cleanly.
  * The node options are node-cli's (cli/options.ts), parsed by the same code.
  */
-import { createLogger } from '../network/util/log.js';
-import { Node } from '../network/node.js';
-import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from '../cli/options.js';
-import { shutdownOnSignals } from '../cli/shutdown.js';
-import { WebServer } from './server.js';
-import { isLoopbackHost } from './auth.js';
+import { createLogger, Node } from '../network/index.js';
+import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from './options.js';
+import { shutdownOnSignals } from './shutdown.js';
+import { WebServer, isLoopbackHost } from '../web/index.js';
 
 let opts: CliOptions & { http: HttpOptions };
 try {

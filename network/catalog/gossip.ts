@@ -1,0 +1,74 @@
+/**
+ * Peer exchange between Shoal nodes over the control protocol: ask a peer which peers it
+ * knows (`peers`), at most once a minute per peer, when it first comes up and then a few at
+ * random every interval. What it names is second-hand: kept as source 'peer', fading unless
+ * something first-hand confirms it (see the registry).
+ */
+import type { Logger } from '../util/log.js';
+import { Cooldown } from '../util/cooldown.js';
+import { isLoopbackAddress } from '../util/addresses.js';
+import { MAX_PEERS } from '../wire/control-codec.js';
+import type { KnownPeer, PeerRegistry } from '../discovery/peer-registry.js';
+import { controlRequest } from '../control/control-client.js';
+
+export const GOSSIP_EVERY_PEER_MS = 60_000;
+/** Peers asked at random each interval. */
+const PEERS_PER_ROUND = 3;
+
+export interface GossipInit {
+  registry: PeerRegistry;
+  timeoutMs: number;
+  /** How often a few peers are asked (0 = only when a peer first comes up). */
+  intervalMs: number;
+  log: Logger;
+}
+
+export class Gossip {
+  private readonly asked = new Cooldown(GOSSIP_EVERY_PEER_MS, 4 * MAX_PEERS);
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(private readonly init: GossipInit) {}
+
+  start(): void {
+    if (this.timer || this.stopped || this.init.intervalMs <= 0) return;
+    this.timer = setInterval(() => this.round(), this.init.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Ask `p` for the peers it knows, unless asked within the last minute. */
+  ask(p: KnownPeer): void {
+    const key = `${p.host}:${p.port}`;
+    if (this.stopped || !this.asked.take(key)) return;
+    const { registry, log } = this.init;
+    controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs }).then(
+      (res) => {
+        registry.contact(p.host, p.port, true);
+        if (res.type !== 'PEERS') return;
+        if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
+        for (const q of res.peers) {
+          // A remote peer's loopback is its own machine, not ours.
+          if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;
+          registry.see('peer', q);
+        }
+      },
+      (err: Error) => {
+        registry.contact(p.host, p.port, false);
+        log.debug({ peer: key, err: err.message }, 'peers: no answer');
+      },
+    );
+  }
+
+  private round(): void {
+    const { registry } = this.init;
+    registry.expire();
+    const answering = registry.list().filter((p) => p.reachable !== 'no');
+    for (let i = 0; i < PEERS_PER_ROUND && answering.length > 0; i++) this.ask(answering.splice(Math.floor(Math.random() * answering.length), 1)[0]!);
+  }
+}

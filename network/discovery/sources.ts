@@ -1,0 +1,66 @@
+/**
+ * The discovery sources a node runs, started together and wired to its registry: multicast
+ * beacons on the LAN (on unless turned off) and the bootstrap client (when a server URL is
+ * given). Each source's sightings and losses go to the registry, its health to `health`.
+ */
+import type { Logger } from '../util/log.js';
+import type { PeerRegistry } from './peer-registry.js';
+import type { DiscoveryHealth, PeerDiscovery, PeerSource } from './discovery.js';
+import { MulticastDiscovery } from './multicast.js';
+import { BootstrapClient, type PublishedState } from './bootstrap-client.js';
+
+export interface MulticastOptions {
+  group?: string;
+  port?: number;
+  interfaces?: string[];
+  ttl?: number;
+  intervalMs?: number;
+}
+
+export interface DiscoveryInit {
+  /** This node as beacons and registrations name it; `host` is the advertised address, if set. */
+  self: { id: string; instance: string; name: string; port: number; host?: string };
+  multicast?: false | MulticastOptions;
+  bootstrap?: string;
+  /** What the bootstrap server shows of us. */
+  published(): PublishedState;
+  registry: PeerRegistry;
+  health(source: PeerSource, health: DiscoveryHealth): void;
+  log: Logger;
+}
+
+export interface Discovery {
+  /** The bootstrap client, when a bootstrap server is in use (its index, its tracker, reports). */
+  readonly bootstrap: BootstrapClient | null;
+  health(): Array<{ source: PeerSource; health: DiscoveryHealth }>;
+  /** GOODBYE and unregister, then release every socket. */
+  stop(): Promise<void>;
+}
+
+export async function startDiscovery(init: DiscoveryInit): Promise<Discovery> {
+  const sources: PeerDiscovery[] = [];
+  if (init.multicast !== false) {
+    const m = init.multicast ?? {};
+    sources.push(
+      new MulticastDiscovery({ self: init.self, group: m.group, port: m.port, interfaces: m.interfaces, ttl: m.ttl, intervalMs: m.intervalMs, logger: init.log }),
+    );
+  }
+  let bootstrap: BootstrapClient | null = null;
+  if (init.bootstrap) {
+    bootstrap = new BootstrapClient({ url: init.bootstrap, self: init.self, state: init.published, logger: init.log });
+    sources.push(bootstrap);
+  }
+  for (const source of sources) {
+    source.on('peer', (p) => init.registry.see(source.source, p));
+    source.on('lost', (id, reason) => init.registry.lose(source.source, id, reason));
+    source.on('health', (h) => init.health(source.source, h));
+  }
+  await Promise.all(sources.map((s) => s.start()));
+  return {
+    bootstrap,
+    health: () => sources.map((s) => ({ source: s.source, health: s.health() })),
+    stop: async () => {
+      await Promise.allSettled(sources.map((s) => s.stop()));
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import type { Metainfo } from '../metainfo/metainfo.js';
+import type { Bitfield } from '../wire/bitfield.js';
+import type { PartFile } from '../storage/part-file.js';
+import type { Torrent, TorrentStats } from '../swarm/torrent.js';
+import type { VerifiedSource } from './content.js';
+
+/** Where a download stands, as callers see it. A cancelled download is gone from every list. */
+export type DownloadState = 'downloading' | 'paused' | 'done' | 'failed';
+type State = DownloadState | 'cancelled';
+
+/**
+ * The one state machine of a download. `done`, `failed` and `cancelled` are final; a paused
+ * download can still finish (every piece was verified before a crash) or fail (its file
+ * cannot be finished).
+ */
+const NEXT: Record<State, readonly State[]> = {
+  downloading: ['paused', 'done', 'failed', 'cancelled'],
+  paused: ['downloading', 'done', 'failed', 'cancelled'],
+  done: [],
+  failed: [],
+  cancelled: [],
+};
+
+export interface DownloadInfo extends TorrentStats {
+  state: DownloadState;
+  /** When this download started (ms since the epoch; this run's start for a resumed one). */
+  startedAt: number;
+  /** Seconds left at the current rate; null when paused, stalled, done or failed. */
+  eta: number | null;
+  path?: string;
+  error?: string;
+}
+
+export interface DownloadInit {
+  torrent: Torrent;
+  /** Its .part (null when the file was shared here already). */
+  part: PartFile | null;
+  state: DownloadState;
+  /** Trackers to announce to (again after a resume). */
+  trackerUrls: string[];
+  /** The finished file, for a download that is done from the start. */
+  path?: string;
+}
+
+/**
+ * One download: its torrent and .part, where it stands, and the readers waiting for its
+ * pieces. Only `to()` changes its state, and only along NEXT; its final path is recorded
+ * once, here, when the file is in place.
+ */
+export class Download {
+  readonly torrent: Torrent;
+  readonly part: PartFile | null;
+  readonly metainfo: Metainfo;
+  readonly trackerUrls: string[];
+  readonly startedAt = Date.now();
+  /** Resolves with the final path once the file is complete and verified; rejects when it fails or is cancelled. */
+  readonly done: Promise<string>;
+  private current: State;
+  private finalPath: string | undefined;
+  private failure: string | undefined;
+  private settle!: { resolve(path: string): void; reject(err: Error): void };
+  /** Readers waiting for a piece: told of every verified piece and change of state. */
+  private readonly waiters = new Set<() => void>();
+
+  constructor(init: DownloadInit) {
+    this.torrent = init.torrent;
+    this.part = init.part;
+    this.metainfo = init.torrent.metainfo;
+    this.trackerUrls = init.trackerUrls;
+    this.current = init.state;
+    this.finalPath = init.path;
+    this.done = new Promise<string>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => {});
+    if (init.state === 'done' && init.path) this.settle.resolve(init.path);
+  }
+
+  get infohash(): string {
+    return this.metainfo.infoHashHex;
+  }
+
+  get state(): State {
+    return this.current;
+  }
+
+  /** Still to finish: downloading or paused. */
+  get active(): boolean {
+    return this.current === 'downloading' || this.current === 'paused';
+  }
+
+  get path(): string | undefined {
+    return this.finalPath;
+  }
+
+  get have(): Bitfield {
+    return this.torrent.have;
+  }
+
+  /** Move to `next` if the machine allows it from here; false (and no change) if not. */
+  to(next: State): boolean {
+    if (!NEXT[this.current].includes(next)) return false;
+    this.current = next;
+    this.poke();
+    return true;
+  }
+
+  /** The file is in place at `path`: done. */
+  finished(path: string): boolean {
+    if (!this.to('done')) return false;
+    this.finalPath = path;
+    this.settle.resolve(path);
+    return true;
+  }
+
+  failed(err: Error): boolean {
+    if (!this.to('failed')) return false;
+    this.failure = err.message;
+    this.settle.reject(err);
+    return true;
+  }
+
+  cancelled(): boolean {
+    if (!this.to('cancelled')) return false;
+    this.failure = 'cancelled';
+    this.settle.reject(new Error('cancelled'));
+    return true;
+  }
+
+  info(): DownloadInfo {
+    const s = this.torrent.info();
+    const state = this.current === 'cancelled' ? 'failed' : this.current;
+    return { ...s, state, startedAt: this.startedAt, eta: this.eta(s), path: this.finalPath, error: this.failure };
+  }
+
+  /** Bytes not in a verified piece yet (the last piece may be short). */
+  bytesLeft(): number {
+    const m = this.metainfo;
+    const have = this.have;
+    const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
+    return Math.max(0, m.length - (have.count() * m.pieceLength - lastShort));
+  }
+
+  /** Wake the readers waiting on this download (a piece came, or the state changed). */
+  poke(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Its verified pieces as a content reader needs them. */
+  verifiedSource(): VerifiedSource {
+    return {
+      metainfo: this.metainfo,
+      have: () => this.have,
+      paths: () => [this.part?.partPath, this.finalPath],
+      blocked: () => {
+        if (this.current === 'cancelled') return 'the download was cancelled';
+        if (this.current === 'paused') return 'the download is paused';
+        if (this.current === 'failed') return `the download failed${this.failure ? `: ${this.failure}` : ''}`;
+        return null;
+      },
+      prioritize: (i) => this.torrent.prioritize(i),
+      watch: (cb) => {
+        this.waiters.add(cb);
+        return () => this.waiters.delete(cb);
+      },
+    };
+  }
+
+  /** Seconds left at the current rate, or null when no rate makes sense. */
+  private eta(s: TorrentStats): number | null {
+    if (this.current !== 'downloading' || s.downloadRate < 1) return null;
+    return Math.ceil(this.bytesLeft() / s.downloadRate);
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Every download of this node and its lifecycle: open (or resume) its .part, run its torrent,
+ * announce it, pause and resume it (a pause outlasts a restart), cancel it, finish it (the
+ * .part becomes the file, the torrent seeds from it, the library shares it), and report it.
+ * Each download's state lives in its Download, changed only along its state machine.
+ */
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../util/log.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import { PartFile, type Hasher } from '../storage/part-file.js';
+import { SeedStore } from '../storage/seed-store.js';
+import { exists } from '../storage/stores.js';
+import type { Torrents } from '../swarm/torrents.js';
+import type { Announcer } from '../tracker/announcer.js';
+import type { SharedFile } from '../library/library.js';
+import { UnknownDownloadError } from '../errors.js';
+import { Download, type DownloadInfo } from './download.js';
+
+/** Progress events per download at most this often. */
+const PROGRESS_EVERY_MS = 200;
+
+type Endpoint = { host: string; port: number };
+
+export interface DownloadsInit {
+  downloadDir: string;
+  /** Resume records and pause markers live here. */
+  resumeDir: string;
+  hasher: Hasher;
+  torrents: Torrents;
+  announcer: Announcer;
+  /** Trackers every download is announced to, besides its own. */
+  trackers: string[];
+  /** Every peer known now: a new or resumed download dials them all. */
+  knownPeers(): Endpoint[];
+  /** Share a finished file (its digests are known: no rehash). */
+  adopt(path: string, m: Metainfo): Promise<unknown>;
+  /** The node is stopping: failures from here on are expected. */
+  stopping(): boolean;
+  log: Logger;
+}
+
+export interface DownloadsEvents {
+  progress: [info: DownloadInfo];
+  done: [info: DownloadInfo];
+  /** A download started, paused, resumed, finished or failed. */
+  'download-state': [info: DownloadInfo];
+  /** Cancelled: it is gone from the list. */
+  'download-removed': [infohash: string];
+  error: [err: Error, infohash: string];
+}
+
+export class Downloads extends EventEmitter<DownloadsEvents> {
+  private readonly all = new Map<string, Download>();
+  /** Downloads whose .part is being opened (and maybe rechecked) right now. */
+  private readonly opening = new Map<string, Promise<void>>();
+  private readonly lastProgress = new Map<string, number>();
+
+  constructor(private readonly init: DownloadsInit) {
+    super();
+  }
+
+  get(infohash: string): Download | undefined {
+    return this.all.get(infohash.toLowerCase());
+  }
+
+  list(): Download[] {
+    return [...this.all.values()];
+  }
+
+  /** Known here in any state, or being opened. */
+  knows(infohash: string): boolean {
+    return this.all.has(infohash) || this.opening.has(infohash);
+  }
+
+  /** The open under way of `infohash`'s download, if any. */
+  opened(infohash: string): Promise<void> | undefined {
+    return this.opening.get(infohash);
+  }
+
+  /** Resolves with the final path when the download of `infohash` is complete and verified. */
+  whenDone(infohash: string): Promise<string> {
+    const d = this.get(infohash);
+    return d ? d.done : Promise.reject(new UnknownDownloadError(`no download with infohash ${infohash}`));
+  }
+
+  /** Dial these peers for every running download. */
+  addPeers(peers: Endpoint[]): void {
+    for (const d of this.all.values()) if (d.state === 'downloading') d.torrent.addPeers(peers);
+  }
+
+  /** Every download a resume record names (a paused one stays paused), after a restart. */
+  async resumeAll(): Promise<void> {
+    const { resumeDir, log } = this.init;
+    for (const m of await PartFile.pending(resumeDir, log)) {
+      const paused = await exists(this.marker(m.infoHashHex));
+      log.info({ file: m.name, infohash: m.infoHashHex, paused }, paused ? 'found a paused download' : 'resuming download');
+      this.start(m, [], [], paused).catch((err: Error) => log.error({ err: err.message }, 'could not resume download'));
+    }
+  }
+
+  /** Start (or join the start already under way of) the download of `m`. */
+  start(m: Metainfo, peers: Endpoint[], extraTrackers: string[] = [], paused = false): Promise<void> {
+    const h = m.infoHashHex;
+    const running = this.opening.get(h);
+    if (running) return running.then(() => this.all.get(h)?.torrent.addPeers(peers));
+    const known = this.all.get(h);
+    if (known) {
+      known.torrent.addPeers(peers);
+      return Promise.resolve();
+    }
+    const p = this.open(m, peers, extraTrackers, paused).finally(() => this.opening.delete(h));
+    this.opening.set(h, p);
+    return p;
+  }
+
+  /** A download of something shared here already: done at once. */
+  async alreadyShared(f: SharedFile): Promise<void> {
+    const torrent = await this.init.torrents.find(f.metainfo.infoHashHex);
+    if (!torrent) throw new UnknownDownloadError(`${f.name} is no longer shared here`);
+    const d = new Download({ torrent, part: null, state: 'done', trackerUrls: [], path: f.path });
+    this.all.set(d.infohash, d);
+    this.stateChanged(d);
+    this.emit('done', d.info());
+  }
+
+  /**
+   * Pause a running download: no more requests or dialing, its connections close, the
+   * resume record is flushed and the .part kept. It stays paused across a restart.
+   * False when there is no running download of `infohash`.
+   */
+  async pause(infohash: string): Promise<boolean> {
+    const d = this.get(infohash);
+    if (!d || !d.to('paused')) return false;
+    // Trackers hear `stopped` in the background: a slow one must not hold the pause up.
+    void this.init.announcer.stop(d.infohash);
+    const remember = this.mark(d.infohash, true).catch((err: Error) =>
+      this.init.log.warn({ err: err.message }, 'could not record the pause: it will not outlast a restart'),
+    );
+    d.torrent.pause();
+    await Promise.all([d.part?.saveNow(), remember]);
+    // Finished (or failed, or cancelled) while the pause settled: that state stands.
+    if (d.state !== 'paused') {
+      await this.mark(d.infohash, false);
+      return false;
+    }
+    this.init.log.info({ file: d.metainfo.name }, 'download paused');
+    this.stateChanged(d);
+    return true;
+  }
+
+  /** Go on with a paused download, from every known source (its hints, known peers, trackers). */
+  async resume(infohash: string): Promise<boolean> {
+    const d = this.get(infohash);
+    if (!d || !d.to('downloading')) return false;
+    await this.mark(d.infohash, false);
+    if (d.state !== 'downloading') return false;
+    d.torrent.resume();
+    d.torrent.addPeers(this.init.knownPeers());
+    this.announce(d);
+    this.init.log.info({ file: d.metainfo.name }, 'download resumed');
+    this.stateChanged(d);
+    return true;
+  }
+
+  /** Cancel a download (running or paused) by infohash or name: its connections close, its .part and resume record are deleted. */
+  async cancel(infohashOrName: string): Promise<boolean> {
+    const d = [...this.all.values()].find((x) => x.active && (x.infohash === infohashOrName.toLowerCase() || x.metainfo.name === infohashOrName));
+    if (!d || !d.cancelled()) return false;
+    this.all.delete(d.infohash);
+    await this.init.announcer.stop(d.infohash);
+    await this.init.torrents.drop(d.infohash);
+    await d.part?.discard();
+    await this.mark(d.infohash, false);
+    this.init.log.info({ file: d.metainfo.name }, 'download cancelled');
+    this.emit('download-removed', d.infohash);
+    return true;
+  }
+
+  /** What the bootstrap server shows of our downloads. */
+  progress(): Array<{ infohash: string; name: string; progress: number }> {
+    return this.list()
+      .filter((d) => d.state === 'downloading')
+      .map((d) => {
+        const i = d.torrent.info();
+        return { infohash: i.infohash, name: i.name, progress: i.pieces > 0 ? i.verified / i.pieces : 0 };
+      });
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean): Promise<void> {
+    const { log } = this.init;
+    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log });
+    if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
+    const torrent = this.init.torrents.open(m, part, paused);
+    const trackerUrls = [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
+    const d = new Download({ torrent, part, state: paused ? 'paused' : 'downloading', trackerUrls });
+    this.all.set(d.infohash, d);
+    torrent.on('piece', () => {
+      this.progressed(d);
+      d.poke();
+    });
+    torrent.on('complete', () => void this.finish(d));
+    torrent.on('error', (err) => this.fail(d, err));
+    this.stateChanged(d);
+    // A crash right before the rename leaves every piece verified: finish it now.
+    if (part.have.complete()) void this.finish(d);
+    // A paused torrent keeps these as candidates and dials none until resumed.
+    torrent.addPeers([...peers, ...this.init.knownPeers()]);
+    if (!paused) this.announce(d);
+    log.info({ file: m.name, infohash: m.infoHashHex, size: m.length, paused }, 'download started');
+  }
+
+  /** Every piece is verified: the .part becomes the file, the torrent seeds from it, the library shares it. */
+  private async finish(d: Download): Promise<void> {
+    const { log } = this.init;
+    let finalPath: string;
+    try {
+      finalPath = await d.part!.finish();
+      d.torrent.seedFrom(await SeedStore.open(finalPath, d.metainfo));
+    } catch (err) {
+      log.error({ torrent: d.metainfo.name, err: (err as Error).message }, 'could not finish a complete download');
+      return this.fail(d, err as Error);
+    }
+    if (!d.finished(finalPath)) return;
+    log.info({ file: d.metainfo.name, path: finalPath }, 'download complete and verified');
+    this.init.announcer.complete(d.infohash);
+    void this.mark(d.infohash, false).catch(() => {});
+    this.init.adopt(finalPath, d.metainfo).catch((err: Error) => {
+      if (!this.init.stopping()) log.warn({ path: finalPath, err: err.message }, 'could not add the finished file to the library');
+    });
+    this.stateChanged(d);
+    this.emit('done', d.info());
+  }
+
+  private fail(d: Download, err: Error): void {
+    if (!d.failed(err)) return;
+    this.stateChanged(d);
+    if (this.listenerCount('error') > 0) this.emit('error', err, d.infohash);
+  }
+
+  private announce(d: Download): void {
+    this.init.announcer.start(d.metainfo, d.trackerUrls, () => {
+      const s = d.torrent.info();
+      return { uploaded: s.uploaded, downloaded: s.downloaded, left: d.bytesLeft() };
+    }, (p) => d.torrent.addPeers([p]));
+  }
+
+  private progressed(d: Download): void {
+    const now = Date.now();
+    if (now - (this.lastProgress.get(d.infohash) ?? 0) < PROGRESS_EVERY_MS) return;
+    this.lastProgress.set(d.infohash, now);
+    this.emit('progress', d.info());
+  }
+
+  private stateChanged(d: Download): void {
+    d.poke();
+    this.emit('download-state', d.info());
+  }
+
+  private marker(infohash: string): string {
+    return path.join(this.init.resumeDir, `${infohash}.paused`);
+  }
+
+  /** Remember across restarts that a download is paused, or forget it. */
+  private async mark(infohash: string, paused: boolean): Promise<void> {
+    const file = this.marker(infohash);
+    if (!paused) return fsp.rm(file, { force: true });
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, `${Date.now()}\n`);
+  }
+}

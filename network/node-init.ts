@@ -1,0 +1,64 @@
+import type { Logger } from './util/log.js';
+import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
+import type { PeerTimeouts } from './swarm/peer.js';
+import type { MulticastOptions } from './discovery/sources.js';
+import type { DownloadInfo } from './downloads/download.js';
+
+export type { MulticastOptions } from './discovery/sources.js';
+
+/** Everything a Node can be started with; every field but the port and folders has a default. */
+export interface NodeInit {
+  /** TCP port for peers and control (0 picks a free one). */
+  port: number;
+  /** Listen address; every interface by default. */
+  listenHost?: string;
+  /** The address we tell others; the first LAN IPv4 address by default. */
+  announceHost?: string;
+  sharedDir: string;
+  downloadDir: string;
+  /** Node state (hash cache, resume records); `<downloads>/.shoal` by default. */
+  stateDir?: string;
+  name?: string;
+  pieceLength?: number;
+  peers?: Array<{ host: string; port: number }>;
+  /** HTTP trackers to announce every shared file to. */
+  trackers?: string[];
+  maxConnections?: number;
+  /** Upload limit in bytes per second; 0 = none. */
+  maxUploadRate?: number;
+  hashWorkers?: number;
+  limits?: Partial<SwarmLimits>;
+  timeouts?: Partial<PeerTimeouts>;
+  controlIdleMs?: number;
+  /** Per-peer timeout for searches and metainfo requests. */
+  queryTimeoutMs?: number;
+  /** Follow changes in the shared folders (default true). */
+  watch?: boolean;
+  /** Stable node id; by default kept in the state folder per port (fresh for port 0). */
+  id?: string;
+  /** LAN discovery by multicast beacons; `false` turns it off. On by default. */
+  multicast?: false | MulticastOptions;
+  /** Bootstrap server URL (http://host:port); none by default. */
+  bootstrap?: string;
+  /** Glob patterns: download every matching file that appears on the network. */
+  watchPatterns?: string[];
+  /** How often to ask a few peers for the peers they know (0 = never). */
+  gossipIntervalMs?: number;
+  /** `refreshHolders()` asks each peer for its list at most this often (default a minute). */
+  holdersListIntervalMs?: number;
+  logger?: Logger;
+}
+
+/** A download with its verified-pieces bitfield (BEP 3 order, a copy) and its connected peers. */
+export type DownloadDetail = DownloadInfo & { bitfield: Buffer; peerList: PeerStat[] };
+
+/** Payload bytes and rates of every torrent this node ran since it started, seeding included. */
+export interface TransferTotals {
+  downloaded: number;
+  uploaded: number;
+  downloadRate: number;
+  uploadRate: number;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 256;
+export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;

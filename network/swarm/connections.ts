@@ -1,0 +1,122 @@
+import type { Logger } from '../util/log.js';
+import { hostPort } from '../util/addresses.js';
+import { Peer, dialSocket, type PeerTimeouts } from './peer.js';
+
+export interface ConnectionsInit {
+  /** The torrent's infohash: a dialled peer's handshake must name it. */
+  infoHash: Buffer;
+  /** Our handshake for this torrent, sent as soon as a dial connects. */
+  handshake: Buffer;
+  /** Connections per torrent, dialled and accepted together. */
+  maxPeers: number;
+  connectTimeoutMs: number;
+  timeouts: PeerTimeouts;
+  log: Logger;
+  /** Peers connected now (sessions of the torrent). */
+  connected(): number;
+  /** Is this address connected already by a dial of ours? */
+  isConnected(host: string, port: number): boolean;
+  /** A dial completed its handshake: hand the transport to the torrent. */
+  established(peer: Peer, peerId: Buffer): void;
+}
+
+interface Candidate {
+  host: string;
+  port: number;
+  failures: number;
+  nextTry: number;
+}
+
+/** Back-off after a failed dial: 2 s doubling, at most five minutes. */
+const RETRY_FIRST_MS = 2_000;
+const RETRY_MAX_MS = 300_000;
+/** A connected peer that left is dialled again no sooner than this. */
+const REDIAL_AFTER_CLOSE_MS = 5_000;
+
+/**
+ * Whom a torrent dials: the candidates every source named (trackers, the registry, hints),
+ * each with its own back-off, dialled up to the torrent's connection limit, never twice at
+ * once and never when banned. A dial's first message must be the handshake for this
+ * torrent; then the transport goes to the torrent, which decides what else to refuse
+ * (ourselves, duplicates, a full torrent).
+ */
+export class Connections {
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly connecting = new Set<string>();
+  /** Peer ids (hex) and addresses of peers that sent corrupt data. */
+  private readonly banned = new Set<string>();
+
+  constructor(private readonly init: ConnectionsInit) {}
+
+  /** Remember peers to dial (again, with back-off, if they drop while we still need pieces). */
+  add(list: Iterable<{ host: string; port: number }>): void {
+    for (const { host, port } of list) {
+      const key = hostPort(host, port);
+      if (!this.candidates.has(key)) this.candidates.set(key, { host, port, failures: 0, nextTry: 0 });
+    }
+  }
+
+  /** Dial every candidate that is due, up to the connection limit. */
+  dial(): void {
+    const now = Date.now();
+    for (const [key, c] of this.candidates) {
+      if (this.init.connected() + this.connecting.size >= this.init.maxPeers) return;
+      if (c.nextTry > now || this.connecting.has(key) || this.banned.has(key)) continue;
+      if (this.init.isConnected(c.host, c.port)) continue;
+      this.open(key, c);
+    }
+  }
+
+  /** Every candidate is due again at once (a resumed download). */
+  resetBackoff(): void {
+    for (const c of this.candidates.values()) {
+      c.failures = 0;
+      c.nextTry = 0;
+    }
+  }
+
+  /** A connected peer left: if we dialled it, wait a little before dialling it again. */
+  closed(peer: Peer): void {
+    const c = peer.outgoing ? this.candidates.get(peer.label) : undefined;
+    if (c) c.nextTry = Date.now() + REDIAL_AFTER_CLOSE_MS;
+  }
+
+  ban(peer: Peer, peerId: Buffer): void {
+    this.banned.add(peerId.toString('hex'));
+    this.banned.add(peer.label);
+  }
+
+  isBanned(peer: Peer, peerId: Buffer): boolean {
+    return this.banned.has(peerId.toString('hex')) || this.banned.has(peer.label);
+  }
+
+  private open(key: string, c: Candidate): void {
+    this.connecting.add(key);
+    const { connectTimeoutMs } = this.init;
+    let peer: Peer | null = null;
+    const socket = dialSocket(c.host, c.port, (chunk) => peer?.feed(chunk));
+    peer = new Peer(socket, c.host, c.port, true, this.init.timeouts);
+    const timer = setTimeout(() => peer.close(`connect timed out after ${connectTimeoutMs} ms`), connectTimeoutMs);
+    timer.unref();
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      peer.send(this.init.handshake);
+    });
+    peer.events = {
+      message: (p, msg) => {
+        if (msg.type !== 'handshake') return p.close('message before handshake');
+        if (!msg.infoHash.equals(this.init.infoHash)) return p.close('handshake for another torrent');
+        this.connecting.delete(key);
+        c.failures = 0;
+        this.init.established(p, msg.peerId);
+      },
+      close: (_p, reason) => {
+        clearTimeout(timer);
+        this.connecting.delete(key);
+        c.failures++;
+        c.nextTry = Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(c.failures, 8));
+        this.init.log.debug({ peer: key, reason }, 'could not connect to peer');
+      },
+    };
+  }
+}

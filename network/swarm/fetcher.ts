@@ -1,0 +1,196 @@
+import { encodeCancel } from '../wire/peer-wire.js';
+import type { Bitfield } from '../wire/bitfield.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import type { Logger } from '../util/log.js';
+import type { PieceWriter } from '../storage/stores.js';
+import type { Hasher } from '../storage/part-file.js';
+import { PiecePicker } from './picker.js';
+import type { ActivePiece } from './active-piece.js';
+import type { PeerSession } from './peer-session.js';
+import type { SwarmLimits } from './limits.js';
+import { queueStandingBefore, takeBackQueue } from './streaming.js';
+import { verifyPiece } from './verifier.js';
+
+export interface FetcherInit {
+  metainfo: Metainfo;
+  writer: PieceWriter;
+  hasher: Hasher;
+  log: Logger;
+  limits: SwarmLimits;
+  /** The torrent's connected peers now. */
+  peers(): ReadonlySet<PeerSession>;
+  /** The torrent stopped: drop what is under way. */
+  stopped(): boolean;
+  /** Counters shared with the torrent's stats. */
+  stats: { fetched: number; wasted: number; hashFailures: number };
+  /** A remote peer broke the protocol: the torrent logs it and closes that connection. */
+  violation(session: PeerSession, why: string): void;
+  /** Never take this peer again (it sent corrupt data too often). */
+  ban(session: PeerSession): void;
+  /** A piece was verified and written. */
+  verified(index: number): void;
+  /** The last piece was verified and written. */
+  complete(): void;
+  /** A local failure (disk, hash worker): the download cannot go on. */
+  failed(err: Error): void;
+}
+
+/**
+ * The download side of one torrent: fetch what we lack from the peers that have it. Keeps
+ * the picker fed with what each peer has, tops up each peer's request pipeline, takes the
+ * blocks that come back (end-game CANCELs for duplicates), verifies each completed piece
+ * off the event loop and blames the sender of corrupt data (strikes, then a ban), re-asks
+ * the blocks of a peer that stalls, and moves a streamed piece to the front. Seeds have none.
+ */
+export class Fetcher {
+  readonly picker: PiecePicker<PeerSession>;
+  private done = false;
+
+  constructor(private readonly init: FetcherInit) {
+    const pool = init.writer.pool;
+    this.picker = new PiecePicker<PeerSession>(init.metainfo, init.writer.have, () => pool.acquire());
+  }
+
+  // ---- what peers have ------------------------------------------------------------------
+
+  /** A peer's bitfield replaced `old` (an empty one for a new peer). */
+  sawBitfield(session: PeerSession, old: Bitfield, bits: Bitfield): void {
+    this.picker.removeAvailability(old);
+    this.picker.addAvailability(bits);
+    if (this.picker.interesting(session)) session.setInterested(true);
+  }
+
+  /** A peer announced piece `index` (new to us from it). */
+  sawHave(session: PeerSession, index: number): void {
+    this.picker.addHave(index);
+    if (this.picker.isNeeded(index)) session.setInterested(true);
+  }
+
+  /** A peer left: its blocks go to the others at once. */
+  left(session: PeerSession): void {
+    this.picker.release(session);
+    this.picker.removeAvailability(session.bitfield);
+    this.requestAll();
+  }
+
+  /** A peer choked us: what it had queued is asked of the others. */
+  choked(session: PeerSession): void {
+    this.picker.release(session);
+    this.requestOthers(session);
+  }
+
+  // ---- requests and blocks --------------------------------------------------------------
+
+  request(session: PeerSession): void {
+    session.requestMore(this.picker, this.init.metainfo.pieceLength);
+  }
+
+  requestAll(): void {
+    for (const p of this.init.peers()) this.request(p);
+  }
+
+  /** A block arrived from `session` (the torrent counted its bytes already). */
+  onBlock(session: PeerSession, index: number, begin: number, block: Buffer): void {
+    const picker = this.picker;
+    const result = picker.received(session, index, begin, block);
+    if (result === 'bad') return this.init.violation(session, `block ${index}/${begin}+${block.length} does not fit the torrent`);
+    session.progressed();
+    if (result === 'dup') {
+      this.init.stats.wasted += block.length;
+    } else {
+      if (picker.endgame) {
+        const cancel = encodeCancel(index, begin, block.length);
+        for (const p of picker.cancelDuplicates(session, index, begin)) p.send(cancel);
+      }
+      if (result) this.verify(result);
+    }
+    this.request(session);
+  }
+
+  /** Streaming: fetch the pieces from `index` on before rarest-first, and ask for them now. */
+  prioritize(index: number, count?: number): void {
+    const picker = this.picker;
+    picker.prioritize(index, count);
+    if (picker.isNeeded(index)) {
+      const owner = queueStandingBefore(picker, this.init.peers(), index);
+      if (owner) takeBackQueue(owner, picker, this.init.log);
+    }
+    this.requestAll();
+  }
+
+  /**
+   * Once a second per peer: a peer with requests outstanding that sent nothing for the
+   * request timeout stalled (its blocks are asked elsewhere; too many stalls close it);
+   * otherwise its queue depth follows its rate, and interest ends when it has nothing we need.
+   */
+  tick(session: PeerSession, now: number): void {
+    const { picker } = this;
+    const limits = this.init.limits;
+    if (session.checkStall(now, picker.outstanding(session), limits.requestTimeoutMs)) {
+      this.init.log.warn(
+        { peer: session.label, outstanding: picker.outstanding(session), stalls: session.stalls },
+        `peer sent nothing for ${limits.requestTimeoutMs} ms: re-asking its blocks elsewhere`,
+      );
+      picker.release(session);
+      if (session.stalls >= limits.maxStalls) return this.init.violation(session, `stalled ${session.stalls} times`);
+      return this.requestOthers(session);
+    }
+    session.adjustDepth(limits.maxQueueDepth);
+    if (session.amInterested && picker.outstanding(session) === 0 && !picker.interesting(session)) session.setInterested(false);
+    this.request(session);
+  }
+
+  private requestOthers(except: PeerSession): void {
+    for (const p of this.init.peers()) if (p !== except) this.request(p);
+  }
+
+  // ---- verification ---------------------------------------------------------------------
+
+  private verify(ap: ActivePiece<PeerSession>): void {
+    const { metainfo, hasher, writer } = this.init;
+    verifyPiece(ap, metainfo, hasher, writer, this.init.stopped)
+      .then(
+        (verdict) => {
+          if (verdict === 'corrupt') this.hashFailed(ap);
+          else if (verdict === 'verified') this.verified(ap);
+        },
+        (err: Error) => {
+          if (!this.init.stopped()) this.init.failed(err);
+        },
+      )
+      .finally(() => {
+        if (!this.done) this.requestAll();
+      });
+  }
+
+  private verified(ap: ActivePiece<PeerSession>): void {
+    this.picker.verified(ap.index);
+    this.init.stats.fetched += ap.size;
+    this.init.verified(ap.index);
+    if (this.init.writer.have.complete() && !this.done) {
+      this.done = true;
+      this.init.complete();
+    }
+  }
+
+  /** The piece is fetched again from one peer; a peer that alone sent it takes a strike. */
+  private hashFailed(ap: ActivePiece<PeerSession>): void {
+    const stats = this.init.stats;
+    stats.hashFailures++;
+    stats.wasted += ap.size;
+    this.picker.failed(ap.index);
+    const log = this.init.log;
+    if (ap.contributors.size !== 1) {
+      log.warn({ piece: ap.index, peers: ap.contributors.size }, 'piece failed its hash check; fetching it again from a single peer');
+      return;
+    }
+    const [session] = ap.contributors;
+    if (!session || session.closed) return;
+    const strikes = session.strike();
+    log.warn({ peer: session.label, piece: ap.index, strikes }, 'piece failed its hash check: peer sent corrupt data');
+    if (strikes >= this.init.limits.maxStrikes) {
+      this.init.ban(session);
+      this.init.violation(session, `sent ${strikes} corrupt pieces: banned`);
+    }
+  }
+}

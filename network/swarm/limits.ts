@@ -1,0 +1,32 @@
+/** What one torrent allows its peers and itself: the swarm's hard limits and timers. */
+export interface SwarmLimits {
+  /** Connections per torrent. */
+  maxPeers: number;
+  /** Peers we upload to at once. */
+  uploadSlots: number;
+  /** A peer with requests outstanding that sends no block for this long has stalled. */
+  requestTimeoutMs: number;
+  /** Stalls before we drop a peer. */
+  maxStalls: number;
+  /** Hash failures of pieces a peer alone sent before we drop and ban it. */
+  maxStrikes: number;
+  /** Requests a peer may queue with us; more is abuse and closes the connection. */
+  maxQueuedUploads: number;
+  connectTimeoutMs: number;
+  /** Most requests kept in flight to one peer. */
+  maxQueueDepth: number;
+}
+
+export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
+  maxPeers: 50,
+  uploadSlots: 16,
+  requestTimeoutMs: 10_000,
+  maxStalls: 3,
+  maxStrikes: 2,
+  maxQueuedUploads: 512,
+  connectTimeoutMs: 5_000,
+  maxQueueDepth: 256,
+};
+
+/** Accepted connections beyond `maxPeers` (dials stop at the limit; a few incoming may still come in). */
+export const INCOMING_SLACK = 10;

@@ -1,0 +1,239 @@
+import { BLOCK_LENGTH, CHOKE, INTERESTED, NOT_INTERESTED, UNCHOKE, encodeRequests } from '../wire/peer-wire.js';
+import { Bitfield } from '../wire/bitfield.js';
+import type { Logger } from '../util/log.js';
+import type { PieceReader } from '../storage/piece-reader.js';
+import type { Peer } from './peer.js';
+import type { PickerPeer, PiecePicker } from './picker.js';
+import type { ChokerPeer } from './choker.js';
+import { RateLimiter, RateMeter } from './rate.js';
+import { Uploads, type UploadRequest } from './uploads.js';
+
+/** Requests kept in flight to a new peer, and the floor for one that never stalled. */
+export const INITIAL_QUEUE_DEPTH = 128;
+const MIN_QUEUE_DEPTH = 64;
+/** Depth for a peer that stalled: it has to earn a deeper queue again. */
+const STALLED_QUEUE_DEPTH = 4;
+/** Keep enough in flight to cover this long at the peer's current rate. */
+const QUEUE_SECONDS = 0.5;
+
+export interface PeerSessionInit {
+  peer: Peer;
+  peerId: Buffer;
+  pieceCount: number;
+  /** The torrent's store reader now (it changes when a download finishes). */
+  reader(): PieceReader;
+  limiter: RateLimiter;
+  log: Logger;
+  /** Payload bytes sent to this peer, for the torrent's and the node's totals. */
+  sent(bytes: number): void;
+}
+
+/**
+ * One peer of one torrent: what it has, the four choke and interest flags, our request
+ * pipeline to it (how deep, when a block last came, how often it stalled or sent corrupt
+ * data), the requests it queued with us, and its counters. Only this class changes that
+ * state; the torrent, the choker and the upload pump go through its methods. Which blocks
+ * are asked of it is the picker's (the sole owner of request state); the bytes on the wire
+ * are the transport's (`Peer`).
+ */
+export class PeerSession implements PickerPeer, ChokerPeer {
+  readonly peer: Peer;
+  readonly peerId: Buffer;
+  readonly down = new RateMeter();
+  readonly up = new RateMeter();
+  private bits: Bitfield;
+  private choking = true;
+  private interestedInIt = false;
+  private chokedByIt = true;
+  private itIsInterested = false;
+  private strikeCount = 0;
+  private stallCount = 0;
+  /** When a requested block last arrived (or requests were last (re)started). */
+  private lastBlockAt = Date.now();
+  private depth = INITIAL_QUEUE_DEPTH;
+  private readonly uploads: Uploads;
+
+  constructor(init: PeerSessionInit) {
+    this.peer = init.peer;
+    this.peerId = init.peerId;
+    this.bits = new Bitfield(init.pieceCount);
+    this.uploads = new Uploads({
+      peer: init.peer,
+      reader: init.reader,
+      limiter: init.limiter,
+      log: init.log,
+      allowed: () => !this.choking,
+      sent: (n) => {
+        this.up.add(n);
+        init.sent(n);
+      },
+    });
+  }
+
+  get bitfield(): Bitfield {
+    return this.bits;
+  }
+  get label(): string {
+    return this.peer.label;
+  }
+  get closed(): boolean {
+    return this.peer.closed;
+  }
+  get outgoing(): boolean {
+    return this.peer.outgoing;
+  }
+  /** We choke it: it may not download from us. */
+  get amChoking(): boolean {
+    return this.choking;
+  }
+  /** We told it we want something it has. */
+  get amInterested(): boolean {
+    return this.interestedInIt;
+  }
+  /** It chokes us: asking it for blocks is pointless. */
+  get peerChoking(): boolean {
+    return this.chokedByIt;
+  }
+  get peerInterested(): boolean {
+    return this.itIsInterested;
+  }
+  /** Pieces it alone sent that failed their hash. */
+  get strikes(): number {
+    return this.strikeCount;
+  }
+  /** Times its requests timed out. */
+  get stalls(): number {
+    return this.stallCount;
+  }
+  get queueDepth(): number {
+    return this.depth;
+  }
+  get queuedUploads(): number {
+    return this.uploads.length;
+  }
+  downloadRate(): number {
+    return this.down.rate();
+  }
+  uploadRate(): number {
+    return this.up.rate();
+  }
+
+  send(buf: Buffer): boolean {
+    return this.peer.send(buf);
+  }
+
+  close(reason: string): void {
+    this.peer.close(reason);
+  }
+
+  // ---- what it tells us ---------------------------------------------------------------
+
+  /** Its bitfield (BEP 3: once, first; aria2c sends it again later instead of HAVEs). Returns the one it replaces. */
+  replaceBitfield(bits: Bitfield): Bitfield {
+    const old = this.bits;
+    this.bits = bits;
+    return old;
+  }
+
+  /** A HAVE: true when the piece is new to us. */
+  has(index: number): boolean {
+    return this.bits.set(index);
+  }
+
+  setPeerChoking(choking: boolean): void {
+    this.chokedByIt = choking;
+    if (!choking) this.lastBlockAt = Date.now();
+  }
+
+  setPeerInterested(interested: boolean): void {
+    this.itIsInterested = interested;
+  }
+
+  // ---- what we tell it ------------------------------------------------------------------
+
+  /** Say INTERESTED or NOT_INTERESTED, once per change. */
+  setInterested(yes: boolean): void {
+    if (this.interestedInIt === yes) return;
+    this.interestedInIt = yes;
+    this.send(yes ? INTERESTED : NOT_INTERESTED);
+  }
+
+  unchoke(): void {
+    if (!this.choking) return;
+    this.choking = false;
+    this.send(UNCHOKE);
+  }
+
+  /** Choke it; what it queued with us is dropped (BEP 3). */
+  choke(): void {
+    if (this.choking) return;
+    this.choking = true;
+    this.uploads.clear();
+    this.send(CHOKE);
+  }
+
+  // ---- our requests to it ---------------------------------------------------------------
+
+  /**
+   * Top up the requests in flight to it, in batches: each write to a loopback socket costs a
+   * syscall and a wake-up of the other side.
+   */
+  requestMore(picker: PiecePicker, pieceLength: number): void {
+    if (this.chokedByIt || !this.interestedInIt || this.closed) return;
+    const outstanding = picker.outstanding(this);
+    const room = this.depth - outstanding;
+    if (room < Math.max(Math.min(16, this.depth / 2), this.depth / 4)) return;
+    const maxOwned = Math.ceil((this.depth * BLOCK_LENGTH) / pieceLength) + 1;
+    const reqs = picker.pick(this, room, maxOwned);
+    if (reqs.length === 0) return;
+    if (outstanding === 0) this.lastBlockAt = Date.now();
+    this.send(encodeRequests(reqs));
+  }
+
+  /** A block it sent arrived (whatever it turns out to be worth). */
+  received(bytes: number): void {
+    this.down.add(bytes);
+  }
+
+  /** A requested block arrived and fit: the pipeline moves. */
+  progressed(): void {
+    this.lastBlockAt = Date.now();
+  }
+
+  /**
+   * It has had requests outstanding and sent nothing for `timeoutMs`: count a stall and start
+   * it over with a shallow queue. True when it stalled just now.
+   */
+  checkStall(now: number, outstanding: number, timeoutMs: number): boolean {
+    if (outstanding === 0 || now - this.lastBlockAt <= timeoutMs) return false;
+    this.stallCount++;
+    this.depth = STALLED_QUEUE_DEPTH;
+    return true;
+  }
+
+  /** Keep about QUEUE_SECONDS of its current rate in flight, within bounds. */
+  adjustDepth(maxDepth: number): void {
+    const want = Math.ceil((this.down.rate() * QUEUE_SECONDS) / BLOCK_LENGTH);
+    const floor = this.stallCount > 0 ? STALLED_QUEUE_DEPTH : MIN_QUEUE_DEPTH;
+    this.depth = Math.max(floor, Math.min(maxDepth, Math.max(want, this.depth)));
+  }
+
+  /** A piece it alone sent failed its hash; returns the strikes so far. */
+  strike(): number {
+    return ++this.strikeCount;
+  }
+
+  // ---- its requests to us ---------------------------------------------------------------
+
+  queueUpload(r: UploadRequest): void {
+    this.uploads.add(r);
+  }
+
+  cancelUpload(index: number, begin: number, length: number): void {
+    this.uploads.cancel(index, begin, length);
+  }
+
+  serveUploads(): void {
+    void this.uploads.pump();
+  }
+}

@@ -1,0 +1,51 @@
+import { clientName } from './client-name.js';
+import type { PeerSession } from './peer-session.js';
+
+/** One connected peer as the dashboard shows it. */
+export interface PeerStat {
+  /** host:port ([v6]:port) of the connection (an incoming peer's port is its ephemeral one). */
+  address: string;
+  /** Decoded from the peer id: "Shoal 0.1.0", "aria2 1.37.0", or its printable prefix. */
+  client: string;
+  /** Payload bytes this peer sent us (verified or not), and we sent it. */
+  downloaded: number;
+  uploaded: number;
+  downloadRate: number;
+  uploadRate: number;
+  /** Share of the pieces it has, 0 to 1. */
+  has: number;
+  outgoing: boolean;
+}
+
+/** A torrent's counters: what `status`, the dashboard and the bootstrap monitor show. */
+export interface TorrentStats {
+  infohash: string;
+  name: string;
+  length: number;
+  pieces: number;
+  verified: number;
+  /** Payload bytes received, including duplicates and data that failed its hash. */
+  downloaded: number;
+  uploaded: number;
+  /** Bytes of verified pieces fetched by this run (excludes what a resume recovered). */
+  fetched: number;
+  wasted: number;
+  hashFailures: number;
+  downloadRate: number;
+  uploadRate: number;
+  peers: number;
+  seeding: boolean;
+}
+
+export function peerStat(p: PeerSession, pieceCount: number): PeerStat {
+  return {
+    address: p.label,
+    client: clientName(p.peerId),
+    downloaded: p.down.total,
+    uploaded: p.up.total,
+    downloadRate: p.downloadRate(),
+    uploadRate: p.uploadRate(),
+    has: pieceCount > 0 ? p.bitfield.count() / pieceCount : 0,
+    outgoing: p.outgoing,
+  };
+}

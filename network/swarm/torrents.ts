@@ -1,0 +1,98 @@
+/**
+ * Every torrent this node runs, by infohash: downloads (opened by the download manager) and
+ * shared files (opened on demand, when a peer's handshake names one). They share the node's
+ * peer id, hash workers, limits, upload limiter and totals.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../util/log.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import type { Hasher } from '../storage/part-file.js';
+import { SeedStore } from '../storage/seed-store.js';
+import type { PieceStore, PieceWriter } from '../storage/stores.js';
+import { Torrent, type SwarmLimits } from './torrent.js';
+import type { PeerSession } from './peer-session.js';
+import type { PeerTimeouts } from './peer.js';
+import { RateLimiter, RateMeter } from './rate.js';
+
+export interface TorrentsInit {
+  peerId: Buffer;
+  hasher: Hasher;
+  limits: SwarmLimits;
+  timeouts: PeerTimeouts;
+  /** Upload limit in bytes per second for the whole node; 0 = none. */
+  maxUploadRate: number;
+  log: Logger;
+  /** A complete shared file with this infohash, if there is one. */
+  shared(infohash: string): { path: string; metainfo: Metainfo } | undefined;
+}
+
+export interface TorrentsEvents {
+  /** A peer of `infohash` has every piece. */
+  'peer-complete': [infohash: string, peer: PeerSession];
+}
+
+export class Torrents extends EventEmitter<TorrentsEvents> {
+  /** Payload bytes and rates of every torrent since the node started, seeding included. */
+  readonly totals = { down: new RateMeter(), up: new RateMeter() };
+  private readonly running = new Map<string, Torrent>();
+  private readonly uploadLimiter: RateLimiter;
+
+  constructor(private readonly init: TorrentsInit) {
+    super();
+    this.uploadLimiter = new RateLimiter(init.maxUploadRate);
+  }
+
+  get(infohash: string): Torrent | undefined {
+    return this.running.get(infohash);
+  }
+
+  list(): Torrent[] {
+    return [...this.running.values()];
+  }
+
+  /** Start a torrent for `m` on `store` (a PieceWriter for a download). */
+  open(m: Metainfo, store: PieceStore | PieceWriter, paused = false): Torrent {
+    const t = new Torrent({
+      paused,
+      totals: this.totals,
+      metainfo: m,
+      store,
+      peerId: this.init.peerId,
+      hasher: this.init.hasher,
+      logger: this.init.log,
+      limits: this.init.limits,
+      timeouts: this.init.timeouts,
+      uploadLimiter: this.uploadLimiter,
+    });
+    this.running.set(m.infoHashHex, t);
+    t.on('peer-complete', (p) => this.emit('peer-complete', m.infoHashHex, p));
+    return t;
+  }
+
+  /** A running torrent, or a shared file's opened now (what an incoming handshake asks for); null if we have neither. */
+  async find(infohash: string): Promise<Torrent | null> {
+    const running = this.running.get(infohash);
+    if (running) return running;
+    const file = this.init.shared(infohash);
+    if (!file) return null;
+    const store = await SeedStore.open(file.path, file.metainfo);
+    // Another handshake may have opened it while this one waited for the file.
+    const raced = this.running.get(infohash);
+    if (raced) {
+      await store.close();
+      return raced;
+    }
+    return this.open(file.metainfo, store);
+  }
+
+  /** Forget and stop the torrent of `infohash`. */
+  async drop(infohash: string): Promise<void> {
+    const t = this.running.get(infohash);
+    this.running.delete(infohash);
+    await t?.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.allSettled([...this.running.values()].map((t) => t.stop()));
+  }
+}
