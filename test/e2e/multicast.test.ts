@@ -1,6 +1,7 @@
 /**
- * Multicast beacons: the codec on its own, then real nodes on real sockets. The socket
- * tests run only inside the private network namespace that `npm test` makes (only `lo`,
+ * Multicast discovery (what beacons mean) with real nodes on real sockets; the codec is
+ * test/unit/beacon-codec.test.ts, the socket layer multicast-socket.test.ts. These tests
+ * run only inside the private network namespace that `npm test` makes (only `lo`,
  * plus the veth pairs a test adds), so no datagram ever reaches the host's network.
  */
 import { expect } from 'chai';
