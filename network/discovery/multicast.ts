@@ -1,27 +1,20 @@
 /**
- * LAN discovery by multicast beacons (see network/wire/beacon-codec.ts for the packet).
- * This file moves bytes only: it sends a HELLO on every usable IPv4 interface each
- * interval, a GOODBYE on a clean stop, and turns the beacons it hears into `peer` / `lost`
- * events. Several nodes on one host share the group port (SO_REUSEADDR; Linux hands every
- * such socket its own copy), so multicast loopback stays on.
+ * LAN discovery by multicast beacons: what the datagrams mean. The packet format is
+ * network/wire/beacon-codec.ts and the sockets are multicast-socket.ts; this file sends a
+ * HELLO every interval and a GOODBYE on a clean stop, and turns the beacons it hears into
+ * `peer` / `lost` events: a table of the peers it hears, each expiring after a few missed
+ * intervals, a restart noticed by its new instance id, and a newcomer answered promptly.
  *
- * Sockets: one receiving socket bound to group:port that joins the group on each
- * interface, and one sending socket per interface, bound to that interface's address so
- * the beacon leaves where we mean it to. Interfaces are re-read every round, so a cable
- * plugged in or a VPN going away is followed without a restart.
- *
- * Nothing here throws out of start() or crashes the process: every socket has an 'error'
- * handler, and each distinct problem (no such interface, join refused, send unreachable)
- * is logged once, shown in health(), and retried with exponential back-off.
+ * Each sighting carries the address the beacon names, or else the one it came from, as
+ * heard: a node beaconing on two interfaces reaches us from two addresses, and which one
+ * a peer keeps is the peer registry's rule (peer-registry.ts), not this source's.
  */
-import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { isIPv4 } from 'node:net';
 import type { DiscoveryHealth, HealthState, PeerDiscovery, PeerDiscoveryEvents } from './discovery.js';
 import { decodeBeacon, encodeBeacon, MAX_NAME_BYTES, type Beacon, type BeaconType } from '../wire/beacon-codec.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { chooseInterfaces } from './interfaces.js';
-import { Problems } from '../util/problems.js';
+import { Cooldown } from '../util/cooldown.js';
+import { MulticastSocket } from './multicast-socket.js';
 
 export const DEFAULT_MULTICAST_GROUP = '224.1.1.1';
 export const DEFAULT_MULTICAST_PORT = 10000;
@@ -37,7 +30,6 @@ const REPLY_SPREAD_MS = 200;
 const REPLY_MIN_GAP_MS = 1000;
 const GARBAGE_WARN_EVERY_MS = 60_000;
 const GARBAGE_SOURCES_KEPT = 1024;
-const GOODBYE_TIMEOUT_MS = 1000;
 
 export interface MulticastInit {
   /** host: the address we advertise (--peer-ip); omitted = unspecified, receivers use the source. */
@@ -59,19 +51,9 @@ export interface MulticastStopOptions {
   goodbye?: boolean;
 }
 
-interface Link {
-  name: string;
-  address: string;
-  socket?: dgram.Socket;
-  joined: boolean;
-}
-
 interface PeerEntry {
+  /** A GOODBYE counts only from this instance; a new one means the peer restarted. */
   instance: string;
-  host: string;
-  hostSeen: number;
-  port: number;
-  name: string;
   expireMs: number;
   expiry: NodeJS.Timeout;
 }
@@ -79,47 +61,42 @@ interface PeerEntry {
 export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implements PeerDiscovery {
   readonly source = 'multicast' as const;
   private readonly self: { id: string; instance: string; name: string; port: number; host?: string };
-  private readonly group: string;
-  private readonly port: number;
-  private readonly ttl: number;
   private readonly intervalMs: number;
   private readonly missed: number;
   private readonly maxPeers: number;
-  private readonly wanted: string[] | undefined;
   private readonly log: Logger;
-  private readonly problems: Problems;
+  private readonly socket: MulticastSocket;
 
   private running = false;
   /** Bumped at each start and stop, so async work from an older run drops its results. */
   private generation = 0;
   private started?: Promise<void>;
   private stopping?: Promise<void>;
-  private recv?: dgram.Socket;
-  private readonly sockets = new Set<dgram.Socket>();
-  private readonly links = new Map<string, Link>();
   private readonly peers = new Map<string, PeerEntry>();
-  private readonly garbageWarned = new Map<string, number>();
+  /** What a remote sends wrong is a warning, at most one per source a minute. */
+  private readonly garbageWarned = new Cooldown(GARBAGE_WARN_EVERY_MS, GARBAGE_SOURCES_KEPT);
   private tickTimer?: NodeJS.Timeout;
   private replyTimer?: NodeJS.Timeout;
   private nextBeaconAt = 0;
   private lastReplyAt = 0;
   private current: DiscoveryHealth = { state: 'stopped', since: Date.now() };
-  private lastOk?: number;
+  private lastHeardAt?: number;
 
   constructor(init: MulticastInit) {
     super();
     this.log = init.logger ?? silentLogger();
-    this.group = init.group ?? DEFAULT_MULTICAST_GROUP;
-    this.port = init.port ?? DEFAULT_MULTICAST_PORT;
-    this.ttl = init.ttl ?? DEFAULT_MULTICAST_TTL;
+    this.socket = new MulticastSocket({
+      group: init.group ?? DEFAULT_MULTICAST_GROUP,
+      port: init.port ?? DEFAULT_MULTICAST_PORT,
+      ttl: init.ttl ?? DEFAULT_MULTICAST_TTL,
+      interfaces: init.interfaces,
+      logger: this.log,
+      onDatagram: (msg, from) => this.onDatagram(msg, from),
+      onStatusChange: () => this.updateHealth(),
+    });
     this.intervalMs = init.intervalMs ?? DEFAULT_BEACON_INTERVAL_MS;
     this.missed = init.expireAfterMissed ?? DEFAULT_EXPIRE_AFTER_MISSED;
     this.maxPeers = init.maxPeers ?? MAX_MULTICAST_PEERS;
-    this.wanted = init.interfaces && init.interfaces.length > 0 ? [...init.interfaces] : undefined;
-    const first = Number(this.group.split('.')[0]);
-    if (!isIPv4(this.group) || first < 224 || first > 239) throw new RangeError(`multicast group must be 224.0.0.0..239.255.255.255, got ${this.group}`);
-    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) throw new RangeError(`multicast port must be 1..65535, got ${this.port}`);
-    if (!Number.isInteger(this.ttl) || this.ttl < 0 || this.ttl > 255) throw new RangeError(`multicast TTL must be 0..255, got ${this.ttl}`);
     if (!(this.missed >= 1)) throw new RangeError(`expireAfterMissed must be at least 1, got ${this.missed}`);
     this.self = { ...init.self, name: fitName(init.self.name) };
     if (this.self.host !== undefined && !isAdvertisable(this.self.host)) {
@@ -127,11 +104,13 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       delete this.self.host;
     }
     this.beacon('HELLO'); // a bad id, instance, port or interval is a programming error: say so now
-    this.problems = new Problems(this.log, 'multicast: ');
   }
 
   health(): DiscoveryHealth {
-    return this.lastOk === undefined ? { ...this.current } : { ...this.current, lastOk: this.lastOk };
+    const sent = this.socket.lastSentAt;
+    const heard = this.lastHeardAt;
+    const lastOk = sent === undefined ? heard : heard === undefined ? sent : Math.max(sent, heard);
+    return lastOk === undefined ? { ...this.current } : { ...this.current, lastOk };
   }
 
   async start(): Promise<void> {
@@ -140,7 +119,8 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       this.running = true;
       this.generation++;
       this.nextBeaconAt = 0;
-      this.setHealth('starting', `joining ${this.group}:${this.port}`);
+      this.socket.open();
+      this.setHealth('starting', `joining ${this.socket.group}:${this.socket.port}`);
       this.started = this.tick();
     }
     await this.started;
@@ -160,12 +140,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     clearTimeout(this.tickTimer);
     clearTimeout(this.replyTimer);
     this.replyTimer = undefined;
-    if (goodbye) await Promise.race([this.sendAll('GOODBYE'), sleep(GOODBYE_TIMEOUT_MS)]);
-    await Promise.all([...this.sockets].map(closeSocket));
-    this.sockets.clear();
-    this.links.clear();
-    this.recv = undefined;
-    this.problems.reset();
+    await this.socket.close(goodbye ? this.beacon('GOODBYE') : undefined);
     const ids = [...this.peers.keys()];
     for (const p of this.peers.values()) clearTimeout(p.expiry);
     this.peers.clear();
@@ -174,26 +149,18 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     this.setHealth('stopped');
   }
 
-  // ---- the round: interfaces, sockets, HELLO --------------------------------------------
+  // ---- the round: sockets in line with the interfaces, then HELLO when due ----------------
 
   private async tick(): Promise<void> {
     const gen = this.generation;
     try {
-      const { links, problems } = await chooseInterfaces(this.wanted);
-      if (gen !== this.generation) return;
-      this.problems.sync('iface:', problems);
-      for (const link of this.links.values()) {
-        if (!links.some((l) => l.address === link.address)) this.dropLink(link);
-      }
-      await this.ensureReceiver(gen);
-      let fresh = false;
-      for (const l of links) fresh = (await this.ensureLink(l, gen)) || fresh;
+      const fresh = await this.socket.refresh();
       if (gen !== this.generation) return;
       const now = Date.now();
       if (fresh || now >= this.nextBeaconAt) {
         // A little jitter, only ever earlier, so nodes drift apart and expiry margins hold.
         this.nextBeaconAt = now + this.intervalMs * (0.9 + 0.1 * Math.random());
-        await this.sendAll('HELLO');
+        await this.socket.send(this.beacon('HELLO'));
       }
       this.updateHealth();
     } catch (err) {
@@ -202,118 +169,11 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     if (gen === this.generation) this.schedule();
   }
 
+  /** The next beacon, or sooner when the socket layer has a back-off ending before it. */
   private schedule(): void {
-    const retry = this.problems.nextDue();
+    const retry = this.socket.retryAt();
     const at = retry === undefined ? this.nextBeaconAt : Math.min(this.nextBeaconAt, retry);
     this.tickTimer = setTimeout(() => void this.tick(), Math.max(10, at - Date.now())).unref();
-  }
-
-  private async ensureReceiver(gen: number): Promise<void> {
-    if (this.recv || !this.problems.due('recv')) return;
-    const sock = this.socket();
-    sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
-    sock.on('error', (err) => this.onReceiverError(sock, err));
-    try {
-      // Bound to the group (not 0.0.0.0) where the OS allows it, so datagrams for other
-      // groups on the same port, which Linux delivers by default, never reach us.
-      await bindSocket(sock, this.port, process.platform === 'win32' ? undefined : this.group);
-    } catch (err) {
-      void closeSocket(sock);
-      if (gen !== this.generation) return; // stop() closed it under us: not a problem
-      this.problems.report('recv', `cannot listen on ${this.group}:${this.port}: ${explain(err)}`);
-      return;
-    }
-    if (gen !== this.generation) {
-      void closeSocket(sock);
-      return;
-    }
-    this.recv = sock;
-    for (const link of this.links.values()) link.joined = false;
-    this.problems.clear('recv');
-  }
-
-  private onReceiverError(sock: dgram.Socket, err: Error): void {
-    if (this.recv !== sock) return;
-    this.recv = undefined;
-    void closeSocket(sock);
-    this.problems.report('recv', `receiving on ${this.group}:${this.port} failed: ${explain(err)}`);
-    this.updateHealth();
-  }
-
-  /** Opens the link's send socket and joins the group there; true if it just became usable. */
-  private async ensureLink(l: { name: string; address: string }, gen: number): Promise<boolean> {
-    let link = this.links.get(l.address);
-    if (!link) {
-      link = { name: l.name, address: l.address, joined: false };
-      this.links.set(l.address, link);
-    }
-    if (link.socket && (link.joined || !this.recv)) return false;
-    const key = `link:${link.address}`;
-    if (!this.problems.due(key)) return false;
-    const label = `${link.name} (${link.address})`;
-    let fresh = false;
-    if (!link.socket) {
-      const sock = this.socket();
-      sock.on('error', (err) => this.onLinkError(link, sock, err));
-      try {
-        await bindSocket(sock, 0, link.address);
-        sock.setMulticastInterface(link.address);
-        sock.setMulticastTTL(this.ttl);
-        sock.setMulticastLoopback(true); // other nodes on this host must hear us
-      } catch (err) {
-        void closeSocket(sock);
-        if (gen !== this.generation) return false;
-        this.problems.report(key, `cannot send beacons on ${label}: ${explain(err)}`);
-        return false;
-      }
-      if (gen !== this.generation || this.links.get(link.address) !== link) {
-        void closeSocket(sock); // stopped, or the interface went away while we bound
-        return false;
-      }
-      link.socket = sock;
-      fresh = true;
-    }
-    if (this.recv && !link.joined) {
-      try {
-        this.recv.addMembership(this.group, link.address);
-      } catch (err) {
-        // Already a member (the kernel kept us joined through a flap): that is what we want.
-        if (errorCode(err) !== 'EADDRINUSE') {
-          this.problems.report(key, `cannot join ${this.group} on ${label}: ${explain(err)}`);
-          return fresh;
-        }
-      }
-      link.joined = true;
-    }
-    this.problems.clear(key);
-    return fresh;
-  }
-
-  private onLinkError(link: Link, sock: dgram.Socket, err: Error): void {
-    if (link.socket !== sock) return;
-    link.socket = undefined;
-    void closeSocket(sock);
-    this.problems.report(`link:${link.address}`, `beacon socket on ${link.name} (${link.address}) failed: ${explain(err)}`);
-  }
-
-  private dropLink(link: Link): void {
-    this.links.delete(link.address);
-    if (link.socket) void closeSocket(link.socket);
-    try {
-      if (link.joined) this.recv?.dropMembership(this.group, link.address);
-    } catch {
-      // The interface is gone and took the membership with it.
-    }
-    this.problems.forget(`link:${link.address}`);
-    this.problems.forget(`send:${link.address}`);
-    if (link.socket) this.log.info(`multicast: no longer beaconing on ${link.name} (${link.address}): interface gone or down`);
-  }
-
-  private socket(): dgram.Socket {
-    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-    this.sockets.add(sock);
-    sock.once('close', () => this.sockets.delete(sock));
-    return sock;
   }
 
   private beacon(type: BeaconType): Buffer {
@@ -321,46 +181,10 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     return encodeBeacon({ type, id, instance, name, port, host, intervalMs: this.intervalMs });
   }
 
-  private async sendAll(type: BeaconType): Promise<void> {
-    const buf = this.beacon(type);
-    await Promise.all([...this.links.values()].map((link) => this.sendOn(link, buf)));
-  }
-
-  private sendOn(link: Link, buf: Buffer): Promise<void> {
-    const sock = link.socket;
-    if (!sock) return Promise.resolve();
-    const key = `send:${link.address}`;
-    return new Promise((resolve) => {
-      const done = (err: Error | null): void => {
-        if (err) {
-          this.problems.report(key, `cannot send beacons on ${link.name} (${link.address}) to ${this.group}:${this.port}: ${explain(err)}`);
-        } else {
-          this.lastOk = Date.now();
-          this.problems.clear(key);
-        }
-        this.updateHealth();
-        resolve();
-      };
-      try {
-        sock.send(buf, this.port, this.group, done);
-      } catch (err) {
-        done(err instanceof Error ? err : new Error(String(err))); // closed under us by stop()
-      }
-    });
-  }
-
   private updateHealth(): void {
     if (!this.running) return;
-    const working = [...this.links.values()].filter((l) => l.socket && l.joined && !this.problems.has(`send:${l.address}`));
-    const issues = this.problems.messages();
-    if (this.recv && working.length > 0) {
-      const where = `${this.group}:${this.port} on ${working.map((l) => l.name).join(', ')}`;
-      this.setHealth('ok', issues.length > 0 ? `${where}; ${issues.join('; ')}` : where);
-    } else if (issues.length > 0) {
-      this.setHealth('failing', issues.join('; '));
-    } else {
-      this.setHealth('failing', 'no usable IPv4 interface (up, multicast-capable, with an IPv4 address)');
-    }
+    const { state, detail } = this.socket.status();
+    this.setHealth(state, detail);
   }
 
   private setHealth(state: HealthState, detail?: string): void {
@@ -373,11 +197,8 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
 
   // ---- what we hear ---------------------------------------------------------------------
 
-  private onMessage(msg: Buffer, from: string): void {
-    // Linux hands a socket bound to group:port the group's traffic once *any* socket on the
-    // host joined it (IP_MULTICAST_ALL, which Node cannot turn off): joined nowhere, we
-    // must not pretend to hear anything. (Node cannot tell us the arrival interface either.)
-    if (!this.running || !this.joinedSomewhere()) return;
+  private onDatagram(msg: Buffer, from: string): void {
+    if (!this.running) return;
     let b: Beacon;
     try {
       b = decodeBeacon(msg); // refuses oversize datagrams before reading a field
@@ -386,7 +207,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       return;
     }
     if (b.id === this.self.id) return; // our own beacon, looped back
-    this.lastOk = Date.now();
+    this.lastHeardAt = Date.now();
     const known = this.peers.get(b.id);
     if (b.type === 'GOODBYE') {
       // A late GOODBYE of an earlier run must not remove the one that replaced it.
@@ -397,36 +218,22 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       this.garbage(from, `peer table full (${this.maxPeers}), ignoring ${b.id}`);
       return;
     }
-    const now = Date.now();
+    // The peer's own beacon interval sets its expiry: a slow beaconer is not dropped early.
     const expireMs = b.intervalMs * this.missed;
     const fresh = !known || known.instance !== b.instance;
-    let host = b.host ?? from;
-    let entry = known;
-    if (!entry) {
-      entry = { instance: b.instance, host, hostSeen: now, port: b.port, name: b.name, expireMs, expiry: this.expiry(b.id, expireMs) };
-      this.peers.set(b.id, entry);
+    if (!known) {
+      this.peers.set(b.id, { instance: b.instance, expireMs, expiry: this.expiry(b.id, expireMs) });
     } else {
-      // A node beaconing on two interfaces reaches us from two source addresses: keep the
-      // first while it stays current, so the registry does not see the peer flap.
-      const sticky = !fresh && host !== entry.host && now - entry.hostSeen < b.intervalMs * 1.5;
-      if (sticky) host = entry.host;
-      else entry.hostSeen = now;
-      Object.assign(entry, { instance: b.instance, host, port: b.port, name: b.name });
-      if (entry.expireMs === expireMs) entry.expiry.refresh();
+      known.instance = b.instance;
+      if (known.expireMs === expireMs) known.expiry.refresh();
       else {
-        clearTimeout(entry.expiry);
-        entry.expireMs = expireMs;
-        entry.expiry = this.expiry(b.id, expireMs);
+        clearTimeout(known.expiry);
+        known.expireMs = expireMs;
+        known.expiry = this.expiry(b.id, expireMs);
       }
     }
-    this.emit('peer', { id: b.id, host, port: b.port, name: b.name, instance: b.instance });
+    this.emit('peer', { id: b.id, host: b.host ?? from, port: b.port, name: b.name, instance: b.instance });
     if (fresh) this.scheduleReply();
-  }
-
-  /** Per datagram, so a loop rather than an array of the links. */
-  private joinedSomewhere(): boolean {
-    for (const l of this.links.values()) if (l.joined) return true;
-    return false;
   }
 
   private expiry(id: string, ms: number): NodeJS.Timeout {
@@ -449,81 +256,18 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     this.replyTimer = setTimeout(() => {
       this.replyTimer = undefined;
       this.lastReplyAt = Date.now();
-      void this.sendAll('HELLO');
+      void this.socket.send(this.beacon('HELLO'));
     }, delay).unref();
   }
 
-  /** What a remote sends wrong is a warning, at most one per source a minute. */
+  /** A warning the first time in a minute per source, so a noisy sender cannot flood the log. */
   private garbage(from: string, why: string): void {
-    const now = Date.now();
-    const last = this.garbageWarned.get(from);
-    if (last !== undefined && now - last < GARBAGE_WARN_EVERY_MS) {
+    if (!this.garbageWarned.take(from)) {
       this.log.debug({ from, reason: why }, 'multicast: ignored a bad beacon');
       return;
     }
-    if (this.garbageWarned.size >= GARBAGE_SOURCES_KEPT) this.garbageWarned.clear();
-    this.garbageWarned.set(from, now);
     this.log.warn({ from, reason: why }, `multicast: ignored a bad beacon from ${from}: ${why} (more from there are logged at debug for a minute)`);
   }
-}
-
-// ---- small helpers --------------------------------------------------------------------------
-
-function bindSocket(sock: dgram.Socket, port: number, address: string | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      sock.off('close', onClose);
-      reject(err);
-    };
-    // stop() may close the socket before the bind completes: do not hang the round.
-    const onClose = (): void => {
-      sock.off('error', onError);
-      reject(new Error('socket closed'));
-    };
-    sock.once('error', onError);
-    sock.once('close', onClose);
-    sock.bind({ port, address }, () => {
-      sock.off('error', onError);
-      sock.off('close', onClose);
-      resolve();
-    });
-  });
-}
-
-function closeSocket(sock: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      sock.close(() => resolve());
-    } catch {
-      resolve(); // already closed
-    }
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-const HINTS: Record<string, string> = {
-  ENETUNREACH: 'no route for multicast',
-  EADDRNOTAVAIL: 'address not available on this machine',
-  ENODEV: 'no such device',
-  ENOMEM: 'too many memberships',
-  ENOBUFS: 'too many memberships',
-  EADDRINUSE: 'port in use without address reuse',
-  EACCES: 'not permitted',
-  EPERM: 'not permitted (firewall?)',
-};
-
-function explain(err: unknown): string {
-  const code = errorCode(err);
-  if (code && HINTS[code]) return `${code} (${HINTS[code]})`;
-  return code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** The node name cut to the beacon's 64 bytes on a character boundary, controls blanked. */
@@ -536,6 +280,7 @@ function fitName(name: string): string {
   return out;
 }
 
+/** The codec is the one judge of what a beacon may name as its host. */
 function isAdvertisable(host: string): boolean {
   try {
     encodeBeacon({ type: 'HELLO', id: 'x', instance: 'x', name: '', port: 1, host, intervalMs: 1000 });

@@ -1,6 +1,7 @@
 /**
- * Multicast beacons: the codec on its own, then real nodes on real sockets. The socket
- * tests run only inside the private network namespace that `npm test` makes (only `lo`,
+ * Multicast discovery (what beacons mean) with real nodes on real sockets; the codec is
+ * test/unit/beacon-codec.test.ts, the socket layer multicast-socket.test.ts. These tests
+ * run only inside the private network namespace that `npm test` makes (only `lo`,
  * plus the veth pairs a test adds), so no datagram ever reaches the host's network.
  */
 import { expect } from 'chai';
@@ -10,9 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DiscoveredPeer, DiscoveryHealth, LostReason } from '../../network/discovery/discovery.js';
 import { MulticastDiscovery, type MulticastInit } from '../../network/discovery/multicast.js';
+import { PeerRegistry } from '../../network/discovery/peer-registry.js';
 import { BeaconError, decodeBeacon, encodeBeacon, MAX_BEACON_BYTES, type Beacon } from '../../network/wire/beacon-codec.js';
 import { discoveryCompliance } from '../discovery-compliance.js';
-import { inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
+import { addVeth, inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
 import { captureLog, waitFor } from '../helpers.js';
 
 const HELLO: Beacon = { type: 'HELLO', id: 'node-A_1', instance: 'inst1', name: 'café ☃', port: 9000, host: '192.168.1.7', intervalMs: 5000 };
@@ -187,6 +189,58 @@ describe('multicast discovery (real sockets)', function () {
     await Promise.all([plain.d.start(), announced.d.start()]);
     expect((await waitFor(() => plain.sees(announced.id), 2000, 'announced host')).host).to.equal('10.1.2.3');
     expect((await waitFor(() => announced.sees(plain.id), 2000, 'source address')).host).to.equal('127.0.0.1');
+  });
+
+  it('reports a node beaconing on two interfaces at each source address as heard; the registry keeps it at one', async function () {
+    const ifname = `shoalw${groupPort % 1000}`;
+    const remove = addVeth(ifname, '10.78.0.1/24');
+    if (!remove) this.skip(); // no veth support here
+    closers.push(remove!);
+    const a = node({ interfaces: ['lo', ifname] });
+    const b = node({ interfaces: ['lo', ifname] });
+    // What the node does with b's sightings: the registry alone decides which address a
+    // node seen at two keeps (it moves only on a restart or when that one stops answering).
+    const registry = new PeerRegistry();
+    const changed: string[] = [];
+    registry.on('peer-changed', (p, what) => changed.push(`${p.id} ${what}`));
+    b.d.on('peer', (p) => registry.see('multicast', p));
+    await Promise.all([a.d.start(), b.d.start()]);
+    const hostsOfA = () => new Set(b.peers.filter((p) => p.id === a.id).map((p) => p.host));
+    await waitFor(() => hostsOfA().size === 2, 2000, 'b to hear a from both links');
+    expect([...hostsOfA()].sort()).to.deep.equal(['10.78.0.1', '127.0.0.1']);
+    const first = b.peers.find((p) => p.id === a.id)!.host;
+    const heardBefore = b.peers.length;
+    await sleep(1000); // five more rounds from both links
+    const later = b.peers.slice(heardBefore).filter((p) => p.id === a.id);
+    expect(new Set(later.map((p) => p.host)).size, 'still both addresses, as heard').to.equal(2);
+    expect(registry.get(a.id)!.host, 'the first address heard').to.equal(first);
+    expect(registry.size).to.equal(1);
+    expect(changed, 'no flapping between the two').to.deep.equal([]);
+  });
+
+  it('tracks at most maxPeers nodes: a newcomer past the bound is ignored with a warning, known ones carry on, a departure makes room', async () => {
+    const log = captureLog();
+    const table = node({ maxPeers: 2, logger: log.logger });
+    await table.d.start();
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const beacon = (id: string, type: 'HELLO' | 'GOODBYE' = 'HELLO') =>
+      s.send(encodeBeacon({ type, id, instance: `${id}-1`, name: id, port: 9600, intervalMs: 60_000 }), groupPort, '224.1.1.1');
+    const seen = () => table.peers.map((p) => p.id);
+    beacon('x1');
+    beacon('x2');
+    await waitFor(() => seen().includes('x1') && seen().includes('x2'), 2000, 'x1 and x2');
+    beacon('x3');
+    await waitFor(() => log.warnings().some((m) => /peer table full \(2\), ignoring x3/.test(m)), 2000, 'the warning');
+    const before = seen().length;
+    beacon('x1');
+    await waitFor(() => seen().length > before, 2000, 'x1 again');
+    expect(seen()).to.not.include('x3');
+    beacon('x2', 'GOODBYE');
+    beacon('x3');
+    await waitFor(() => seen().includes('x3'), 2000, 'x3 once there is room');
+    expect(table.lost.map((l) => `${l.id} ${l.reason}`)).to.deep.equal(['x2 goodbye']);
   });
 
   it('logs garbage (rate-limited), ignores it, and keeps working', async () => {

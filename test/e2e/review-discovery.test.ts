@@ -2,11 +2,9 @@
  * Limits of the discovery side that no other test reached: the peer registry's share of
  * second-hand peers as sources come and go, its bound on departed ids, the tracker's
  * swarm store (random answers, per-torrent, per-address and torrent bounds), the
- * bootstrap registry's freshest-first answers, a subscriber that stops reading, and the
- * multicast peer table.
+ * bootstrap registry's freshest-first answers, and a subscriber that stops reading.
  */
 import { expect } from 'chai';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { pino } from 'pino';
 import type { Logger } from '../../network/util/log.js';
@@ -15,9 +13,6 @@ import { MemorySwarmStore, TrackerRequestError, type AnnounceParams } from '../.
 import { NodeRegistry } from '../../bootstrap/registry.js';
 import { serveControl, MAX_SUBSCRIBER_BACKLOG, type Subscriber } from '../../network/control/control-server.js';
 import { encodeMessage, type ControlResponse } from '../../network/wire/control-codec.js';
-import { MulticastDiscovery } from '../../network/discovery/multicast.js';
-import { encodeBeacon } from '../../network/wire/beacon-codec.js';
-import { inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
 import { waitFor } from '../helpers.js';
 
 function captureLog(): { logger: Logger; warnings(): string[] } {
@@ -186,50 +181,5 @@ describe('review: a subscriber that stops reading', () => {
       client.destroy();
       await new Promise((resolve) => server.close(resolve));
     }
-  });
-});
-
-describe('review: multicast peer table (real sockets)', function () {
-  const GROUP_PORT = 21_900;
-  let d: MulticastDiscovery | null = null;
-  let s: dgram.Socket | null = null;
-
-  before(function () {
-    if (!inPrivateNetns()) {
-      console.log(`      (skipped: ${NETNS_SKIP_REASON})`);
-      this.skip();
-    }
-  });
-  after(async () => {
-    await d?.stop();
-    s?.close();
-  });
-
-  it('tracks at most maxPeers nodes: a newcomer past it is ignored (a warning), known ones carry on', async () => {
-    const log = captureLog();
-    d = new MulticastDiscovery({
-      interfaces: ['lo'], port: GROUP_PORT, intervalMs: 200, maxPeers: 2, logger: log.logger,
-      self: { id: 'table', instance: 'i1', name: 'table', port: 9500 },
-    });
-    const seen: string[] = [];
-    d.on('peer', (p) => seen.push(p.id));
-    await d.start();
-    s = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => s!.bind(0, '127.0.0.1', resolve));
-    s.setMulticastInterface('127.0.0.1');
-    const beacon = (id: string, type: 'HELLO' | 'GOODBYE' = 'HELLO') =>
-      s!.send(encodeBeacon({ type, id, instance: `${id}-1`, name: id, port: 9600, intervalMs: 60_000 }), GROUP_PORT, '224.1.1.1');
-    beacon('x1');
-    beacon('x2');
-    await waitFor(() => seen.includes('x1') && seen.includes('x2'), 2000, 'x1 and x2');
-    beacon('x3');
-    await waitFor(() => log.warnings().some((m) => /peer table full \(2\), ignoring x3/.test(m)), 2000, 'the warning');
-    const before = seen.length;
-    beacon('x1');
-    await waitFor(() => seen.length > before, 2000, 'x1 again');
-    expect(seen).to.not.include('x3');
-    beacon('x2', 'GOODBYE');
-    beacon('x3');
-    await waitFor(() => seen.includes('x3'), 2000, 'x3 once there is room');
   });
 });

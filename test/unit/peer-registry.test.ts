@@ -25,14 +25,29 @@ describe('peer registry: one list merged from every source', () => {
     expect(ev).to.deep.equal(['up id:node-a']);
   });
 
-  it('a peer seen on two interfaces (two source addresses) stays one peer at its first address', () => {
+  it('a peer heard from two addresses (two interfaces) stays at the first, moves only when that one stops answering, and does not flap back', () => {
+    // Multicast reports each beacon's address as heard: this is the one rule against flapping.
     const r = new PeerRegistry();
-    r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
-    r.see('multicast', { id: 'n', host: '10.8.0.5', port: 9000, instance: 'x' });
-    r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
+    const ev = recorder(r);
+    for (let i = 0; i < 5; i++) {
+      r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
+      r.see('multicast', { id: 'n', host: '10.8.0.5', port: 9000, instance: 'x' });
+    }
     expect(r.list()).to.have.length(1);
-    // Both addresses are the node's own; moving on every beacon would flap.
     expect(r.get('n')!.host).to.equal('192.168.1.5');
+    expect(r.get('10.8.0.5:9000'), 'the second address names nothing').to.equal(undefined);
+    expect(ev).to.deep.equal(['up id:n']);
+
+    for (let i = 0; i < UNREACHABLE_AFTER; i++) r.contact('192.168.1.5', 9000, false);
+    r.see('multicast', { id: 'n', host: '10.8.0.5', port: 9000, instance: 'x' });
+    expect(r.get('n')!.host).to.equal('10.8.0.5');
+    expect(r.get('192.168.1.5:9000')).to.equal(undefined);
+    for (let i = 0; i < 5; i++) {
+      r.see('multicast', { id: 'n', host: '192.168.1.5', port: 9000, instance: 'x' });
+      r.see('multicast', { id: 'n', host: '10.8.0.5', port: 9000, instance: 'x' });
+    }
+    expect(r.get('n')!.host, 'the new address is not yet known to fail: it stays').to.equal('10.8.0.5');
+    expect(ev).to.deep.equal(['up id:n', 'unreachable id:n', 'changed id:n address']);
   });
 
   it('a peer added by hand gains its id when a sighting with an id comes from the same address', () => {
