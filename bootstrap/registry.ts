@@ -1,24 +1,24 @@
 /**
  * The bootstrap server's registry of nodes: pure state, no HTTP. Who is registered, from
- * which address, what each shares and downloads, who reported whom unreachable, and the
- * index that search and the tracker read. Every operation takes the sender's address so
- * the ownership rules live here, where they can be tested without sockets.
+ * which address, what each shares and downloads, and who reported whom unreachable. Every
+ * operation takes the sender's address so the ownership rules live here, where they can be
+ * tested without sockets.
  *
  * Bounds: total nodes, nodes and shared files per source address, shared files in total.
- * Persistence: a JSON file written atomically, debounced after changes and at close();
- * a node loaded from disk gets a fresh TTL so it can heartbeat again after a restart.
+ * Around it: share-index.ts (search, who seeds what), last-seen.ts (the freshest-first
+ * order), registry-file.ts (the file; a node loaded from it gets a fresh TTL, so it can
+ * heartbeat again after a restart).
  */
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
-import { z } from 'zod';
-import { writeFileAtomic } from '../network/util/atomic.js';
 import { silentLogger, type Logger } from '../network/util/log.js';
 import { isLoopbackAddress, normalizeAddress } from '../network/util/addresses.js';
 import {
-  DownloadSchema, FileEntrySchema, HostSchema, InstanceSchema, NodeIdSchema,
-  MAX_DOWNLOADS_SHOWN, MAX_NODES_PER_RESULT, MAX_SEARCH_RESULTS, MAX_SHARES_SHOWN,
+  MAX_DOWNLOADS_SHOWN, MAX_SHARES_SHOWN,
   type Download, type FileEntry, type HeartbeatRequest, type NodeView, type PeerView, type RegisterRequest, type SearchHit,
 } from '../network/wire/bootstrap-api.js';
+import { LastSeenList, type LastSeenLinks } from './last-seen.js';
+import { RegistryFile } from './registry-file.js';
+import { SeedIndex, searchShares } from './share-index.js';
 
 export const DEFAULT_TTL_MS = 90_000;
 export const DEFAULT_MAX_NODES = 10_000;
@@ -28,7 +28,6 @@ export const DEFAULT_MAX_FILES = 1_000_000;
 export const DEFAULT_REPORT_THRESHOLD = 2;
 export const DEFAULT_REPORT_WINDOW_MS = 10 * 60_000;
 export const DEFAULT_QUARANTINE_MS = 5 * 60_000;
-export const DEFAULT_SAVE_DELAY_MS = 500;
 
 /** A refused operation; `status` is the HTTP status the server answers with. */
 export class RegistryError extends Error {
@@ -58,11 +57,8 @@ export interface NodeRecord {
   reports: Map<string, number>;
 }
 
-/** A record with its place in the last-seen order (a list, newest first). */
-interface Entry extends NodeRecord {
-  newer: Entry | null;
-  older: Entry | null;
-}
+/** A record with its place in the last-seen order. */
+interface Entry extends NodeRecord, LastSeenLinks<Entry> {}
 
 export interface NodeRegistryInit {
   ttlMs?: number;
@@ -89,45 +85,28 @@ export interface NodeRegistryEvents {
 export type HostMap = (host: string) => string;
 const sameHost: HostMap = (h) => h;
 
-const PersistedNodeSchema = z.object({
-  id: NodeIdSchema,
-  instance: InstanceSchema,
-  name: z.string().max(64),
-  host: HostSchema,
-  port: z.number().int().min(1).max(65535),
-  source: z.string().min(1).max(64),
-  files: z.array(FileEntrySchema),
-  downloads: z.array(DownloadSchema),
-  registeredAt: z.number(),
-  lastSeen: z.number(),
-});
-const PersistedSchema = z.object({ version: z.literal(1), savedAt: z.number(), nodes: z.array(PersistedNodeSchema) });
-
 export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   readonly ttlMs: number;
   private readonly nodes = new Map<string, Entry>();
-  /**
-   * The node seen last; `older` links lead through the rest. A register or heartbeat moves
-   * its node here, so an answer's freshest MAX_PEERS_IN_ANSWER cost that many steps, not a sort.
-   */
-  private newest: Entry | null = null;
-  /** infohash → ids of nodes sharing it complete: the tracker's and search's index. */
-  private readonly seeds = new Map<string, Set<string>>();
+  private readonly order = new LastSeenList<Entry>();
+  /** Who seeds what: the tracker's index. */
+  private readonly seeds = new SeedIndex();
   private readonly perAddress = new Map<string, { nodes: number; files: number }>();
   /** `id/instance` → until when a node dropped as unreachable may not come back. */
   private readonly quarantine = new Map<string, number>();
   private totalFiles = 0;
   private readonly log: Logger;
   private readonly now: () => number;
-  private saveTimer: NodeJS.Timeout | null = null;
-  private saving: Promise<void> = Promise.resolve();
-  private dirty = false;
+  private readonly file: RegistryFile | null;
 
   constructor(private readonly init: NodeRegistryInit = {}) {
     super();
     this.ttlMs = init.ttlMs ?? DEFAULT_TTL_MS;
     this.log = init.logger ?? silentLogger();
     this.now = init.now ?? Date.now;
+    this.file = init.file
+      ? new RegistryFile({ path: init.file, nodes: () => this.nodes.values(), logger: this.log, now: this.now, saveDelayMs: init.saveDelayMs })
+      : null;
   }
 
   get size(): number {
@@ -191,8 +170,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const now = this.now();
     record.lastSeen = now;
     record.expiresAt = now + this.ttlMs;
-    this.unlink(record);
-    this.link(record);
+    this.order.touch(record);
     let changed = false;
     if (req.files && !sameFiles(record.files, req.files)) {
       const counts = this.perAddress.get(record.source)!;
@@ -257,14 +235,14 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** Every node, freshest first. */
   list(): NodeRecord[] {
-    return [...this.freshestFirst()];
+    return [...this.order.freshestFirst()];
   }
 
   /** The other nodes for a register/heartbeat answer, freshest first. */
   peersFor(selfId: string, limit: number, hostFor: HostMap = sameHost): { nodes: PeerView[]; truncated: boolean } {
     const nodes: PeerView[] = [];
     let truncated = false;
-    for (const r of this.freshestFirst()) {
+    for (const r of this.order.freshestFirst()) {
       if (r.id === selfId) continue;
       if (nodes.length >= limit) {
         truncated = true;
@@ -292,75 +270,30 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     };
   }
 
-  /**
-   * Files whose lower-cased name contains the lower-cased query: plain substring search,
-   * never a pattern, so no query can be made slow. Merged by infohash, freshest nodes first.
-   */
+  /** Files whose name contains `query` (see searchShares), freshest nodes first. */
   search(query: string, hostFor: HostMap = sameHost): SearchHit[] {
-    const needle = query.toLowerCase();
-    const hits = new Map<string, SearchHit>();
-    for (const r of this.freshestFirst()) {
-      const node = { id: r.id, host: hostFor(r.host), port: r.port };
-      for (let i = 0; i < r.files.length; i++) {
-        if (!r.lowerNames[i]!.includes(needle)) continue;
-        const f = r.files[i]!;
-        if (f.complete === false) continue;
-        let hit = hits.get(f.infohash);
-        if (!hit) {
-          if (hits.size >= MAX_SEARCH_RESULTS) continue;
-          hit = { name: f.name, size: f.size, infohash: f.infohash, nodes: [] };
-          hits.set(f.infohash, hit);
-        }
-        if (hit.nodes.length < MAX_NODES_PER_RESULT && !hit.nodes.some((n) => n.id === r.id)) hit.nodes.push(node);
-      }
-    }
-    return [...hits.values()];
+    return searchShares(this.order.freshestFirst(), query, hostFor);
   }
 
   /** Up to `limit` nodes that share `infohash` complete (lower-case hex): seeds the tracker adds to its peers. */
   seedsOf(infohash: string, limit = Infinity): NodeRecord[] {
-    const ids = this.seeds.get(infohash);
-    const out: NodeRecord[] = [];
-    if (!ids) return out;
-    for (const id of ids) {
-      if (out.length >= limit) break;
-      const r = this.nodes.get(id);
-      if (r) out.push(r);
-    }
-    return out;
+    return this.seeds.seedsOf(infohash, limit);
   }
 
   seedCount(infohash: string): number {
-    return this.seeds.get(infohash)?.size ?? 0;
+    return this.seeds.seedCount(infohash);
   }
 
   // ---- persistence ---------------------------------------------------------------------
 
   /** Read the file, if any. A damaged file is kept as `<file>.bad` and the registry starts empty. */
   async load(): Promise<void> {
-    const file = this.init.file;
-    if (!file) return;
-    let text: string;
-    try {
-      text = await fsp.readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    let parsed: z.output<typeof PersistedSchema>;
-    try {
-      const result = PersistedSchema.safeParse(JSON.parse(text));
-      if (!result.success) throw new Error(result.error.issues[0]?.message ?? 'invalid');
-      parsed = result.data;
-    } catch (err) {
-      this.log.error({ file, err: (err as Error).message }, `registry file is damaged: starting empty, kept it as ${file}.bad`);
-      await fsp.rename(file, `${file}.bad`).catch(() => {});
-      return;
-    }
+    const nodes = await this.file?.read();
+    if (!this.file || !nodes) return;
     const now = this.now();
     let skipped = 0;
     // Oldest first, so the last-seen order comes back as it was.
-    for (const n of parsed.nodes.sort((a, b) => a.lastSeen - b.lastSeen)) {
+    for (const n of nodes.sort((a, b) => a.lastSeen - b.lastSeen)) {
       try {
         const r = this.register({ id: n.id, instance: n.instance, name: n.name, port: n.port, host: n.host, files: n.files, downloads: n.downloads }, n.source);
         r.registeredAt = n.registeredAt;
@@ -369,35 +302,16 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
         skipped++;
       }
     }
+    const file = this.file.path;
     if (skipped > 0) this.log.warn({ file, skipped }, 'registry file: skipped nodes past the bounds');
     this.log.info({ file, nodes: this.nodes.size }, 'registry loaded');
     // Loading is not a change worth writing back.
-    this.dirty = false;
-    if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.saveTimer = null;
+    this.file.inStep();
   }
 
   /** Write the registry now (after any write in progress). */
   save(): Promise<void> {
-    if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.saveTimer = null;
-    const file = this.init.file;
-    if (!file) return Promise.resolve();
-    this.saving = this.saving.then(async () => {
-      if (!this.dirty) return;
-      this.dirty = false;
-      const nodes = [...this.nodes.values()].map((r) => ({
-        id: r.id, instance: r.instance, name: r.name, host: r.host, port: r.port, source: r.source,
-        files: r.files, downloads: r.downloads, registeredAt: r.registeredAt, lastSeen: r.lastSeen,
-      }));
-      try {
-        await writeFileAtomic(file, JSON.stringify({ version: 1, savedAt: this.now(), nodes }));
-      } catch (err) {
-        this.dirty = true;
-        this.log.error({ file, err: (err as Error).message }, 'could not save the registry');
-      }
-    });
-    return this.saving;
+    return this.file ? this.file.save() : Promise.resolve();
   }
 
   /** Flush pending writes; the registry stays usable (a later change schedules a save again). */
@@ -427,7 +341,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   private add(r: Entry): void {
     this.nodes.set(r.id, r);
-    this.link(r);
+    this.order.push(r);
     const c = this.perAddress.get(r.source) ?? { nodes: 0, files: 0 };
     c.nodes++;
     this.perAddress.set(r.source, c);
@@ -436,55 +350,24 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private remove(r: Entry): void {
     this.setFiles(r, []);
     this.nodes.delete(r.id);
-    this.unlink(r);
+    this.order.remove(r);
     const c = this.perAddress.get(r.source);
     if (c && --c.nodes <= 0) this.perAddress.delete(r.source);
   }
 
-  /** Make `r` the newest of the last-seen order. */
-  private link(r: Entry): void {
-    r.newer = null;
-    r.older = this.newest;
-    if (this.newest) this.newest.newer = r;
-    this.newest = r;
-  }
-
-  private unlink(r: Entry): void {
-    if (r.newer) r.newer.older = r.older;
-    else if (this.newest === r) this.newest = r.older;
-    if (r.older) r.older.newer = r.newer;
-    r.newer = r.older = null;
-  }
-
-  private *freshestFirst(): Generator<Entry> {
-    for (let r = this.newest; r; r = r.older) yield r;
-  }
-
-  /** Replace a node's files, keeping the counters and the infohash index in step. */
+  /** Replace a node's files, keeping the counters and the seed index in step. */
   private setFiles(r: NodeRecord, files: FileEntry[]): void {
-    for (const f of r.files) {
-      const ids = this.seeds.get(f.infohash);
-      if (ids?.delete(r.id) && ids.size === 0) this.seeds.delete(f.infohash);
-    }
+    this.seeds.remove(r);
     const c = this.perAddress.get(r.source);
     if (c) c.files += files.length - r.files.length;
     this.totalFiles += files.length - r.files.length;
     r.files = files;
     r.lowerNames = files.map((f) => f.name.toLowerCase());
-    for (const f of files) {
-      if (f.complete === false) continue;
-      let ids = this.seeds.get(f.infohash);
-      if (!ids) this.seeds.set(f.infohash, (ids = new Set()));
-      ids.add(r.id);
-    }
+    this.seeds.add(r);
   }
 
   private changed(): void {
-    this.dirty = true;
-    if (this.init.file && !this.saveTimer) {
-      this.saveTimer = setTimeout(() => void this.save(), this.init.saveDelayMs ?? DEFAULT_SAVE_DELAY_MS);
-      this.saveTimer.unref();
-    }
+    this.file?.changed();
     this.emit('change');
   }
 }

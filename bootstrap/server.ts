@@ -27,7 +27,7 @@ import {
   type NodeView, type RegisterResponse,
 } from '../network/wire/bootstrap-api.js';
 import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
-import { Tracker, DEFAULT_INTERVAL_S } from './tracker.js';
+import { Tracker, DEFAULT_ANNOUNCE_INTERVAL_S } from './tracker.js';
 
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
@@ -52,7 +52,6 @@ export interface BootstrapServerInit {
   logger?: Logger;
 }
 
-/** A request refused with a status and a reason. */
 /** Views and static files sit in the source tree, next to this file or two levels above dist/bootstrap/. */
 function assetDir(name: 'views' | 'public'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -87,7 +86,7 @@ export class BootstrapServer {
       logger: this.log,
     });
     this.tracker = new Tracker({
-      intervalS: init.announceIntervalS ?? DEFAULT_INTERVAL_S,
+      intervalS: init.announceIntervalS ?? DEFAULT_ANNOUNCE_INTERVAL_S,
       extraPeers: (infoHash, limit, via) => {
         const seeds = this.registry.seedsOf(infoHash, limit);
         if (seeds.length === 0) return []; // most announces: no host mapping to work out

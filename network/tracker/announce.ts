@@ -1,90 +1,29 @@
 /**
- * HTTP tracker client (BEP 3, compact peers per BEP 23, IPv6 `peers6` per BEP 7).
+ * HTTP tracker client (BEP 3, compact peers per BEP 23, IPv6 `peers6` per BEP 7): the
+ * announce over HTTP and the loop that keeps a torrent announced. The query and the answer's
+ * format live in network/wire/tracker-codec.ts.
  *
- *   GET <announce>?info_hash=%xx..&peer_id=%xx..&port=N&uploaded=N&downloaded=N&left=N
- *                  &compact=1&numwant=N[&event=started|completed|stopped]
- *   → bencoded dict: `interval`, `min interval`?, `complete`?, `incomplete`?,
- *     `peers` (6-byte compact entries, or a list of {ip, port} dicts), `peers6`?,
- *     `warning message`?, or just `failure reason`.
- *
- * The tracker is a remote party: its answer is size-capped, decoded defensively, and every
- * peer entry it names is checked before anyone dials it.
+ * The tracker is a remote party: its answer is size-capped here and decoded defensively by
+ * the codec, which checks every peer entry before anyone dials it.
  */
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import bencode from 'bencode';
 import { silentLogger, type Logger } from '../util/log.js';
 import { localAddresses } from '../util/addresses.js';
 import { TimeoutError } from '../util/errors.js';
+import { announceUrl, parseAnnounceResponse, TrackerError, type AnnounceQuery, type AnnounceResult } from '../wire/tracker-codec.js';
 
-export interface AnnounceRequest {
-  url: string;
-  infoHash: Buffer;
-  peerId: Buffer;
-  port: number;
-  uploaded: number;
-  downloaded: number;
-  left: number;
-  event?: 'started' | 'completed' | 'stopped';
-  numwant?: number;
+export { TrackerError, type AnnounceResult } from '../wire/tracker-codec.js';
+
+export interface AnnounceRequest extends AnnounceQuery {
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
-export interface AnnounceResult {
-  /** Seconds until the tracker wants to hear from us again. */
-  interval: number;
-  minInterval?: number;
-  complete?: number;
-  incomplete?: number;
-  peers: Array<{ host: string; port: number }>;
-  warning?: string;
-}
-
 export const DEFAULT_ANNOUNCE_TIMEOUT_MS = 10_000;
-export const DEFAULT_NUMWANT = 50;
 /** Largest tracker answer we read: far more than any honest peer list needs. */
 export const MAX_TRACKER_RESPONSE = 1024 * 1024;
-/** Interval assumed when a tracker sends none (30 min, the customary default). */
-const DEFAULT_INTERVAL_S = 1800;
-/** Longest interval we honour: a day, which also keeps setTimeout in range. */
-const MAX_INTERVAL_S = 24 * 3600;
-const MAX_TRACKER_PEERS = 1000;
-
-/** The tracker refused us (its `failure reason`) or answered something that is not a tracker answer. */
-export class TrackerError extends Error {
-  override name = 'TrackerError';
-}
-
-/** Percent-encode every byte that is not unreserved: raw binary, not UTF-8 of a string. */
-export function percentEncodeBytes(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) {
-    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
-    out += unreserved ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
-}
-
-export function announceUrl(req: AnnounceRequest): string {
-  if (req.infoHash.length !== 20 || req.peerId.length !== 20) throw new TypeError('info_hash and peer_id must be 20 bytes');
-  const params = [
-    `info_hash=${percentEncodeBytes(req.infoHash)}`,
-    `peer_id=${percentEncodeBytes(req.peerId)}`,
-    `port=${req.port}`,
-    `uploaded=${Math.max(0, Math.floor(req.uploaded))}`,
-    `downloaded=${Math.max(0, Math.floor(req.downloaded))}`,
-    `left=${Math.max(0, Math.floor(req.left))}`,
-    'compact=1',
-    `numwant=${req.numwant ?? DEFAULT_NUMWANT}`,
-  ];
-  if (req.event) params.push(`event=${req.event}`);
-  // A tracker URL may carry its own query (a passkey): extend it, keep any fragment out.
-  const base = req.url.split('#')[0]!;
-  return base + (base.includes('?') ? '&' : '?') + params.join('&');
-}
 
 /** One announce. Rejects with TrackerError, TimeoutError, a socket error, or the signal's reason. */
 export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
@@ -92,63 +31,6 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TrackerError(`unsupported tracker protocol ${url.protocol}`);
   const { status, body } = await httpGet(url, req.timeoutMs ?? DEFAULT_ANNOUNCE_TIMEOUT_MS, req.signal);
   return parseAnnounceResponse(body, status);
-}
-
-/** Decode a tracker's answer; `status` is the HTTP status it came with. */
-export function parseAnnounceResponse(body: Buffer, status = 200): AnnounceResult {
-  let decoded: unknown;
-  try {
-    decoded = bencode.decode(body);
-  } catch {
-    decoded = undefined;
-  }
-  if (!isDict(decoded)) {
-    throw new TrackerError(status === 200 ? 'tracker answer is not a bencoded dictionary' : `tracker answered HTTP ${status}`);
-  }
-  const failure = decoded['failure reason'];
-  if (failure !== undefined) throw new TrackerError(text(failure, 1024) ?? 'tracker failed without a reason');
-  if (status !== 200) throw new TrackerError(`tracker answered HTTP ${status}`);
-  const interval = count(decoded.interval);
-  const minInterval = count(decoded['min interval']);
-  const result: AnnounceResult = {
-    interval: Math.min(MAX_INTERVAL_S, interval && interval > 0 ? interval : DEFAULT_INTERVAL_S),
-    peers: [],
-  };
-  if (minInterval !== undefined) result.minInterval = Math.min(MAX_INTERVAL_S, minInterval);
-  const complete = count(decoded.complete);
-  const incomplete = count(decoded.incomplete);
-  if (complete !== undefined) result.complete = complete;
-  if (incomplete !== undefined) result.incomplete = incomplete;
-  const warning = text(decoded['warning message'], 1024);
-  if (warning !== undefined) result.warning = warning;
-  const seen = new Set<string>();
-  const add = (host: string, port: number) => {
-    const key = `${host}|${port}`;
-    if (port < 1 || port > 65535 || seen.has(key) || result.peers.length >= MAX_TRACKER_PEERS) return;
-    seen.add(key);
-    result.peers.push({ host, port });
-  };
-  const peers = decoded.peers;
-  if (peers instanceof Uint8Array) {
-    for (let i = 0; i + 6 <= peers.length; i += 6) add(`${peers[i]}.${peers[i + 1]}.${peers[i + 2]}.${peers[i + 3]}`, (peers[i + 4]! << 8) | peers[i + 5]!);
-  } else if (Array.isArray(peers)) {
-    for (const p of peers) {
-      if (!isDict(p)) continue;
-      const host = text(p.ip, 255);
-      const port = count(p.port);
-      if (host !== undefined && port !== undefined && net.isIP(host) !== 0) add(host.toLowerCase(), port);
-    }
-  }
-  const peers6 = decoded.peers6;
-  if (peers6 instanceof Uint8Array) {
-    for (let i = 0; i + 18 <= peers6.length; i += 18) {
-      const groups: string[] = [];
-      for (let g = 0; g < 8; g++) groups.push(((peers6[i + 2 * g]! << 8) | peers6[i + 2 * g + 1]!).toString(16));
-      // Round-trip through URL to get the canonical compressed form ("::1", not "0:0:...:1").
-      add(new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1), (peers6[i + 16]! << 8) | peers6[i + 17]!);
-    }
-  }
-  return result;
 }
 
 /** GET with a body cap, a timeout and an abort signal; no redirects, no keep-alive. */
@@ -192,19 +74,6 @@ function httpGet(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<{ s
       if (!answered) finish(new TrackerError(`tracker ${url.host} closed the connection before answering`));
     });
   });
-}
-
-function isDict(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
-
-function count(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
-}
-
-function text(v: unknown, max: number): string | undefined {
-  if (!(v instanceof Uint8Array)) return undefined;
-  return Buffer.from(v.subarray(0, max)).toString('utf8');
 }
 
 // ---- TrackerClient ---------------------------------------------------------------------

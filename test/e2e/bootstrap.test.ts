@@ -1,8 +1,8 @@
 /**
- * The bootstrap server: the registry as pure state (bounds, ownership, expiry, reports,
- * search, persistence), the tracker's parser, then the whole server over HTTP on
- * 127.0.0.1 (every bad input gets its status and a JSON error and the server stays up),
- * the monitor page and its socket.io feed, and the `bootstrap` command.
+ * The bootstrap server over HTTP on 127.0.0.1 (every bad input gets its status and a JSON
+ * error and the server stays up), its tracker, the monitor page and its socket.io feed, and
+ * the `bootstrap` command. The registry as pure state is in test/unit/bootstrap-registry,
+ * the tracker's wire format in test/unit/tracker-codec.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
@@ -12,15 +12,12 @@ import readline from 'node:readline';
 import bencode from 'bencode';
 import { tempDir, cleanup, waitFor, ROOT, Children, captureLog } from '../helpers.js';
 import { liveClient } from '../web-http.js';
-import { NodeRegistry, RegistryError } from '../../bootstrap/registry.js';
-import { parseAnnounce, parseScrape, percentDecode, TrackerRequestError } from '../../bootstrap/tracker.js';
 import { BootstrapServer, WARN_PER_MINUTE, hostMap } from '../../bootstrap/server.js';
-import { parseAnnounceResponse, percentEncodeBytes } from '../../network/tracker/announce.js';
-import type { RegisterBody, RegisterRequest } from '../../network/wire/bootstrap-api.js';
+import { parseAnnounceResponse, percentEncodeBytes } from '../../network/wire/tracker-codec.js';
+import type { RegisterBody } from '../../network/wire/bootstrap-api.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 const file = (name: string, n: number, extra: { complete?: boolean } = {}) => ({ name, size: 1000 + n, infohash: hash(n), ...extra });
-
 
 // ---- over HTTP ----------------------------------------------------------------------------
 

@@ -7,8 +7,7 @@ import { pino, type DestinationStream } from 'pino';
 import { startOpentracker, findExecutable, type Opentracker } from '../opentracker.js';
 import type { Logger } from '../../network/util/log.js';
 import {
-  announce, announceUrl, parseAnnounceResponse, percentEncodeBytes, TrackerClient, TrackerError,
-  MAX_TRACKER_RESPONSE, type AnnounceRequest, type AnnounceResult,
+  announce, TrackerClient, TrackerError, MAX_TRACKER_RESPONSE, type AnnounceRequest, type AnnounceResult,
 } from '../../network/tracker/announce.js';
 import { rejection } from '../helpers.js';
 import { TimeoutError } from '../../network/util/errors.js';
@@ -117,66 +116,6 @@ describe('tracker: announce against a local HTTP server', function () {
     expect(tracker.requests[0]!.startsWith('/announce?')).to.equal(true);
   });
 
-  it('extends a tracker URL that has its own query, and drops a fragment', () => {
-    const url = announceUrl(base('http://t.example/announce?passkey=abc#frag', peerIdA, 1));
-    expect(url).to.match(/^http:\/\/t\.example\/announce\?passkey=abc&info_hash=/);
-    expect(url).not.to.contain('#');
-    expect(percentEncodeBytes(Buffer.from([0x41, 0x20, 0xff]))).to.equal('A%20%FF');
-  });
-
-  it('parses compact peers, dict peers, peers6 and the counters; drops port 0 and junk', async () => {
-    const peers6 = Buffer.concat([Buffer.from('20010db8000000000000000000000001', 'hex'), Buffer.from([0x1a, 0xe1]), Buffer.alloc(18)]);
-    tracker = await fakeTracker((_req, res) =>
-      bencoded(res, {
-        interval: 900,
-        'min interval': 60,
-        complete: 3,
-        incomplete: 4,
-        'warning message': 'be nice',
-        peers: Buffer.concat([compact(['10.0.0.1', 6881], ['10.0.0.2', 0], ['10.0.0.1', 6881], ['10.0.0.3', 65535]), Buffer.from([1, 2, 3])]),
-        peers6,
-      }),
-    );
-    const r = await announce(base(tracker.url, peerIdA, 1));
-    expect(r).to.deep.equal({
-      interval: 900,
-      minInterval: 60,
-      complete: 3,
-      incomplete: 4,
-      warning: 'be nice',
-      peers: [
-        { host: '10.0.0.1', port: 6881 },
-        { host: '10.0.0.3', port: 65535 },
-        { host: '2001:db8::1', port: 6881 },
-      ],
-    } satisfies AnnounceResult);
-  });
-
-  it('parses a dictionary peer list, dropping entries that are not a usable address', () => {
-    const body = Buffer.from(
-      bencode.encode({
-        interval: 60,
-        peers: [
-          { ip: '192.168.1.5', port: 51413, 'peer id': 'x'.repeat(20) },
-          { ip: '::1', port: 7 },
-          { ip: '192.168.1.6', port: 0 },
-          { ip: 'evil host; rm', port: 1 },
-          { ip: '192.168.1.7' },
-          { ip: '192.168.1.8', port: 70000 },
-          { ip: '192.168.1.9', port: -1 },
-          'junk',
-          7,
-        ],
-      }),
-    );
-    expect(parseAnnounceResponse(body).peers).to.deep.equal([{ host: '192.168.1.5', port: 51413 }, { host: '::1', port: 7 }]);
-  });
-
-  it('defaults a missing interval and caps an absurd one', () => {
-    expect(parseAnnounceResponse(Buffer.from('d5:peers0:e')).interval).to.equal(1800);
-    expect(parseAnnounceResponse(Buffer.from('d8:intervali999999999e5:peers0:e')).interval).to.equal(86400);
-  });
-
   it('rejects with TrackerError carrying the failure reason', async () => {
     tracker = await fakeTracker((_req, res) => bencoded(res, { 'failure reason': 'torrent not registered' }));
     const err = await rejection(announce(base(tracker.url, peerIdA, 1)));
@@ -199,8 +138,6 @@ describe('tracker: announce against a local HTTP server', function () {
     const err = await rejection(announce(base(tracker.url, peerIdA, 1)));
     expect(err).to.be.instanceOf(TrackerError);
     expect(err.message).to.match(/not a bencoded dictionary/);
-    expect(() => parseAnnounceResponse(Buffer.from('li1ei2ee'))).to.throw(TrackerError, /not a bencoded dictionary/);
-    expect(() => parseAnnounceResponse(Buffer.from('d8:intervali'))).to.throw(TrackerError);
   });
 
   it('rejects an oversized body, declared or streamed', async () => {

@@ -1,11 +1,9 @@
-/** The bootstrap server's registry as pure state (bounds, ownership, expiry, reports, search, persistence) and its tracker's query parser. */
+/** The bootstrap server's registry as pure state: bounds, ownership, last-seen order, expiry, reports, search, persistence. */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { tempDir, cleanup, waitFor } from '../helpers.js';
 import { NodeRegistry, RegistryError } from '../../bootstrap/registry.js';
-import { parseAnnounce, parseScrape, percentDecode, TrackerRequestError } from '../../bootstrap/tracker.js';
-import { percentEncodeBytes } from '../../network/tracker/announce.js';
 import type { RegisterRequest } from '../../network/wire/bootstrap-api.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
@@ -88,6 +86,28 @@ describe('bootstrap registry (pure)', function () {
     expect(refused(() => r.heartbeat('f', { instance: 'f-i1', files: [4, 5].map((n) => file(`f${n}`, n)) }, LAN_B)).status).to.equal(429);
     expect(r.fileCount).to.equal(3);
     expect(r.size).to.equal(5);
+  });
+
+  it('lists the freshest first without sorting, heartbeats move a node up, and an answer stops at its limit', function () {
+    const r = new NodeRegistry({ now });
+    for (const id of ['a', 'b', 'c', 'd']) {
+      clock += 10;
+      r.register({ id, instance: `${id}-1`, name: id, port: 6000, files: [], downloads: [] }, '10.6.0.1');
+    }
+    clock += 10;
+    r.heartbeat('a', { instance: 'a-1' }, '10.6.0.1');
+    expect(r.list().map((n) => n.id)).to.deep.equal(['a', 'd', 'c', 'b']);
+    expect(r.peersFor('d', 2)).to.deep.include({ truncated: true });
+    expect(r.peersFor('d', 2).nodes.map((n) => n.id)).to.deep.equal(['a', 'c']);
+    expect(r.peersFor('d', 3)).to.deep.include({ truncated: false });
+    r.unregister('c', 'c-1', '10.6.0.1');
+    clock += 10;
+    r.register({ id: 'b', instance: 'b-2', name: 'b', port: 6001, files: [], downloads: [] }, '10.6.0.1'); // a restart
+    expect(r.list().map((n) => n.id)).to.deep.equal(['b', 'a', 'd']);
+    clock = 2_000_000;
+    expect(r.expire()).to.have.members(['a', 'b', 'd']);
+    expect(r.list()).to.deep.equal([]);
+    expect(r.peersFor('x', 10)).to.deep.equal({ nodes: [], truncated: false });
   });
 
   it('expires nodes whose heartbeats stopped, and says so with a change event', function () {
@@ -210,48 +230,5 @@ describe('bootstrap registry (pure)', function () {
         await fsp.rm(`${f}.bad`);
       }
     });
-  });
-});
-
-describe('bootstrap tracker parser (pure)', function () {
-  /** Not valid UTF-8, and full of characters a query string cares about. */
-  const INFO = Buffer.from([0xff, 0x80, 0x00, 0x26, 0x3d, 0x25, 0x20, 0x2b, 0x3f, 0x23, 0xc3, 0x28, 0x41, 0x7e, 0x2e, 0x2d, 0x5f, 0x2f, 0xfe, 0x01]);
-  const PEER = Buffer.from('-AR0001-\x80\x81abcdefghij', 'latin1');
-  const q = (extra = '') => `info_hash=${percentEncodeBytes(INFO)}&peer_id=${percentEncodeBytes(PEER)}&port=6881${extra}`;
-
-  it('decodes binary info_hash and peer_id byte for byte', function () {
-    const p = parseAnnounce(q('&left=0&event=completed&numwant=7&compact=1'), '::ffff:10.1.2.3');
-    expect(p.infoHash).to.equal(INFO.toString('hex'));
-    expect(p.peerId.equals(PEER)).to.equal(true);
-    expect(p).to.include({ host: '10.1.2.3', port: 6881, left: 0, event: 'completed', numwant: 7, compact: true });
-    expect(percentDecode('%41%4a+b')!.toString('latin1')).to.equal('AJ b');
-  });
-
-  it('caps numwant and honours ip only from loopback', function () {
-    expect(parseAnnounce(q('&numwant=100000'), '10.0.0.1').numwant).to.equal(200);
-    expect(parseAnnounce(q(), '10.0.0.1').numwant).to.equal(50);
-    expect(parseAnnounce(q('&ip=10.9.9.9'), '10.0.0.1').host).to.equal('10.0.0.1');
-    expect(parseAnnounce(q('&ip=10.9.9.9'), '127.0.0.1').host).to.equal('10.9.9.9');
-    expect(parseAnnounce(q('&ip=not-an-ip'), '127.0.0.1').host).to.equal('127.0.0.1');
-  });
-
-  it('refuses what is missing, malformed or too large, with a reason', function () {
-    const bad: Array<[string, RegExp]> = [
-      [`peer_id=${percentEncodeBytes(PEER)}&port=1`, /missing info_hash/],
-      [q().replace(/info_hash=[^&]*/, 'info_hash=abc'), /info_hash must be 20 bytes/],
-      [q().replace(/info_hash=[^&]*/, 'info_hash=%zz%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00'), /info_hash/],
-      [q().replace('port=6881', 'port=70000'), /port must be at most 65535/],
-      [q().replace('port=6881', 'port=-1'), /port must be a non-negative integer/],
-      [q().replace('&port=6881', ''), /missing or invalid port/],
-      [q('&event=exploded'), /event must be/],
-      [q('&x=' + 'a'.repeat(5000)), /query longer than/],
-      [q('&a=1'.repeat(70)), /more than 64 query parameters/],
-    ];
-    for (const [query, reason] of bad) expect(() => parseAnnounce(query, '10.0.0.1'), query.slice(0, 80)).to.throw(TrackerRequestError, reason);
-  });
-
-  it('parses scrapes: one or more info_hash, never none', function () {
-    expect(parseScrape(`info_hash=${percentEncodeBytes(INFO)}&info_hash=${'a'.repeat(20)}`)).to.deep.equal([INFO.toString('hex'), Buffer.from('a'.repeat(20)).toString('hex')]);
-    expect(() => parseScrape('')).to.throw(TrackerRequestError, /missing info_hash/);
   });
 });
