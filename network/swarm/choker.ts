@@ -9,8 +9,8 @@ export interface ChokerPeer {
 }
 
 /** Seconds between regular re-chokes, and between optimistic unchoke rotations. */
-const RECHOKE_MS = 10_000;
-const OPTIMISTIC_MS = 30_000;
+export const RECHOKE_MS = 10_000;
+export const OPTIMISTIC_MS = 30_000;
 
 /**
  * Who we upload to. Up to `slots` interested peers are unchoked: first come while slots
@@ -19,14 +19,17 @@ const OPTIMISTIC_MS = 30_000;
  * newcomers get a start (BEP 3's tit-for-tat with an optimistic unchoke).
  */
 export class Choker<P extends ChokerPeer = ChokerPeer> {
-  private lastRechoke = Date.now();
+  private lastRechoke: number;
   private lastOptimistic = 0;
   private optimistic: P | null = null;
 
   constructor(
     private readonly slots: number,
     private readonly seeding: () => boolean,
-  ) {}
+    now = Date.now(),
+  ) {
+    this.lastRechoke = now;
+  }
 
   hasSlot(peers: Iterable<P>): boolean {
     let n = 0;

@@ -5,8 +5,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Node, DownloadInfo } from '../../network/index.js';
 import { exists } from '../../network/storage/stores.js';
 import { clientName } from '../../network/swarm/client-name.js';
-import { PiecePicker, MAX_PRIORITY_WINDOWS } from '../../network/swarm/picker.js';
-import { Bitfield } from '../../network/wire/bitfield.js';
 import { randomFile, sha1File, startNode, waitFor, nodesPerTest, startSeeds, startSharing } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -170,46 +168,6 @@ describe('node facade for the dashboard', function () {
       expect(clientName(id('-ZZ1234-'))).to.equal('-ZZ1234-');
       expect(clientName(Buffer.from([0, 1, 2, 0x4d, 0x34, 0x2d, 0x34, 0x2d]))).to.equal('M4-4-');
       expect(clientName(null)).to.equal('unknown');
-    });
-  });
-
-  describe('picker priority windows', () => {
-    const L = 32 * 1024;
-    const make = (pieces: number) => {
-      const have = new Bitfield(pieces);
-      const picker = new PiecePicker({ pieceCount: pieces, pieceLength: L, length: pieces * L }, have, () => Buffer.alloc(L));
-      const peer = { bitfield: Bitfield.full(pieces), requested: new Set<number>() };
-      picker.addAvailability(peer.bitfield);
-      return { picker, peer };
-    };
-    const started = (reqs: Array<{ index: number }>) => [...new Set(reqs.map((r) => r.index))];
-
-    it('starts the pieces of the newest window before rarest-first, in order', () => {
-      const { picker, peer } = make(100);
-      picker.prioritize(90, 3);
-      // Owning at most one piece, a peer may still start one urgent piece beyond that bound.
-      expect(started(picker.pick(peer, 6, 1))).to.deep.equal([90, 91]);
-      const more = started(picker.pick(peer, 100, 4));
-      expect(more[0]).to.equal(92);
-      expect(more.slice(1).every((i) => i < 90 || i > 92), 'then rarest-first elsewhere').to.equal(true);
-      expect(more).to.have.length.greaterThan(1);
-    });
-
-    it('remembers only the latest windows, and drops one whose pieces are all verified', () => {
-      const { picker } = make(100);
-      for (let w = 0; w < MAX_PRIORITY_WINDOWS + 2; w++) picker.prioritize(w * 10, 2);
-      const windows = picker.priorityWindows();
-      expect(windows).to.have.length(MAX_PRIORITY_WINDOWS);
-      expect(windows[0]).to.deep.equal({ from: (MAX_PRIORITY_WINDOWS + 1) * 10, to: (MAX_PRIORITY_WINDOWS + 1) * 10 + 2 });
-      picker.prioritize(98, 8);
-      expect(picker.priorityWindows()[0]).to.deep.equal({ from: 98, to: 100 }, 'clamped to the torrent');
-      picker.verified(98);
-      expect(picker.priorityWindows()[0]!.from).to.equal(98);
-      picker.verified(99);
-      expect(picker.priorityWindows().map((w) => w.from)).to.not.include(98);
-      picker.prioritize(-1);
-      picker.prioritize(100);
-      expect(picker.priorityWindows().map((w) => w.from)).to.not.include(100);
     });
   });
 
