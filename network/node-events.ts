@@ -5,13 +5,16 @@ import type { SharedFile } from './library/library.js';
 import type { DownloadInfo } from './downloads/download.js';
 
 /** What changed about a known peer. */
-export type PeerChange = 'address' | 'instance' | 'reachability';
+export type PeerChange = 'address' | 'instance' | 'id' | 'reachability';
 
 /** The typed event stream of a Node: everything a front end shows live comes from here. */
 export interface NodeEvents {
   'peer-up': [peer: KnownPeer];
   'peer-down': [peer: KnownPeer];
-  /** Same node at a new address, restarted (new instance), or it stopped answering. */
+  /**
+   * Same node at a new address, restarted (new instance), or it stopped answering; `id`: a
+   * peer known by address told us its node id, and its `key` changed with it.
+   */
   'peer-changed': [peer: KnownPeer, what: PeerChange];
   'discovery-health': [source: PeerSource, health: DiscoveryHealth];
   /** A watched pattern matched a file on the network and its download started. */

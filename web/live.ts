@@ -17,6 +17,7 @@ import type { Server as SocketServer, Socket } from 'socket.io';
 import type { DownloadInfo, KnownPeer, Logger, Node, NodeEvents } from '../network/index.js';
 import type { LiveEvents } from './contract.js';
 import { discoveryView, downloadView, fileView, peerView, statusView } from './views-data.js';
+import type { PeerView } from './contract.js';
 
 export const STATUS_INTERVAL_MS = 1000;
 export const COALESCE_MS = 250;
@@ -51,7 +52,8 @@ export class Live {
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly pending = new Map<string, { event: EventName; payload: unknown }>();
   private readonly throttles = new Map<string, Throttle>();
-  private peerSigs = new Map<string, string>();
+  /** What the pages were last told of each peer, by key: to tell changes, and to name a peer that is gone. */
+  private shown = new Map<string, { sig: string; view: PeerView }>();
   private readonly unhook: Array<() => void> = [];
   private running = false;
 
@@ -72,7 +74,11 @@ export class Live {
     };
     on('peer-up', (p) => this.peer('peer-up', p));
     on('peer-down', (p) => this.peer('peer-down', p));
-    on('peer-changed', (p) => this.peer('peer-changed', p));
+    on('peer-changed', (p, what) => {
+      // Its key changed (addr: to id:): the row under the old key must go, at once.
+      if (what === 'id') this.diffPeers();
+      else this.peer('peer-changed', p);
+    });
     on('file-added', (f) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-added', () => fileView(node, f)));
     on('file-removed', (f) => this.queue(`file:${f.metainfo.infoHashHex}`, 'file-removed', () => ({ infohash: f.metainfo.infoHashHex, name: f.name })));
     on('holders', (h) => {
@@ -115,7 +121,7 @@ export class Live {
   private readonly onConnection = (socket: Socket): void => {
     socket.emit('status', statusView(this.node, this.init.httpUrl()));
     if (!this.ticker) {
-      this.peerSigs = new Map(this.node.knownPeers().map((p) => [p.key, peerSignature(p)]));
+      this.shown = new Map(this.node.knownPeers().map((p) => [p.key, { sig: peerSignature(p), view: peerView(p) }]));
       this.ticker = setInterval(() => this.tick(), STATUS_INTERVAL_MS);
       this.ticker.unref();
     }
@@ -128,22 +134,35 @@ export class Live {
       return;
     }
     this.io.volatile.emit('status', statusView(this.node, this.init.httpUrl()));
-    const now = new Map<string, string>();
+    this.diffPeers();
+  }
+
+  /**
+   * Compare the registry with what the pages were told: a new key is a `peer-up`, a changed
+   * one a `peer-changed`, a key that is gone a `peer-down` (sources, reachability and a
+   * peer's key change without an event of their own on every path).
+   */
+  private diffPeers(): void {
+    if (this.clients === 0) return;
+    const now = new Map<string, { sig: string; view: PeerView }>();
     for (const p of this.node.knownPeers()) {
       const sig = peerSignature(p);
-      now.set(p.key, sig);
-      const before = this.peerSigs.get(p.key);
-      if (before === undefined) this.queue(`peer:${p.key}`, 'peer-up', () => peerView(p));
-      else if (before !== sig) this.queue(`peer:${p.key}`, 'peer-changed', () => peerView(p));
+      const before = this.shown.get(p.key);
+      const view = before?.sig === sig ? before.view : peerView(p);
+      now.set(p.key, { sig, view });
+      if (before === undefined) this.queue(`peer:${p.key}`, 'peer-up', () => view);
+      else if (before.sig !== sig) this.queue(`peer:${p.key}`, 'peer-changed', () => view);
     }
-    this.peerSigs = now;
+    for (const [key, { view }] of this.shown) if (!now.has(key)) this.queue(`peer:${key}`, 'peer-down', () => view);
+    this.shown = now;
   }
 
   private peer(event: 'peer-up' | 'peer-down' | 'peer-changed', p: KnownPeer): void {
     if (this.clients === 0) return;
-    if (event === 'peer-down') this.peerSigs.delete(p.key);
-    else this.peerSigs.set(p.key, peerSignature(p));
-    this.queue(`peer:${p.key}`, event, () => peerView(p));
+    const view = peerView(p);
+    if (event === 'peer-down') this.shown.delete(p.key);
+    else this.shown.set(p.key, { sig: peerSignature(p), view });
+    this.queue(`peer:${p.key}`, event, () => view);
   }
 
   /**

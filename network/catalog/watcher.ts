@@ -37,7 +37,8 @@ export class Watcher {
   private readonly streams = new Map<string, Stream>();
   private readonly onUp = (p: KnownPeer) => this.open(p);
   private readonly onDown = (p: KnownPeer) => this.close(p.key);
-  private readonly onChanged = (p: KnownPeer) => {
+  private readonly onChanged = (p: KnownPeer, what: 'address' | 'instance' | 'id') => {
+    if (what === 'id') return this.rekey(p);
     // Restarted or moved: its old stream is dead or points at the wrong place.
     this.close(p.key);
     this.open(p);
@@ -132,6 +133,16 @@ export class Watcher {
     if (s.timer) clearTimeout(s.timer);
     s.timer = null;
     this.connect(s);
+  }
+
+  /** A peer known by address told us its id: its stream, if any, now goes by the new key (one stream per peer). */
+  private rekey(p: KnownPeer): void {
+    for (const [key, s] of this.streams) {
+      if (s.peer !== p || key === p.key) continue;
+      this.streams.delete(key);
+      if (this.streams.has(p.key)) this.close(p.key);
+      this.streams.set(p.key, s);
+    }
   }
 
   private close(key: string): void {

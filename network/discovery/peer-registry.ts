@@ -57,8 +57,12 @@ export interface Sighting {
 export interface PeerRegistryEvents {
   'peer-up': [peer: KnownPeer];
   'peer-down': [peer: KnownPeer];
-  /** Same node, new address or new instance (it restarted): reconnect where it matters. */
-  'peer-changed': [peer: KnownPeer, what: 'address' | 'instance'];
+  /**
+   * Same node, new address or new instance (it restarted): reconnect where it matters. `id`:
+   * a peer known by address only told us its node id, so its key changed from
+   * `addr:<host>:<port>` to `id:<id>` (lists keyed by it must drop the old key).
+   */
+  'peer-changed': [peer: KnownPeer, what: 'address' | 'instance' | 'id'];
   /** Crossed from answering (or unknown) to not answering. */
   'peer-unreachable': [peer: KnownPeer];
 }
@@ -151,7 +155,7 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
       this.emit('peer-up', peer);
       return peer;
     }
-    if (s.id && !peer.id) this.rekey(peer, s.id);
+    const rekeyed = s.id !== undefined && !peer.id && this.rekey(peer, s.id);
     if (source === 'peer' && !peer.sources.has('peer')) this.learnt++;
     peer.sources.add(source);
     peer.seen[source] = now;
@@ -171,6 +175,7 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
       peer.reachable = 'unknown';
       peer.failures = 0;
     }
+    if (rekeyed) this.emit('peer-changed', peer, 'id');
     if (restarted) {
       peer.reachable = 'unknown';
       peer.failures = 0;
@@ -267,13 +272,15 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     if (source === 'peer') this.learnt--;
   }
 
-  private rekey(peer: KnownPeer, id: string): void {
+  /** An address-only peer told us its id: key it by id from now on. False when that id is known elsewhere already. */
+  private rekey(peer: KnownPeer, id: string): boolean {
     const other = this.peers.get(`id:${id}`);
-    if (other) return; // already known under its id elsewhere; keep both rather than guess
+    if (other) return false; // already known under its id elsewhere; keep both rather than guess
     this.peers.delete(peer.key);
     (peer as { key: string }).key = `id:${id}`;
     peer.id = id;
     this.peers.set(peer.key, peer);
+    return true;
   }
 
   private drop(peer: KnownPeer): void {

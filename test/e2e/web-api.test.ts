@@ -506,6 +506,27 @@ describe('web API', function () {
         await live.close();
       }
     });
+    it('a peer added by hand is one row: when its node id becomes known, its address key goes (peer-down) and its id key comes (peer-up)', async function () {
+      const d = await startNode(path.join(dir, 'd'));
+      const live = await liveClient(web.url);
+      try {
+        await live.waitEvent('status');
+        const byAddr = `addr:127.0.0.1:${d.port}`;
+        const added = parse(PeerViewSchema, await api.post('/api/peers', { json: { host: '127.0.0.1', port: d.port } }), 201);
+        expect(added.key).to.equal(byAddr);
+        // b asks d for its peers at once and learns its id from the answer.
+        const down = PeerViewSchema.parse(await live.waitEvent('peer-down', (p) => (p as PeerView).key === byAddr));
+        expect(down.port).to.equal(d.port);
+        const up = PeerViewSchema.parse(await live.waitEvent('peer-up', (p) => (p as PeerView).key === `id:${d.id}`));
+        expect(up).to.include({ host: '127.0.0.1', port: d.port, id: d.id });
+        const listed = parse(PeersResponseSchema, await api.get('/api/peers')).peers.filter((p) => p.port === d.port);
+        expect(listed.map((p) => p.key)).to.deep.equal([`id:${d.id}`]);
+      } finally {
+        await live.close();
+        b.removePeer('127.0.0.1', d.port);
+        await d.stop();
+      }
+    });
   });
 
   describe('routes, documents and pages', function () {

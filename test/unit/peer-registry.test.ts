@@ -60,7 +60,8 @@ describe('peer registry: one list merged from every source', () => {
     expect(p.key).to.equal('id:node-b');
     expect([...p.sources].sort()).to.deep.equal(['manual', 'multicast']);
     expect(r.get('10.0.0.3:9001')).to.equal(p);
-    expect(ev).to.deep.equal(['up addr:10.0.0.3:9001']);
+    // Its key changed: lists keyed by it hear of it (the dashboard drops the old row).
+    expect(ev).to.deep.equal(['up addr:10.0.0.3:9001', 'changed id:node-b id']);
   });
 
   it('lives while one source vouches for it: losing multicast keeps a bootstrap peer, losing both drops it', () => {
@@ -100,7 +101,7 @@ describe('peer registry: one list merged from every source', () => {
     // Our own source stopping says nothing about the peer: its hearsay stays.
     r.lose('multicast', 'g', 'gone');
     expect(r.get('g')!.sources).to.deep.equal(new Set(['peer']));
-    expect(ev).to.deep.equal(['up id:g', 'up addr:10.0.0.9:9000', 'down id:g', 'up id:g']);
+    expect(ev).to.deep.equal(['up id:g', 'up addr:10.0.0.9:9000', 'changed id:h id', 'down id:g', 'up id:g']);
   });
 
   it('ignores hearsay of a departed node only for the TTL', () => {
