@@ -15,6 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
 import { unservablePath } from '../util/names.js';
+import { FileIndex } from './file-index.js';
+import { locate, reachedDirectly, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
@@ -55,19 +57,12 @@ export interface LibraryEvents {
 export const DEFAULT_SETTLE_MS = 300;
 export const DEFAULT_RESCAN_INTERVAL_MS = 60_000;
 export const DEFAULT_WAIT_FOR_MS = 30_000;
-export const MAX_SEARCH_RESULTS = 200;
+export { MAX_SEARCH_RESULTS } from './file-index.js';
 /** A file that keeps failing to hash (vanishing, swapped) is given up until its next change. */
 const MAX_ATTEMPTS = 5;
 /** How often waitFor() looks at its path again when no event has told it anything. */
 const WAIT_POLL_MS = 250;
 
-
-interface Entry {
-  file: SharedFile;
-  ino: number;
-  /** Lower-cased name, computed once for search(). */
-  lower: string;
-}
 
 interface Job {
   /** Asked to look again while running: loop once more when done. */
@@ -84,8 +79,7 @@ export class Library extends EventEmitter<LibraryEvents> {
   private readonly watching: boolean;
   private readonly settleMs: number;
   private readonly rescanMs: number;
-  private readonly entries = new Map<string, Entry>();
-  private readonly byHash = new Map<string, Set<string>>();
+  private readonly index = new FileIndex();
   private readonly jobs = new Map<string, Job>();
   private readonly warned = new Set<string>();
   private readonly waiters = new Set<(err: Error) => void>();
@@ -144,24 +138,16 @@ export class Library extends EventEmitter<LibraryEvents> {
   }
 
   files(): SharedFile[] {
-    return [...this.entries.values()].map((e) => e.file);
+    return this.index.files();
   }
 
   byInfoHash(hex: string): SharedFile | undefined {
-    const paths = this.byHash.get(hex.toLowerCase());
-    if (!paths) return undefined;
-    for (const p of paths) return this.entries.get(p)?.file;
-    return undefined;
+    return this.index.byInfoHash(hex);
   }
 
   /** Case-insensitive substring match on the relative name; the text is never a pattern. */
   search(text: string): SharedFile[] {
-    if (typeof text !== 'string' || text.length === 0) return [];
-    const needle = text.toLowerCase();
-    const found: SharedFile[] = [];
-    for (const e of this.entries.values()) if (e.lower.includes(needle)) found.push(e.file);
-    found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));
-    return found.slice(0, MAX_SEARCH_RESULTS);
+    return this.index.search(text);
   }
 
   /** Scan every folder now; resolves when what it found is indexed. */
@@ -198,7 +184,7 @@ export class Library extends EventEmitter<LibraryEvents> {
         this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength }, pieces);
     }
     await this.check(abs);
-    return this.entries.get(abs)?.file;
+    return this.index.at(abs)?.file;
   }
 
   /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
@@ -226,7 +212,7 @@ export class Library extends EventEmitter<LibraryEvents> {
       void (async () => {
         while (!done && !this.stopped) {
           await this.check(abs);
-          const e = this.entries.get(abs);
+          const e = this.index.at(abs);
           if (e && !this.jobs.has(abs)) return finish(null, e.file);
           await sleep(WAIT_POLL_MS);
         }
@@ -262,7 +248,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     w.on('addDir', (p) => void this.scan([path.resolve(p)]));
     w.on('unlinkDir', (p) => {
       const dir = path.resolve(p) + path.sep;
-      for (const abs of this.entries.keys()) if (abs.startsWith(dir)) void this.check(abs);
+      for (const abs of [...this.index.paths()]) if (abs.startsWith(dir)) void this.check(abs);
     });
     w.on('error', (err) => this.log.warn({ err: (err as Error).message }, 'library watcher error'));
     // A stop() during the watcher's first walk closes it before 'ready': do not wait forever.
@@ -273,23 +259,14 @@ export class Library extends EventEmitter<LibraryEvents> {
   }
 
   private ignoredByWatcher(p: string, st?: Stats): boolean {
-    const where = this.locate(path.resolve(p));
+    const where = locate(this.folders, path.resolve(p));
     if (!where || where.rel === '') return false;
     return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
   }
 
-  /** The folder holding `abs` (the deepest, if folders nest) and the '/'-separated path inside it. */
-  private locate(abs: string): { folder: string; rel: string } | null {
-    let best: string | null = null;
-    for (const f of this.folders) {
-      if ((abs === f || abs.startsWith(f + path.sep)) && (!best || f.length > best.length)) best = f;
-    }
-    return best === null ? null : { folder: best, rel: path.relative(best, abs).split(path.sep).join('/') };
-  }
-
   /** Where `abs` would be served from, or null if it must never be. */
-  private servable(abs: string): { folder: string; rel: string } | null {
-    const where = this.locate(abs);
+  private servable(abs: string): Place | null {
+    const where = locate(this.folders, abs);
     if (!where || where.rel === '') return null;
     const why = unservablePath(where.rel);
     if (why) {
@@ -312,7 +289,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (const r of roots) await this.walk(r, seen);
     const jobs = [...seen].map((p) => this.check(p));
     const under = roots.map((r) => r + path.sep);
-    for (const abs of this.entries.keys()) {
+    for (const abs of [...this.index.paths()]) {
       if (!seen.has(abs) && under.some((u) => abs.startsWith(u))) jobs.push(this.check(abs));
     }
     await Promise.all(jobs);
@@ -370,8 +347,8 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (let attempt = 0; ; ) {
       if (this.stopped) return;
       const st = await fsp.lstat(abs).catch(() => null);
-      if (!st || !st.isFile() || !(await this.reachedDirectly(abs, where))) return this.drop(abs);
-      const cur = this.entries.get(abs);
+      if (!st || !st.isFile() || !(await reachedDirectly(abs, where))) return this.drop(abs);
+      const cur = this.index.at(abs);
       if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
       // Let a file being written settle, so we hash it once, at the end. A future mtime
       // (clock skew) settles when two looks settleMs apart agree.
@@ -403,53 +380,18 @@ export class Library extends EventEmitter<LibraryEvents> {
     }
   }
 
-  /**
-   * True when `abs` is reached through real directories of its folder: a directory
-   * swapped for a symlink must not make us serve what it points to.
-   */
-  private async reachedDirectly(abs: string, where: { folder: string; rel: string }): Promise<boolean> {
-    try {
-      const [realFolder, realDir] = await Promise.all([fsp.realpath(where.folder), fsp.realpath(path.dirname(abs))]);
-      return realDir === path.join(realFolder, path.dirname(where.rel));
-    } catch {
-      return false;
-    }
-  }
-
-  private put(abs: string, where: { folder: string; rel: string }, st: Stats, pieces: Buffer): void {
+  private put(abs: string, where: Place, st: Stats, pieces: Buffer): void {
     const metainfo = buildMetainfo({ name: path.basename(abs), length: st.size, pieceLength: this.pieceLength, pieces });
     const file: SharedFile = { name: where.rel, path: abs, folder: where.folder, size: st.size, mtimeMs: st.mtimeMs, metainfo };
-    const old = this.entries.get(abs);
-    const entry: Entry = { file, ino: st.ino, lower: where.rel.toLowerCase() };
-    if (old && old.file.metainfo.infoHashHex === metainfo.infoHashHex) {
-      // Touched but identical: the torrent is the same, so nobody needs to hear about it.
-      this.entries.set(abs, entry);
-      return;
-    }
-    if (old) {
-      this.unindex(abs, old);
-      this.emit('removed', old.file);
-    }
-    this.entries.set(abs, entry);
-    let paths = this.byHash.get(metainfo.infoHashHex);
-    if (!paths) this.byHash.set(metainfo.infoHashHex, (paths = new Set()));
-    paths.add(abs);
-    this.emit('added', file);
+    // Touched but identical: the torrent is the same, so nobody needs to hear about it.
+    const { removed, added } = this.index.put(file, st.ino);
+    if (removed) this.emit('removed', removed);
+    if (added) this.emit('added', added);
   }
 
   private drop(abs: string): void {
-    const old = this.entries.get(abs);
-    if (!old) return;
-    this.unindex(abs, old);
-    this.emit('removed', old.file);
-  }
-
-  private unindex(abs: string, e: Entry): void {
-    this.entries.delete(abs);
-    const hex = e.file.metainfo.infoHashHex;
-    const paths = this.byHash.get(hex);
-    paths?.delete(abs);
-    if (paths?.size === 0) this.byHash.delete(hex);
+    const old = this.index.remove(abs);
+    if (old) this.emit('removed', old);
   }
 }
 
