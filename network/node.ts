@@ -20,7 +20,7 @@ import { startDiscovery, type Discovery } from './discovery/sources.js';
 import { ControlService, describeFile } from './control/control-service.js';
 import { NetworkSearch, type SearchResult } from './catalog/search.js';
 import { Gossip } from './catalog/gossip.js';
-import { Holders, holderKey } from './catalog/holders.js';
+import { Holders, holderKey, swarmHolderKey } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
@@ -496,14 +496,9 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.library.byInfoHash(h)?.metainfo ?? this.downloads.get(h)?.metainfo ?? this.torrents.get(h)?.metainfo;
   }
 
-  /**
-   * A swarm peer with every piece holds the file. A peer we dialled is known by the address
-   * we dialled; an incoming one by its peer id, unless it is a Shoal node (its listening
-   * address is unknown here, and the control protocol counts it already).
-   */
+  /** A swarm peer with every piece holds the file. */
   private sawSwarmPeer(infohash: string, p: PeerSession): void {
-    if (p.outgoing) return this.holderIndex.saw(infohash, holderKey(p.peer.address, p.peer.port));
-    if (clientName(p.peerId).startsWith('Shoal ')) return;
-    this.holderIndex.saw(infohash, `peer:${p.peerId.toString('hex')}`);
+    const key = swarmHolderKey({ outgoing: p.outgoing, host: p.peer.address, port: p.peer.port, client: clientName(p.peerId), peerId: p.peerId });
+    if (key) this.holderIndex.saw(infohash, key);
   }
 }

@@ -46,6 +46,17 @@ export function holderKey(host: string, port: number): string {
   return `${host}:${port}`;
 }
 
+/**
+ * How a swarm peer with every piece counts as a holder: a peer we dialled by the address we
+ * dialled; an incoming one by its peer id, unless it is a Shoal node (its listening address
+ * is unknown here, and the control protocol counts it already): null then.
+ */
+export function swarmHolderKey(p: { outgoing: boolean; host: string; port: number; client: string; peerId: Buffer }): string | null {
+  if (p.outgoing) return holderKey(p.host, p.port);
+  if (p.client.startsWith('Shoal ')) return null;
+  return `peer:${p.peerId.toString('hex')}`;
+}
+
 export class Holders extends EventEmitter<HoldersEvents> {
   /** infohash → node key → last seen (ms); Map order is least recently touched first. */
   private readonly byFile = new Map<string, Map<string, number>>();
