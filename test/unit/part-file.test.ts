@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { buildMetainfo, parseTorrent, pieceSize, type Metainfo } from '../../network/metainfo/metainfo.js';
 import { PartFile, type Hasher, type PartFileInit } from '../../network/storage/part-file.js';
@@ -144,37 +144,60 @@ describe('part file and resume record', function () {
     });
 
     it('marks are saved together once the interval has passed, not one save per mark', async function () {
-      const { part } = await open({ saveIntervalMs: 150 });
+      const { part } = await open({ saveIntervalMs: 100 });
       const first = await readRecord();
-      await writeVerified(part, 0, 2);
-      expect(listed(await readRecord()), 'not saved before the interval').to.deep.equal([]);
+      await part.writePiece(0, pieceOf(m, content, 0));
+      await part.writePiece(2, pieceOf(m, content, 2));
+      const markedAt = Date.now();
+      part.markVerified(0);
+      part.markVerified(2);
       const rec = await waitFor(async () => {
         const r = await readRecord();
         return r.savedAt !== first.savedAt ? r : null;
       }, 5000, 'the scheduled save');
-      expect(listed(rec)).to.deep.equal([0, 2]);
+      expect(rec.savedAt - markedAt, 'not saved before the interval').to.be.at.least(100 - 1);
+      expect(listed(rec), 'one save for both marks').to.deep.equal([0, 2]);
     });
 
     it('saveNow writes at once and cancels the scheduled save', async function () {
-      const { part } = await open({ saveIntervalMs: 100 });
+      const { part } = await open({ saveIntervalMs: 50 });
       await writeVerified(part, 3);
       await part.saveNow();
       const rec = await readRecord();
       expect(listed(rec)).to.deep.equal([3]);
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 150));
       expect((await readRecord()).savedAt, 'the timer set by markVerified did not save again').to.equal(rec.savedAt);
     });
 
-    it('saves in flight are chained: they finish in the order asked, and the last one asked is what stays', async function () {
+    it('saves in flight are chained: one at a time, in the order asked, and the last one asked is what stays', async function () {
       const { part } = await open({ saveIntervalMs: 60_000 });
+      for (let i = 0; i < m.pieceCount; i++) await part.writePiece(i, pieceOf(m, content, i));
+      // Record writes made slow on purpose (each rename waits 20 ms), to see whether they overlap.
+      let writing = 0;
+      let mostAtOnce = 0;
+      const { writeFile, rename } = fs.promises;
+      fs.promises.writeFile = (async (...args: Parameters<typeof writeFile>) => {
+        if (String(args[0]).startsWith(resumeDir)) mostAtOnce = Math.max(mostAtOnce, ++writing);
+        return writeFile(...args);
+      }) as typeof writeFile;
+      fs.promises.rename = (async (from: string, to: string) => {
+        if (!from.startsWith(resumeDir)) return rename(from, to);
+        await new Promise((r) => setTimeout(r, 20));
+        await rename(from, to);
+        writing--;
+      }) as typeof rename;
       const finished: number[] = [];
-      const saves: Array<Promise<void>> = [];
-      for (let i = 0; i < m.pieceCount; i++) {
-        await part.writePiece(i, pieceOf(m, content, i));
-        part.markVerified(i);
-        saves.push(part.saveNow().then(() => void finished.push(i)));
+      try {
+        const saves: Array<Promise<void>> = [];
+        for (let i = 0; i < m.pieceCount; i++) {
+          part.markVerified(i);
+          saves.push(part.saveNow().then(() => void finished.push(i)));
+        }
+        await saves[saves.length - 1];
+      } finally {
+        Object.assign(fs.promises, { writeFile, rename });
       }
-      await saves[saves.length - 1];
+      expect(mostAtOnce, 'one record write at a time').to.equal(1);
       expect(finished, 'each earlier save done before the last resolves').to.deep.equal([0, 1, 2, 3, 4]);
       expect(listed(await readRecord())).to.deep.equal([0, 1, 2, 3, 4]);
       expect((await fsp.readdir(resumeDir)).filter((n) => n.includes('.tmp')), 'no temporary files left').to.deep.equal([]);

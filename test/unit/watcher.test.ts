@@ -71,6 +71,9 @@ describe('watcher', function () {
     return watcher;
   }
 
+  /** The delays the watcher chose for its retries, from its debug log. */
+  const retries = (): number[] => log.records.filter((r) => r.msg === 'watch stream closed; retrying').map((r) => r.retryMs as number);
+
   const peer = (n: number, instance = 'i1'): KnownPeer | null => registry.see('multicast', { id: `node-${n}`, host: '10.0.0.1', port: 9000 + n, instance });
 
   beforeEach(function () {
@@ -118,15 +121,20 @@ describe('watcher', function () {
       expect(s.open()).to.deep.equal(['10.0.0.1:9001']);
     });
 
-    it('a new pattern reopens every stream (the snapshots are read again for it)', function () {
+    it('a new pattern reopens every stream (the snapshots are read again for it); closing the old ones is no failure to retry', async function () {
       peer(1);
       peer(2);
-      make().add('*.mp3');
+      make({ retry: { firstMs: 10, maxMs: 40 } }).add('*.mp3');
       const before = [...s.all];
       watcher.add('*.flac');
       expect(before.every((x) => !x.open)).to.equal(true);
       expect(s.all).to.have.length(4);
       expect(s.open()).to.deep.equal(['10.0.0.1:9001', '10.0.0.1:9002']);
+      await sleep(60);
+      expect(s.all, 'no retry').to.have.length(4);
+      expect(retries()).to.deep.equal([]);
+      s.fail(s.to('10.0.0.1:9001'));
+      expect(retries(), 'the back-off did not grow either').to.deep.equal([10]);
     });
 
     it(`holds at most maxSubscriptions streams (${MAX_SUBSCRIPTIONS} by default); one going frees a place`, function () {
@@ -150,14 +158,9 @@ describe('watcher', function () {
       make().add('*');
       s.fail(s.to('10.0.0.1:9001'));
       expect(retries()).to.deep.equal([1000]);
-      await sleep(100);
+      await sleep(50);
       expect(s.all, 'no retry before its time').to.have.length(1);
     });
-
-    /** The delays the watcher chose, from its debug log. */
-    function retries(): number[] {
-      return log.records.filter((r) => r.msg === 'watch stream closed; retrying').map((r) => r.retryMs as number);
-    }
 
     it('doubles after each failure up to the cap, waits that long, and starts over once a snapshot arrives', async function () {
       peer(1);
@@ -183,7 +186,7 @@ describe('watcher', function () {
       s.fail(s.to('10.0.0.1:9001'));
       registry.lose('multicast', 'node-1', 'goodbye');
       watcher.remove('*'); // closes 9002's stream without an error
-      await sleep(150);
+      await sleep(80);
       expect(s.all).to.have.length(2);
       expect(retries()).to.deep.equal([20]);
     });
