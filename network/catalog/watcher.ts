@@ -14,6 +14,10 @@ import { checkPattern, globMatch } from './glob.js';
 export const MAX_WATCH_PATTERNS = 64;
 /** Streams held at once; on a bigger network the freshest peers are watched. */
 export const MAX_SUBSCRIPTIONS = 256;
+/** A broken stream is retried after this, then after twice as long each time it fails again... */
+export const RETRY_FIRST_MS = 1000;
+/** ...up to this; a snapshot (the stream works) starts over from RETRY_FIRST_MS. */
+export const RETRY_MAX_MS = 30_000;
 
 export interface WatcherInit {
   registry: PeerRegistry;
@@ -23,6 +27,10 @@ export interface WatcherInit {
   observe?(from: KnownPeer, what: 'snapshot' | 'file-added' | 'file-removed', files: FileEntry[]): void;
   logger: Logger;
   maxSubscriptions?: number;
+  /** Opens one stream; the control protocol over TCP by default (a test gives its own). */
+  subscribe?: typeof subscribe;
+  /** Back-off of a broken stream's reconnects; RETRY_FIRST_MS doubling to RETRY_MAX_MS by default. */
+  retry?: { firstMs: number; maxMs: number };
 }
 
 interface Stream {
@@ -44,7 +52,15 @@ export class Watcher {
     this.open(p);
   };
 
-  constructor(private readonly init: WatcherInit) {}
+  private readonly subscribe: typeof subscribe;
+  private readonly retryFirstMs: number;
+  private readonly retryMaxMs: number;
+
+  constructor(private readonly init: WatcherInit) {
+    this.subscribe = init.subscribe ?? subscribe;
+    this.retryFirstMs = init.retry?.firstMs ?? RETRY_FIRST_MS;
+    this.retryMaxMs = init.retry?.maxMs ?? RETRY_MAX_MS;
+  }
 
   patterns(): string[] {
     return [...this.patternList];
@@ -95,7 +111,7 @@ export class Watcher {
 
   private open(peer: KnownPeer): void {
     if (this.streams.has(peer.key) || this.streams.size >= (this.init.maxSubscriptions ?? MAX_SUBSCRIPTIONS)) return;
-    const s: Stream = { peer, sub: null, retryMs: 1000, timer: null };
+    const s: Stream = { peer, sub: null, retryMs: this.retryFirstMs, timer: null };
     this.streams.set(peer.key, s);
     this.connect(s);
   }
@@ -103,9 +119,9 @@ export class Watcher {
   private connect(s: Stream): void {
     const { peer } = s;
     const log = this.init.logger;
-    s.sub = subscribe(peer.host, peer.port, {
+    s.sub = this.subscribe(peer.host, peer.port, {
       snapshot: (files) => {
-        s.retryMs = 1000;
+        s.retryMs = this.retryFirstMs;
         log.debug({ peer: `${peer.host}:${peer.port}`, files: files.length }, 'watching peer');
         this.init.observe?.(peer, 'snapshot', files);
         for (const f of files) this.offer(f, peer);
@@ -123,7 +139,7 @@ export class Watcher {
           if (this.streams.get(peer.key) === s) this.connect(s);
         }, s.retryMs);
         s.timer.unref();
-        s.retryMs = Math.min(s.retryMs * 2, 30_000);
+        s.retryMs = Math.min(s.retryMs * 2, this.retryMaxMs);
       },
     });
   }

@@ -4,7 +4,7 @@ import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
 /** Bytes of whole pieces kept for serving, per open file. */
 export const DEFAULT_READ_CACHE_BYTES = 16 * 1024 * 1024;
 /** Piece reads in flight at once per file. */
-const MAX_LOADS = 8;
+export const MAX_LOADS = 8;
 
 /** A piece in memory. Blocks handed to a socket pin it until the socket has written them. */
 export interface CachedPiece {

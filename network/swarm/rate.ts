@@ -1,8 +1,15 @@
+/** Milliseconds since the epoch: `Date.now`, or a test's own clock. */
+export type Clock = () => number;
+
 /** Bytes per second over the last few seconds, in one-second buckets. */
 export class RateMeter {
   private readonly buckets = new Float64Array(5);
-  private second = Math.floor(Date.now() / 1000);
+  private second: number;
   total = 0;
+
+  constructor(private readonly now: Clock = Date.now) {
+    this.second = Math.floor(now() / 1000);
+  }
 
   add(n: number): void {
     this.roll();
@@ -13,15 +20,14 @@ export class RateMeter {
   /** Average over the completed seconds plus the current one, weighted by elapsed time. */
   rate(): number {
     this.roll();
-    const now = Date.now() / 1000;
-    const frac = now - this.second;
+    const frac = this.now() / 1000 - this.second;
     let sum = 0;
     for (let i = 0; i < this.buckets.length; i++) sum += this.buckets[i]!;
     return sum / (this.buckets.length - 1 + Math.max(frac, 0.1));
   }
 
   private roll(): void {
-    const s = Math.floor(Date.now() / 1000);
+    const s = Math.floor(this.now() / 1000);
     if (s === this.second) return;
     const steps = Math.min(s - this.second, this.buckets.length);
     for (let k = 1; k <= steps; k++) this.buckets[(this.second + k) % this.buckets.length] = 0;
@@ -35,12 +41,16 @@ export class RateMeter {
  */
 export class RateLimiter {
   private tokens: number;
-  private last = Date.now();
+  private last: number;
   private readonly waiters: Array<{ n: number; resolve: () => void }> = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly bytesPerSecond: number) {
+  constructor(
+    private readonly bytesPerSecond: number,
+    private readonly now: Clock = Date.now,
+  ) {
     this.tokens = bytesPerSecond;
+    this.last = now();
   }
 
   get limited(): boolean {
@@ -61,7 +71,7 @@ export class RateLimiter {
   }
 
   private refill(): void {
-    const now = Date.now();
+    const now = this.now();
     this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
     this.last = now;
   }
