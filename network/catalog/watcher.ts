@@ -9,7 +9,7 @@ import type { Logger } from '../util/log.js';
 import type { FileEntry } from '../wire/control-codec.js';
 import type { KnownPeer, PeerRegistry } from '../discovery/peer-registry.js';
 import { subscribe, type Subscription } from '../control/subscription.js';
-import { checkPattern, globMatch } from './glob.js';
+import { checkPattern, globMatch, PatternError } from './glob.js';
 
 export const MAX_WATCH_PATTERNS = 64;
 /** Streams held at once; on a bigger network the freshest peers are watched. */
@@ -70,7 +70,7 @@ export class Watcher {
   add(pattern: string): void {
     checkPattern(pattern);
     if (this.patternList.includes(pattern)) return;
-    if (this.patternList.length >= MAX_WATCH_PATTERNS) throw new Error(`at most ${MAX_WATCH_PATTERNS} watch patterns`);
+    if (this.patternList.length >= MAX_WATCH_PATTERNS) throw new PatternError(`at most ${MAX_WATCH_PATTERNS} watch patterns`);
     this.patternList.push(pattern);
     if (this.patternList.length === 1) this.startStreams();
     else for (const s of this.streams.values()) this.reopen(s); // re-read snapshots for the new pattern

@@ -228,7 +228,7 @@ describe('watcher', function () {
       for (let i = 0; i < MAX_WATCH_PATTERNS; i++) watcher.add(`*.${i}`);
       watcher.add('*.0'); // already there: no error, no second copy
       expect(watcher.patterns()).to.have.length(MAX_WATCH_PATTERNS);
-      expect(() => watcher.add('*.more')).to.throw(`at most ${MAX_WATCH_PATTERNS} watch patterns`);
+      expect(() => watcher.add('*.more')).to.throw(PatternError, `at most ${MAX_WATCH_PATTERNS} watch patterns`);
       expect(watcher.patterns()).to.not.include('*.more');
       watcher.patterns().pop(); // a copy
       expect(watcher.patterns()).to.have.length(MAX_WATCH_PATTERNS);
