@@ -239,7 +239,8 @@ describe('peer port: protocol dispatch and limits', function () {
         const first = await Promise.all(Array.from({ length: MAX_SUBSCRIBERS }, open));
         expect(first.filter((r) => r.err !== null)).to.have.length(0);
         const over = await open();
-        expect(over.err?.message).to.include(`refused the subscription: this node already has ${MAX_SUBSCRIBERS} subscribers`);
+        expect(over.err, 'the subscription past the limit is refused').to.be.an('error');
+        expect(over.err!.message).to.include(`refused the subscription: this node already has ${MAX_SUBSCRIBERS} subscribers`);
         first[0]!.sub.close();
         const again = await waitFor(async () => {
           const r = await open();
