@@ -27,7 +27,7 @@ import { tempDir, randomFile, startNode, cleanup, waitFor, captureLog, type LogR
 import { fakePeer, type FakePeer } from '../fake-peer.js';
 
 /** Handshake and idle timers no limit test can run into. */
-const LONG_TIMERS: Partial<NodeInit> = { timeouts: { handshakeMs: 30_000, idleMs: 30_000, keepAliveMs: 60_000 }, controlIdleMs: 30_000 };
+const LONG_TIMERS: Partial<NodeInit> = { timeouts: { handshakeMs: 30_000, idleMs: 30_000 }, controlIdleMs: 30_000 };
 /** A limit closes the connection within this; the timers would take ten times longer. */
 const CLOSE_BOUND_MS = 3_000;
 
