@@ -24,7 +24,8 @@ import { isLoopbackAddress, normalizeAddress } from '../util/addresses.js';
 export const DEFAULT_NUMWANT = 50;
 export const MAX_NUMWANT = 200;
 export const MAX_QUERY_BYTES = 4096;
-export const MAX_PARAMS = 64;
+/** Parameters in one query: room for a full scrape and a few more, so that a scrape's own bound is what refuses one info_hash too many. */
+export const MAX_PARAMS = 80;
 export const MAX_SCRAPE = 64;
 /** Interval a client assumes when a tracker sends none (30 min, the customary default). */
 export const ASSUMED_INTERVAL_S = 1800;

@@ -13,6 +13,7 @@ import { discoveryCompliance } from '../discovery-compliance.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../../network/discovery/bootstrap-client.js';
 import type { DiscoveredPeer, LostReason } from '../../network/discovery/discovery.js';
+import { MAX_ANSWER_BYTES } from '../../network/wire/bootstrap-api.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 
@@ -216,6 +217,40 @@ describe('BootstrapClient', function () {
     await c.client.start();
     expect(c.client.health().state).to.equal('ok');
     expect(c.peers).to.deep.equal([]);
+  });
+
+  it('gives up on an answer larger than MAX_ANSWER_BYTES, declared or streamed, without waiting for its end', async function () {
+    this.timeout(90_000);
+    // Both answers stay open: only the cap can end the wait before the client's 30 s timeout.
+    const declared = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(MAX_ANSWER_BYTES + 1) });
+      res.write('{"self":');
+    });
+    const streamed = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(Buffer.alloc(MAX_ANSWER_BYTES + 64 * 1024, 0x20));
+    });
+    for (const s of [declared, streamed]) {
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      fakes.push(s);
+      const w = track(client(`http://127.0.0.1:${(s.address() as AddressInfo).port}`, 'big', { timeoutMs: 30_000, stopTimeoutMs: 100 }));
+      const started = Date.now();
+      await w.client.start();
+      expect(w.client.health().detail).to.equal(`bootstrap answer larger than ${MAX_ANSWER_BYTES} bytes`);
+      expect(Date.now() - started).to.be.below(10_000);
+      await w.client.stop();
+    }
+  });
+
+  it('refuses an answer whose heartbeat interval is out of bounds, so a lying server cannot make it hammer', async function () {
+    for (const heartbeatMs of [99, 3_600_001]) {
+      const liar = await fakeServer(() => ({ status: 200, body: JSON.stringify({ self: { id: 'h', host: '127.0.0.1', port: 7000 }, nodes: [], heartbeatMs, ttlMs: 300 }) }));
+      const w = track(client(liar.url, 'h'));
+      await w.client.start();
+      expect(w.client.health().state, String(heartbeatMs)).to.equal('failing');
+      expect(w.client.health().detail).to.match(/not a Shoal bootstrap answer: field "heartbeatMs"/);
+      await w.client.stop();
+    }
   });
 
   it('two Shoal nodes started with a bootstrap URL find each other and each other’s files through it', async function () {

@@ -14,7 +14,7 @@ import { tempDir, cleanup, waitFor, ROOT, Children, captureLog } from '../helper
 import { liveClient } from '../web-http.js';
 import { BootstrapServer, WARN_PER_MINUTE, hostMap } from '../../bootstrap/server.js';
 import { parseAnnounceResponse, percentEncodeBytes } from '../../network/wire/tracker-codec.js';
-import type { RegisterBody } from '../../network/wire/bootstrap-api.js';
+import { MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, type RegisterBody, type RegisterRequest } from '../../network/wire/bootstrap-api.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 const file = (name: string, n: number, extra: { complete?: boolean } = {}) => ({ name, size: 1000 + n, infohash: hash(n), ...extra });
@@ -134,10 +134,12 @@ describe('bootstrap server over HTTP', function () {
       ['host not an address', 'POST', '/api/nodes', body('a', { host: 'evil.example' }), 400, /field "host"/],
       ['unspecified host', 'POST', '/api/nodes', body('a', { host: '0.0.0.0' }), 400, /unicast/],
       ['too many files', 'POST', '/api/nodes', body('a', { files: Array.from({ length: 10_001 }, (_, i) => file('f', i)) }), 400, /at most 10000 files/],
+      ['too many downloads', 'POST', '/api/nodes', body('a', { downloads: Array.from({ length: 1001 }, (_, i) => ({ infohash: hash(i), name: 'n', progress: 0 })) }), 400, /at most 1000 downloads/],
       ['progress over 1', 'POST', '/api/nodes', body('a', { downloads: [{ infohash: hash(1), name: 'n', progress: 2 }] }), 400, /downloads/],
+      ['name over 64 characters', 'POST', '/api/nodes', body('a', { name: 'n'.repeat(65) }), 400, /field "name"/],
       ['malformed JSON', 'POST', '/api/nodes', '{"id": "a",', 400, /not valid JSON/],
       ['JSON that is not an object', 'POST', '/api/nodes', '[1,2,3]', 400, /expected object/],
-      ['oversized body', 'POST', '/api/nodes', big, 413, /larger than/],
+      ['oversized body', 'POST', '/api/nodes', big, 413, new RegExp(`body larger than ${MAX_BODY_BYTES} bytes`)],
       ['no content type', 'POST', '/api/nodes', undefined, 415, /Content-Type: application\/json/],
       ['heartbeat of an unknown node', 'PUT', '/api/nodes/nobody', { instance: 'x' }, 404, /unknown node/],
       ['heartbeat with a bad id', 'PUT', '/api/nodes/a%20b', { instance: 'x' }, 400, /must be 1\.\.64/],
@@ -158,6 +160,34 @@ describe('bootstrap server over HTTP', function () {
     const after = await call(`${base}/api/nodes/owner`, 'PUT', { instance: 'owner-i1' });
     expect(after.status, 'the server still answers, and the owner still heartbeats').to.equal(200);
     expect(server!.registry.size).to.equal(1);
+  });
+
+  it(`reads a body of exactly MAX_BODY_BYTES (${MAX_BODY_BYTES}); one byte more is a 413`, async function () {
+    await start();
+    /** A register body of exactly `bytes` bytes, padded with a field the server drops. */
+    const padded = (id: string, bytes: number) => {
+      const bare = JSON.stringify({ ...body(id), pad: '' });
+      return JSON.stringify({ ...body(id), pad: 'x'.repeat(bytes - bare.length) });
+    };
+    expect(Buffer.byteLength(padded('edge', MAX_BODY_BYTES))).to.equal(MAX_BODY_BYTES);
+    expect((await call(`${base}/api/nodes`, 'POST', padded('edge', MAX_BODY_BYTES))).status).to.equal(200);
+    const over = await call(`${base}/api/nodes`, 'POST', padded('over', MAX_BODY_BYTES + 1));
+    expect(over.status).to.equal(413);
+    expect(over.json.error).to.equal(`body larger than ${MAX_BODY_BYTES} bytes`);
+    expect(server!.registry.get('over')).to.equal(undefined);
+  });
+
+  it(`answers a register with at most MAX_PEERS_IN_ANSWER (${MAX_PEERS_IN_ANSWER}) other nodes, the freshest, and says it left some out`, async function () {
+    await start({ maxNodesPerAddress: MAX_PEERS_IN_ANSWER + 10, heartbeatMs: 60_000 });
+    // One at a time, so the order of freshness is the order of registration.
+    for (let i = 0; i <= MAX_PEERS_IN_ANSWER; i++) expect((await call(`${base}/api/nodes`, 'POST', body(`n${i}`))).status).to.equal(200);
+    const me = await call(`${base}/api/nodes`, 'POST', body('me'));
+    const nodes = me.json.nodes as Array<{ id: string }>;
+    expect(nodes).to.have.length(MAX_PEERS_IN_ANSWER);
+    expect(me.json.truncated).to.equal(true);
+    expect(nodes[0]!.id, 'freshest first').to.equal(`n${MAX_PEERS_IN_ANSWER}`);
+    expect(nodes.map((n) => n.id)).to.not.include('n0');
+    expect(((await call(`${base}/api/nodes`, 'GET')).json.nodes as unknown[]).length, 'the monitor lists them all').to.equal(MAX_PEERS_IN_ANSWER + 2);
   });
 
   it('logs bad requests at warn, at most 20 a minute', async function () {

@@ -1,3 +1,9 @@
+/**
+ * The control protocol's two ends over real sockets on loopback: the asking side
+ * (controlRequest, fetchMetainfo) against small servers that answer well or badly, and the
+ * serving side's cut-off of a subscriber that stops reading. The node's own answers and
+ * limits are in server.test.ts.
+ */
 import { expect } from 'chai';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -8,7 +14,8 @@ import {
 import { controlRequest, fetchMetainfo } from '../../network/control/control-client.js';
 import { TimeoutError, ClosedError } from '../../network/util/errors.js';
 import { buildMetainfo, encodeTorrent, type Metainfo } from '../../network/metainfo/metainfo.js';
-import { rejection } from '../helpers.js';
+import { serveControl, MAX_SUBSCRIBER_BACKLOG, type Subscriber } from '../../network/control/control-server.js';
+import { rejection, waitFor, captureLog } from '../helpers.js';
 
 const HASH = 'ab'.repeat(20);
 
@@ -93,12 +100,17 @@ describe('control client', function () {
     expect(err.message).to.match(/peers\.0\.port/);
   });
 
-  it('rejects an answer longer than MAX_RESPONSE_LINE without waiting for its end', async () => {
+  it('rejects an answer longer than MAX_RESPONSE_LINE without waiting for its end', async function () {
+    this.timeout(40_000);
+    // The line never ends and the connection stays open: only the cap can end the wait before the 30 s timeout.
     server = await serve((socket) => {
       socket.write(Buffer.alloc(MAX_RESPONSE_LINE + 1024 * 1024, 0x61));
     });
-    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }, { timeoutMs: 10_000 }));
+    const started = Date.now();
+    const err = await rejection(controlRequest('127.0.0.1', server.port, { type: 'list' }, { timeoutMs: 30_000 }));
     expect(err.name).to.equal('LineTooLongError');
+    expect(err.message).to.match(new RegExp(`line longer than ${MAX_RESPONSE_LINE} bytes`));
+    expect(Date.now() - started).to.be.below(10_000);
   });
 
   it('fails a stalled peer with TimeoutError', async () => {
@@ -176,5 +188,52 @@ describe('control client', function () {
     server = await serve((socket) => socket.write(encodeMessage({ type: 'LIST', files: [] })));
     expect((await rejection(fetchMetainfo('127.0.0.1', server.port, HASH))).message).to.match(/answered LIST/);
     expect((await rejection(fetchMetainfo('127.0.0.1', server.port, 'nothex'))).name).to.equal('TypeError');
+  });
+});
+
+describe('control server: a subscriber that stops reading', function () {
+  this.timeout(15_000);
+
+  it('is cut off once MAX_SUBSCRIBER_BACKLOG bytes wait unread, with one warning, and unsubscribed', async () => {
+    const log = captureLog();
+    let sub: Subscriber | null = null;
+    let unsubscribed = 0;
+    const server = net.createServer((socket) => {
+      socket.on('error', () => {}); // as the peer server does: a client's reset is no crash
+      socket.once('data', (first: Buffer) =>
+        serveControl(socket, first, {
+          handle: async () => ({ type: 'ERROR', error: 'not here' }),
+          subscribe: (s) => {
+            sub = s;
+            return { snapshot: { type: 'SUBSCRIBED', files: [] }, unsubscribe: () => unsubscribed++ };
+          },
+        }, { idleMs: 60_000 }, log.logger),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    client.on('error', () => {}); // the server resets it: that is the point
+    try {
+      await new Promise<void>((resolve) => client.once('connect', resolve));
+      client.write(encodeMessage({ type: 'subscribe' }));
+      client.pause(); // and never read again
+      const s = await waitFor(() => sub, 2000, 'the subscription');
+      const event: ControlResponse = { type: 'EVENT', event: 'file-added', file: { name: 'x'.repeat(1000), size: 1, infohash: 'ab'.repeat(20) } };
+      const line = encodeMessage(event).length;
+      // The kernel's buffers fill first; past them the backlog grows in the process, up to the cap.
+      let sent = 0;
+      for (; sent < (64 * 1024 * 1024) / line && unsubscribed === 0; sent++) {
+        s.send(event);
+        if (sent % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waitFor(() => unsubscribed === 1, 2000, 'the unsubscribe');
+      expect(sent * line, 'cut off well before 64 MiB').to.be.below(64 * 1024 * 1024);
+      expect(sent * line).to.be.above(MAX_SUBSCRIBER_BACKLOG);
+      for (let i = 0; i < 100; i++) s.send(event); // the node may still push a few
+      expect(log.warnings().filter((m) => m === 'dropping a subscriber that does not read its events')).to.have.length(1);
+    } finally {
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

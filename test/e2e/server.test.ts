@@ -1,59 +1,150 @@
+/**
+ * The node's one TCP port: the first byte picks the BitTorrent wire or the control
+ * protocol, and every hard limit of either closes the connection with its reason.
+ *
+ * A limit is only proven if nothing else could have closed the socket: the limit tests run
+ * with handshake and idle timers of 30 s, assert that the close came within CLOSE_BOUND_MS
+ * (far below them), and read the reason from the node's log (the BitTorrent side) or from
+ * the ERROR line the control protocol answers with. The timers themselves are tested apart,
+ * with short values.
+ */
 import { expect } from 'chai';
 import net from 'node:net';
 import path from 'node:path';
+import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import type { Node } from '../../network/index.js';
-import { encodeHandshake, encodeRequest, WireDecoder, type WireMessage, maxFrameFor, INTERESTED } from '../../network/wire/peer-wire.js';
-import { tempDir, randomFile, startNode, cleanup, waitFor } from '../helpers.js';
+import type { Node, NodeInit } from '../../network/index.js';
+import { MAX_SUBSCRIBERS } from '../../network/control/control-service.js';
+import {
+  encodeHandshake, encodeRequest, encodeBitfield, encodeHave, WireDecoder, maxFrameFor,
+  type WireMessage, INTERESTED, DEFAULT_MAX_FRAME, MAX_REQUEST_LENGTH,
+} from '../../network/wire/peer-wire.js';
+import { MAX_REQUEST_LINE } from '../../network/wire/control-codec.js';
+import { controlRequest, fetchMetainfo } from '../../network/control/control-client.js';
+import { subscribe, type Subscription } from '../../network/control/subscription.js';
+import { encodeTorrent, pieceSize, type Metainfo } from '../../network/metainfo/metainfo.js';
+import { tempDir, randomFile, startNode, cleanup, waitFor, captureLog, type LogRecord } from '../helpers.js';
+import { fakePeer, type FakePeer } from '../fake-peer.js';
+
+/** Handshake and idle timers no limit test can run into. */
+const LONG_TIMERS: Partial<NodeInit> = { timeouts: { handshakeMs: 30_000, idleMs: 30_000 }, controlIdleMs: 30_000 };
+/** A limit closes the connection within this; the timers would take ten times longer. */
+const CLOSE_BOUND_MS = 3_000;
+
+interface RawClient {
+  sock: net.Socket;
+  data: Buffer[];
+  closed: Promise<void>;
+  isClosed(): boolean;
+  text(): string;
+}
 
 /** A raw client socket that records what it receives and when it is closed. */
-async function rawClient(port: number): Promise<{ sock: net.Socket; data: Buffer[]; closed: Promise<void>; text(): string }> {
+async function rawClient(port: number): Promise<RawClient> {
   const sock = net.connect(port, '127.0.0.1');
   await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
   const data: Buffer[] = [];
+  let closed = false;
   sock.on('data', (d: Buffer) => data.push(d));
   sock.on('error', () => {});
-  const closed = new Promise<void>((r) => sock.once('close', () => r()));
-  return { sock, data, closed, text: () => Buffer.concat(data).toString('utf8') };
+  const onClose = new Promise<void>((r) => sock.once('close', () => r()));
+  void onClose.then(() => (closed = true));
+  return { sock, data, closed: onClose, isClosed: () => closed, text: () => Buffer.concat(data).toString('utf8') };
+}
+
+/** Fails unless the node closes `c` within `ms` from now; resolves with how long it took. */
+async function closesWithin(c: RawClient, ms = CLOSE_BOUND_MS): Promise<number> {
+  const t0 = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const open = new Promise<'open'>((r) => (timer = setTimeout(() => r('open'), ms)));
+  const outcome = await Promise.race([c.closed.then(() => 'closed' as const), open]);
+  clearTimeout(timer);
+  expect(outcome, `the connection was still open ${ms} ms later`).to.equal('closed');
+  return Date.now() - t0;
+}
+
+/** A BitTorrent client of `m` whose handshake the node has answered (so the torrent has it). */
+async function btClient(port: number, m: Metainfo): Promise<RawClient & { got: WireMessage[] }> {
+  const c = await rawClient(port);
+  const got: WireMessage[] = [];
+  const dec = new WireDecoder((msg) => got.push(msg.type === 'piece' ? { ...msg, block: Buffer.from(msg.block) } : msg), 9 + MAX_REQUEST_LENGTH);
+  c.sock.on('data', (d: Buffer) => {
+    try {
+      dec.push(d);
+    } catch {
+      c.sock.destroy(); // the node sent something this codec refuses: the test then fails on what it expected
+    }
+  });
+  c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+  await waitFor(() => got.some((x) => x.type === 'handshake'), 5_000, "the node's handshake");
+  return { ...c, got };
 }
 
 async function control(port: number, line: string): Promise<Record<string, unknown>> {
   const c = await rawClient(port);
-  let closed = false;
-  void c.closed.then(() => (closed = true));
   c.sock.write(`${line}\n`);
   const text = await waitFor(() => {
     if (c.text().includes('\n')) return c.text();
-    if (closed) throw new Error('closed without an answer');
+    if (c.isClosed()) throw new Error('closed without an answer');
     return null;
   }, 5_000, 'control answer');
   c.sock.destroy();
   return JSON.parse(text.split('\n')[0]!) as Record<string, unknown>;
 }
 
+/** The metainfo of a file the node shares, asked over its control protocol. */
+async function sharedMetainfo(port: number, name: string): Promise<Metainfo> {
+  const list = await controlRequest('127.0.0.1', port, { type: 'list' });
+  if (list.type !== 'LIST') throw new Error(`answered ${list.type} to list`);
+  const f = list.files.find((x) => x.name === name);
+  if (!f) throw new Error(`${name} is not shared`);
+  return fetchMetainfo('127.0.0.1', port, f.infohash);
+}
+
+/** Whether `records` hold one at `level` whose message, or `reason` field, matches `re`. */
+function logged(records: LogRecord[], level: number, re: RegExp): boolean {
+  return records.some((r) => r.level === level && (re.test(r.msg) || (typeof r.reason === 'string' && re.test(r.reason))));
+}
+
+const WARN = 40;
+const INFO = 30;
+const DEBUG = 20;
+
 describe('peer port: protocol dispatch and limits', function () {
   this.timeout(30_000);
   let dir: string;
   let node: Node;
+  let log: ReturnType<typeof captureLog>;
+  /** alpha.bin: three pieces of 512 KiB, the last one short. */
+  let alpha: Metainfo;
 
   beforeEach(async () => {
     dir = await tempDir();
     await randomFile(path.join(dir, 'shared', 'alpha.bin'), 1_500_000);
     await randomFile(path.join(dir, 'shared', 'sub', 'Beta Song.mp3'), 70_000);
-    node = await startNode(dir, { timeouts: { handshakeMs: 400, idleMs: 600 }, controlIdleMs: 600, maxConnections: 4 });
+    log = captureLog();
+    node = await startNode(dir, { ...LONG_TIMERS, logger: log.logger });
+    alpha = await sharedMetainfo(node.port, 'alpha.bin');
   });
   afterEach(async () => {
     await node.stop();
     await cleanup(dir);
   });
 
+  /** The same node started again with `init` (for a test of one option). */
+  const restart = async (init: Partial<NodeInit>) => {
+    await node.stop();
+    node = await startNode(dir, { ...LONG_TIMERS, logger: log.logger, ...init });
+  };
   const alive = async () => {
     const res = await control(node.port, '{"type":"list"}');
     expect(res.type, 'the node still serves').to.equal('LIST');
   };
+  /** Waits briefly for the record: the log line and the close happen in the same turn, but the client hears later. */
+  const expectLogged = (level: number, re: RegExp) => waitFor(() => logged(log.records, level, re), 1_000, `a log record matching ${re}`);
 
   describe('control protocol', () => {
-    it('answers search with FOUND and each file\'s name, size and infohash', async () => {
+    it("answers search with FOUND and each file's name, size and infohash", async () => {
       const res = await control(node.port, '{"type":"search","filename":"beta"}');
       expect(res.type).to.equal('FOUND');
       const files = res.files as Array<{ name: string; size: number; infohash: string }>;
@@ -72,40 +163,93 @@ describe('peer port: protocol dispatch and limits', function () {
     it('lists every shared file and returns the metainfo of one', async () => {
       const list = (await control(node.port, '{"type":"list"}')).files as Array<{ name: string; infohash: string }>;
       expect(list.map((f) => f.name).sort()).to.deep.equal(['alpha.bin', 'sub/Beta Song.mp3']);
-      const alpha = list.find((f) => f.name === 'alpha.bin')!;
-      const res = await control(node.port, JSON.stringify({ type: 'metainfo', infohash: alpha.infohash }));
+      const a = list.find((f) => f.name === 'alpha.bin')!;
+      const res = await control(node.port, JSON.stringify({ type: 'metainfo', infohash: a.infohash }));
       expect(res.type).to.equal('METAINFO');
-      expect(res.infohash).to.equal(alpha.infohash);
+      expect(res.infohash).to.equal(a.infohash);
       expect(Buffer.from(res.torrent as string, 'base64').subarray(0, 1).toString()).to.equal('d');
       const unknown = await control(node.port, JSON.stringify({ type: 'metainfo', infohash: 'ab'.repeat(20) }));
       expect(unknown.type).to.equal('ERROR');
     });
 
-    it('answers malformed JSON and unknown types with ERROR and closes', async () => {
-      for (const bad of ['{not json', '{"type":"launch-missiles"}', '{"type":"search"}', '{"type":"metainfo","infohash":"../x"}']) {
+    it('answers bad JSON, an unknown type and a field that fails its schema with an ERROR naming the fault, and closes', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['{not json', /^bad JSON in request/],
+        ['{"type":1}', /^request has no "type" string$/],
+        ['{"type":"launch-missiles"}', /^unknown request type "launch-missiles"/],
+        ['{"type":"search"}', /^bad search request: field "filename"/],
+        [JSON.stringify({ type: 'search', filename: 'x'.repeat(257) }), /^bad search request: field "filename"/],
+        ['{"type":"metainfo","infohash":"../x"}', /^bad metainfo request: field "infohash": must be 40 hex digits$/],
+      ];
+      for (const [bad, reason] of cases) {
         const c = await rawClient(node.port);
         c.sock.write(`${bad}\n`);
-        await c.closed;
+        await closesWithin(c);
         const res = JSON.parse(c.text().split('\n')[0]!) as { type: string; error: string };
         expect(res.type, bad).to.equal('ERROR');
-        expect(res.error).to.be.a('string').and.not.equal('');
+        expect(res.error, bad).to.match(reason);
       }
       await alive();
     });
 
-    it('closes a control line longer than the limit without buffering it', async () => {
+    it(`answers a request line of exactly MAX_REQUEST_LINE (${MAX_REQUEST_LINE}) bytes; one byte more is an ERROR and the close`, async () => {
+      const line = (bytes: number) => `{"type":"list"${' '.repeat(bytes - '{"type":"list"}'.length)}}`;
+      expect(Buffer.byteLength(line(MAX_REQUEST_LINE))).to.equal(MAX_REQUEST_LINE);
+      expect((await control(node.port, line(MAX_REQUEST_LINE))).type).to.equal('LIST');
       const c = await rawClient(node.port);
-      c.sock.write(`{"type":"search","filename":"${'x'.repeat(20_000)}`);
-      await c.closed;
-      expect(c.text()).to.match(/ERROR/);
+      c.sock.write(`${line(MAX_REQUEST_LINE + 1)}\n`);
+      await closesWithin(c);
+      expect(c.text()).to.match(new RegExp(`"error":"request line longer than ${MAX_REQUEST_LINE} bytes"`));
       await alive();
     });
 
-    it('closes an idle control connection', async () => {
+    it('closes a control line longer than the limit before its end arrives', async () => {
       const c = await rawClient(node.port);
-      c.sock.write('{"type":"list"}\n');
-      await c.closed; // idle limit is 600 ms here
-      expect(c.text()).to.match(/LIST/);
+      c.sock.write(`{"type":"search","filename":"${'x'.repeat(20_000)}`);
+      await closesWithin(c);
+      expect(c.text()).to.match(new RegExp(`"error":"request line longer than ${MAX_REQUEST_LINE} bytes"`));
+      await alive();
+    });
+
+    it('cuts off a subscriber that keeps sending requests (past 64 KiB of them) with an ERROR', async () => {
+      const c = await rawClient(node.port);
+      c.sock.write('{"type":"subscribe"}\n');
+      await waitFor(() => c.text().includes('"SUBSCRIBED"'), 5_000, 'the snapshot');
+      c.sock.write(`${'{"type":"list"}\n'.repeat(1024)}`); // 16 KiB: ignored
+      await new Promise((r) => setTimeout(r, 200));
+      expect(c.isClosed(), 'a little is ignored').to.equal(false);
+      c.sock.write(`${'{"type":"list"}\n'.repeat(4096)}`); // 64 KiB more
+      await closesWithin(c);
+      expect(c.text()).to.match(/"error":"requests after subscribe are not allowed"/);
+      expect(c.text()).to.not.match(/"LIST"/);
+    });
+
+    it(`refuses a subscriber beyond MAX_SUBSCRIBERS (${MAX_SUBSCRIBERS}) and takes one again once a slot is free`, async function () {
+      const subs: Subscription[] = [];
+      const open = () =>
+        new Promise<{ sub: Subscription; err: Error | null }>((resolve) => {
+          const sub: Subscription = subscribe('127.0.0.1', node.port, {
+            snapshot: () => resolve({ sub, err: null }),
+            event: () => {},
+            closed: (err) => resolve({ sub, err }),
+          });
+          subs.push(sub);
+        });
+      try {
+        const first = await Promise.all(Array.from({ length: MAX_SUBSCRIBERS }, open));
+        expect(first.filter((r) => r.err !== null)).to.have.length(0);
+        const over = await open();
+        expect(over.err, 'the subscription past the limit is refused').to.be.an('error');
+        expect(over.err!.message).to.include(`refused the subscription: this node already has ${MAX_SUBSCRIBERS} subscribers`);
+        first[0]!.sub.close();
+        const again = await waitFor(async () => {
+          const r = await open();
+          return r.err === null ? r : null;
+        }, 5_000, 'a free slot after one subscriber left');
+        expect(again.err).to.equal(null);
+      } finally {
+        for (const s of subs) s.close();
+      }
     });
   });
 
@@ -113,103 +257,191 @@ describe('peer port: protocol dispatch and limits', function () {
     it('refuses a connection that starts with neither 0x13 nor {', async () => {
       const c = await rawClient(node.port);
       c.sock.write('GET / HTTP/1.1\r\n\r\n');
-      await c.closed;
+      await closesWithin(c);
       expect(c.data).to.have.length(0);
+      await expectLogged(WARN, /^refusing connection: neither a BitTorrent handshake nor a control message$/);
       await alive();
     });
 
-    it('closes a handshake for a torrent it does not share', async () => {
+    it('closes a handshake for a torrent it does not share, without answering it', async () => {
       const c = await rawClient(node.port);
       c.sock.write(encodeHandshake(randomBytes(20), randomBytes(20)));
-      await c.closed;
+      await closesWithin(c);
+      expect(c.data).to.have.length(0);
+      await expectLogged(INFO, /^closing peer: asked for a torrent we do not share$/);
       await alive();
     });
 
-    it('closes a connection that sends nothing within the handshake timeout', async () => {
-      const c = await rawClient(node.port);
-      const t0 = Date.now();
-      await c.closed;
-      expect(Date.now() - t0).to.be.within(300, 3_000);
-    });
-
-    it('closes a peer that announces a frame longer than the largest legal one', async () => {
-      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
-      const c = await rawClient(node.port);
-      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+    it('closes a peer that announces a frame longer than the largest legal one, before and after the torrent is known', async () => {
+      // In the handshake's own packet: the torrent is still being looked up.
+      const early = await rawClient(node.port);
       const huge = Buffer.alloc(4);
-      huge.writeUInt32BE(maxFrameFor(m.pieceCount) + 1);
-      c.sock.write(huge);
-      await c.closed;
+      huge.writeUInt32BE(DEFAULT_MAX_FRAME + 1);
+      early.sock.write(Buffer.concat([encodeHandshake(alpha.infoHash, randomBytes(20)), huge]));
+      await closesWithin(early);
+      await expectLogged(DEBUG, new RegExp(`^protocol violation: frame of ${DEFAULT_MAX_FRAME + 1} bytes exceeds the limit of ${DEFAULT_MAX_FRAME}$`));
+
+      // After the node answered the handshake: the torrent's own limit applies.
+      const late = await btClient(node.port, alpha);
+      const limit = maxFrameFor(alpha.pieceCount);
+      huge.writeUInt32BE(limit + 1);
+      late.sock.write(huge);
+      await closesWithin(late);
+      await expectLogged(DEBUG, new RegExp(`^protocol violation: frame of ${limit + 1} bytes exceeds the limit of ${limit}$`));
       await alive();
     });
 
-    it('serves verified blocks, and closes a peer that asks for a piece out of range', async () => {
-      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
-      const c = await rawClient(node.port);
-      const got: WireMessage[] = [];
-      const dec = new WireDecoder((msg) => got.push(msg.type === 'piece' ? { ...msg, block: Buffer.from(msg.block) } : msg), maxFrameFor(m.pieceCount));
-      c.sock.on('data', (d: Buffer) => dec.push(d));
-      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+    it('serves a verified block of 16 KiB and one of MAX_REQUEST_LENGTH (128 KiB); one byte more closes the peer', async () => {
+      const c = await btClient(node.port, alpha);
       c.sock.write(INTERESTED);
-      await waitFor(() => got.some((x) => x.type === 'unchoke'), 5_000, 'unchoke');
-      expect(got[0]!.type).to.equal('handshake');
-      expect(got.some((x) => x.type === 'bitfield')).to.equal(true);
+      await waitFor(() => c.got.some((x) => x.type === 'unchoke'), 5_000, 'unchoke');
+      expect(c.got.some((x) => x.type === 'bitfield')).to.equal(true);
       c.sock.write(encodeRequest(0, 0, 16384));
-      const piece = await waitFor(() => got.find((x) => x.type === 'piece'), 5_000, 'piece');
-      expect(piece.type === 'piece' && piece.block.length).to.equal(16384);
-      c.sock.write(encodeRequest(m.pieceCount + 5, 0, 16384));
-      await c.closed;
+      c.sock.write(encodeRequest(1, 0, MAX_REQUEST_LENGTH));
+      const pieces = await waitFor(() => {
+        const p = c.got.filter((x) => x.type === 'piece');
+        return p.length === 2 ? p : null;
+      }, 5_000, 'two blocks');
+      expect(pieces.map((p) => p.type === 'piece' && [p.index, p.block.length])).to.deep.equal([[0, 16384], [1, MAX_REQUEST_LENGTH]]);
+      c.sock.write(encodeRequest(0, 0, MAX_REQUEST_LENGTH + 1));
+      await closesWithin(c);
+      await expectLogged(WARN, new RegExp(`^closing peer: request 0/0\\+${MAX_REQUEST_LENGTH + 1} outside the piece$`));
       await alive();
     });
 
-    it('closes a peer that asks for a block larger than 128 KiB', async () => {
-      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
-      const c = await rawClient(node.port);
-      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
-      c.sock.write(INTERESTED);
-      await new Promise((r) => setTimeout(r, 100));
-      c.sock.write(encodeRequest(0, 0, 128 * 1024 + 1));
-      await c.closed;
+    it('closes a peer that asks for a piece out of range, past the end of a piece, or zero bytes, or says it has a piece out of range', async () => {
+      const last = alpha.pieceCount - 1;
+      const end = pieceSize(alpha, last);
+      const cases: Array<[Buffer, RegExp]> = [
+        [encodeRequest(alpha.pieceCount, 0, 16384), new RegExp(`^closing peer: request for piece ${alpha.pieceCount} out of range$`)],
+        [encodeRequest(last, end - 100, 16384), new RegExp(`^closing peer: request ${last}/${end - 100}\\+16384 outside the piece$`)],
+        [encodeRequest(0, 0, 0), /^closing peer: request 0\/0\+0 outside the piece$/],
+        [encodeHave(alpha.pieceCount + 5), new RegExp(`^closing peer: have for piece ${alpha.pieceCount + 5} out of range$`)],
+      ];
+      for (const [msg, reason] of cases) {
+        const c = await btClient(node.port, alpha);
+        c.sock.write(msg);
+        await closesWithin(c);
+        await expectLogged(WARN, reason);
+      }
       await alive();
     });
 
-    it('closes a peer that queues more requests than it reads (512 at most)', async () => {
-      const m = node.files().find((f) => f.name === 'alpha.bin')!.metainfo;
+    it('closes a peer that sends a bitfield of the wrong length, or with spare bits set', async () => {
+      const bytes = Math.ceil(alpha.pieceCount / 8);
+      const spare = bytes * 8 - alpha.pieceCount;
+      expect(spare, 'the torrent has spare bits').to.be.above(0);
+      for (const bits of [Buffer.alloc(bytes + 1), Buffer.from([...Buffer.alloc(bytes - 1), 1])]) {
+        const c = await btClient(node.port, alpha);
+        c.sock.write(encodeBitfield(bits));
+        await closesWithin(c);
+      }
+      expect(log.warnings().filter((m) => m === 'closing peer: malformed bitfield')).to.have.length(2);
+      await alive();
+    });
+
+    it('closes a peer that queues more requests than it reads (maxQueuedUploads, 512)', async () => {
       const c = await rawClient(node.port);
       c.sock.pause(); // read nothing: our side congests and the requests pile up
-      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
-      c.sock.write(INTERESTED);
-      await new Promise((r) => setTimeout(r, 100));
       // Valid requests (the first two pieces are whole 512 KiB ones), far more than 512 of them.
-      const burst: Buffer[] = [];
+      const burst: Buffer[] = [encodeHandshake(alpha.infoHash, randomBytes(20)), INTERESTED];
       for (let i = 0; i < 4000; i++) burst.push(encodeRequest(i % 2, (i % 32) * 16384, 16384));
       c.sock.write(Buffer.concat(burst));
-      await c.closed;
+      // A paused socket cannot see its close: wait for the reason, then read to the end.
+      await waitFor(() => logged(log.records, WARN, /^closing peer: too many queued requests$/), CLOSE_BOUND_MS, 'the queue limit');
+      c.sock.resume();
+      await closesWithin(c);
       await alive();
     });
 
-    it('closes a BitTorrent connection that goes idle', async () => {
-      const m = node.files()[0]!.metainfo;
-      const c = await rawClient(node.port);
-      c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
-      const t0 = Date.now();
-      await c.closed; // idle limit is 600 ms here
-      expect(Date.now() - t0).to.be.within(400, 5_000);
+    it('refuses connections over maxConnections at once, and keeps serving the others', async () => {
+      await restart({ maxConnections: 4 });
+      // Silent connections: only the cap can close the fifth before the 30 s handshake timer.
+      const held = await Promise.all([1, 2, 3, 4].map(() => rawClient(node.port)));
+      const extra = await rawClient(node.port);
+      await closesWithin(extra);
+      await expectLogged(WARN, /^refusing connection: too many connections$/);
+      expect(held.filter((h) => h.isClosed()), 'the connections under the cap stay').to.have.length(0);
+      for (const h of held) h.sock.destroy();
+      await waitFor(async () => {
+        try {
+          return (await control(node.port, '{"type":"list"}')).type === 'LIST';
+        } catch {
+          return false;
+        }
+      }, 5_000, 'service after the burst');
     });
   });
 
-  it('refuses connections over the cap and keeps serving the others', async () => {
-    const held = await Promise.all([1, 2, 3, 4].map(() => rawClient(node.port)));
-    await new Promise((r) => setTimeout(r, 50));
-    const extra = await rawClient(node.port);
-    await extra.closed;
-    for (const h of held) h.sock.destroy();
-    await waitFor(async () => {
-      try {
-        return (await control(node.port, '{"type":"list"}')).type === 'LIST';
-      } catch {
-        return false;
-      }
-    }, 5_000, 'service after the burst');
+  describe('a download in progress', () => {
+    let leech: Node | null = null;
+    let staller: FakePeer | null = null;
+    afterEach(async () => {
+      await leech?.stop();
+      await staller?.close();
+      leech = staller = null;
+    });
+
+    it('closes a peer that asks for a piece it never announced', async () => {
+      // A leech whose only source never sends a block: it has nothing, yet serves the torrent.
+      staller = await fakePeer(alpha, 'stall');
+      leech = await startNode(path.join(dir, 'leech'), { ...LONG_TIMERS, logger: log.logger, peers: [{ host: '127.0.0.1', port: staller.port }] });
+      const torrent = path.join(dir, 'alpha.torrent');
+      await fsp.writeFile(torrent, encodeTorrent(alpha));
+      await leech.download(torrent);
+      await waitFor(() => staller!.requests > 0, 5_000, 'the download to ask the staller');
+      const c = await btClient(leech.port, alpha);
+      expect(c.got.some((x) => x.type === 'bitfield'), 'it announced nothing').to.equal(false);
+      c.sock.write(encodeRequest(0, 0, 16384));
+      await closesWithin(c);
+      await expectLogged(WARN, /^closing peer: request for piece 0, which we never announced$/);
+    });
+  });
+});
+
+describe('peer port: timers', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let node: Node;
+  let log: ReturnType<typeof captureLog>;
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    await randomFile(path.join(dir, 'shared', 'alpha.bin'), 100_000);
+    log = captureLog();
+    node = await startNode(dir, { timeouts: { handshakeMs: 400, idleMs: 600 }, controlIdleMs: 600, logger: log.logger });
+  });
+  afterEach(async () => {
+    await node.stop();
+    await cleanup(dir);
+  });
+
+  it('closes a connection that sends nothing within the handshake timeout', async () => {
+    const c = await rawClient(node.port);
+    expect(await closesWithin(c)).to.be.at.least(300);
+    expect(logged(log.records, WARN, /^closing connection: nothing received within 400 ms$/)).to.equal(true);
+  });
+
+  it('closes a connection whose handshake does not complete within the handshake timeout', async () => {
+    const c = await rawClient(node.port);
+    c.sock.write(Buffer.from([0x13, 0x42])); // the first bytes of a handshake, then nothing
+    expect(await closesWithin(c)).to.be.at.least(300);
+    await waitFor(() => logged(log.records, DEBUG, /^no handshake within 400 ms$/), 1_000, 'the reason');
+  });
+
+  it('closes a BitTorrent connection that goes idle', async () => {
+    const m = await sharedMetainfo(node.port, 'alpha.bin');
+    const c = await btClient(node.port, m);
+    // The idle check runs once a second.
+    expect(await closesWithin(c, 5_000)).to.be.at.least(400);
+    await waitFor(() => logged(log.records, DEBUG, /^idle for 600 ms$/), 1_000, 'the reason');
+  });
+
+  it('closes an idle control connection, answers first', async () => {
+    const c = await rawClient(node.port);
+    c.sock.write('{"type":"list"}\n');
+    expect(await closesWithin(c)).to.be.at.least(400);
+    expect(c.text()).to.match(/LIST/);
+    await waitFor(() => logged(log.records, DEBUG, /^closing idle control connection$/), 1_000, 'the reason');
   });
 });

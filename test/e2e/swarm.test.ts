@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { Node } from '../../network/index.js';
 import { encodeTorrent } from '../../network/metainfo/metainfo.js';
 import { makeMagnet } from '../../network/metainfo/magnet.js';
-import { sha1File, startNode, waitFor, nodesPerTest, startSeeds } from '../helpers.js';
+import { sha1File, startNode, waitFor, nodesPerTest, startSeeds, randomFile, rejection } from '../helpers.js';
+import { PREEMPT_AHEAD_BLOCKS } from '../../network/swarm/streaming.js';
+import { BLOCK_LENGTH } from '../../network/wire/peer-wire.js';
 import { fakePeer } from '../fake-peer.js';
 import { exists } from '../../network/storage/stores.js';
 
@@ -158,5 +160,40 @@ describe('swarm: downloads between nodes on loopback', function () {
     await leech.download('no-such-file.bin').catch((e: Error) => (err = e));
     expect(err).to.be.an('error');
     expect(err!.message).to.match(/no known peer shares a file named "no-such-file.bin"/);
+  });
+
+  it(`a reader takes a queue back only when more than PREEMPT_AHEAD_BLOCKS (${PREEMPT_AHEAD_BLOCKS}) blocks stand before the wanted piece`, async () => {
+    const L = 256 * 1024;
+    expect(L / BLOCK_LENGTH, 'one piece is exactly the bound').to.equal(PREEMPT_AHEAD_BLOCKS);
+    await randomFile(path.join(fx.dir, 'seed', 'shared', 'video.bin'), 16 * L);
+    const seed = await startNode(path.join(fx.dir, 'seed'), { pieceLength: L });
+    nodes.push(seed);
+    const m = seed.files()[0]!.metainfo;
+    const staller = await fakePeer(m, 'stall');
+    fakes.push(staller);
+    const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
+    nodes.push(leech);
+    const torrent = path.join(fx.dir, 'v.torrent');
+    await fsp.writeFile(torrent, encodeTorrent(m));
+    const h = await leech.download(torrent);
+    await waitFor(() => staller.requests >= 3 * PREEMPT_AHEAD_BLOCKS, 10_000, 'a queue of requests at the staller');
+    await new Promise((r) => setTimeout(r, 200));
+    const order = [...new Set(staller.log.map((e) => e.index))];
+    expect(staller.log.slice(0, 2 * PREEMPT_AHEAD_BLOCKS).map((e) => e.index)).to.deep.equal([
+      ...Array<number>(PREEMPT_AHEAD_BLOCKS).fill(order[0]!),
+      ...Array<number>(PREEMPT_AHEAD_BLOCKS).fill(order[1]!),
+    ]);
+
+    // The second piece asked for has exactly PREEMPT_AHEAD_BLOCKS before it: left alone.
+    await rejection(leech.readContent(h, order[1]! * L, order[1]! * L + 10, { waitMs: 200 }));
+    expect(staller.log.filter((e) => e.type === 'cancel'), 'no cancel at the bound').to.have.length(0);
+
+    // The third has one piece more before it: the queue is taken back, that piece asked first.
+    const mark = staller.log.length;
+    await rejection(leech.readContent(h, order[2]! * L, order[2]! * L + 10, { waitMs: 300 }));
+    const after = staller.log.slice(mark);
+    const cancels = after.filter((e) => e.type === 'cancel').length;
+    expect(cancels, 'cancels beyond the bound').to.be.greaterThan(2 * PREEMPT_AHEAD_BLOCKS - 1);
+    expect(after[cancels]).to.deep.include({ type: 'request', index: order[2] });
   });
 });

@@ -309,6 +309,30 @@ describe('web API', function () {
         expect(whole.headers['content-length']).to.equal(String(bytes.length));
       });
 
+      it('a suffix longer than the file is the whole file as a 206; the last byte alone; bytes=0- is a 206 of everything', async function () {
+        const L = bytes.length;
+        for (const [range, start, end] of [[`bytes=-${L + 100}`, 0, L - 1], [`bytes=${L - 1}-`, L - 1, L - 1], ['bytes=0-', 0, L - 1], [`bytes=${L - 1}-${L - 1}`, L - 1, L - 1]] as const) {
+          const res = await api.get(f.contentUrl, { headers: { Range: range } });
+          expect(res.status, range).to.equal(206);
+          expect(res.headers['content-range'], range).to.equal(`bytes ${start}-${end}/${L}`);
+          expect(res.body.equals(bytes.subarray(start, end + 1)), range).to.equal(true);
+        }
+      });
+
+      it('an empty file is a 200 of nothing without Range, a 416 (bytes */0) with one', async function () {
+        const res = await api.put('/api/files?name=empty.txt', { body: '' });
+        if (res.status !== 201) this.skip(); // a node that does not share empty files has nothing to serve
+        const e = FileViewSchema.parse(res.json());
+        const whole = await api.get(e.contentUrl);
+        expect(whole.status).to.equal(200);
+        expect(whole.headers['content-length']).to.equal('0');
+        for (const range of ['bytes=0-', 'bytes=-1']) {
+          const r = await api.get(e.contentUrl, { headers: { Range: range } });
+          expectError(r, 416);
+          expect(r.headers['content-range'], range).to.equal('bytes */0');
+        }
+      });
+
       it('HTML goes out as text/plain; unknown extensions as octet-stream; unknown infohash 404', async function () {
         const h = parse(FileViewSchema, await api.put('/api/files?name=page.html', { body: '<script>alert(1)</script>' }), 201);
         expect((await api.get(h.contentUrl)).headers['content-type']).to.match(/^text\/plain/);
@@ -576,6 +600,14 @@ describe('web API', function () {
       expect(bundle.status).to.equal(200);
       expect(bundle.headers['content-type']).to.match(/javascript/);
       expectError(await api.get('/api/docs/assets/index.html'), 404);
+    });
+
+    it('the search page with an over-long query renders the form with its first 256 characters, and no results', async function () {
+      const res = await api.get(`/search?q=${'w'.repeat(300)}`, { headers: { Accept: 'text/html' } });
+      expect(res.status).to.equal(200);
+      expect(res.text).to.include('w'.repeat(256));
+      expect(res.text).to.not.include('w'.repeat(257));
+      expect(res.text).to.match(/id="results-card" hidden/);
     });
 
     it('the pages render with the node in them', async function () {

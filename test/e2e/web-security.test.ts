@@ -3,16 +3,21 @@
  * socket.io handshake), cross-site protection of state-changing requests, DNS-rebinding
  * protection by Host, and the security headers of pages. Everything on 127.0.0.1: a token
  * is tested by giving one explicitly (or `requireToken`), which is enforced exactly as the
- * generated one of a non-loopback address.
+ * generated one of a non-loopback address. Then what any client runs into, each hit at its
+ * edge: the JSON body cap, the upload cap, the lengths the contract allows, and the backlog
+ * after which a live client that does not read is cut off.
  */
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Node } from '../../network/index.js';
 import { WebServer } from '../../web/server.js';
+import { promises as fsp } from 'node:fs';
 import { isLoopbackHost, sameToken } from '../../web/auth.js';
-import { ErrorResponseSchema, StatusSchema } from '../../web/contract.js';
-import { cleanup, startNode, tempDir } from '../helpers.js';
-import { call, client, type Answer } from '../web-http.js';
+import { MAX_BACKLOG } from '../../web/live.js';
+import { ErrorResponseSchema, FileViewSchema, MAX_JSON_BYTES, StatusSchema } from '../../web/contract.js';
+import { parseWebCli, UsageError } from '../../cli/options.js';
+import { cleanup, startNode, tempDir, waitFor } from '../helpers.js';
+import { call, client, liveClient, type Answer } from '../web-http.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -90,6 +95,12 @@ describe('web security', function () {
       expectError(await call(web.url, 'GET', '/api/status', { headers: { Cookie: `shoal_token_${web.port}=nope` } }), 401);
       // Static code and styles are no secret.
       expect((await call(web.url, 'GET', '/api/docs/assets/swagger-ui.css')).status).to.equal(200);
+    });
+
+    it('--http-token takes 8 to 256 printable characters, no spaces', function () {
+      const token = (t: string) => () => parseWebCli(['--peer-port', '0', '--http-token', t]);
+      for (const ok of ['a'.repeat(8), 'b'.repeat(256), '!~#$%&*+']) expect(token(ok)().http.token).to.equal(ok);
+      for (const bad of ['a'.repeat(7), 'b'.repeat(257), 'has space1', 'tab\there1', 'é'.repeat(8)]) expect(token(bad), JSON.stringify(bad)).to.throw(UsageError, /--http-token/);
     });
 
     it('Authorization: Bearer opens the API', async function () {
@@ -231,6 +242,82 @@ describe('web security', function () {
       await call(web.url, 'GET', '/api/files/%ZZ/content');
       await call(web.url, 'GET', `/api/files/${'a'.repeat(40)}/content`, { headers: { Range: 'bytes=99999999999999999999-' } });
       expect((await call(web.url, 'GET', '/api/status')).status).to.equal(200);
+    });
+  });
+
+  describe('limits a client runs into', function () {
+    this.timeout(60_000);
+    const MAX_UPLOAD = 1000;
+    let web: WebServer;
+    let api: ReturnType<typeof client>;
+    before(async function () {
+      web = await serve({ maxUploadBytes: MAX_UPLOAD });
+      api = client(web.url);
+    });
+
+    /** A JSON body of exactly `bytes` bytes: `{ host: '', port: 1, pad: 'xxx…' }`. */
+    const paddedBody = (bytes: number) => {
+      const bare = JSON.stringify({ host: '', port: 1, pad: '' });
+      return JSON.stringify({ host: '', port: 1, pad: 'x'.repeat(bytes - bare.length) });
+    };
+
+    it(`a JSON body of exactly MAX_JSON_BYTES (${MAX_JSON_BYTES}) bytes is read; one byte more is a 413`, async function () {
+      const atLimit = paddedBody(MAX_JSON_BYTES);
+      expect(Buffer.byteLength(atLimit)).to.equal(MAX_JSON_BYTES);
+      // Read and checked: the empty host is what is wrong with it, not its size.
+      expectError(await api.post('/api/peers', { body: atLimit, headers: { 'Content-Type': 'application/json' } }), 400);
+      expectError(await api.post('/api/peers', { body: paddedBody(MAX_JSON_BYTES + 1), headers: { 'Content-Type': 'application/json' } }), 413, /larger/);
+    });
+
+    it('maxUploadBytes: an upload of exactly the cap is stored, one byte more is a 413 that writes nothing', async function () {
+      const ok = await api.put('/api/files?name=at-cap.bin', { body: Buffer.alloc(MAX_UPLOAD, 7) });
+      expect(ok.status, ok.text).to.equal(201);
+      expect(FileViewSchema.parse(ok.json()).size).to.equal(MAX_UPLOAD);
+      expectError(await api.put('/api/files?name=over-cap.bin', { body: Buffer.alloc(MAX_UPLOAD + 1, 7) }), 413);
+      const names = await fsp.readdir(node.sharedDir);
+      expect(names).to.include('at-cap.bin');
+      expect(names.filter((n) => n.includes('over-cap'))).to.deep.equal([]);
+    });
+
+    it('the contract lengths: search query 256, upload name 1024, peer host 255, download target 8192', async function () {
+      expect((await api.get(`/api/search?q=${'q'.repeat(256)}`)).status).to.equal(200);
+      expectError(await api.get(`/api/search?q=${'q'.repeat(257)}`), 400, /query parameter "q"/);
+      expectError(await api.get('/api/search?q=%20%20'), 400, /give a query/);
+      expectError(await api.put(`/api/files?name=${'n'.repeat(1025)}`, { body: 'x' }), 400, /query parameter "name"/);
+      expectError(await api.post('/api/peers', { json: { host: 'h'.repeat(256), port: 9 } }), 400);
+      expectError(await api.post('/api/downloads', { json: { target: 't'.repeat(8193) } }), 400);
+    });
+
+    it(`a live client that stops reading is disconnected once MAX_BACKLOG (${MAX_BACKLOG}) packets wait for it; one that reads stays`, async function () {
+      // The reader: polls all the time, so its backlog never builds up.
+      const reader = await liveClient(web.url);
+      // The stalled one: connects, reads its first answer, then never polls again.
+      const open = await call(web.url, 'GET', '/socket.io/?EIO=4&transport=polling');
+      const { sid } = JSON.parse(open.text.slice(1)) as { sid: string };
+      const q = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
+      expect((await call(web.url, 'POST', q, { headers: { 'Content-Type': 'text/plain;charset=UTF-8' }, body: '40' })).status).to.equal(200);
+      expect((await call(web.url, 'GET', q)).text).to.match(/^40/);
+      try {
+        // download-removed goes to every client reliably and is never coalesced: one packet each.
+        const total = MAX_BACKLOG + 50;
+        const removed = () => reader.events.filter(([n]) => n === 'download-removed').length;
+        for (let sent = 0; sent < total; ) {
+          for (const end = Math.min(total, sent + 50); sent < end; sent++) node.emit('download-removed', sent.toString(16).padStart(40, '0'));
+          await waitFor(() => removed() === sent, 10_000, `the reader to get ${sent} events`);
+        }
+        // What was queued for the stalled client ends with the disconnect; nothing past the cap.
+        const backlog = await call(web.url, 'GET', q);
+        const packets = backlog.status === 200 ? backlog.text.split('\x1e') : [];
+        expect(packets, `${backlog.status} ${backlog.text.slice(-200)}`).to.include('41');
+        expect(packets.filter((p) => p.startsWith('42')).length).to.be.at.most(MAX_BACKLOG + 1);
+        const after = await call(web.url, 'GET', q);
+        expect(after.status === 400 || after.text.split('\x1e').includes('1'), `${after.status} ${after.text.slice(0, 100)}`).to.equal(true);
+        // The reader is still connected and still served.
+        node.emit('download-removed', 'f'.repeat(40));
+        await reader.waitEvent('download-removed', (d) => (d as { infohash: string }).infohash === 'f'.repeat(40));
+      } finally {
+        await reader.close();
+      }
     });
   });
 });

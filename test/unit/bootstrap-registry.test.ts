@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { tempDir, cleanup, waitFor } from '../helpers.js';
 import { NodeRegistry, RegistryError } from '../../bootstrap/registry.js';
-import type { RegisterRequest } from '../../network/wire/bootstrap-api.js';
+import { MAX_NODES_PER_RESULT, MAX_SHARES_SHOWN, MAX_DOWNLOADS_SHOWN, type RegisterRequest } from '../../network/wire/bootstrap-api.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 const file = (name: string, n: number, extra: { complete?: boolean } = {}) => ({ name, size: 1000 + n, infohash: hash(n), ...extra });
@@ -80,8 +80,10 @@ describe('bootstrap registry (pure)', function () {
     r.register(reg('a', { instance: 'again' }), LAN_A);
     r.register(reg('e'), LAN_B);
     r.register(reg('f'), LAN_B);
-    expect(refused(() => r.register(reg('g'), '10.0.0.7')).status).to.equal(503);
-    expect(refused(() => r.register(reg('e', { files: [1, 2, 3, 4, 5].map((n) => file(`f${n}`, n)) }), LAN_B)).status).to.equal(429);
+    const full = refused(() => r.register(reg('g'), '10.0.0.7'));
+    expect([full.status, full.message]).to.deep.equal([503, 'the registry is full']);
+    const files = refused(() => r.register(reg('e', { files: [1, 2, 3, 4, 5].map((n) => file(`f${n}`, n)) }), LAN_B));
+    expect([files.status, files.message]).to.deep.equal([429, 'too many shared files from this address']);
     r.heartbeat('e', { instance: 'e-i1', files: [1, 2, 3].map((n) => file(`f${n}`, n)) }, LAN_B);
     expect(refused(() => r.heartbeat('f', { instance: 'f-i1', files: [4, 5].map((n) => file(`f${n}`, n)) }, LAN_B)).status).to.equal(429);
     expect(r.fileCount).to.equal(3);
@@ -108,6 +110,17 @@ describe('bootstrap registry (pure)', function () {
     expect(r.expire()).to.have.members(['a', 'b', 'd']);
     expect(r.list()).to.deep.equal([]);
     expect(r.peersFor('x', 10)).to.deep.equal({ nodes: [], truncated: false });
+  });
+
+  it('bounds shared files in total (503), at register and at heartbeat', function () {
+    const r = new NodeRegistry({ now, maxFiles: 5 });
+    const files = (from: number, n: number) => Array.from({ length: n }, (_, i) => file(`f${from + i}`, from + i));
+    r.register(reg('a', { files: files(0, 3) }), LAN_A);
+    const e = refused(() => r.register(reg('b', { files: files(10, 3) }), LAN_B));
+    expect([e.status, e.message]).to.deep.equal([503, 'the registry holds as many files as it can']);
+    r.register(reg('b', { files: files(10, 2) }), LAN_B);
+    expect(refused(() => r.heartbeat('a', { instance: 'a-i1', files: files(0, 4) }, LAN_A)).status).to.equal(503);
+    expect(r.fileCount).to.equal(5);
   });
 
   it('expires nodes whose heartbeats stopped, and says so with a change event', function () {
@@ -171,6 +184,28 @@ describe('bootstrap registry (pure)', function () {
     const r = new NodeRegistry({ now });
     r.register(reg('a', { files: Array.from({ length: 500 }, (_, i) => file(`song-${i}.ogg`, i + 1)) }), LAN_A);
     expect(r.search('song')).to.have.length(200);
+  });
+
+  it(`names at most MAX_NODES_PER_RESULT (${MAX_NODES_PER_RESULT}) nodes per search hit, freshest first`, function () {
+    const r = new NodeRegistry({ now });
+    for (let i = 0; i <= MAX_NODES_PER_RESULT; i++) {
+      clock++;
+      r.register(reg(`n${i}`, { files: [file('shared.iso', 1)] }), LAN_A);
+    }
+    const [hit] = r.search('shared');
+    expect(hit!.nodes).to.have.length(MAX_NODES_PER_RESULT);
+    expect(hit!.nodes[0]!.id).to.equal(`n${MAX_NODES_PER_RESULT}`);
+    expect(hit!.nodes.map((n) => n.id)).to.not.include('n0');
+  });
+
+  it(`a node's view shows its first MAX_SHARES_SHOWN (${MAX_SHARES_SHOWN}) names and MAX_DOWNLOADS_SHOWN (${MAX_DOWNLOADS_SHOWN}) downloads, and the exact counts`, function () {
+    const r = new NodeRegistry({ now });
+    const files = Array.from({ length: MAX_SHARES_SHOWN + 5 }, (_, i) => file(`f${i}`, i));
+    const downloads = Array.from({ length: MAX_DOWNLOADS_SHOWN + 10 }, (_, i) => ({ infohash: hash(1000 + i), name: `d${i}`, progress: 0.5 }));
+    const v = r.view(r.register(reg('a', { files, downloads }), LAN_A));
+    expect(v.shares).to.deep.equal(files.slice(0, MAX_SHARES_SHOWN).map((f) => f.name));
+    expect(v.downloads.map((d) => d.name)).to.deep.equal(downloads.slice(0, MAX_DOWNLOADS_SHOWN).map((d) => d.name));
+    expect([v.files, v.downloadCount]).to.deep.equal([files.length, downloads.length]);
   });
 
   it('keeps an index of who seeds what, in step with heartbeats and departures', function () {

@@ -208,4 +208,54 @@ describe('peer registry: one list merged from every source', () => {
     for (let i = 0; i < 100; i++) r.see('multicast', { id: `m${i}`, host: '10.2.0.1', port: 1000 + i });
     expect(r.size).to.equal(50);
   });
+
+  it('the second-hand share frees up whichever way a learnt peer goes', () => {
+    const r = new PeerRegistry({ maxLearnt: 2, learntTtlMs: 1000 });
+    const learn = (i: number) => r.see('peer', { id: `p${i}`, host: '10.3.0.1', port: 2000 + i });
+    expect(learn(0)).to.not.equal(null);
+    expect(learn(1)).to.not.equal(null);
+    expect(learn(2), 'share full').to.equal(null);
+
+    r.remove('10.3.0.1', 2000); // by hand
+    expect(learn(2)).to.not.equal(null);
+    expect(learn(3)).to.equal(null);
+
+    for (let i = 0; i < UNREACHABLE_AFTER; i++) r.contact('10.3.0.1', 2001, false); // never answers
+    expect(r.get('p1')).to.equal(undefined);
+    expect(learn(3)).to.not.equal(null);
+    expect(learn(4)).to.equal(null);
+
+    // A first-hand source saw it leave: its hearsay goes, and so does its place in the share.
+    r.see('multicast', { id: 'p2', host: '10.3.0.1', port: 2002 });
+    r.lose('multicast', 'p2', 'goodbye');
+    expect(r.get('p2')).to.equal(undefined);
+    expect(learn(4)).to.not.equal(null);
+    expect(learn(5)).to.equal(null);
+
+    // Confirmed first-hand, then the hearsay fades: still listed, but no longer in the share.
+    r.see('multicast', { id: 'p3', host: '10.3.0.1', port: 2003 });
+    r.expire(Date.now() + 5000);
+    expect(r.get('p3')!.sources).to.deep.equal(new Set(['multicast']));
+    expect(r.list('peer')).to.deep.equal([]);
+    expect(learn(5)).to.not.equal(null);
+    expect(learn(6)).to.not.equal(null);
+    expect(learn(7)).to.equal(null);
+    expect(r.see('peer', { id: 'p3', host: '10.3.0.1', port: 2003 }), 'hearsay of a listed peer always counts').to.not.equal(null);
+    expect(r.list('peer')).to.have.length(3);
+  });
+
+  it('remembers at most maxPeers departed ids, forgetting the oldest departure first', () => {
+    const r = new PeerRegistry({ maxPeers: 3, learntTtlMs: 60_000 });
+    const depart = (id: string) => {
+      r.see('bootstrap', { id, host: '10.4.0.1', port: 3000 });
+      r.lose('bootstrap', id, 'expired');
+    };
+    for (const id of ['d0', 'd1', 'd2', 'd3']) depart(id);
+    depart('d3'); // leaving again moves it last without pushing another one out
+    const hearsay = (id: string) => r.see('peer', { id, host: '10.4.0.2', port: 3000 });
+    expect(hearsay('d1'), 'still remembered').to.equal(null);
+    expect(hearsay('d2')).to.equal(null);
+    expect(hearsay('d3')).to.equal(null);
+    expect(hearsay('d0'), 'the oldest departure was forgotten').to.not.equal(null);
+  });
 });
