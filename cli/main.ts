@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import {
-  createLogger, Node, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, type DownloadInfo, type KnownPeer,
+  createLogger, Cooldown, Node, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, type DownloadInfo, type KnownPeer,
 } from '../network/index.js';
 import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
@@ -37,12 +37,11 @@ const shutdown = shutdownOnSignals(logger, [
   { what: 'the progress view', stop: () => view?.stop() },
 ]);
 
-const lastLine = new Map<string, number>();
+/** Without a terminal, one progress line per download a second at most. */
+const progressLines = new Cooldown(1000, 10_000);
 node.on('progress', (d) => {
   if (view) return view.update(d);
-  const now = Date.now();
-  if (now - (lastLine.get(d.infohash) ?? 0) < 1000) return;
-  lastLine.set(d.infohash, now);
+  if (!progressLines.take(d.infohash)) return;
   emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers },
     `progress ${d.name} ${pct(d)}% ${rate(d.downloadRate)} ${d.peers} peers`);
 });

@@ -34,4 +34,5 @@ export { HttpError, checkInput, describeIssue } from './util/http-error.js';
 // Helpers the front ends share with the node.
 export { createLogger, silentLogger, WarnLimiter, type Logger, type LoggerInit } from './util/log.js';
 export { isLoopbackAddress, lanIPv4Addresses, normalizeAddress, hostPort } from './util/addresses.js';
+export { Cooldown } from './util/cooldown.js';
 export { makeMagnet } from './metainfo/magnet.js';

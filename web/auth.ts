@@ -19,6 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import { nanoid } from 'nanoid';
+import { isLoopbackAddress } from '../network/index.js';
 
 export const TOKEN_LENGTH = 32;
 /** Methods that change state: checked for cross-site origin, and for a JSON type by the API. */
@@ -27,9 +28,7 @@ export const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATC
 /** A listen address that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  return isIP(v4) === 4 && v4.startsWith('127.');
+  return h === 'localhost' || (isIP(h) !== 0 && isLoopbackAddress(h));
 }
 
 export function generateToken(): string {

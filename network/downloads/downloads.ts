@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
+import { Cooldown } from '../util/cooldown.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { PartFile, type Hasher } from '../storage/part-file.js';
 import { SeedStore } from '../storage/seed-store.js';
@@ -55,7 +56,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   private readonly all = new Map<string, Download>();
   /** Downloads whose .part is being opened (and maybe rechecked) right now. */
   private readonly opening = new Map<string, Promise<void>>();
-  private readonly lastProgress = new Map<string, number>();
+  /** A progress event per download at most every PROGRESS_EVERY_MS. */
+  private readonly progressEvents = new Cooldown(PROGRESS_EVERY_MS, 10_000);
 
   constructor(private readonly init: DownloadsInit) {
     super();
@@ -249,10 +251,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   }
 
   private progressed(d: Download): void {
-    const now = Date.now();
-    if (now - (this.lastProgress.get(d.infohash) ?? 0) < PROGRESS_EVERY_MS) return;
-    this.lastProgress.set(d.infohash, now);
-    this.emit('progress', d.info());
+    if (this.progressEvents.take(d.infohash)) this.emit('progress', d.info());
   }
 
   private stateChanged(d: Download): void {
