@@ -4,7 +4,11 @@ import {
   WireDecoder, encodeHandshake, encodeBitfield, encodePiece, maxFrameFor, UNCHOKE,
 } from '../network/wire/peer-wire.js';
 import { Bitfield } from '../network/wire/bitfield.js';
-import type { Metainfo } from '../network/metainfo/metainfo.js';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { encodeTorrent, type Metainfo } from '../network/metainfo/metainfo.js';
+import type { Node } from '../network/index.js';
+import { startNode } from './helpers.js';
 
 export interface FakePeer {
   port: number;
@@ -80,4 +84,18 @@ export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Pro
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/**
+ * A leech whose only peer is a staller for `m`: it downloads `m` (by its .torrent) and the
+ * staller takes every request and answers none, so its queue stays full. The caller stops
+ * both (`leech.stop()`, `staller.close()`).
+ */
+export async function leechFromStaller(dir: string, m: Metainfo): Promise<{ leech: Node; staller: FakePeer; infohash: string }> {
+  const staller = await fakePeer(m, 'stall');
+  const leech = await startNode(path.join(dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
+  const torrent = path.join(dir, 'v.torrent');
+  await fsp.writeFile(torrent, encodeTorrent(m));
+  const infohash = await leech.download(torrent);
+  return { leech, staller, infohash };
 }

@@ -9,7 +9,7 @@ import {
 } from '../../network/index.js';
 import { buildMetainfo, encodeTorrent } from '../../network/metainfo/metainfo.js';
 import { randomFile, sha1File, startNode, waitFor, rejection, nodesPerTest } from '../helpers.js';
-import { fakePeer } from '../fake-peer.js';
+import { leechFromStaller } from '../fake-peer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -125,14 +125,9 @@ describe('content over HTTP ranges', function () {
      */
     async function downloadFromStaller(pieces: number) {
       const { node: seed, h } = await sharing('seed', pieces * L, { pieceLength: L });
-      const m = seed.files()[0]!.metainfo;
-      const staller = await fakePeer(m, 'stall');
+      const { leech, staller } = await leechFromStaller(fx.dir, seed.files()[0]!.metainfo);
       fakes.push(staller);
-      const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
       nodes.push(leech);
-      const torrent = path.join(fx.dir, 'v.torrent');
-      await fsp.writeFile(torrent, encodeTorrent(m));
-      await leech.download(torrent);
       return { h, leech, staller };
     }
 

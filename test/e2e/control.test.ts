@@ -6,24 +6,19 @@
  */
 import { expect } from 'chai';
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import {
   LineDecoder, LineTooLongError, ControlProtocolError, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
   parseRequest, parseResponse, encodeMessage, type ControlResponse,
 } from '../../network/wire/control-codec.js';
 import { controlRequest, fetchMetainfo } from '../../network/control/control-client.js';
 import { TimeoutError, ClosedError } from '../../network/util/errors.js';
-import { buildMetainfo, encodeTorrent, type Metainfo } from '../../network/metainfo/metainfo.js';
+import { encodeTorrent } from '../../network/metainfo/metainfo.js';
+import { SOME_INFOHASH, smallMetainfo } from '../fixtures.js';
 import { serveControl, MAX_SUBSCRIBER_BACKLOG, type Subscriber } from '../../network/control/control-server.js';
 import { rejection, waitFor, captureLog } from '../helpers.js';
 
-const HASH = 'ab'.repeat(20);
-
-function makeMetainfo(name: string): Metainfo {
-  const pieceLength = 16384;
-  const length = 40000;
-  return buildMetainfo({ name, length, pieceLength, pieces: randomBytes(20 * Math.ceil(length / pieceLength)) });
-}
+const HASH = SOME_INFOHASH;
+const makeMetainfo = smallMetainfo;
 
 // ---- client against small real servers -------------------------------------------------
 

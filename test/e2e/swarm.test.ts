@@ -7,7 +7,7 @@ import { makeMagnet } from '../../network/metainfo/magnet.js';
 import { sha1File, startNode, waitFor, nodesPerTest, startSeeds, randomFile, rejection } from '../helpers.js';
 import { PREEMPT_AHEAD_BLOCKS } from '../../network/swarm/streaming.js';
 import { BLOCK_LENGTH } from '../../network/wire/peer-wire.js';
-import { fakePeer } from '../fake-peer.js';
+import { fakePeer, leechFromStaller } from '../fake-peer.js';
 import { exists } from '../../network/storage/stores.js';
 
 const MiB = 1024 * 1024;
@@ -168,14 +168,9 @@ describe('swarm: downloads between nodes on loopback', function () {
     await randomFile(path.join(fx.dir, 'seed', 'shared', 'video.bin'), 16 * L);
     const seed = await startNode(path.join(fx.dir, 'seed'), { pieceLength: L });
     nodes.push(seed);
-    const m = seed.files()[0]!.metainfo;
-    const staller = await fakePeer(m, 'stall');
+    const { leech, staller, infohash: h } = await leechFromStaller(fx.dir, seed.files()[0]!.metainfo);
     fakes.push(staller);
-    const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: staller.port }] });
     nodes.push(leech);
-    const torrent = path.join(fx.dir, 'v.torrent');
-    await fsp.writeFile(torrent, encodeTorrent(m));
-    const h = await leech.download(torrent);
     await waitFor(() => staller.requests >= 3 * PREEMPT_AHEAD_BLOCKS, 10_000, 'a queue of requests at the staller');
     await new Promise((r) => setTimeout(r, 200));
     const order = [...new Set(staller.log.map((e) => e.index))];

@@ -1,19 +1,14 @@
 /** The control protocol's codec on its own: line framing with a hard cap, and every request and answer schema-checked. */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import {
   LineDecoder, LineTooLongError, ControlProtocolError, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
   parseRequest, parseResponse, encodeMessage, type ControlResponse,
 } from '../../network/wire/control-codec.js';
-import { buildMetainfo, encodeTorrent, type Metainfo } from '../../network/metainfo/metainfo.js';
+import { encodeTorrent } from '../../network/metainfo/metainfo.js';
+import { SOME_INFOHASH, smallMetainfo } from '../fixtures.js';
 
-const HASH = 'ab'.repeat(20);
-
-function makeMetainfo(name: string): Metainfo {
-  const pieceLength = 16384;
-  const length = 40000;
-  return buildMetainfo({ name, length, pieceLength, pieces: randomBytes(20 * Math.ceil(length / pieceLength)) });
-}
+const HASH = SOME_INFOHASH;
+const makeMetainfo = smallMetainfo;
 
 describe('control codec: LineDecoder', () => {
   // Multi-byte characters of 2, 3 and 4 bytes, a CRLF line and an empty line.
