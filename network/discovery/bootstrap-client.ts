@@ -21,6 +21,7 @@ import {
 } from '../wire/bootstrap-api.js';
 import type { z } from 'zod';
 import { Cooldown } from '../util/cooldown.js';
+import { TimeoutError } from '../util/errors.js';
 
 export interface PublishedState {
   files: FileEntry[];
@@ -284,15 +285,36 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
 
   /** One JSON request; the answer's size is capped; a non-2xx status becomes BootstrapError. */
   private async request(method: string, path: string, body?: unknown, timeoutMs?: number, signal?: AbortSignal): Promise<unknown> {
-    const timeout = AbortSignal.timeout(timeoutMs ?? this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const res = await fetch(this.url + path, {
-      method,
-      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
-      redirect: 'error',
-    });
-    const text = await readCapped(res);
+    // A timer of our own, held until the whole answer is read, and every wait raced against
+    // it: fetch's own abort handling is held weakly (AbortSignal.timeout(), AbortSignal.any()
+    // and undici's listener), so after a garbage collection a server that stalls in the
+    // middle of its answer could hang this request (and stop()) forever.
+    const ms = timeoutMs ?? this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new TimeoutError(`no answer within ${ms} ms`)), ms);
+    const onAbort = () => abort.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const gaveUp = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
+    gaveUp.catch(() => {});
+    let res: Response;
+    let text: string;
+    try {
+      res = await Promise.race([
+        fetch(this.url + path, {
+          method,
+          headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: abort.signal,
+          redirect: 'error',
+        }),
+        gaveUp,
+      ]);
+      text = await readCapped(res, gaveUp);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
     let json: unknown;
     if (text.length > 0) {
       try {
@@ -309,7 +331,8 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
   }
 }
 
-async function readCapped(res: Response): Promise<string> {
+/** The answer's body, at most MAX_ANSWER_BYTES; each read gives up when `gaveUp` rejects. */
+async function readCapped(res: Response, gaveUp: Promise<never>): Promise<string> {
   if (Number(res.headers.get('content-length')) > MAX_ANSWER_BYTES) {
     await res.body?.cancel();
     throw new BootstrapError(`bootstrap answer larger than ${MAX_ANSWER_BYTES} bytes`);
@@ -319,7 +342,14 @@ async function readCapped(res: Response): Promise<string> {
   let size = 0;
   const reader = res.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await Promise.race([reader.read(), gaveUp]);
+    } catch (err) {
+      void reader.cancel().catch(() => {});
+      throw err;
+    }
+    const { done, value } = next;
     if (done) break;
     size += value.length;
     if (size > MAX_ANSWER_BYTES) {

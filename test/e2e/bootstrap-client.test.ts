@@ -14,6 +14,8 @@ import { BootstrapServer } from '../../bootstrap/server.js';
 import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '../../network/discovery/bootstrap-client.js';
 import type { DiscoveredPeer, LostReason } from '../../network/discovery/discovery.js';
 import { MAX_ANSWER_BYTES } from '../../network/wire/bootstrap-api.js';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 
@@ -239,6 +241,32 @@ describe('BootstrapClient', function () {
       expect(w.client.health().detail).to.equal(`bootstrap answer larger than ${MAX_ANSWER_BYTES} bytes`);
       expect(Date.now() - started).to.be.below(10_000);
       await w.client.stop();
+    }
+  });
+
+  it('gives up on a server that stalls in the middle of its answer, even when garbage is collected meanwhile', async function () {
+    this.timeout(30_000);
+    // The timeout must be held by something that outlives a GC: a weakly held timer signal
+    // lets the wait hang forever once nothing else refers to it.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const staller = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"self":');
+    });
+    await new Promise<void>((r) => staller.listen(0, '127.0.0.1', r));
+    fakes.push(staller);
+    const collect = setInterval(gc, 100);
+    try {
+      const w = track(client(`http://127.0.0.1:${(staller.address() as AddressInfo).port}`, 'stall', { timeoutMs: 1000, stopTimeoutMs: 100 }));
+      const started = Date.now();
+      await w.client.start();
+      expect(w.client.health().state).to.equal('failing');
+      expect(w.client.health().detail).to.match(/did not answer within 1000 ms/);
+      expect(Date.now() - started).to.be.below(10_000);
+      await w.client.stop();
+    } finally {
+      clearInterval(collect);
     }
   });
 
