@@ -17,6 +17,9 @@ export interface PeerServerInit {
   controlHandler: ControlHandler;
 }
 
+/** Messages a peer may send after its handshake while we look its torrent up; more is a flood. */
+export const MAX_EARLY_MESSAGES = 256;
+
 /**
  * The node's one TCP port. The first byte decides: 0x13 starts a BitTorrent handshake,
  * '{' the JSON-lines control protocol; anything else is refused. Every connection counts
@@ -92,7 +95,14 @@ export class PeerServer {
     let handshake = false;
     peer.events = {
       message: (p, msg) => {
-        if (handshake) return void early.push(copyMessage(msg)); // arrived while we look the torrent up
+        if (handshake) {
+          // Arrived while we look the torrent up: kept for it, up to a bound.
+          if (early.length >= MAX_EARLY_MESSAGES) {
+            log.warn({ peer: who }, `closing peer: more than ${MAX_EARLY_MESSAGES} messages before its torrent was found`);
+            return p.close(`more than ${MAX_EARLY_MESSAGES} messages before its torrent was found`);
+          }
+          return void early.push(copyMessage(msg));
+        }
         if (msg.type !== 'handshake') return p.close('message before handshake');
         handshake = true;
         this.init

@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Node, NodeInit } from '../../network/index.js';
 import { MAX_SUBSCRIBERS } from '../../network/control/control-service.js';
+import { MAX_EARLY_MESSAGES } from '../../network/peer-server.js';
 import {
   encodeHandshake, encodeRequest, encodeBitfield, encodeHave, WireDecoder, maxFrameFor,
   type WireMessage, INTERESTED, DEFAULT_MAX_FRAME, MAX_REQUEST_LENGTH,
@@ -272,6 +273,21 @@ describe('peer port: protocol dispatch and limits', function () {
       await alive();
     });
 
+    it(`closes a peer that sends more than MAX_EARLY_MESSAGES (${MAX_EARLY_MESSAGES}) messages while its torrent is looked up`, async () => {
+      const c = await rawClient(node.port);
+      const haves = Array.from({ length: MAX_EARLY_MESSAGES + 1 }, () => encodeHave(0));
+      // One packet: every message is decoded before the lookup of the torrent can answer.
+      c.sock.write(Buffer.concat([encodeHandshake(alpha.infoHash, randomBytes(20)), ...haves]));
+      await closesWithin(c);
+      await expectLogged(WARN, new RegExp(`^closing peer: more than ${MAX_EARLY_MESSAGES} messages before its torrent was found$`));
+      const fine = await rawClient(node.port);
+      fine.sock.write(Buffer.concat([encodeHandshake(alpha.infoHash, randomBytes(20)), ...haves.slice(0, MAX_EARLY_MESSAGES)]));
+      await waitFor(() => fine.data.length > 0, 3_000, 'a handshake back for a peer within the bound');
+      expect(fine.isClosed()).to.equal(false);
+      fine.sock.destroy();
+      await alive();
+    });
+
     it('closes a peer that announces a frame longer than the largest legal one, before and after the torrent is known', async () => {
       // In the handshake's own packet: the torrent is still being looked up.
       const early = await rawClient(node.port);
@@ -341,10 +357,11 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('closes a peer that queues more requests than it reads (maxQueuedUploads, 512)', async () => {
-      const c = await rawClient(node.port);
+      // After the handshake (more than MAX_EARLY_MESSAGES before it is refused on its own).
+      const c = await btClient(node.port, alpha);
       c.sock.pause(); // read nothing: our side congests and the requests pile up
       // Valid requests (the first two pieces are whole 512 KiB ones), far more than 512 of them.
-      const burst: Buffer[] = [encodeHandshake(alpha.infoHash, randomBytes(20)), INTERESTED];
+      const burst: Buffer[] = [INTERESTED];
       for (let i = 0; i < 4000; i++) burst.push(encodeRequest(i % 2, (i % 32) * 16384, 16384));
       c.sock.write(Buffer.concat(burst));
       // A paused socket cannot see its close: wait for the reason, then read to the end.
