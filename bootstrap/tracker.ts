@@ -60,20 +60,28 @@ export class Tracker {
       return this.failure(err, remoteAddress);
     }
     const key = `${p.host}|${p.port}`;
-    const noSeeders = p.left === 0;
     const want = p.event === 'stopped' ? 0 : p.numwant;
     const counts = this.store.counts(p.infoHash);
     const picked: Array<{ host: string; port: number; peerId?: Buffer }> = [];
-    // Registry seeds first: they are why a real client comes to this tracker at all.
+    // A client that says left=0 may be a seed (it wants leechers, so they come first) or may
+    // only have a magnet (aria2c announces so): seeds follow, never left out.
+    const leechersFirst = p.left === 0 ? this.store.peers(p.infoHash, want, key, true, now) : [];
+    const taken = new Set(leechersFirst.map((x) => `${x.host}|${x.port}`));
+    picked.push(...leechersFirst);
+    // Registry seeds next: they are why a real client comes to this tracker at all.
     const extras = this.init.extraPeers?.(p.infoHash, MAX_NUMWANT, { remote: p.source, local: localAddress }) ?? [];
     for (const e of extras) {
       const k = `${e.host}|${e.port}`;
       const announced = this.store.has(p.infoHash, k);
       if (!announced) counts.complete++;
-      if (announced || k === key || noSeeders || picked.length >= want) continue;
+      if (announced || k === key || picked.length >= want) continue;
       picked.push(e);
+      taken.add(k);
     }
-    for (const peer of this.store.peers(p.infoHash, want - picked.length, key, noSeeders, now)) picked.push(peer);
+    for (const peer of this.store.peers(p.infoHash, want - picked.length + taken.size, key, false, now)) {
+      if (picked.length >= want) break;
+      if (!taken.has(`${peer.host}|${peer.port}`)) picked.push(peer);
+    }
     const body = encodeAnnounceResponse({
       complete: counts.complete,
       incomplete: counts.incomplete,

@@ -24,14 +24,16 @@ import { Holders, holderKey, swarmHolderKey } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
-import { DEFAULT_PEER_TIMEOUTS } from './swarm/peer.js';
+import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
 import type { PeerSession } from './swarm/peer-session.js';
 import { clientName } from './swarm/client-name.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
 import type { DownloadInfo } from './downloads/download.js';
-import { parseTarget, pickByName, type TargetOptions } from './downloads/targets.js';
+import type { TargetOptions } from './downloads/targets.js';
 import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './downloads/content.js';
+import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
+import { startDownload } from './downloads/start.js';
 import { loadNodeId } from './security/node-id.js';
 import type { NodeEvents } from './node-events.js';
 
@@ -66,6 +68,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly gossip: Gossip;
   private readonly control: ControlService;
   private discovery_: Discovery | null = null;
+  private readonly timeouts: PeerTimeouts;
   private started = false;
   private stopping: Promise<void> | null = null;
   private startTime = Date.now();
@@ -104,7 +107,7 @@ export class Node extends EventEmitter<NodeEvents> {
         else for (const f of files) this.holderIndex.lost(f.infohash, key);
       },
     });
-    const timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts };
+    const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
     this.torrents = new Torrents({
       peerId: this.peerId,
       hasher: this.hashPool,
@@ -311,47 +314,16 @@ export class Node extends EventEmitter<NodeEvents> {
    * Rejects with NotFoundError (nobody has it, yet), AmbiguousTargetError, BadTargetError,
    * MagnetError or MetainfoError.
    */
-  async download(target: string, opts: TargetOptions = {}): Promise<string> {
-    const t = await parseTarget(target, opts);
-    let metainfo: Metainfo | null = null;
-    let hint: Array<{ host: string; port: number }> = [];
-    let trackers: string[] = [];
-    let infohash: string;
-    switch (t.kind) {
-      case 'torrent':
-        metainfo = t.metainfo;
-        infohash = metainfo.infoHashHex;
-        break;
-      case 'magnet':
-        ({ infohash, peers: hint, trackers } = t);
-        for (const p of t.peers) this.registry.add(p.host, p.port, 'magnet');
-        break;
-      case 'infohash':
-        infohash = t.infohash;
-        break;
-      case 'name':
-        ({ infohash, peers: hint } = pickByName(t.name, await this.search(t.name), t.exact));
-        break;
-    }
-    const bootstrap = this.discovery_?.bootstrap;
-    if (bootstrap) trackers = [...trackers, bootstrap.trackerUrl];
-    if (this.downloads.get(infohash)) return infohash;
-    const opening = this.downloads.opened(infohash);
-    if (opening) {
-      await opening;
-      return infohash;
-    }
-    const local = this.library.byInfoHash(infohash);
-    if (local) {
-      this.log.info({ file: local.name }, 'already shared here: nothing to download');
-      await this.downloads.alreadyShared(local);
-      return infohash;
-    }
-    // Tracker URLs inside metainfo that a peer handed us are not covered by the infohash
-    // check, and would make us send requests wherever that peer likes: drop them.
-    metainfo ??= fromInfo((await this.finder.metainfo(infohash, hint)).info);
-    await this.downloads.start(metainfo, hint, trackers);
-    return infohash;
+  download(target: string, opts: TargetOptions = {}): Promise<string> {
+    return startDownload(target, opts, {
+      downloads: this.downloads,
+      resolve: this.resolving,
+      search: (name) => this.search(name),
+      magnetPeer: (p) => this.registry.add(p.host, p.port, 'magnet'),
+      extraTrackers: () => (this.discovery_?.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
+      shared: (h) => this.library.byInfoHash(h),
+      log: this.log,
+    });
   }
 
   /** Resolves with the final path when the download of `infohash` is complete and verified (UnknownDownloadError). */
@@ -424,6 +396,18 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ---- internals ------------------------------------------------------------------------
 
+  /** How a magnet or a bare infohash becomes a torrent (downloads/resolve.ts). */
+  private get resolving(): ResolveInit {
+    return {
+      peerId: this.peerId,
+      port: this.port,
+      askNodes: (h, hint) => this.finder.metainfo(h, hint),
+      timeoutMs: Math.max(METADATA_TIMEOUT_MS, this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS),
+      timeouts: this.timeouts,
+      log: this.log,
+    };
+  }
+
   private readonly contentSources = {
     download: (h: string) => this.downloads.get(h),
     shared: (h: string) => this.library.byInfoHash(h),
@@ -451,7 +435,9 @@ export class Node extends EventEmitter<NodeEvents> {
     library.on('added', (f) => {
       this.emit('file-added', f);
       const h = f.metainfo.infoHashHex;
-      if (!downloads.get(h)) this.announcer.start(f.metainfo, this.init.trackers ?? [], () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }));
+      // A seed dials the leechers its trackers name: some clients only wait to be dialled.
+      const dialFrom = (p: { host: string; port: number }) => void this.torrents.find(h).then((t) => t?.addPeers([p]), () => {});
+      if (!downloads.get(h)) this.announcer.start(f.metainfo, this.init.trackers ?? [], () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }), dialFrom);
       this.control.publish('file-added', f);
       this.discovery_?.bootstrap?.publishSoon();
     });

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Logger } from './util/log.js';
 import { Peer, type PeerTimeouts } from './swarm/peer.js';
 import type { WireMessage } from './wire/peer-wire.js';
+import type { Hello } from './swarm/peer.js';
 import { serveControl, type ControlHandler, type ControlLimits } from './control/control-server.js';
 
 export interface PeerServerInit {
@@ -13,7 +14,7 @@ export interface PeerServerInit {
   peerTimeouts: PeerTimeouts;
   control: ControlLimits;
   /** The torrent an incoming handshake names, or null if we do not share it. */
-  findTorrent(infoHash: Buffer): Promise<{ accept(peer: Peer, peerId: Buffer, early: WireMessage[]): void } | null>;
+  findTorrent(infoHash: Buffer): Promise<{ accept(peer: Peer, hello: Hello, early: WireMessage[]): void } | null>;
   controlHandler: ControlHandler;
 }
 
@@ -113,7 +114,7 @@ export class PeerServer {
               log.info({ peer: who, infohash: msg.infoHash.toString('hex') }, 'closing peer: asked for a torrent we do not share');
               return p.close('unknown infohash');
             }
-            torrent.accept(p, msg.peerId, early);
+            torrent.accept(p, { peerId: msg.peerId, reserved: msg.reserved }, early);
           })
           .catch((err: Error) => {
             log.error({ peer: who, err: err.message }, 'could not open a shared file for a peer');

@@ -3,7 +3,11 @@ declare module 'bencode' {
   export type BencodeValue = number | Uint8Array | BencodeValue[] | { [key: string]: BencodeValue };
   interface Bencode {
     encode(data: unknown): Uint8Array;
-    decode(data: Uint8Array, start?: number, end?: number, encoding?: string): unknown;
+    decode: {
+      (data: Uint8Array, start?: number, end?: number, encoding?: string): unknown;
+      /** Where the last decode stopped: the end of the first value (trailing bytes are ignored). */
+      position: number;
+    };
     encodingLength(data: unknown): number;
   }
   const bencode: Bencode;

@@ -1,6 +1,6 @@
 import type { Logger } from '../util/log.js';
 import { hostPort } from '../util/addresses.js';
-import { Peer, dialSocket, type PeerTimeouts } from './peer.js';
+import { Peer, dialSocket, type Hello, type PeerTimeouts } from './peer.js';
 
 export interface ConnectionsInit {
   /** The torrent's infohash: a dialled peer's handshake must name it. */
@@ -17,7 +17,7 @@ export interface ConnectionsInit {
   /** Is this address connected already by a dial of ours? */
   isConnected(host: string, port: number): boolean;
   /** A dial completed its handshake: hand the transport to the torrent. */
-  established(peer: Peer, peerId: Buffer): void;
+  established(peer: Peer, hello: Hello): void;
 }
 
 interface Candidate {
@@ -32,6 +32,8 @@ const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 300_000;
 /** A connected peer that left is dialled again no sooner than this. */
 const REDIAL_AFTER_CLOSE_MS = 5_000;
+/** Two seeds have nothing to say to each other: not again for a long while. */
+const REDIAL_SEED_MS = 10 * 60_000;
 
 /**
  * Whom a torrent dials: the candidates every source named (trackers, the registry, hints),
@@ -75,10 +77,10 @@ export class Connections {
     }
   }
 
-  /** A connected peer left: if we dialled it, wait a little before dialling it again. */
-  closed(peer: Peer): void {
+  /** A connected peer left: if we dialled it, wait before dialling it again (long when both sides were seeds). */
+  closed(peer: Peer, bothSeeds = false): void {
     const c = peer.outgoing ? this.candidates.get(peer.label) : undefined;
-    if (c) c.nextTry = Date.now() + REDIAL_AFTER_CLOSE_MS;
+    if (c) c.nextTry = Date.now() + (bothSeeds ? REDIAL_SEED_MS : REDIAL_AFTER_CLOSE_MS);
   }
 
   ban(peer: Peer, peerId: Buffer): void {
@@ -108,7 +110,7 @@ export class Connections {
         if (!msg.infoHash.equals(this.init.infoHash)) return p.close('handshake for another torrent');
         this.connecting.delete(key);
         c.failures = 0;
-        this.init.established(p, msg.peerId);
+        this.init.established(p, { peerId: msg.peerId, reserved: msg.reserved });
       },
       close: (_p, reason) => {
         clearTimeout(timer);

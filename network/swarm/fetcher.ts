@@ -73,6 +73,11 @@ export class Fetcher {
     this.requestAll();
   }
 
+  /** A peer refused one of our requests (BEP 6): someone else may take that block. */
+  rejected(session: PeerSession, index: number, begin: number): void {
+    if (this.picker.rejected(session, index, begin)) this.requestOthers(session);
+  }
+
   /** A peer choked us: what it had queued is asked of the others. */
   choked(session: PeerSession): void {
     this.picker.release(session);

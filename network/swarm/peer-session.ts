@@ -1,8 +1,9 @@
-import { BLOCK_LENGTH, CHOKE, INTERESTED, NOT_INTERESTED, UNCHOKE, encodeRequests } from '../wire/peer-wire.js';
+import { BLOCK_LENGTH, CHOKE, INTERESTED, NOT_INTERESTED, UNCHOKE, encodeRequests, encodeReject } from '../wire/peer-wire.js';
+import { featuresOf, type ExtendedHandshake, type PeerFeatures } from '../wire/extension.js';
 import { Bitfield } from '../wire/bitfield.js';
 import type { Logger } from '../util/log.js';
 import type { PieceReader } from '../storage/piece-reader.js';
-import type { Peer } from './peer.js';
+import type { Hello, Peer } from './peer.js';
 import type { PickerPeer, PiecePicker } from './picker.js';
 import type { ChokerPeer } from './choker.js';
 import { RateLimiter, RateMeter } from './rate.js';
@@ -18,7 +19,7 @@ const QUEUE_SECONDS = 0.5;
 
 export interface PeerSessionInit {
   peer: Peer;
-  peerId: Buffer;
+  hello: Hello;
   pieceCount: number;
   /** The torrent's store reader now (it changes when a download finishes). */
   reader(): PieceReader;
@@ -39,6 +40,8 @@ export interface PeerSessionInit {
 export class PeerSession implements PickerPeer, ChokerPeer {
   readonly peer: Peer;
   readonly peerId: Buffer;
+  /** What its handshake says it speaks (we speak the extension protocol and the fast extension). */
+  readonly features: PeerFeatures;
   readonly down = new RateMeter();
   readonly up = new RateMeter();
   private bits: Bitfield;
@@ -52,10 +55,15 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   private lastBlockAt = Date.now();
   private depth = INITIAL_QUEUE_DEPTH;
   private readonly uploads: Uploads;
+  /** Its extended handshake (BEP 10), once it sent one. */
+  private extended: ExtendedHandshake | null = null;
+  /** Metadata pieces (BEP 9) it asked us for. */
+  private metadataAsks = 0;
 
   constructor(init: PeerSessionInit) {
     this.peer = init.peer;
-    this.peerId = init.peerId;
+    this.peerId = init.hello.peerId;
+    this.features = featuresOf(init.hello.reserved);
     this.bits = new Bitfield(init.pieceCount);
     this.uploads = new Uploads({
       peer: init.peer,
@@ -111,6 +119,27 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   get queuedUploads(): number {
     return this.uploads.length;
   }
+  /** Both sides speak the fast extension (BEP 6): have-all/none, and explicit rejects. */
+  get fast(): boolean {
+    return this.features.fast;
+  }
+
+  /** The id it wants `name` messages sent with (its extended handshake), or undefined. */
+  extensionId(name: string): number | undefined {
+    const id = this.extended?.m.get(name);
+    return id === undefined || id === 0 ? undefined : id;
+  }
+
+  /** The client it says it is (extended handshake `v`), if it said. */
+  get clientVersion(): string | undefined {
+    return this.extended?.v;
+  }
+
+  /** How many requests it says it queues (`reqq`), if it said. */
+  get reqq(): number | undefined {
+    return this.extended?.reqq;
+  }
+
   downloadRate(): number {
     return this.down.rate();
   }
@@ -149,6 +178,16 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     this.itIsInterested = interested;
   }
 
+  /** Its extended handshake; a later one updates the earlier (BEP 10 allows it). */
+  setExtended(h: ExtendedHandshake): void {
+    this.extended = this.extended ? { ...this.extended, ...h, m: new Map([...this.extended.m, ...h.m]) } : h;
+  }
+
+  /** It asked for a metadata piece: true while it stays within `budget` asks on this connection. */
+  askedMetadata(budget: number): boolean {
+    return ++this.metadataAsks <= budget;
+  }
+
   // ---- what we tell it ------------------------------------------------------------------
 
   /** Say INTERESTED or NOT_INTERESTED, once per change. */
@@ -164,12 +203,18 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     this.send(UNCHOKE);
   }
 
-  /** Choke it; what it queued with us is dropped (BEP 3). */
+  /** Choke it; what it queued with us is dropped (BEP 3), each one rejected if it speaks the fast extension (BEP 6). */
   choke(): void {
     if (this.choking) return;
     this.choking = true;
-    this.uploads.clear();
+    const dropped = this.uploads.clear();
     this.send(CHOKE);
+    if (this.fast && dropped.length > 0) this.send(Buffer.concat(dropped.map((r) => encodeReject(r.index, r.begin, r.length))));
+  }
+
+  /** Say no to one request (BEP 6); without the fast extension a dropped request is simply never answered. */
+  reject(r: UploadRequest): void {
+    if (this.fast) this.send(encodeReject(r.index, r.begin, r.length));
   }
 
   // ---- our requests to it ---------------------------------------------------------------
@@ -211,8 +256,9 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     return true;
   }
 
-  /** Keep about QUEUE_SECONDS of its current rate in flight, within bounds. */
+  /** Keep about QUEUE_SECONDS of its current rate in flight, within bounds (and within the queue it says it has). */
   adjustDepth(maxDepth: number): void {
+    if (this.extended?.reqq !== undefined) maxDepth = Math.min(maxDepth, this.extended.reqq);
     const want = Math.ceil((this.down.rate() * QUEUE_SECONDS) / BLOCK_LENGTH);
     const floor = this.stallCount > 0 ? STALLED_QUEUE_DEPTH : MIN_QUEUE_DEPTH;
     this.depth = Math.max(floor, Math.min(maxDepth, Math.max(want, this.depth)));

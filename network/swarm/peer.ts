@@ -16,6 +16,12 @@ export const DEFAULT_PEER_TIMEOUTS: PeerTimeouts = { handshakeMs: 10_000, idleMs
 /** Bytes we let queue in the socket before serving more requests (back-pressure). */
 export const SEND_HIGH_WATER = 4 * 1024 * 1024;
 
+/** What a remote handshake told us: who it is, and what it speaks (the reserved bytes). */
+export interface Hello {
+  peerId: Buffer;
+  reserved: Buffer;
+}
+
 export interface PeerEvents {
   message(peer: Peer, msg: WireMessage): void;
   close(peer: Peer, reason: string): void;

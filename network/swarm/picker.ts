@@ -1,8 +1,10 @@
 import { BLOCK_LENGTH } from '../wire/peer-wire.js';
 import type { Bitfield } from '../wire/bitfield.js';
+import { PriorityWindows, type Window } from './priority-windows.js';
 import { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
 
 export { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
+export { DEFAULT_PRIORITY_WINDOW, MAX_PRIORITY_WINDOWS } from './priority-windows.js';
 
 /** A peer's outstanding requests and the pieces it fetches: kept here only, never on the peer. */
 interface PeerRequests<P extends PickerPeer> {
@@ -27,23 +29,16 @@ const enum PieceState {
  */
 export const RANDOM_FIRST_PIECES = 4;
 
-/** Pieces a streaming window covers by default (from the piece a reader wants onwards). */
-export const DEFAULT_PRIORITY_WINDOW = 8;
-/** Streaming windows remembered; an older one is forgotten when a new one comes. */
-export const MAX_PRIORITY_WINDOWS = 4;
-
 /**
  * Chooses which blocks to ask which peer for, and is the one owner of who was asked for
  * what: a peer's outstanding requests, the pieces it fetches and each block's request count
  * live here and nowhere else. Random for the first few pieces, then rarest first: needed,
  * idle pieces sit in buckets by availability, so a pick is O(1) when the peer is a seed and
- * a scan of one bucket otherwise. Each peer owns the pieces it starts, which keeps a piece's blocks from
- * one source (exact blame on a hash failure, sequential reads for the seed); a piece whose
- * owner leaves is an orphan that any peer having it adopts. When nothing new is left,
- * end-game asks a second peer for blocks still outstanding.
- *
- * Streaming: a reader waiting at some byte sets a priority window (the next few pieces
- * from there); needed pieces inside the latest windows are started before rarest-first.
+ * a scan of one bucket otherwise. Each peer owns the pieces it starts, which keeps a piece's
+ * blocks from one source (exact blame on a hash failure, sequential reads for the seed); a
+ * piece whose owner leaves is an orphan that any peer having it adopts. When nothing new is
+ * left, end-game asks a second peer for blocks still outstanding. Pieces in a streaming
+ * window (PriorityWindows) are started before anything else.
  */
 export class PiecePicker<P extends PickerPeer = PickerPeer> {
   readonly blocksPerPiece: number;
@@ -57,8 +52,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   private readonly peers = new Map<P, PeerRequests<P>>();
   private idleCount = 0;
   private haveCount = 0;
-  /** Newest first: [from, to) piece ranges a reader is waiting on. */
-  private windows: Array<{ from: number; to: number }> = [];
+  private readonly windows: PriorityWindows;
 
   constructor(
     private readonly g: Geometry,
@@ -71,6 +65,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     this.state = new Uint8Array(g.pieceCount);
     this.exclusive = new Uint8Array(g.pieceCount);
     this.pos = new Int32Array(g.pieceCount).fill(-1);
+    this.windows = new PriorityWindows(g.pieceCount);
     for (let i = 0; i < g.pieceCount; i++) {
       if (have.get(i)) {
         this.state[i] = PieceState.Have;
@@ -111,15 +106,13 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   }
 
   /** Fetch pieces `from` .. `from + count - 1` before anything else (a reader waits there). */
-  prioritize(from: number, count = DEFAULT_PRIORITY_WINDOW): void {
-    if (!Number.isInteger(from) || from < 0 || from >= this.g.pieceCount) return;
-    const w = { from, to: Math.min(this.g.pieceCount, from + Math.max(1, count)) };
-    this.windows = [w, ...this.windows.filter((x) => x.from !== from)].slice(0, MAX_PRIORITY_WINDOWS);
+  prioritize(from: number, count?: number): void {
+    this.windows.add(from, count);
   }
 
   /** The priority windows now, newest first (for tests and the dashboard). */
-  priorityWindows(): Array<{ from: number; to: number }> {
-    return this.windows.map((w) => ({ ...w }));
+  priorityWindows(): Window[] {
+    return this.windows.list();
   }
 
   /** Requests sent to `peer` and not answered yet. */
@@ -214,6 +207,26 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   }
 
   /**
+   * `peer` refused one block (BEP 6 reject): the block may be asked of anyone again, and the
+   * piece it belongs to becomes an orphan, so another peer can finish it. False for a block
+   * it was not asked for.
+   */
+  rejected(peer: P, index: number, begin: number): boolean {
+    const r = this.peers.get(peer);
+    const ap = this.active.get(index);
+    if (!r || !ap || begin % BLOCK_LENGTH !== 0) return false;
+    const b = begin / BLOCK_LENGTH;
+    if (!r.keys.delete(index * this.blocksPerPiece + b)) return false;
+    if (ap.requests[b]! > 0) ap.requests[b]!--;
+    if (ap.owner === peer) {
+      r.owned.delete(ap);
+      ap.owner = null;
+      this.orphans.add(ap);
+    }
+    return true;
+  }
+
+  /**
    * Forget the outstanding requests of `peer` (choked us, stalled or left) so others can
    * fetch those blocks; the pieces it fetched become orphans any peer having them adopts.
    * Returns the requests it had outstanding (to CANCEL them when it is still connected).
@@ -241,7 +254,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   verified(i: number): void {
     if (this.state[i] !== PieceState.Have) this.haveCount++;
     this.state[i] = PieceState.Have;
-    if (this.windows.length > 0) this.windows = this.windows.filter((w) => !(i >= w.from && i < w.to) || !this.allHave(w));
+    this.windows.verified(i, (k) => this.state[k] === PieceState.Have);
   }
 
   /** The piece failed its hash: fetch it again, from a single peer this time. */
@@ -308,28 +321,19 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
    * (started, its owner gone) or an idle piece (its index); -1 when there is none.
    */
   private prioritizedStart(peer: P): ActivePiece<P> | number {
-    for (const w of this.windows) {
-      for (let i = w.from; i < w.to; i++) {
-        if (!peer.bitfield.get(i)) continue;
-        if (this.pos[i]! >= 0) return i;
-        const ap = this.active.get(i);
-        if (ap && ap.owner === null && this.orphans.has(ap)) return ap;
-      }
+    for (const i of this.windows.pieces()) {
+      if (!peer.bitfield.get(i)) continue;
+      if (this.pos[i]! >= 0) return i;
+      const ap = this.active.get(i);
+      if (ap && ap.owner === null && this.orphans.has(ap)) return ap;
     }
     return -1;
   }
 
   /** The first needed idle piece of the newest window that `peer` has, or -1. */
   private prioritized(peer: P): number {
-    for (const w of this.windows) {
-      for (let i = w.from; i < w.to; i++) if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
-    }
+    for (const i of this.windows.pieces()) if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
     return -1;
-  }
-
-  private allHave(w: { from: number; to: number }): boolean {
-    for (let i = w.from; i < w.to; i++) if (this.state[i] !== PieceState.Have) return false;
-    return true;
   }
 
   /** The next idle piece to start for `peer`: random for the first few, then rarest first; -1 if none. */

@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { type WireMessage, encodeHandshake, encodeBitfield, encodeHave, maxFrameFor } from '../wire/peer-wire.js';
+import { type WireMessage, encodeHandshake, encodeBitfield, encodeHave, maxFrameFor, HAVE_ALL, HAVE_NONE } from '../wire/peer-wire.js';
+import { reservedBytes } from '../wire/extension.js';
 import { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import { isPieceWriter, type PieceStore, type PieceWriter } from '../storage/stores.js';
 import type { Hasher } from '../storage/part-file.js';
-import { DEFAULT_PEER_TIMEOUTS, type Peer, type PeerTimeouts } from './peer.js';
+import { DEFAULT_PEER_TIMEOUTS, type Hello, type Peer, type PeerTimeouts } from './peer.js';
 import { PeerSession } from './peer-session.js';
 import { Connections } from './connections.js';
 import { RateLimiter, RateMeter } from './rate.js';
@@ -14,6 +15,7 @@ import { peerStat, type PeerStat, type TorrentStats } from './stats.js';
 import { INCOMING_SLACK, type SwarmLimits } from './limits.js';
 import { Fetcher } from './fetcher.js';
 import { badRequest } from './uploads.js';
+import { greet, onExtended, type ExtensionContext } from './extensions.js';
 
 export type { PeerStat, TorrentStats } from './stats.js';
 export { DEFAULT_SWARM_LIMITS, type SwarmLimits } from './limits.js';
@@ -68,14 +70,16 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private stats = { downloaded: 0, uploaded: 0, fetched: 0, wasted: 0, hashFailures: 0 };
   private readonly handshake: Buffer;
   private readonly maxFrame: number;
+  private readonly extensions: ExtensionContext;
 
   constructor(private readonly init: TorrentInit) {
     super();
     this.metainfo = init.metainfo;
     this.store = init.store;
     this.mode = init.paused ? 'paused' : 'running';
-    this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId);
+    this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId, reservedBytes());
     this.maxFrame = maxFrameFor(this.metainfo.pieceCount);
+    this.extensions = { metainfo: this.metainfo, reqq: init.limits.maxQueuedUploads, violation: (p, why) => this.violation(p, why) };
     this.choker = new Choker(init.limits.uploadSlots, () => this.seeding);
     this.connections = new Connections({
       infoHash: this.metainfo.infoHash,
@@ -86,7 +90,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       log: init.logger,
       connected: () => this.peers.size,
       isConnected: (host, port) => [...this.peers].some((p) => p.outgoing && p.peer.address === host && p.peer.port === port),
-      established: (peer, peerId) => this.attach(peer, peerId),
+      established: (peer, hello) => this.attach(peer, hello),
     });
     if (isPieceWriter(init.store) && !init.store.have.complete()) this.fetcher = this.fetcherFor(init.store);
     this.timer = setInterval(() => this.tick(), 1000);
@@ -163,9 +167,9 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   }
 
   /** An incoming connection whose handshake named this torrent. */
-  accept(peer: Peer, peerId: Buffer, early: WireMessage[] = []): void {
+  accept(peer: Peer, hello: Hello, early: WireMessage[] = []): void {
     peer.send(this.handshake);
-    const session = this.attach(peer, peerId);
+    const session = this.attach(peer, hello);
     // Messages that arrived while the server looked this torrent up.
     if (session) for (const m of early) if (this.peers.has(session) && !session.closed) this.onMessage(session, m);
   }
@@ -193,8 +197,9 @@ export class Torrent extends EventEmitter<TorrentEvents> {
 
   // ---- connections ----------------------------------------------------------------------
 
+  /** Seeds dial too: a client that waits to be dialled (many do) is served only so. */
   private dial(): void {
-    if (this.mode === 'running' && !this.seeding) this.connections.dial();
+    if (this.mode === 'running') this.connections.dial();
   }
 
   /** Why a peer that completed its handshake is turned away, or null to take it. */
@@ -208,16 +213,16 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     return null;
   }
 
-  private attach(peer: Peer, peerId: Buffer): PeerSession | null {
+  private attach(peer: Peer, hello: Hello): PeerSession | null {
     peer.established(this.maxFrame);
-    const refused = this.refusal(peer, peerId);
+    const refused = this.refusal(peer, hello.peerId);
     if (refused) {
       peer.close(refused);
       return null;
     }
     const session = new PeerSession({
       peer,
-      peerId,
+      hello,
       pieceCount: this.metainfo.pieceCount,
       reader: () => this.store.reader,
       limiter: this.init.uploadLimiter,
@@ -230,7 +235,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     });
     peer.events = { message: (_p, m) => this.onMessage(session, m), close: (_p, r) => this.onClose(session, r) };
     this.peers.add(session);
-    if (this.store.have.count() > 0) session.send(encodeBitfield(this.store.have.bytes));
+    greet(session, this.extensions);
+    const have = this.store.have;
+    if (session.fast && have.complete()) session.send(HAVE_ALL);
+    else if (session.fast && have.count() === 0) session.send(HAVE_NONE);
+    else if (have.count() > 0) session.send(encodeBitfield(have.bytes));
     this.log.debug({ peer: session.label, incoming: !peer.outgoing }, 'peer connected');
     this.emit('peer-added', session);
     return session;
@@ -238,7 +247,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
 
   private onClose(session: PeerSession, reason: string): void {
     if (!this.peers.delete(session)) return;
-    this.connections.closed(session.peer);
+    this.connections.closed(session.peer, this.seeding && session.bitfield.complete());
     if (!session.amChoking) this.choker.freed(this.peers, (p) => p.unchoke());
     this.log.debug({ peer: session.label, reason }, 'peer disconnected');
     this.emit('peer-removed', session, reason);
@@ -296,11 +305,13 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'cancel':
         return session.cancelUpload(msg.index, msg.begin, msg.length);
       case 'reject':
-        return;
+        return this.fetcher?.rejected(session, msg.index, msg.begin);
+      case 'extended':
+        return onExtended(session, msg.id, msg.payload, this.extensions);
       case 'handshake':
         return this.violation(session, 'second handshake');
       default:
-        return; // keep-alive, port, suggest, allowed-fast, extended, unknown ids: nothing to do
+        return; // keep-alive, port, suggest, allowed-fast, unknown ids: nothing to do
     }
   }
 
@@ -357,8 +368,9 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private onRequest(session: PeerSession, index: number, begin: number, length: number): void {
     const bad = badRequest(this.metainfo, this.store.have, index, begin, length);
     if (bad) return this.violation(session, bad);
-    if (session.amChoking) return; // BEP 3: requests while choked are dropped
-    if (session.queuedUploads >= this.init.limits.maxQueuedUploads) return this.violation(session, 'too many queued requests');
+    // BEP 3: requests while choked are dropped; beyond the queue we advertise (reqq), too.
+    // Either way a peer that speaks the fast extension hears a reject (BEP 6), none is closed.
+    if (session.amChoking || session.queuedUploads >= this.init.limits.maxQueuedUploads) return session.reject({ index, begin, length });
     session.queueUpload({ index, begin, length });
     this.store.reader.prefetch(index);
     session.serveUploads();

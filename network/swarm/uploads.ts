@@ -42,6 +42,8 @@ export interface UploadsInit {
 export class Uploads {
   private readonly queue: UploadRequest[] = [];
   private pumping = false;
+  /** One 'drain' listener at a time, however often the pump finds the socket congested. */
+  private awaitingDrain = false;
 
   constructor(private readonly init: UploadsInit) {}
 
@@ -59,9 +61,9 @@ export class Uploads {
     if (i >= 0) this.queue.splice(i, 1);
   }
 
-  /** Choked: what it asked for is dropped (BEP 3). */
-  clear(): void {
-    this.queue.length = 0;
+  /** Choked: what it asked for is dropped (BEP 3); returns what was dropped. */
+  clear(): UploadRequest[] {
+    return this.queue.splice(0);
   }
 
   async pump(): Promise<void> {
@@ -73,7 +75,13 @@ export class Uploads {
     try {
       while (!peer.closed && this.init.allowed() && queue.length > 0) {
         if (peer.congested) {
-          peer.socket.once('drain', () => void this.pump());
+          if (!this.awaitingDrain) {
+            this.awaitingDrain = true;
+            peer.socket.once('drain', () => {
+              this.awaitingDrain = false;
+              void this.pump();
+            });
+          }
           return;
         }
         const next = queue[0]!;

@@ -20,8 +20,11 @@ export const HANDSHAKE_LENGTH = 68;
 export const BLOCK_LENGTH = 16 * 1024;
 /** Largest request we serve: some clients ask for up to 128 KiB. */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
-/** Frame limit before we know the torrent (covers a 16 KiB piece and small extension messages). */
-export const DEFAULT_MAX_FRAME = 9 + BLOCK_LENGTH;
+/**
+ * The smallest frame limit: one 16 KiB block (9 + 16384), or one 16 KiB metadata piece with
+ * its bencoded header (BEP 9: 2 + up to 256 + 16384), whichever is larger.
+ */
+export const DEFAULT_MAX_FRAME = 2 + 256 + BLOCK_LENGTH;
 
 export type WireMessage =
   | { type: 'handshake'; infoHash: Buffer; peerId: Buffer; reserved: Buffer }

@@ -274,6 +274,16 @@ describe('bootstrap server over HTTP', function () {
       expect(peers).to.have.length(3);
     });
 
+    it('answers a left=0 announce (a seed, or a client with only a magnet) with leechers first, then the seeds', async function () {
+      await start();
+      await announce(announceQuery(1, 6001, '&event=started')); // a leecher
+      await announce(announceQuery(2, 6002, '&left=0&event=completed').replace('&left=100', '')); // an announced seed
+      await call(`${base}/api/nodes`, 'POST', body('seed', { port: 7777, files: [{ name: 'x', size: 100, infohash: INFO.toString('hex') }] }));
+      const asker = parseAnnounceResponse((await announce(announceQuery(3, 6003, '&left=0').replace('&left=100', ''))).body).peers;
+      expect(asker[0], 'the leecher first').to.deep.equal({ host: '127.0.0.1', port: 6001 });
+      expect(asker.slice(1)).to.have.deep.members([{ host: '127.0.0.1', port: 6002 }, { host: '127.0.0.1', port: 7777 }]);
+    });
+
     it('answers a bad announce with a failure reason and a 4xx', async function () {
       await start();
       const missing = await announce(`peer_id=${percentEncodeBytes(peerId(1))}&port=1`);

@@ -21,6 +21,7 @@ import {
   type WireMessage, INTERESTED, DEFAULT_MAX_FRAME, MAX_REQUEST_LENGTH,
 } from '../../network/wire/peer-wire.js';
 import { MAX_REQUEST_LINE } from '../../network/wire/control-codec.js';
+import { decodeExtendedHandshake, featuresOf, reservedBytes } from '../../network/wire/extension.js';
 import { controlRequest, fetchMetainfo } from '../../network/control/control-client.js';
 import { subscribe, type Subscription } from '../../network/control/subscription.js';
 import { encodeTorrent, pieceSize, type Metainfo } from '../../network/metainfo/metainfo.js';
@@ -65,10 +66,13 @@ async function closesWithin(c: RawClient, ms = CLOSE_BOUND_MS): Promise<number> 
 }
 
 /** A BitTorrent client of `m` whose handshake the node has answered (so the torrent has it). */
-async function btClient(port: number, m: Metainfo): Promise<RawClient & { got: WireMessage[] }> {
+async function btClient(port: number, m: Metainfo, reserved?: Buffer): Promise<RawClient & { got: WireMessage[] }> {
   const c = await rawClient(port);
   const got: WireMessage[] = [];
-  const dec = new WireDecoder((msg) => got.push(msg.type === 'piece' ? { ...msg, block: Buffer.from(msg.block) } : msg), 9 + MAX_REQUEST_LENGTH);
+  // Byte fields are views valid during the callback only: keep copies.
+  const keep = (msg: WireMessage): WireMessage =>
+    msg.type === 'piece' ? { ...msg, block: Buffer.from(msg.block) } : msg.type === 'extended' ? { ...msg, payload: Buffer.from(msg.payload) } : msg;
+  const dec = new WireDecoder((msg) => got.push(keep(msg)), 9 + MAX_REQUEST_LENGTH);
   c.sock.on('data', (d: Buffer) => {
     try {
       dec.push(d);
@@ -76,7 +80,7 @@ async function btClient(port: number, m: Metainfo): Promise<RawClient & { got: W
       c.sock.destroy(); // the node sent something this codec refuses: the test then fails on what it expected
     }
   });
-  c.sock.write(encodeHandshake(m.infoHash, randomBytes(20)));
+  c.sock.write(encodeHandshake(m.infoHash, randomBytes(20), reserved));
   await waitFor(() => got.some((x) => x.type === 'handshake'), 5_000, "the node's handshake");
   return { ...c, got };
 }
@@ -356,18 +360,36 @@ describe('peer port: protocol dispatch and limits', function () {
       await alive();
     });
 
-    it('closes a peer that queues more requests than it reads (maxQueuedUploads, 512)', async () => {
-      // After the handshake (more than MAX_EARLY_MESSAGES before it is refused on its own).
-      const c = await btClient(node.port, alpha);
-      c.sock.pause(); // read nothing: our side congests and the requests pile up
-      // Valid requests (the first two pieces are whole 512 KiB ones), far more than 512 of them.
-      const burst: Buffer[] = [INTERESTED];
-      for (let i = 0; i < 4000; i++) burst.push(encodeRequest(i % 2, (i % 32) * 16384, 16384));
+    it('says what it speaks (extension protocol, fast extension, reqq 512, its metadata size) and answers a fast peer with have-all', async () => {
+      const c = await btClient(node.port, alpha, reservedBytes());
+      const theirs = c.got.find((x) => x.type === 'handshake');
+      expect(theirs?.type === 'handshake' && featuresOf(theirs.reserved)).to.deep.include({ extensions: true, fast: true });
+      const ext = await waitFor(() => c.got.find((x) => x.type === 'extended' && x.id === 0), 3_000, 'the extended handshake');
+      const h = decodeExtendedHandshake(ext.type === 'extended' ? ext.payload : Buffer.alloc(0));
+      expect(h.reqq).to.equal(512);
+      expect(h.metadataSize).to.equal(alpha.info.length);
+      expect(h.m.get('ut_metadata')).to.be.a('number');
+      await waitFor(() => c.got.some((x) => x.type === 'have-all'), 3_000, 'have-all instead of a bitfield');
+      expect(c.got.some((x) => x.type === 'bitfield')).to.equal(false);
+      c.sock.destroy();
+    });
+
+    it('answers requests beyond its queue (maxQueuedUploads, 512) with BEP 6 rejects, and keeps the peer', async () => {
+      const c = await btClient(node.port, alpha, reservedBytes());
+      c.sock.write(INTERESTED);
+      await waitFor(() => c.got.some((x) => x.type === 'unchoke'), 3_000, 'unchoke');
+      // Valid requests (the first two pieces are whole 512 KiB ones), far more than 512, in one write.
+      const burst: Buffer[] = [];
+      for (let i = 0; i < 1000; i++) burst.push(encodeRequest(i % 2, (i % 32) * 16384, 16384));
       c.sock.write(Buffer.concat(burst));
-      // A paused socket cannot see its close: wait for the reason, then read to the end.
-      await waitFor(() => logged(log.records, WARN, /^closing peer: too many queued requests$/), CLOSE_BOUND_MS, 'the queue limit');
-      c.sock.resume();
-      await closesWithin(c);
+      const answered = () => c.got.filter((x) => x.type === 'piece' || x.type === 'reject').length;
+      await waitFor(() => answered() === 1000, 10_000, 'an answer (a block or a reject) to every request');
+      const rejects = c.got.filter((x) => x.type === 'reject').length;
+      expect(rejects, 'the requests beyond the queue').to.be.greaterThan(0);
+      expect(1000 - rejects, 'at least a full queue served').to.be.at.least(512);
+      expect(c.isClosed(), 'never closed for it').to.equal(false);
+      expect(logged(log.records, WARN, /too many queued requests/)).to.equal(false);
+      c.sock.destroy();
       await alive();
     });
 

@@ -1,0 +1,68 @@
+/**
+ * From what a user typed to a running download: parse the target, find what it means (a
+ * name is searched, a magnet or infohash resolved to its metainfo), and start it, or join the
+ * one already running, or record it done at once when the file is shared here already.
+ */
+import type { Logger } from '../util/log.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+import type { SharedFile } from '../library/library.js';
+import { parseTarget, pickByName, type NamedFile, type TargetOptions } from './targets.js';
+import { resolveMetainfo, type ResolveInit } from './resolve.js';
+import type { Downloads } from './downloads.js';
+
+type Endpoint = { host: string; port: number };
+
+export interface StartDeps {
+  downloads: Downloads;
+  resolve: ResolveInit;
+  /** Network search by name. */
+  search(name: string): Promise<NamedFile[]>;
+  /** A magnet's peers are known peers too. */
+  magnetPeer(p: Endpoint): void;
+  /** Trackers every download is announced to besides its own (the bootstrap server's). */
+  extraTrackers(): string[];
+  shared(infohash: string): SharedFile | undefined;
+  log: Logger;
+}
+
+/** Start downloading `text`; resolves with its infohash once it runs (see Node.download). */
+export async function startDownload(text: string, opts: TargetOptions, deps: StartDeps): Promise<string> {
+  const t = await parseTarget(text, opts);
+  let metainfo: Metainfo | null = null;
+  let hint: Endpoint[] = [];
+  let trackers: string[] = [];
+  let infohash: string;
+  switch (t.kind) {
+    case 'torrent':
+      metainfo = t.metainfo;
+      infohash = metainfo.infoHashHex;
+      break;
+    case 'magnet':
+      ({ infohash, peers: hint, trackers } = t);
+      for (const p of t.peers) deps.magnetPeer(p);
+      break;
+    case 'infohash':
+      infohash = t.infohash;
+      break;
+    case 'name':
+      ({ infohash, peers: hint } = pickByName(t.name, await deps.search(t.name), t.exact));
+      break;
+  }
+  trackers = [...trackers, ...deps.extraTrackers()];
+  const { downloads } = deps;
+  if (downloads.get(infohash)) return infohash;
+  const opening = downloads.opened(infohash);
+  if (opening) {
+    await opening;
+    return infohash;
+  }
+  const local = deps.shared(infohash);
+  if (local) {
+    deps.log.info({ file: local.name }, 'already shared here: nothing to download');
+    await downloads.alreadyShared(local);
+    return infohash;
+  }
+  if (!metainfo) ({ metainfo, peers: hint } = await resolveMetainfo(infohash, hint, trackers, deps.resolve));
+  await downloads.start(metainfo, hint, trackers);
+  return infohash;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""A real libtorrent-rasterbar peer for the interop tests, driven by arguments.
+
+    lt_peer.py seed  --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
+    lt_peer.py fetch --magnet URI        --dir DIR --port N [--peer HOST:PORT]...
+    lt_peer.py fetch --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
+
+DHT, local peer discovery, UPnP, NAT-PMP and uTP are off; it listens on 127.0.0.1 only,
+TCP only. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
+{"event": "metadata", "infohash": H}, {"event": "progress", ...}, {"event": "done", ...},
+{"event": "error", "message": ...}. A seed runs until it is killed; a fetch exits 0 once the
+download is complete (the test compares the bytes), 1 on a libtorrent error.
+"""
+import argparse
+import json
+import sys
+import time
+
+import libtorrent as lt
+
+
+def say(event, **fields):
+    fields["event"] = event
+    print(json.dumps(fields), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["seed", "fetch"])
+    ap.add_argument("--torrent")
+    ap.add_argument("--magnet")
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--peer", action="append", default=[])
+    ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"], default="disabled")
+    a = ap.parse_args()
+
+    policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[a.encryption]
+    settings = {
+        "listen_interfaces": "127.0.0.1:%d" % a.port,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "out_enc_policy": policy,
+        "in_enc_policy": policy,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "user_agent": "libtorrent-interop/" + lt.__version__,
+    }
+    ses = lt.session(settings)
+
+    params = lt.add_torrent_params()
+    if a.torrent:
+        params.ti = lt.torrent_info(a.torrent)
+    else:
+        params = lt.parse_magnet_uri(a.magnet)
+    params.save_path = a.dir
+    # Running at once: not paused until the session's queue manager gets to it.
+    params.flags &= ~lt.torrent_flags.paused
+    params.flags &= ~lt.torrent_flags.auto_managed
+    if a.mode == "seed":
+        params.flags |= lt.torrent_flags.seed_mode
+    handle = ses.add_torrent(params)
+    for p in a.peer:
+        host, port = p.rsplit(":", 1)
+        handle.connect_peer((host, int(port)))
+    listening = False
+    had_metadata = handle.status().has_metadata
+    last = 0.0
+    while True:
+        for alert in ses.pop_alerts():
+            # The port is known at once, but connections are taken only once the socket listens.
+            if isinstance(alert, lt.listen_succeeded_alert) and not listening:
+                listening = True
+                say("listening", port=ses.listen_port())
+            if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+                say("error", message=alert.message())
+                if a.mode == "fetch":
+                    sys.exit(1)
+        s = handle.status()
+        if not had_metadata and s.has_metadata:
+            had_metadata = True
+            say("metadata", infohash=str(s.info_hashes.v1))
+        now = time.time()
+        if now - last >= 0.5:
+            last = now
+            say("progress", progress=s.progress, peers=s.num_peers, state=str(s.state), paused=bool(s.flags & lt.torrent_flags.paused), uploaded=s.all_time_upload)
+            # A peer named on the command line is dialled again while nobody is connected.
+            if s.num_peers == 0:
+                for p in a.peer:
+                    host, port = p.rsplit(":", 1)
+                    handle.connect_peer((host, int(port)))
+        if a.mode == "fetch" and s.is_seeding:
+            say("done", infohash=str(s.info_hashes.v1))
+            return
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main()
