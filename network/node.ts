@@ -115,6 +115,7 @@ export class Node extends EventEmitter<NodeEvents> {
       timeouts,
       maxUploadRate: init.maxUploadRate ?? 0,
       log,
+      port: () => this.port,
       shared: (h) => this.library.byInfoHash(h),
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });

@@ -27,6 +27,8 @@ interface Candidate {
   nextTry: number;
 }
 
+/** Candidates remembered per torrent (trackers name up to 1000, peer exchange adds more). */
+export const MAX_CANDIDATES = 2000;
 /** Back-off after a failed dial: 2 s doubling, at most five minutes. */
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 300_000;
@@ -54,7 +56,9 @@ export class Connections {
   add(list: Iterable<{ host: string; port: number }>): void {
     for (const { host, port } of list) {
       const key = hostPort(host, port);
-      if (!this.candidates.has(key)) this.candidates.set(key, { host, port, failures: 0, nextTry: 0 });
+      if (this.candidates.has(key)) continue;
+      if (this.candidates.size >= MAX_CANDIDATES) return;
+      this.candidates.set(key, { host, port, failures: 0, nextTry: 0 });
     }
   }
 

@@ -11,6 +11,7 @@ import {
 } from '../wire/extension.js';
 import { WireError } from '../wire/peer-wire.js';
 import type { PeerSession } from './peer-session.js';
+import type { PeerExchange } from './pex.js';
 
 /** How Shoal names itself in extended handshakes. */
 export const CLIENT_NAME = 'Shoal 0.1.0';
@@ -20,6 +21,12 @@ const METADATA_ASKS_SLACK = 16;
 
 export interface ExtensionContext {
   metainfo: Metainfo;
+  /** Peer exchange, unless the torrent is private. */
+  pex: PeerExchange | null;
+  /** Peers a peer told us of (PEX). */
+  learned(peers: Array<{ host: string; port: number }>): void;
+  /** Our listening port, said in the extended handshake so that peers can tell others. */
+  port(): number | undefined;
   /** Requests a peer may queue with us: said as `reqq`. */
   reqq: number;
   /** A remote peer broke the protocol: log it, close that connection. */
@@ -29,7 +36,8 @@ export interface ExtensionContext {
 /** Our extended handshake, to a peer that speaks the extension protocol. */
 export function greet(session: PeerSession, ctx: ExtensionContext): void {
   if (!session.features.extensions) return;
-  session.send(encodeExtendedHandshake({ v: CLIENT_NAME, reqq: ctx.reqq, metadataSize: ctx.metainfo.info.length }));
+  const m: Record<string, number> = ctx.pex ? { ...LOCAL_EXTENSIONS } : { ut_metadata: LOCAL_EXTENSIONS.ut_metadata };
+  session.send(encodeExtendedHandshake({ m, v: CLIENT_NAME, reqq: ctx.reqq, metadataSize: ctx.metainfo.info.length, port: ctx.port() }));
 }
 
 /** An extended message (peer wire id 20) from `session`. */
@@ -37,6 +45,7 @@ export function onExtended(session: PeerSession, id: number, payload: Buffer, ct
   try {
     if (id === EXTENDED_HANDSHAKE) return session.setExtended(decodeExtendedHandshake(payload));
     if (id === LOCAL_EXTENSIONS.ut_metadata) return serveMetadata(session, payload, ctx);
+    if (id === LOCAL_EXTENSIONS.ut_pex && ctx.pex) return ctx.learned(ctx.pex.heard(session, payload, Date.now()));
     // An id we never offered: BEP 10 says ignore it.
   } catch (err) {
     if (!(err instanceof WireError)) throw err;

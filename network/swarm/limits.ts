@@ -15,6 +15,8 @@ export interface SwarmLimits {
   connectTimeoutMs: number;
   /** Most requests kept in flight to one peer. */
   maxQueueDepth: number;
+  /** How often each peer hears of the others (peer exchange, BEP 11). */
+  pexIntervalMs: number;
 }
 
 export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
@@ -26,6 +28,7 @@ export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
   maxQueuedUploads: 512,
   connectTimeoutMs: 5_000,
   maxQueueDepth: 256,
+  pexIntervalMs: 60_000,
 };
 
 /** Accepted connections beyond `maxPeers` (dials stop at the limit; a few incoming may still come in). */

@@ -135,6 +135,11 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     return this.extended?.v;
   }
 
+  /** Where it takes connections: the port we dialled, or the one its extended handshake names (`p`). */
+  get listenPort(): number | undefined {
+    return this.outgoing ? this.peer.port : this.extended?.port;
+  }
+
   /** How many requests it says it queues (`reqq`), if it said. */
   get reqq(): number | undefined {
     return this.extended?.reqq;

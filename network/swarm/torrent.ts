@@ -16,6 +16,7 @@ import { INCOMING_SLACK, type SwarmLimits } from './limits.js';
 import { Fetcher } from './fetcher.js';
 import { badRequest } from './uploads.js';
 import { greet, onExtended, type ExtensionContext } from './extensions.js';
+import { PeerExchange } from './pex.js';
 
 export type { PeerStat, TorrentStats } from './stats.js';
 export { DEFAULT_SWARM_LIMITS, type SwarmLimits } from './limits.js';
@@ -34,6 +35,8 @@ export interface TorrentInit {
   totals?: { down: RateMeter; up: RateMeter };
   /** Start paused: no dialing, incoming peers refused, until `resume()`. */
   paused?: boolean;
+  /** Our listening port (told to peers, so that they can pass us on). */
+  port?: () => number;
 }
 
 export interface TorrentEvents {
@@ -79,7 +82,14 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.mode = init.paused ? 'paused' : 'running';
     this.handshake = encodeHandshake(this.metainfo.infoHash, init.peerId, reservedBytes());
     this.maxFrame = maxFrameFor(this.metainfo.pieceCount);
-    this.extensions = { metainfo: this.metainfo, reqq: init.limits.maxQueuedUploads, violation: (p, why) => this.violation(p, why) };
+    this.extensions = {
+      metainfo: this.metainfo,
+      reqq: init.limits.maxQueuedUploads,
+      pex: this.metainfo.private ? null : new PeerExchange(init.limits.pexIntervalMs),
+      learned: (peers) => this.addPeers(peers),
+      port: () => init.port?.(),
+      violation: (p, why) => this.violation(p, why),
+    };
     this.choker = new Choker(init.limits.uploadSlots, () => this.seeding);
     this.connections = new Connections({
       infoHash: this.metainfo.infoHash,
@@ -383,6 +393,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     for (const session of [...this.peers]) {
       session.peer.tick(now);
       if (!session.closed) this.fetcher?.tick(session, now);
+      if (!session.closed) this.extensions.pex?.tick(session, this.peers, now);
     }
     this.choker.tick(now, this.peers, (p) => p.unchoke(), (p) => p.choke());
     this.dial();

@@ -22,6 +22,8 @@ export interface TorrentsInit {
   /** Upload limit in bytes per second for the whole node; 0 = none. */
   maxUploadRate: number;
   log: Logger;
+  /** Our listening port. */
+  port(): number;
   /** A complete shared file with this infohash, if there is one. */
   shared(infohash: string): { path: string; metainfo: Metainfo } | undefined;
 }
@@ -63,6 +65,7 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
       limits: this.init.limits,
       timeouts: this.init.timeouts,
       uploadLimiter: this.uploadLimiter,
+      port: () => this.init.port(),
     });
     this.running.set(m.infoHashHex, t);
     t.on('peer-complete', (p) => this.emit('peer-complete', m.infoHashHex, p));

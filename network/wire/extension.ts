@@ -22,7 +22,7 @@ import { WireError } from './peer-wire.js';
 /** Extended message id of the extended handshake. */
 export const EXTENDED_HANDSHAKE = 0;
 /** Our ids for the extensions we take (the peer sends with these). */
-export const LOCAL_EXTENSIONS = { ut_metadata: 1 } as const;
+export const LOCAL_EXTENSIONS = { ut_metadata: 1, ut_pex: 2 } as const;
 /** Metadata pieces are 16 KiB (BEP 9). */
 export const METADATA_PIECE = 16 * 1024;
 /** Largest info dictionary we fetch or serve: far above any real torrent's (16 MiB holds ~800k pieces). */

@@ -20,6 +20,7 @@
 import { isIP } from 'node:net';
 import bencode from 'bencode';
 import { isLoopbackAddress, normalizeAddress } from '../util/addresses.js';
+import { decodeCompactPeers, encodeCompactPeers } from './compact-peers.js';
 
 export const DEFAULT_NUMWANT = 50;
 export const MAX_NUMWANT = 200;
@@ -137,7 +138,7 @@ export function parseAnnounceResponse(body: Buffer, status = 200): AnnounceResul
   };
   const peers = decoded.peers;
   if (peers instanceof Uint8Array) {
-    for (let i = 0; i + 6 <= peers.length; i += 6) add(`${peers[i]}.${peers[i + 1]}.${peers[i + 2]}.${peers[i + 3]}`, (peers[i + 4]! << 8) | peers[i + 5]!);
+    for (const p of decodeCompactPeers(peers, 6)) add(p.host, p.port);
   } else if (Array.isArray(peers)) {
     for (const p of peers) {
       if (!isDict(p)) continue;
@@ -147,14 +148,7 @@ export function parseAnnounceResponse(body: Buffer, status = 200): AnnounceResul
     }
   }
   const peers6 = decoded.peers6;
-  if (peers6 instanceof Uint8Array) {
-    for (let i = 0; i + 18 <= peers6.length; i += 18) {
-      const groups: string[] = [];
-      for (let g = 0; g < 8; g++) groups.push(((peers6[i + 2 * g]! << 8) | peers6[i + 2 * g + 1]!).toString(16));
-      // Round-trip through URL to get the canonical compressed form ("::1", not "0:0:...:1").
-      add(new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1), (peers6[i + 16]! << 8) | peers6[i + 17]!);
-    }
-  }
+  if (peers6 instanceof Uint8Array) for (const p of decodeCompactPeers(peers6, 18)) add(p.host, p.port);
   return result;
 }
 
@@ -341,9 +335,9 @@ export interface AnnounceAnswer {
 export function encodeAnnounceResponse(a: AnnounceAnswer): Buffer {
   const answer: Record<string, unknown> = { complete: a.complete, incomplete: a.incomplete, interval: a.interval, 'min interval': a.minInterval };
   if (a.compact) {
-    answer.peers = compactPeers(a.peers.filter((x) => isIP(x.host) === 4), 6);
+    answer.peers = encodeCompactPeers(a.peers.filter((x) => isIP(x.host) === 4), 6);
     const v6 = a.peers.filter((x) => isIP(x.host) === 6);
-    if (v6.length > 0) answer.peers6 = compactPeers(v6, 18);
+    if (v6.length > 0) answer.peers6 = encodeCompactPeers(v6, 18);
   } else {
     answer.peers = a.peers.map((x) => (a.noPeerId || !x.peerId ? { ip: x.host, port: x.port } : { ip: x.host, 'peer id': x.peerId, port: x.port }));
   }
@@ -363,38 +357,4 @@ export function encodeScrapeResponse(files: ReadonlyMap<string, { complete: numb
 
 export function encodeFailure(reason: string): Buffer {
   return Buffer.from(bencode.encode({ 'failure reason': reason }));
-}
-
-function compactPeers(peers: Array<{ host: string; port: number }>, size: 6 | 18): Buffer {
-  const out = Buffer.allocUnsafe(peers.length * size);
-  let o = 0;
-  for (const { host, port } of peers) {
-    if (size === 6) {
-      for (const part of host.split('.')) out[o++] = Number(part);
-    } else {
-      o += writeIPv6(host, out, o);
-    }
-    out.writeUInt16BE(port, o);
-    o += 2;
-  }
-  return out;
-}
-
-/** Write an IPv6 literal's 16 bytes (`::` compression and a trailing dotted quad included). */
-function writeIPv6(host: string, out: Buffer, at: number): number {
-  let text = host.split('%')[0]!;
-  const tail: number[] = [];
-  const quad = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (quad) {
-    tail.push((Number(quad[2]) << 8) | Number(quad[3]), (Number(quad[4]) << 8) | Number(quad[5]));
-    text = quad[1]!.endsWith('::') ? quad[1]! : quad[1]!.slice(0, -1);
-  }
-  const gap = text.indexOf('::');
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const head = parse(gap < 0 ? text : text.slice(0, gap));
-  const rest = gap < 0 ? [] : parse(text.slice(gap + 2));
-  const zeros = gap < 0 ? 0 : 8 - head.length - rest.length - tail.length;
-  const groups = [...head, ...new Array<number>(Math.max(0, zeros)).fill(0), ...rest, ...tail];
-  for (let g = 0; g < 8; g++) out.writeUInt16BE(groups[g] ?? 0, at + 2 * g);
-  return 16;
 }
