@@ -164,7 +164,7 @@ describe('bootstrap monitor', function () {
         expect(api.json<{ error: string }>().error).to.match(/needs its access token/);
         const feed = await liveClient(base, headers);
         try {
-          await waitFor(() => feed.connect, 5000, 'the CONNECT answer');
+          await waitFor(() => feed.connect, 10_000, 'the CONNECT answer');
           expect(feed.connect, what).to.match(/^44/);
           expect(feed.events.filter(([n]) => n === 'nodes'), 'no node data').to.deep.equal([]);
         } finally {
@@ -412,7 +412,7 @@ describe('bootstrap monitor from another machine', function () {
       out.nodes = (await call(base, 'GET', '/api/nodes')).status;
       out.search = (await call(base, 'GET', '/?q=song')).status;
       const bare = await liveClient(base);
-      for (let i = 0; i < 250 && !bare.connect; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 1000 && !bare.connect; i++) await new Promise((r) => setTimeout(r, 20));
       out.feed = [bare.connect.slice(0, 2), bare.events.filter(([n]) => n === 'nodes').length];
       await bare.close();
       const ex = await call(base, 'GET', '/?token=' + encodeURIComponent(token));
