@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 /**
- * `bootstrap [--port 8000] [--host 0.0.0.0] [--data-dir ./bootstrap-data] ...`: runs the
- * bootstrap server. Prints its URL, then the node table whenever it changes (at most once a
+ * `bootstrap [--port 8000] [--host 0.0.0.0] [--data-dir ./bootstrap-data] [--monitor-token T] ...`:
+ * runs the bootstrap server. Prints its URL and the monitor's (with the token a visitor from
+ * another machine needs), then the node table whenever it changes (at most once a
  * second; redrawn in place on a terminal, appended as plain lines otherwise). Logs go to
  * stderr. SIGINT/SIGTERM save the registry and exit 0.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger } from '../network/util/log.js';
-import { lanIPv4Addresses } from '../network/util/addresses.js';
+import { isLoopbackAddress, lanIPv4Addresses } from '../network/util/addresses.js';
 import type { NodeView } from '../network/wire/bootstrap-api.js';
 import { BootstrapServer, DEFAULT_PORT } from './server.js';
+import { formatBytes } from './monitor.js';
+import { MONITOR_TOKEN_FILE, MONITOR_TOKEN_PATTERN, MonitorTokenError } from './monitor-token.js';
 
 /** A usage error: printed as one line, exit status 2. */
 class UsageError extends Error {}
@@ -19,6 +23,7 @@ interface BootstrapOptions {
   port: number;
   host: string;
   dataDir: string;
+  monitorToken?: string;
   heartbeatMs: number;
   ttlMs: number;
   announceIntervalS: number;
@@ -32,6 +37,7 @@ function parseArgs(argv: string[]): BootstrapOptions {
     .option('--port <port>', 'HTTP port (0 picks a free one)', String(DEFAULT_PORT))
     .option('--host <ip>', 'address to listen on', '0.0.0.0')
     .option('--data-dir <dir>', 'where the registry is kept across restarts', './bootstrap-data')
+    .option('--monitor-token <token>', `what a visitor from another machine needs to see the monitor page (default: generated once, kept in <data-dir>/${MONITOR_TOKEN_FILE})`)
     .option('--heartbeat <seconds>', 'how often nodes should check in', '30')
     .option('--ttl <seconds>', 'forget a node after this long without a heartbeat (default: 3 heartbeats)')
     .option('--announce-interval <seconds>', 'the tracker interval BitTorrent clients are given', '60')
@@ -62,8 +68,11 @@ function parseArgs(argv: string[]): BootstrapOptions {
   if (ttl <= heartbeat) throw new UsageError('--ttl must be longer than --heartbeat');
   const threshold = Number(o.reportThreshold);
   if (!Number.isInteger(threshold) || threshold < 1 || threshold > 100) throw new UsageError('--report-threshold must be a whole number from 1 to 100');
+  const monitorToken = o.monitorToken;
+  if (monitorToken !== undefined && !MONITOR_TOKEN_PATTERN.test(monitorToken)) throw new UsageError('--monitor-token must be 8 to 256 printable characters without spaces');
   return {
     port,
+    monitorToken,
     host: o.host ?? '0.0.0.0',
     dataDir: o.dataDir ?? './bootstrap-data',
     heartbeatMs: Math.round(heartbeat * 1000),
@@ -116,29 +125,15 @@ async function main(): Promise<void> {
   try {
     await server.start();
   } catch (err) {
+    if (err instanceof MonitorTokenError) {
+      process.stderr.write(`bootstrap: ${err.message}\n`);
+      process.exit(1);
+    }
     process.stderr.write(`bootstrap: cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  const out = process.stdout;
-  out.write(`bootstrap server listening on ${server.url}\n`);
-  if (opts.host === '0.0.0.0' || opts.host === '::') for (const u of lanUrls(server.port)) out.write(`  reachable at ${u} (node-cli --bootstrap ${u})\n`);
-  out.write(`monitor page: ${server.url}/   tracker: ${server.url}/announce\n`);
-
-  let lastDraw = 0;
+  // Before the first line is printed: whoever reads it may stop us at once.
   let drawTimer: NodeJS.Timeout | null = null;
-  const draw = () => {
-    drawTimer = null;
-    lastDraw = Date.now();
-    const nodes = server.monitorPayload().nodes;
-    const lines = formatNodeTable(nodes);
-    if (out.isTTY) out.write(`\x1b[H\x1b[2J${server.url}  ${nodes.length} node${nodes.length === 1 ? '' : 's'}\n\n${lines.join('\n')}\n`);
-    else out.write(`--- ${new Date().toISOString()} ${nodes.length} node${nodes.length === 1 ? '' : 's'}\n${lines.join('\n')}\n`);
-  };
-  server.registry.on('change', () => {
-    if (!drawTimer) drawTimer = setTimeout(draw, Math.max(0, lastDraw + 1000 - Date.now()));
-  });
-  draw();
-
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(1); // a second Ctrl-C: do not wait
@@ -155,6 +150,37 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+
+  const out = process.stdout;
+  // Open without a token on this machine; from elsewhere the token is needed once.
+  const everywhere = opts.host === '0.0.0.0' || opts.host === '::';
+  const bound = new URL(server.url).hostname.replace(/^\[|\]$/g, '');
+  const remote = everywhere ? lanUrls(server.port) : isLoopbackAddress(bound) ? [] : [server.url];
+  const kept = opts.monitorToken === undefined ? ` (kept in ${path.join(opts.dataDir, MONITOR_TOKEN_FILE)})` : '';
+  const intro = [
+    `bootstrap server listening on ${server.url}`,
+    ...(everywhere ? remote.map((u) => `  reachable at ${u} (node-cli --bootstrap ${u})`) : []),
+    `monitor page: ${server.url}/   tracker: ${server.url}/announce`,
+    ...remote.map((u) => `  from another machine: ${u}/?token=${encodeURIComponent(server.monitorToken)}`),
+    `  monitor token${kept}: ${server.monitorToken}`,
+  ];
+  out.write(`${intro.join('\n')}\n`);
+
+  let lastDraw = 0;
+  const draw = () => {
+    drawTimer = null;
+    lastDraw = Date.now();
+    const { nodes, totals } = server.monitorPayload();
+    const lines = formatNodeTable(nodes);
+    const summary = `${totals.nodes} node${totals.nodes === 1 ? '' : 's'}, ${totals.files} file${totals.files === 1 ? '' : 's'} (${formatBytes(totals.bytes)})`;
+    // On a terminal the screen is redrawn whole, so the addresses and the token stay on it.
+    if (out.isTTY) out.write(`\x1b[H\x1b[2J${intro.join('\n')}\n\n${summary}\n${lines.join('\n')}\n`);
+    else out.write(`--- ${new Date().toISOString()} ${summary}\n${lines.join('\n')}\n`);
+  };
+  server.registry.on('change', () => {
+    if (!drawTimer) drawTimer = setTimeout(draw, Math.max(0, lastDraw + 1000 - Date.now()));
+  });
+  draw();
 }
 
 await main();

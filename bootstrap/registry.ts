@@ -284,6 +284,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     return this.seeds.seedCount(infohash);
   }
 
+  /** Distinct files shared complete by some node (an infohash counts once) and their bytes. */
+  shareTotals(): { files: number; bytes: number } {
+    return this.seeds.totals();
+  }
+
   // ---- persistence ---------------------------------------------------------------------
 
   /** Read the file, if any. A damaged file is kept as `<file>.bad` and the registry starts empty. */

@@ -2,6 +2,11 @@
  * The bootstrap server: one HTTP port serving the node registry API, the BitTorrent
  * tracker and the live monitor page (see network/wire/bootstrap-api.ts for the routes).
  *
+ * The node API (register, heartbeat, unregister, reports, search) and the tracker are open to
+ * every address: nodes are remote by design. The monitor (page, feed, GET /api/nodes) is open
+ * on the server's own host and needs the monitor token from anywhere else; a browser cannot
+ * change the registry at all (monitor-access.ts).
+ *
  * /announce and /scrape skip Express: the http server hands them straight to the tracker's
  * handler, because a tracker answers far more requests than anything else here and
  * Express's routing would dominate their cost. Everything else goes through Express, and
@@ -16,7 +21,6 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { Server as SocketServer } from 'socket.io';
 import type { z } from 'zod';
 import { silentLogger, WarnLimiter, type Logger } from '../network/util/log.js';
 import { isLoopbackAddress, normalizeAddress } from '../network/util/addresses.js';
@@ -24,24 +28,43 @@ import { HttpError } from '../network/util/http-error.js';
 import {
   HeartbeatRequestSchema, InstanceSchema, NodeIdSchema, RegisterRequestSchema, ReportRequestSchema, SearchQuerySchema,
   MAX_BODY_BYTES, MAX_PEERS_IN_ANSWER, describeIssue,
-  type NodeView, type RegisterResponse,
+  type RegisterResponse, type SearchHit,
 } from '../network/wire/bootstrap-api.js';
 import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
 import { Tracker, DEFAULT_ANNOUNCE_INTERVAL_S } from './tracker.js';
+import { Monitor, type MonitorPayload } from './monitor.js';
+import { MonitorAccess } from './monitor-access.js';
+import { generateMonitorToken, loadMonitorToken } from './monitor-token.js';
 
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
 export const WARN_PER_MINUTE = 20;
-const MONITOR_PUSH_MS = 250;
-const MONITOR_REFRESH_MS = 5000;
+/** The monitor page's policy: our own scripts, styles and feed only; never framed. */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "style-src-attr 'unsafe-inline'", // progress bar widths
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 export interface BootstrapServerInit {
   /** 8000 by default; 0 picks a free port. */
   port?: number;
   /** Listen address; every interface by default. */
   host?: string;
-  /** Where registry.json lives; none = the registry is not persisted. */
+  /** Where registry.json and monitor-token live; none = nothing is persisted. */
   dataDir?: string;
+  /**
+   * What a visitor from another machine needs to see the monitor. None given: the one kept
+   * in `<dataDir>/monitor-token` (created at the first start), or a fresh one per start
+   * without a data dir.
+   */
+  monitorToken?: string;
   heartbeatMs?: number;
   /** A node that has not heartbeaten for this long expires; 3 heartbeats by default. */
   ttlMs?: number;
@@ -65,11 +88,12 @@ export class BootstrapServer {
   readonly heartbeatMs: number;
   private readonly log: Logger;
   private readonly warnings: WarnLimiter;
+  private readonly access: MonitorAccess;
   private readonly app: express.Express;
   private readonly http: http.Server;
-  private io: SocketServer | null = null;
+  private readonly monitor: Monitor;
+  private token = '';
   private timers: NodeJS.Timeout[] = [];
-  private pushTimer: NodeJS.Timeout | null = null;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
   private stopping: Promise<void> | null = null;
 
@@ -94,6 +118,18 @@ export class BootstrapServer {
         return seeds.map((r) => ({ host: hostFor(r.host), port: r.port }));
       },
       onBadRequest: (remote, reason) => this.warn({ remote, reason }, 'bad tracker request'),
+    });
+    this.access = new MonitorAccess({
+      token: () => this.token,
+      port: () => this.port,
+      onRefused: (req, r) => this.warn({ remote: req.socket.remoteAddress, url: (req.url ?? '').slice(0, 200), status: r.status }, 'monitor access refused'),
+    });
+    this.monitor = new Monitor({
+      registry: this.registry,
+      access: this.access,
+      search: (q, req) => this.search(q, req),
+      warn: (fields, msg) => this.warn(fields, msg),
+      log: this.log,
     });
     this.app = this.buildApp();
     const isTracker = (url: string, p: string) => url.startsWith(p) && (url.length === p.length || url[p.length] === '?');
@@ -120,9 +156,16 @@ export class BootstrapServer {
     return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
+  /** What a visitor from another machine needs to see the monitor (known once started). */
+  get monitorToken(): string {
+    return this.token;
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'idle') return;
     this.state = 'running';
+    const { monitorToken, dataDir } = this.init;
+    this.token = monitorToken ?? (dataDir ? await loadMonitorToken(dataDir) : generateMonitorToken());
     await this.registry.load();
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -131,9 +174,7 @@ export class BootstrapServer {
         resolve();
       });
     });
-    this.io = new SocketServer(this.http, { serveClient: true, maxHttpBufferSize: 10_000 });
-    this.io.on('connection', (socket) => socket.emit('nodes', this.monitorPayload()));
-    this.registry.on('change', this.schedulePush);
+    this.monitor.start(this.http);
     const every = (ms: number, f: () => void) => {
       const t = setInterval(f, ms);
       t.unref();
@@ -141,10 +182,6 @@ export class BootstrapServer {
     };
     every(Math.max(50, Math.min(this.registry.ttlMs / 4, 5000)), () => this.registry.expire());
     every(this.tracker.intervalS * 1000, () => this.tracker.store.expire(Date.now()));
-    // Pushed now and then even without changes, so the page's "last seen" stays true.
-    every(MONITOR_REFRESH_MS, () => {
-      if (this.io && this.io.engine.clientsCount > 0) this.io.emit('nodes', this.monitorPayload());
-    });
     this.log.info({ url: this.url, nodes: this.registry.size }, 'bootstrap server listening');
   }
 
@@ -159,31 +196,26 @@ export class BootstrapServer {
     this.state = 'stopped';
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    if (this.pushTimer) clearTimeout(this.pushTimer);
-    this.registry.off('change', this.schedulePush);
+    const feedClosed = this.monitor.stop();
     if (wasRunning) {
       // socket.io closes its sockets and engine, then the http server; idle keep-alive
       // connections would hold that close open, so they go at once.
-      const closed = this.io ? this.io.close() : new Promise<void>((resolve) => this.http.close(() => resolve()));
+      const closed = feedClosed ?? new Promise<void>((resolve) => this.http.close(() => resolve()));
       this.http.closeAllConnections();
       await closed;
     }
     await this.registry.close();
   }
 
-  /** The monitor's data: every node, freshest first, and the server's clock for "ago". */
-  monitorPayload(): { now: number; nodes: NodeView[] } {
-    return { now: Date.now(), nodes: this.registry.list().map((r) => this.registry.view(r)) };
+  /** The monitor's data: every node, freshest first, the totals, and the server's clock for "ago". */
+  monitorPayload(): MonitorPayload {
+    return this.monitor.payload();
   }
 
-  private readonly schedulePush = (): void => {
-    if (this.pushTimer || !this.io) return;
-    this.pushTimer = setTimeout(() => {
-      this.pushTimer = null;
-      this.io?.emit('nodes', this.monitorPayload());
-    }, MONITOR_PUSH_MS);
-    this.pushTimer.unref();
-  };
+  /** The index, with hosts as this asker should dial them. */
+  private search(q: string, req: Request): SearchHit[] {
+    return this.registry.search(q, hostMap(remoteOf(req), req.socket.localAddress ?? ''));
+  }
 
   private buildApp(): express.Express {
     const app = express();
@@ -191,17 +223,22 @@ export class BootstrapServer {
     app.set('query parser', 'simple');
     app.set('views', assetDir('views'));
     app.set('view engine', 'ejs');
-    app.use((req, _res, next) => {
+    app.use((req, res, next) => {
+      res.setHeader('Content-Security-Policy', CSP);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('X-Frame-Options', 'DENY');
+      res.setHeader('Referrer-Policy', 'no-referrer');
       if (this.log.isLevelEnabled('debug')) this.log.debug({ remote: req.socket.remoteAddress, method: req.method, url: req.originalUrl.slice(0, 200) }, 'request');
       next();
     });
     // Also mounted here so the app alone is a complete server (the http fast path normally wins).
     app.get(['/announce', '/scrape'], this.tracker.handler);
     app.use('/static', express.static(assetDir('public'), { index: false, maxAge: '1h' }));
-    app.get('/', (_req, res) => res.render('monitor', this.monitorPayload()));
+    app.get('/', this.access.guard, this.monitor.page);
     app.get('/favicon.ico', (_req, res) => res.status(204).end()); // browsers ask; not worth a warning
 
     const api = express.Router();
+    api.use(this.access.notFromBrowsers);
     api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
     api.post('/nodes', (req, res) => {
       const body = parse(RegisterRequestSchema, jsonBody(req));
@@ -226,12 +263,13 @@ export class BootstrapServer {
       const body = parse(ReportRequestSchema, jsonBody(req));
       res.status(202).json(this.registry.report(id, body.reporter, remoteOf(req)));
     });
-    api.get('/nodes', (_req, res) => {
-      res.json({ nodes: this.monitorPayload().nodes });
+    api.get('/nodes', this.access.guard, (_req, res) => {
+      const { nodes, totals } = this.monitorPayload();
+      res.json({ nodes, totals });
     });
     api.get('/search', (req, res) => {
       const { q } = parse(SearchQuerySchema, { q: req.query.q });
-      res.json({ files: this.registry.search(q, hostMap(remoteOf(req), req.socket.localAddress ?? '')) });
+      res.json({ files: this.search(q, req) });
     });
     app.use('/api', api);
 

@@ -32,15 +32,22 @@ export function searchShares(nodes: Iterable<NodeRecord>, query: string, hostFor
   return [...hits.values()];
 }
 
-/** infohash (lower-case hex) → the nodes that share it complete, in the order they began to. */
+/**
+ * infohash (lower-case hex) → the nodes that share it complete, in the order they began to,
+ * and the totals the monitor shows: distinct files and their bytes, each infohash once
+ * however many nodes share it (its size as the first of them published it).
+ */
 export class SeedIndex {
-  private readonly seeds = new Map<string, Set<NodeRecord>>();
+  private readonly seeds = new Map<string, { size: number; nodes: Set<NodeRecord> }>();
+  private bytes = 0;
 
   /** Forget `r` as a seed of its current files (before they are replaced). */
   remove(r: NodeRecord): void {
     for (const f of r.files) {
-      const nodes = this.seeds.get(f.infohash);
-      if (nodes?.delete(r) && nodes.size === 0) this.seeds.delete(f.infohash);
+      const entry = this.seeds.get(f.infohash);
+      if (!entry?.nodes.delete(r) || entry.nodes.size > 0) continue;
+      this.seeds.delete(f.infohash);
+      this.bytes -= entry.size;
     }
   }
 
@@ -48,18 +55,19 @@ export class SeedIndex {
   add(r: NodeRecord): void {
     for (const f of r.files) {
       if (f.complete === false) continue;
-      let nodes = this.seeds.get(f.infohash);
-      if (!nodes) this.seeds.set(f.infohash, (nodes = new Set()));
-      nodes.add(r);
+      let entry = this.seeds.get(f.infohash);
+      if (!entry) {
+        this.seeds.set(f.infohash, (entry = { size: f.size, nodes: new Set() }));
+        this.bytes += f.size;
+      }
+      entry.nodes.add(r);
     }
   }
 
   /** Up to `limit` nodes that seed `infohash`. */
   seedsOf(infohash: string, limit: number): NodeRecord[] {
-    const nodes = this.seeds.get(infohash);
     const out: NodeRecord[] = [];
-    if (!nodes) return out;
-    for (const r of nodes) {
+    for (const r of this.seeds.get(infohash)?.nodes ?? []) {
       if (out.length >= limit) break;
       out.push(r);
     }
@@ -67,6 +75,11 @@ export class SeedIndex {
   }
 
   seedCount(infohash: string): number {
-    return this.seeds.get(infohash)?.size ?? 0;
+    return this.seeds.get(infohash)?.nodes.size ?? 0;
+  }
+
+  /** Distinct files shared complete somewhere, and their total size in bytes. */
+  totals(): { files: number; bytes: number } {
+    return { files: this.seeds.size, bytes: this.bytes };
   }
 }

@@ -18,11 +18,16 @@
  *          The reporter must be registered from the sending address. Enough distinct
  *          reporters (by address; by id on loopback) drop the node and quarantine that
  *          instance for a while.
- *   GET    /api/nodes                    → 200 {nodes: NodeView[]} everything the monitor shows
+ *   GET    /api/nodes                    → 200 {nodes: NodeView[], totals} everything the monitor
+ *          shows; like the monitor, 401 from another machine without the monitor token
  *   GET    /api/search?q=text            → 200 {files: SearchHit[]} substring of the lower-cased
  *          name, merged by infohash; q is 1..256 characters of plain text (no pattern)
  *   GET    /announce, /scrape            BitTorrent HTTP tracker (BEP 3, 23, 7, 48): bencoded
- *   GET    /                             the live monitor page (EJS + socket.io `nodes` events)
+ *   GET    /[?q=text]                    the live monitor page (EJS + socket.io `nodes` events),
+ *          with a search of the index; from another machine it needs the monitor token
+ *
+ * POST, PUT and DELETE are for nodes: a request a browser sends (it carries Origin or
+ * Sec-Fetch-Site) is refused with 403 (bootstrap/monitor-access.ts).
  *
  * `nodes` in a register/heartbeat answer are the other nodes, freshest first, at most
  * MAX_PEERS_IN_ANSWER; `truncated` says some were left out (so a client must not read

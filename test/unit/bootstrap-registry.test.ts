@@ -220,6 +220,23 @@ describe('bootstrap registry (pure)', function () {
     expect(r.seedCount(hash(3))).to.equal(0);
   });
 
+  it('totals the distinct files shared complete and their bytes, an infohash once however many share it', function () {
+    const r = new NodeRegistry({ now });
+    expect(r.shareTotals()).to.deep.equal({ files: 0, bytes: 0 });
+    r.register(reg('a', { files: [file('x', 1), file('y', 2), file('partial', 3, { complete: false })] }), LAN_A);
+    expect(r.shareTotals(), 'a file still downloading is not held yet').to.deep.equal({ files: 2, bytes: 1001 + 1002 });
+    r.register(reg('b', { files: [file('x under another name', 1), file('partial', 3)] }), LAN_B);
+    expect(r.shareTotals(), 'x counts once; b holds all of the partial one').to.deep.equal({ files: 3, bytes: 1001 + 1002 + 1003 });
+    r.unregister('a', 'a-i1', LAN_A);
+    expect(r.shareTotals(), 'x is still held by b; y went with a').to.deep.equal({ files: 2, bytes: 1001 + 1003 });
+    r.heartbeat('b', { instance: 'b-i1', files: [] }, LAN_B);
+    expect(r.shareTotals()).to.deep.equal({ files: 0, bytes: 0 });
+    clock += r.ttlMs + 1;
+    r.register(reg('c', { files: [file('z', 4)] }), LAN_A);
+    r.expire();
+    expect(r.shareTotals(), 'expired nodes take their files with them').to.deep.equal({ files: 1, bytes: 1004 });
+  });
+
   describe('persistence', function () {
     let dir = '';
     afterEach(async () => {
