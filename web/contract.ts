@@ -37,6 +37,8 @@ export const TotalsSchema = z.object({
   files: z.number().int(),
   /** Downloads not yet finished (downloading or paused). */
   activeDownloads: z.number().int(),
+  /** Files being uploaded now or asked for (what the Seeding page lists). */
+  seeding: z.number().int(),
   /** Rates now; payload bytes received and sent since the node started, all torrents together. */
   ...transfer,
 });

@@ -69,6 +69,7 @@ export function statusView(node: Node, httpUrl: string): Status {
       peers: node.knownPeers().length,
       files: node.files().length,
       activeDownloads: node.listDownloads().filter(active).length,
+      seeding: node.seeding().length,
       downloadRate: t.downloadRate,
       uploadRate: t.uploadRate,
       downloaded: t.downloaded,
