@@ -106,7 +106,7 @@ describe('GET content without Range while the file downloads', function () {
   });
 
   it('cuts the connection when a piece stops coming, so the body is visibly incomplete (curl exits 18)', async function () {
-    const { seed, leech, web, h, log, url } = await setup(256 * KiB, 1500);
+    const { seed, leech, web, h, log, url } = await setup(256 * KiB, 3000);
     await call(web.url, 'POST', '/api/downloads', { json: { target: h } });
     let stopped: Promise<void> | null = null;
     // Once some of the body came, the only source goes away: the rest cannot come.
