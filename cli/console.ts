@@ -11,7 +11,7 @@ const HELP = `commands:
   add-peer HOST:PORT   add a peer
   search TEXT          search the whole network by name (every peer and the bootstrap index)
   get WHAT             download a name, infohash, magnet link or .torrent file
-  status               node totals and downloads
+  status               node totals, downloads, and what is uploaded to whom (ratio)
   cancel WHAT          cancel a download (name or infohash); removes its .part
   watch [GLOB]         download every file matching GLOB (e.g. *.iso) that appears on the
                        network; without GLOB, list the patterns watched
@@ -124,6 +124,11 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           if (watched.length > 0) say(`  watching ${watched.join(' ')}`);
           for (const d of node.listDownloads())
             say(`  ${d.state.padEnd(11)} ${d.name}  ${((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1)}%  down ${rate(d.downloadRate)}  up ${rate(d.uploadRate)}  ${d.peers} peers`);
+          // What goes out: each file sent (or asked for), its ratio, and to whom.
+          for (const u of node.seeding()) {
+            const to = u.peers.length === 0 ? 'no peer now' : u.peers.map((p) => `${p.address} (${p.client}, up ${rate(p.uploadRate)})`).join(', ');
+            say(`  ${(u.complete ? 'seeding' : 'uploading').padEnd(11)} ${u.name}  up ${rate(u.uploadRate)}  sent ${bytes(u.uploaded)}  ratio ${u.ratio.toFixed(2)}  to ${to}`);
+          }
           return;
         }
         case 'cancel':

@@ -19,12 +19,13 @@ export type { TargetOptions } from './downloads/targets.js';
 export type { ContentInfo, ReadOptions } from './downloads/content.js';
 export type { ImportOptions } from './library/import.js';
 export type { PeerStat, TorrentStats } from './swarm/torrent.js';
+export type { SeedingEntry, SeedingPeer } from './swarm/seeding.js';
 export type { FileEntry } from './wire/control-codec.js';
 
 // Typed errors: map them by class, never by message.
 export { NotFoundError, AmbiguousTargetError, BadTargetError, UnknownDownloadError } from './errors.js';
 export { MagnetError } from './metainfo/magnet.js';
-export { MetainfoError } from './metainfo/metainfo.js';
+export { MetainfoError, MAX_TORRENT_BYTES } from './metainfo/metainfo.js';
 export { ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, DEFAULT_MAX_IMPORT_BYTES } from './library/import.js';
 export { ContentUnavailableError, UnknownContentError } from './downloads/content.js';
 export { PatternError, checkPattern, MAX_PATTERN_LENGTH } from './catalog/glob.js';

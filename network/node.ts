@@ -27,6 +27,7 @@ import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
 import type { PeerSession } from './swarm/peer-session.js';
 import { clientName } from './swarm/client-name.js';
+import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
 import type { DownloadInfo } from './downloads/download.js';
@@ -128,6 +129,7 @@ export class Node extends EventEmitter<NodeEvents> {
       trackers: init.trackers ?? [],
       knownPeers: () => this.registry.list(),
       adopt: (p, m) => this.library.adopt(p, m.pieces, m.pieceLength),
+      unshare: () => this.library.rescan(),
       stopping: () => this.stopping !== null,
       log,
     });
@@ -310,12 +312,12 @@ export class Node extends EventEmitter<NodeEvents> {
   // ---- downloads ------------------------------------------------------------------------
 
   /**
-   * Start downloading a name, infohash, magnet link or .torrent path. Resolves with the
-   * infohash once the download runs (its metainfo is known); `whenDone` waits for the file.
-   * Rejects with NotFoundError (nobody has it, yet), AmbiguousTargetError, BadTargetError,
-   * MagnetError or MetainfoError.
+   * Start downloading a name, infohash, magnet link or .torrent path, or the bytes of a
+   * .torrent file (an upload). Resolves with the infohash once the download runs (its
+   * metainfo is known); `whenDone` waits for the file. Rejects with NotFoundError (nobody has
+   * it, yet), AmbiguousTargetError, BadTargetError, MagnetError or MetainfoError.
    */
-  download(target: string, opts: TargetOptions = {}): Promise<string> {
+  download(target: string | Uint8Array, opts: TargetOptions = {}): Promise<string> {
     return startDownload(target, opts, {
       downloads: this.downloads,
       resolve: this.resolving,
@@ -335,6 +337,19 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Cancel a download (running or paused): its connections close, its .part and resume record are deleted. */
   cancel(infohashOrName: string): Promise<boolean> {
     return this.downloads.cancel(infohashOrName);
+  }
+
+  /**
+   * Take a finished or failed download off the list; with `deleteData` delete its file too
+   * (and stop sharing it). False when there is none, or it is still active (cancel those).
+   */
+  remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
+    return this.downloads.remove(infohash.toLowerCase(), opts.deleteData);
+  }
+
+  /** What this node uploads: each torrent that sends or is asked to, its peers and its share ratio. */
+  seeding(): SeedingEntry[] {
+    return seedingReport(this.torrents.list());
   }
 
   /** Pause a running download (kept across restarts); false when there is no running download of `infohash`. */

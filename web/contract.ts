@@ -8,10 +8,14 @@
  * are bytes per second; an infohash is 40 lower-case hex digits.
  */
 import { z } from 'zod';
-import { PEER_SOURCES } from '../network/index.js';
+import { PEER_SOURCES, MAX_TORRENT_BYTES } from '../network/index.js';
 
 /** The largest JSON body the API reads (413 beyond). */
 export const MAX_JSON_BYTES = 64 * 1024;
+/** The largest .torrent `POST /api/downloads` reads (413 beyond): what the node would parse. */
+export const MAX_TORRENT_BODY_BYTES = MAX_TORRENT_BYTES;
+/** The media type of a .torrent body. */
+export const TORRENT_TYPE = 'application/x-bittorrent';
 
 export const InfohashSchema = z.string().regex(/^[0-9a-f]{40}$/, 'an infohash is 40 lower-case hex digits');
 
@@ -33,6 +37,8 @@ export const TotalsSchema = z.object({
   files: z.number().int(),
   /** Downloads not yet finished (downloading or paused). */
   activeDownloads: z.number().int(),
+  /** Files being uploaded now or asked for (what the Seeding page lists). */
+  seeding: z.number().int(),
   /** Rates now; payload bytes received and sent since the node started, all torrents together. */
   ...transfer,
 });
@@ -145,8 +151,50 @@ export const DownloadDetailSchema = DownloadViewSchema.extend({
   peerList: z.array(DownloadPeerViewSchema),
 });
 export const DownloadsResponseSchema = z.object({ downloads: z.array(DownloadViewSchema) });
-/** `POST /api/downloads`: a name, an infohash or a magnet link. */
+/** `POST /api/downloads`: a name, an infohash or a magnet link (or, as application/x-bittorrent, a .torrent). */
 export const StartDownloadBodySchema = z.object({ target: z.string().trim().min(1).max(8192) });
+/**
+ * `DELETE /api/downloads/:infohash?data=keep|delete`. A download in progress is cancelled
+ * (its .part deleted; `keep` is refused). A finished or failed one needs the choice:
+ * `keep` takes it off the list and the file stays (and stays shared), `delete` deletes it too.
+ */
+export const RemoveDownloadQuerySchema = z.object({ data: z.enum(['keep', 'delete']).optional() });
+
+// ---- seeding --------------------------------------------------------------------------
+
+export const SeedingPeerViewSchema = z.object({
+  address: z.string(),
+  client: z.string(),
+  /** Payload bytes sent to this peer since it connected, and the rate now. */
+  uploaded: z.number(),
+  uploadRate: z.number(),
+  /** Pieces this peer has, 0 to 1. */
+  has: z.number().min(0).max(1),
+  /** It wants pieces of us; we let it ask. */
+  interested: z.boolean(),
+  unchoked: z.boolean(),
+  outgoing: z.boolean(),
+});
+export const SeedingViewSchema = z.object({
+  infohash: InfohashSchema,
+  name: z.string(),
+  size: z.number().int(),
+  /** Every piece is here; false while it still downloads (and uploads what it has). */
+  complete: z.boolean(),
+  /** Payload bytes sent since the node started, and the rate now. */
+  uploaded: z.number(),
+  uploadRate: z.number(),
+  /** Share ratio: uploaded / size. */
+  ratio: z.number(),
+  peers: z.array(SeedingPeerViewSchema),
+});
+export const SeedingResponseSchema = z.object({
+  /** What the node uploads (or is asked for), busiest first. */
+  seeding: z.array(SeedingViewSchema),
+  /** Every torrent together, since the node started. */
+  uploaded: z.number(),
+  uploadRate: z.number(),
+});
 
 // ---- errors ---------------------------------------------------------------------------
 
@@ -168,7 +216,7 @@ export interface LiveEvents {
   'file-removed': (f: { infohash: string; name: string }) => void;
   /** Progress (at most 4 a second per download) and every change of state. */
   download: (d: z.infer<typeof DownloadViewSchema>) => void;
-  /** Cancelled: it is gone from the list. */
+  /** Cancelled or removed: it is gone from the list. */
   'download-removed': (d: { infohash: string }) => void;
   discovery: (d: z.infer<typeof DiscoveryViewSchema>) => void;
 }
@@ -180,3 +228,5 @@ export type SearchResultView = z.infer<typeof SearchResultViewSchema>;
 export type DownloadView = z.infer<typeof DownloadViewSchema>;
 export type DownloadDetail = z.infer<typeof DownloadDetailSchema>;
 export type DownloadPeerView = z.infer<typeof DownloadPeerViewSchema>;
+export type SeedingView = z.infer<typeof SeedingViewSchema>;
+export type SeedingResponse = z.infer<typeof SeedingResponseSchema>;

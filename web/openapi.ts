@@ -29,6 +29,9 @@ const COMPONENTS: Record<string, z.ZodType> = {
   DownloadDetail: C.DownloadDetailSchema,
   DownloadsResponse: C.DownloadsResponseSchema,
   StartDownloadBody: C.StartDownloadBodySchema,
+  SeedingPeerView: C.SeedingPeerViewSchema,
+  SeedingView: C.SeedingViewSchema,
+  SeedingResponse: C.SeedingResponseSchema,
   ErrorResponse: C.ErrorResponseSchema,
 };
 
@@ -158,13 +161,17 @@ function build(): Json {
       get: {
         operationId: 'getContent',
         summary: 'The bytes of a file, also while it downloads (verified pieces only); one Range per request',
+        description:
+          'Without Range the answer is the whole file (200, the whole Content-Length), also while it downloads: each missing piece is fetched first ' +
+          'and awaited as the body reaches it; if one does not come in time the connection is cut, so a client sees an incomplete body, never a short ' +
+          'one that looks complete. With a Range the answer is that range, or, while it downloads, the part of it verified so far (206; a player asks again for the rest).',
         tags: ['files'],
         parameters: [
           infohashParameter,
           { name: 'Range', in: 'header', required: false, schema: { type: 'string', examples: ['bytes=0-1023', 'bytes=1024-', 'bytes=-500'] } },
         ],
         responses: {
-          '200': { description: 'The whole file', content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+          '200': { description: 'The whole file (streamed as its pieces are verified while it downloads)', content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
           '206': {
             description: 'The range asked for, or the part of it that is verified so far (see Content-Range)',
             headers: { 'Content-Range': { schema: { type: 'string' } } },
@@ -173,7 +180,7 @@ function build(): Json {
           '400': error('Not an infohash'),
           '404': error('No such file or download'),
           '416': { ...error('Range outside the file'), headers: { 'Content-Range': { schema: { type: 'string', examples: ['bytes */1048576'] } } } },
-          '503': { ...error('The first piece of the range is not downloaded yet'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
+          '503': { ...error('The first piece is not downloaded yet (within the wait), or the download is paused or failed with pieces missing'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
           ...common,
         },
       },
@@ -191,16 +198,27 @@ function build(): Json {
       get: { operationId: 'listDownloads', summary: 'Every download with its state and progress', tags: ['downloads'], responses: { '200': json(ref('DownloadsResponse'), 'Downloads'), ...common } },
       post: {
         operationId: 'startDownload',
-        summary: 'Start downloading a name, an infohash or a magnet link',
+        summary: 'Start downloading a name, an infohash or a magnet link (JSON), or a .torrent file (its bytes as the body)',
+        description:
+          `Send \`{"target": "..."}\` as application/json, or the .torrent file itself as ${C.TORRENT_TYPE} (at most ${C.MAX_TORRENT_BODY_BYTES} bytes; ` +
+          '`curl --data-binary @x.torrent -H "Content-Type: application/x-bittorrent"`). A target text is never read as a file of the server.',
         tags: ['downloads'],
-        requestBody: jsonBody('StartDownloadBody'),
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: ref('StartDownloadBody') },
+            [C.TORRENT_TYPE]: { schema: { type: 'string', contentMediaType: C.TORRENT_TYPE } },
+          },
+        },
         responses: {
           '202': json(ref('DownloadView'), 'Started (or already running, or already shared here: state "done")'),
-          '400': error('Bad target or malformed JSON'),
+          '400': error('Bad target, malformed JSON, or an empty .torrent body'),
           '404': error('No known peer has it (within the resolve timeout)'),
           '409': error('The name matches several files: use an infohash'),
-          '422': error('The metainfo peers sent is unusable'),
+          '422': error('The .torrent (sent, or fetched from peers) is not a torrent Shoal can take'),
           ...withJsonBody,
+          '413': error(`JSON body larger than ${JSON_LIMIT}, or .torrent larger than ${C.MAX_TORRENT_BODY_BYTES} bytes`),
+          '415': error(`The body is neither application/json nor ${C.TORRENT_TYPE}`),
         },
       },
     },
@@ -213,15 +231,36 @@ function build(): Json {
         responses: { '200': json(ref('DownloadDetail'), 'Download detail'), '400': error('Not an infohash'), '404': error('No such download'), ...common },
       },
       delete: {
-        operationId: 'cancelDownload',
-        summary: 'Cancel a download: its .part and resume record are deleted',
+        operationId: 'removeDownload',
+        summary: 'Cancel a download in progress, or take a finished one off the list (keeping or deleting its file)',
+        description:
+          'A download in progress (downloading or paused) is cancelled: its .part and resume record are deleted (`data=keep` is refused). ' +
+          'A finished or failed one needs `data`: `keep` takes it off the list and leaves the file where it is, still shared; ' +
+          '`delete` deletes the file too, and stops sharing it.',
         tags: ['downloads'],
-        parameters: [infohashParameter],
-        responses: { '204': { description: 'Cancelled' }, '400': error('Not an infohash'), '404': error('No such download'), '409': error('Already finished or failed'), ...changing },
+        parameters: [
+          infohashParameter,
+          ...queryParameters(C.RemoveDownloadQuerySchema, { data: 'keep the file, or delete it; required once the download finished or failed' }),
+        ],
+        responses: {
+          '204': { description: 'Cancelled or removed' },
+          '400': error('Not an infohash, a bad `data`, or no `data` for a finished or failed download'),
+          '404': error('No such download'),
+          '409': error('`data=keep` for a download in progress'),
+          ...changing,
+        },
       },
     },
     '/api/downloads/{infohash}/pause': downloadAction('pauseDownload', 'Pause a download (connections closed, verified pieces kept)', 'Paused', 'Not running'),
     '/api/downloads/{infohash}/resume': downloadAction('resumeDownload', 'Resume a paused download', 'Running', 'Not paused'),
+    '/api/seeding': {
+      get: {
+        operationId: 'getSeeding',
+        summary: 'What this node uploads: each file sent or asked for, to which peers, at what rate, with its share ratio',
+        tags: ['downloads'],
+        responses: { '200': json(ref('SeedingResponse'), 'Uploads since the node started, busiest first'), ...common },
+      },
+    },
     '/api/openapi.json': {
       get: { operationId: 'getOpenApi', summary: 'This document', tags: ['meta'], responses: { '200': { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } }, ...common } },
     },

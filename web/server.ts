@@ -5,8 +5,8 @@
  *
  * For the views (web/views/*.ejs, web/public/*):
  * - Every page is `res.render(page, { page, title, status, peers?, files?, downloads?,
- *   query?, results? })` with the contract's shapes (web/contract.ts): `page` is one of
- *   overview, peers, files, search, transfers.
+ *   query?, results?, seeding? })` with the contract's shapes (web/contract.ts): `page` is one
+ *   of overview, peers, files, search, transfers, seeding.
  * - The Content-Security-Policy allows scripts and style sheets from this origin only: no
  *   inline <script> and no on*= handlers (data for scripts can ride in a
  *   `<script type="application/json">` block, which is never executed). Inline style
@@ -30,7 +30,7 @@ import { SearchQuerySchema } from './contract.js';
 import { Auth, generateToken, isLoopbackHost } from './auth.js';
 import { apiRouter, describeError, HttpError, type ApiInit } from './api.js';
 import { Live } from './live.js';
-import { downloadViews, fileViews, machineAddresses, peerViews, searchResultViews, statusView } from './views-data.js';
+import { downloadViews, fileViews, machineAddresses, peerViews, searchResultViews, seedingView, statusView } from './views-data.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const WARN_PER_MINUTE = 20;
@@ -58,6 +58,7 @@ const PAGES = {
   files: { path: '/files', title: 'Files' },
   search: { path: '/search', title: 'Search' },
   transfers: { path: '/transfers', title: 'Transfers' },
+  seeding: { path: '/seeding', title: 'Seeding' },
 } as const;
 
 const ERROR_TITLES: Record<number, string> = { 400: 'Bad request', 404: 'Not found', 500: 'Something went wrong' };
@@ -273,6 +274,7 @@ export class WebServer {
       render(res, 'files', { files: fileViews(this.node) });
     });
     app.get(PAGES.transfers.path, (_req, res) => render(res, 'transfers', { downloads: downloadViews(this.node) }));
+    app.get(PAGES.seeding.path, (_req, res) => render(res, 'seeding', { seeding: seedingView(this.node) }));
     app.get(PAGES.search.path, async (req, res) => {
       const raw = typeof req.query.q === 'string' ? req.query.q : '';
       const q = SearchQuerySchema.safeParse({ q: raw });

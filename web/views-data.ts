@@ -10,7 +10,7 @@ import {
   type Node, type DownloadInfo, type DownloadDetail as NodeDownloadDetail, type SearchResult, type KnownPeer, type DiscoveryHealth, type PeerSource,
   type SharedFile,
 } from '../network/index.js';
-import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, Status } from './contract.js';
+import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, SeedingResponse, Status } from './contract.js';
 
 type DiscoveryView = Status['discovery'][number];
 
@@ -69,6 +69,7 @@ export function statusView(node: Node, httpUrl: string): Status {
       peers: node.knownPeers().length,
       files: node.files().length,
       activeDownloads: node.listDownloads().filter(active).length,
+      seeding: node.seeding().length,
       downloadRate: t.downloadRate,
       uploadRate: t.uploadRate,
       downloaded: t.downloaded,
@@ -176,4 +177,10 @@ export function downloadViews(node: Node): DownloadView[] {
 
 export function peerViews(node: Node): PeerView[] {
   return node.knownPeers().map(peerView);
+}
+
+/** What the node uploads, as GET /api/seeding and the Seeding page show it. */
+export function seedingView(node: Node): SeedingResponse {
+  const t = node.totals();
+  return { seeding: node.seeding(), uploaded: t.uploaded, uploadRate: t.uploadRate };
 }

@@ -3,14 +3,16 @@
  * disk. A download serves only verified pieces (never rewritten once verified): the range
  * ends where the run of verified pieces from `start` ends, so a player asks again for the
  * rest; a reader at a piece not yet here moves that piece to the front of the picker and
- * waits a bounded time for it.
+ * waits a bounded time for it. A reader that wants every byte (a download without Range:
+ * curl, "save as") follows the download instead: it waits for each missing piece as it
+ * reaches it, and fails rather than end early.
  *
  * The .part is opened by path at read time, the finished file's path tried next: an open
  * handle survives the rename at completion, and a read that starts after it finds the file
  * under its final name.
  */
 import { promises as fsp } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
@@ -44,10 +46,20 @@ export interface ContentInfo {
 }
 
 export interface ReadOptions {
-  /** How long to wait for the first piece of the range if it is not verified yet. */
+  /** How long to wait for the first piece of the range if it is not verified yet (with `follow`: for each piece). */
   waitMs: number;
   signal?: AbortSignal;
+  /**
+   * Give every byte up to `end`, never fewer: the stream waits for each missing piece when
+   * it reaches it (fetched first, up to `waitMs` each) and fails with ContentUnavailableError
+   * when one does not come, instead of ending where the verified run ends. A download that
+   * cannot go on (paused, failed) with a piece of the range missing is refused at once.
+   */
+  follow?: boolean;
 }
+
+/** How much a following reader reads at a time. */
+const FOLLOW_CHUNK = 256 * 1024;
 
 /** A download's verified pieces, as the reader needs them. */
 export interface VerifiedSource {
@@ -91,6 +103,7 @@ export async function readFileRange(file: string, length: number, start: number,
 export async function readVerified(src: VerifiedSource, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
   const m = src.metainfo;
   checkRange(m.length, start, end);
+  if (opts.follow) return { stream: await follow(src, start, end, opts), end };
   let last = verifiedRunEnd(src.have(), m, start);
   if (last < 0) {
     await waitForPiece(src, Math.floor(start / m.pieceLength), opts);
@@ -99,6 +112,61 @@ export async function readVerified(src: VerifiedSource, start: number, end: numb
   const stop = Math.min(end, last);
   const fh = await openFirst(src);
   return { stream: await streamFrom(fh.handle, fh.path, m.length, start, stop), end: stop };
+}
+
+/**
+ * Every byte start..end of a download, as its pieces are verified. Refused at once (before
+ * any byte) when a piece is missing and cannot come; the first piece is awaited before the
+ * stream is handed out, so a caller can still answer "not yet" instead of starting a body.
+ */
+async function follow(src: VerifiedSource, start: number, end: number, opts: ReadOptions): Promise<Readable> {
+  const m = src.metainfo;
+  const why = src.blocked();
+  const missing = firstMissing(src.have(), m, start, end);
+  if (why && missing >= 0) throw new ContentUnavailableError(missing, `piece ${missing} of ${m.name} is not downloaded yet and ${why}`);
+  const first = Math.floor(start / m.pieceLength);
+  if (!src.have().get(first)) await waitForPiece(src, first, opts);
+  const { handle, path: file } = await openFirst(src);
+  try {
+    const { size } = await handle.stat();
+    if (size !== m.length) throw new Error(`${file} is ${size} bytes now, its torrent says ${m.length}`);
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err;
+  }
+  return Readable.from(followPieces(src, handle, start, end, opts), { objectMode: false });
+}
+
+async function* followPieces(src: VerifiedSource, handle: fsp.FileHandle, start: number, end: number, opts: ReadOptions): AsyncGenerator<Buffer> {
+  const m = src.metainfo;
+  try {
+    let pos = start;
+    while (pos <= end) {
+      const piece = Math.floor(pos / m.pieceLength);
+      if (!src.have().get(piece)) await waitForPiece(src, piece, opts);
+      const stop = Math.min(end, verifiedRunEnd(src.have(), m, pos));
+      // Ask for the piece after this run now, so it is on its way while the run is sent.
+      const next = firstMissing(src.have(), m, stop + 1, end);
+      if (next >= 0) src.prioritize(next);
+      while (pos <= stop) {
+        const n = Math.min(FOLLOW_CHUNK, stop - pos + 1);
+        const buf = Buffer.allocUnsafe(n);
+        const { bytesRead } = await handle.read(buf, 0, n, pos);
+        if (bytesRead === 0) throw new Error(`${m.name} ends at ${pos} bytes on disk, its torrent says ${m.length}`);
+        pos += bytesRead;
+        yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
+      }
+    }
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+/** The first piece holding a byte of start..end that is not verified, or -1 (also when start > end). */
+function firstMissing(have: Bitfield, m: Pick<Metainfo, 'pieceLength'>, start: number, end: number): number {
+  if (start > end) return -1;
+  for (let i = Math.floor(start / m.pieceLength); i <= Math.floor(end / m.pieceLength); i++) if (!have.get(i)) return i;
+  return -1;
 }
 
 async function streamFrom(fh: fsp.FileHandle, file: string, length: number, start: number, end: number): Promise<Readable> {

@@ -37,6 +37,8 @@ export interface DownloadsInit {
   knownPeers(): Endpoint[];
   /** Share a finished file (its digests are known: no rehash). */
   adopt(path: string, m: Metainfo): Promise<unknown>;
+  /** A finished file was deleted: stop sharing it. */
+  unshare(path: string): Promise<unknown>;
   /** The node is stopping: failures from here on are expected. */
   stopping(): boolean;
   log: Logger;
@@ -47,7 +49,7 @@ export interface DownloadsEvents {
   done: [info: DownloadInfo];
   /** A download started, paused, resumed, finished or failed. */
   'download-state': [info: DownloadInfo];
-  /** Cancelled: it is gone from the list. */
+  /** Cancelled, or removed once finished: it is gone from the list. */
   'download-removed': [infohash: string];
   error: [err: Error, infohash: string];
 }
@@ -176,6 +178,36 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     await d.part?.discard();
     await this.mark(d.infohash, false);
     this.init.log.info({ file: d.metainfo.name }, 'download cancelled');
+    this.emit('download-removed', d.infohash);
+    return true;
+  }
+
+  /**
+   * Take a finished (or failed) download off the list. With `deleteData` its file goes too,
+   * and the sharing of it: its torrent stops, trackers hear `stopped`, the library forgets
+   * it (a failed one's .part and resume record are deleted). Without, the file stays where
+   * it is and stays shared. False when there is no such download, or it is still running or
+   * paused (cancel those).
+   */
+  async remove(infohash: string, deleteData: boolean): Promise<boolean> {
+    const d = this.get(infohash);
+    if (!d || d.active) return false;
+    this.all.delete(d.infohash);
+    const { log } = this.init;
+    if (d.state === 'failed' || deleteData) {
+      // A failed download has nothing to share; a deleted file nothing to share from.
+      await this.init.announcer.stop(d.infohash);
+      await this.init.torrents.drop(d.infohash);
+    }
+    if (deleteData) {
+      if (d.state === 'failed') await d.part?.discard();
+      const file = d.path;
+      if (file) {
+        await fsp.rm(file, { force: true });
+        await this.init.unshare(file);
+      }
+      log.info({ file: d.metainfo.name, path: file }, 'download removed and its file deleted');
+    } else log.info({ file: d.metainfo.name }, 'download removed from the list');
     this.emit('download-removed', d.infohash);
     return true;
   }

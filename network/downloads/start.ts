@@ -25,8 +25,8 @@ export interface StartDeps {
   log: Logger;
 }
 
-/** Start downloading `text`; resolves with its infohash once it runs (see Node.download). */
-export async function startDownload(text: string, opts: TargetOptions, deps: StartDeps): Promise<string> {
+/** Start downloading `text` (or the bytes of a .torrent); resolves with its infohash once it runs (see Node.download). */
+export async function startDownload(text: string | Uint8Array, opts: TargetOptions, deps: StartDeps): Promise<string> {
   const t = await parseTarget(text, opts);
   let metainfo: Metainfo | null = null;
   let hint: Endpoint[] = [];

@@ -24,9 +24,11 @@ export interface TargetOptions {
 /**
  * What kind of target `text` is. A magnet link is parsed (MagnetError when it is bad), a
  * .torrent file read and parsed (BadTargetError when it cannot be read, MetainfoError when it
- * is not a torrent Shoal can take).
+ * is not a torrent Shoal can take). Bytes are the content of a .torrent file (an upload: no
+ * file of this machine is opened), parsed the same way.
  */
-export async function parseTarget(text: string, opts: TargetOptions = {}): Promise<Target> {
+export async function parseTarget(text: string | Uint8Array, opts: TargetOptions = {}): Promise<Target> {
+  if (typeof text !== 'string') return { kind: 'torrent', metainfo: parseTorrent(Buffer.from(text.buffer, text.byteOffset, text.byteLength)) };
   const t = text.trim();
   if (t.length === 0) throw new BadTargetError('empty download target');
   if (/^magnet:/i.test(t)) {

@@ -229,14 +229,91 @@ function onConnect(fn) {
   if (socket && socket.connected) fn();
 }
 
+/**
+ * When the node stops (the connection drops and does not come back) or stops answering (no
+ * `status` for STALE_MS while connected: a hung or overloaded process), the page says so
+ * plainly and greys out what it shows, which is from then; it recovers by itself.
+ */
+const OFFLINE_AFTER_MS = 1500;
+const STALE_MS = 8000;
+let lastStatus = Date.now();
+let offlineTimer = null;
+
+function goOffline(kind) {
+  clearTimeout(offlineTimer);
+  offlineTimer = null;
+  if (document.body.classList.contains('node-offline') && document.body.dataset.offline === kind) return;
+  document.body.classList.add('node-offline');
+  document.body.dataset.offline = kind;
+  const page = document.querySelector('.page');
+  if (page) page.inert = true;
+  let banner = document.getElementById('offline');
+  if (!banner) {
+    banner = el('div', { class: 'offline-banner', id: 'offline', role: 'alert' });
+    document.getElementById('main')?.prepend(banner);
+  }
+  const since = new Date().toLocaleTimeString();
+  banner.replaceChildren(
+    el('strong', { class: 'offline-title' }, kind === 'stuck' ? 'The node is not answering' : 'The node is not running'),
+    el(
+      'span',
+      { class: 'offline-text' },
+      kind === 'stuck'
+        ? `It has sent nothing since ${since}: it may be stuck or its machine overloaded. `
+        : `${location.host} stopped answering at ${since}: Shoal is not running there any more, or cannot be reached. `,
+      'What the page shows is from then. It comes back by itself when the node is running again.',
+    ),
+  );
+  setLive('', kind === 'stuck' ? 'not answering' : 'node not running');
+  for (const id of ['rate-down', 'rate-up']) {
+    const e = document.getElementById(id);
+    if (e) e.textContent = '—';
+  }
+  if (!document.title.startsWith('(offline) ')) document.title = '(offline) ' + document.title;
+}
+
+function goOnline() {
+  clearTimeout(offlineTimer);
+  offlineTimer = null;
+  lastStatus = Date.now();
+  if (!document.body.classList.contains('node-offline')) return;
+  document.body.classList.remove('node-offline');
+  delete document.body.dataset.offline;
+  const page = document.querySelector('.page');
+  if (page) page.inert = false;
+  document.getElementById('offline')?.remove();
+  document.title = document.title.replace(/^\(offline\) /, '');
+}
+
+/** Gone for good unless it comes back within OFFLINE_AFTER_MS (a blip is not worth a banner). */
+function soonOffline() {
+  offlineTimer ??= setTimeout(() => goOffline('stopped'), OFFLINE_AFTER_MS);
+}
+
 if (socket) {
   if (!socket.connected) setLive('wait', 'connecting…');
   socket.on('connect', () => {
+    goOnline();
     setLive('on', 'live');
     for (const fn of connectHooks) fn();
   });
-  socket.on('disconnect', () => setLive('wait', 'reconnecting…'));
-  socket.on('connect_error', (err) => setLive('', err && /auth|token|401|403/i.test(err.message) ? 'not signed in' : 'offline'));
+  socket.on('disconnect', () => {
+    setLive('wait', 'reconnecting…');
+    soonOffline();
+  });
+  socket.on('connect_error', (err) => {
+    const auth = err && /auth|token|401|403/i.test(err.message);
+    setLive('', auth ? 'not signed in' : 'offline');
+    if (!auth) soonOffline();
+  });
+  socket.on('status', () => {
+    lastStatus = Date.now();
+    if (document.body.dataset.offline === 'stuck') goOnline();
+    if (socket.connected) setLive('on', 'live');
+  });
+  setInterval(() => {
+    if (socket.connected && Date.now() - lastStatus > STALE_MS) goOffline('stuck');
+  }, 1000);
 } else {
   setLive('', 'no live updates');
 }
@@ -282,6 +359,7 @@ on('status', (s) => {
   setCount('nav-peers', t.peers);
   setCount('nav-files', t.files);
   setCount('nav-transfers', t.activeDownloads, true);
+  setCount('nav-seeding', t.seeding);
 });
 
 // Relative times tick once a second.

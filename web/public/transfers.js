@@ -1,8 +1,11 @@
 // Transfers: one row per download, updated in place from the `download` events (at most
-// four a second each). Pause / resume / cancel call the API; cancel asks first, inline.
+// four a second each). Pause / resume / cancel call the API; cancel asks first, inline; a
+// finished (or failed) one is removed after a dialog asks whether to keep or delete its file.
 // An open row shows the piece map and the peers, polled from GET /api/downloads/:infohash
 // once a second while it stays open.
 import { $, $$, el, icon, api, on, reloadOnConnect, initial, toast, size, rate, plural, short, timeAgo, badge, progressLine, progressSub, setProgress } from './app.js';
+import { drawPieces } from './piece-map.js';
+import { askRemove } from './remove.js';
 
 const downloads = new Map();
 for (const d of (initial() || {}).downloads || []) downloads.set(d.infohash, d);
@@ -79,14 +82,18 @@ function buttons(d) {
     case 'paused':
       return [open(false), b('resume', 'play', 'Resume'), x('cancel', 'Cancel')];
     case 'done':
-      return [open(true)];
+      return [open(true), x('remove', 'Remove from the list…')];
     default:
-      return [b('retry', 'download', 'Retry'), x('cancel', 'Remove')];
+      return [b('retry', 'download', 'Retry'), x('remove', 'Remove from the list…')];
   }
 }
 
 function emptyRow() {
-  return el('tr', { class: 'empty-row' }, el('td', { colspan: '6' }, el('strong', {}, 'No downloads yet.'), el('br'), 'Find a file in ', el('a', { href: '/search' }, 'Search'), ' and press Download.'));
+  return el(
+    'tr',
+    { class: 'empty-row' },
+    el('td', { colspan: '6' }, el('strong', {}, 'No downloads yet.'), el('br'), 'Find a file in ', el('a', { href: '/search' }, 'Search'), ' and press Download, or Add a magnet link or a .torrent file.'),
+  );
 }
 
 function refresh() {
@@ -173,7 +180,7 @@ tbody.addEventListener('click', async (e) => {
         el(
           'span',
           { class: 'confirm' },
-          el('span', {}, d.state === 'failed' ? 'Remove it?' : 'Cancel and delete what came?'),
+          el('span', {}, 'Cancel and delete what came?'),
           el('button', { class: 'btn sm danger solid', type: 'button', data: { act: 'cancel-yes' } }, 'Yes, cancel'),
           el('button', { class: 'btn sm', type: 'button', data: { act: 'cancel-no' } }, 'Keep'),
         ),
@@ -183,6 +190,14 @@ tbody.addEventListener('click', async (e) => {
     case 'cancel-yes':
       if (await call('DELETE', base)) remove(d.infohash);
       break;
+    case 'remove': {
+      const data = await askRemove(d);
+      if (data && (await call('DELETE', `${base}?data=${data}`))) {
+        remove(d.infohash);
+        toast(data === 'delete' ? `${d.name}: removed, and its file deleted` : `${d.name}: removed from the list; the file stays shared`, 'ok');
+      }
+      break;
+    }
     case 'cancel-no':
       actions.replaceChildren(...buttons(d));
       break;
@@ -315,61 +330,6 @@ function fillPeers(detail, list) {
         ),
       ),
   );
-}
-
-/** Piece map: one cell per piece while they fit, else cells that each stand for several pieces. */
-function drawPieces(canvas, base64, n) {
-  const bytes = Uint8Array.from(atob(base64 || ''), (c) => c.charCodeAt(0));
-  const has = (i) => ((bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1;
-  const w = canvas.clientWidth;
-  if (w === 0 || n === 0) return;
-  const maxH = 96;
-  let cell = 14;
-  let gap = 2;
-  let cols = 1;
-  let rows = 1;
-  for (const c of [16, 14, 12, 10, 8, 6, 5, 4]) {
-    cell = c;
-    gap = c >= 8 ? 2 : 1;
-    cols = Math.max(1, Math.floor((w + gap) / (cell + gap)));
-    rows = Math.ceil(n / cols);
-    if (rows * (cell + gap) - gap <= maxH) break;
-  }
-  rows = Math.min(rows, Math.max(1, Math.floor((maxH + gap) / (cell + gap))));
-  const per = Math.ceil(n / (cols * rows));
-  const cells = Math.ceil(n / per);
-  rows = Math.ceil(cells / cols);
-  const hgt = rows * (cell + gap) - gap;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.style.height = hgt + 'px';
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(hgt * dpr);
-  const ctx = canvas.getContext('2d');
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  const css = getComputedStyle(document.documentElement);
-  const haveColor = css.getPropertyValue('--piece-have').trim();
-  const missColor = css.getPropertyValue('--piece-miss').trim();
-  const radius = cell >= 8 ? 2 : 1;
-  for (let k = 0; k < cells; k++) {
-    let got = 0;
-    const from = k * per;
-    const to = Math.min(n, from + per);
-    for (let i = from; i < to; i++) got += has(i);
-    const x = (k % cols) * (cell + gap);
-    const y = Math.floor(k / cols) * (cell + gap);
-    ctx.globalAlpha = 1;
-    ctx.fillStyle = missColor;
-    ctx.beginPath();
-    ctx.roundRect(x, y, cell, cell, radius);
-    ctx.fill();
-    if (got > 0) {
-      ctx.globalAlpha = got === to - from ? 1 : 0.25 + (0.6 * got) / (to - from);
-      ctx.fillStyle = haveColor;
-      ctx.fill();
-    }
-  }
-  ctx.globalAlpha = 1;
-  canvas.title = per > 1 ? `each cell is ${per} pieces` : `${n} pieces`;
 }
 
 window.addEventListener('resize', () => {
