@@ -23,6 +23,7 @@ import {
 } from './views-data.js';
 import { openApiDocument } from './openapi.js';
 import { STATE_CHANGING } from './auth.js';
+import { settingsRouter, type SettingsApiInit } from './settings-api.js';
 
 /** How long a content request waits for its first piece of a running download. */
 export const DEFAULT_CONTENT_WAIT_MS = 10_000;
@@ -40,6 +41,9 @@ export interface ApiInit {
   resolveTimeoutMs?: number;
   /** Largest upload; the node's default (64 GiB) when unset. */
   maxUploadBytes?: number;
+  /** The access token, for the settings routes. */
+  tokenInUse: SettingsApiInit['tokenInUse'];
+  rotateToken: SettingsApiInit['rotateToken'];
 }
 
 /** Content types by extension; HTML goes out as text so a shared page cannot run here. */
@@ -327,6 +331,8 @@ export function apiRouter(init: ApiInit): express.Router {
     log.info({ infohash: h }, 'download cancelled from the dashboard');
     res.status(204).end();
   });
+
+  api.use(settingsRouter({ node, log, tokenInUse: init.tokenInUse, rotateToken: init.rotateToken }));
 
   api.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} /api${req.path.slice(0, 200)}`)));
   return api;

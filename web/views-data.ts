@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import {
   lanIPv4Addresses, makeMagnet,
   type Node, type DownloadInfo, type DownloadDetail as NodeDownloadDetail, type SearchResult, type KnownPeer, type DiscoveryHealth, type PeerSource,
-  type SharedFile,
+  type SharedFile, type NodeSettings,
 } from '../network/index.js';
-import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, Status } from './contract.js';
+import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, SettingsView, Status } from './contract.js';
 
 type DiscoveryView = Status['discovery'][number];
 
@@ -176,4 +176,9 @@ export function downloadViews(node: Node): DownloadView[] {
 
 export function peerViews(node: Node): PeerView[] {
   return node.knownPeers().map(peerView);
+}
+
+export function settingsView(s: NodeSettings, tokenInUse: boolean): SettingsView {
+  const { maxUploadRate, shared, downloads, multicast, bootstrap, configFile, fromCommandLine } = s;
+  return { maxUploadRate, shared, downloads, multicast, bootstrap, configFile, fromCommandLine, tokenInUse };
 }
