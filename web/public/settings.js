@@ -21,7 +21,8 @@ function apply(s) {
   $('#upload-rate-now').textContent = s.maxUploadRate > 0 ? rate(s.maxUploadRate) : 'no limit';
   const input = $('#upload-rate');
   if (document.activeElement !== input) {
-    const inMiB = s.maxUploadRate >= MiB && s.maxUploadRate % MiB === 0;
+    // MiB/s when that reads well (1.5, 2.25), else KiB/s: as the server renders it.
+    const inMiB = s.maxUploadRate >= MiB && Number.isInteger((s.maxUploadRate * 100) / MiB);
     $('#upload-rate-unit').value = String(inMiB ? MiB : 1024);
     input.value = String(inMiB ? s.maxUploadRate / MiB : Math.round((s.maxUploadRate / 1024) * 100) / 100);
   }
