@@ -58,6 +58,15 @@ describe('settings (API, real nodes on loopback)', function () {
     return { node, web: w, api: client(w.url, w.token ? { Authorization: `Bearer ${w.token}` } : {}) };
   }
 
+  it('the OpenAPI document describes the settings routes and shapes, from the contract', async function () {
+    const { api } = await withDashboard('a');
+    const doc = (await api.get('/api/openapi.json')).json<{ paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } }>();
+    for (const [p, m] of [['/api/settings', 'get'], ['/api/settings', 'patch'], ['/api/settings/token', 'post']] as const) expect(doc.paths[p]?.[m], `${m} ${p}`).to.be.an('object');
+    expect(Object.keys(doc.components.schemas.SettingsView!.properties!)).to.have.members(Object.keys(SettingsViewSchema.shape));
+    expect(Object.keys(doc.components.schemas.SettingsPatch!.properties!)).to.have.members(['maxUploadRate', 'shared', 'multicast', 'bootstrap']);
+    expect(JSON.stringify(doc.paths['/api/settings']!.patch)).to.include('#/components/schemas/SettingsPatch');
+  });
+
   it('PATCH maxUploadRate limits the running node at once: a download from it takes as long as the limit says; the change is kept in shoal.json', async function () {
     const size = 768 * KiB;
     await randomFile(path.join(fx.dir, 'a', 'shared', 'tape.bin'), size);
