@@ -21,13 +21,8 @@ export function eta(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** "1M", "512k", "1000" -> bytes. */
-export function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(text.trim());
-  if (!m) throw new Error(`not a size: ${text}`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Math.round(Number(m[1]) * mult);
-}
+/** "1M", "512k", "1000" -> bytes: the same rule as the config file's (network/util/size.ts). */
+export { parseSize } from '../network/index.js';
 
 export function hostPort(text: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text.trim());

@@ -1,12 +1,13 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
+import path from 'node:path';
 import { parseSize, hostPort } from './format.js';
-import { checkPattern, type NodeInit, type Logger } from '../network/index.js';
+import { checkPattern, loadConfigFile, ConfigError, CONFIG_FILE_NAME, CONFIG_KEYS, type ConfigValues, type NodeInit, type Logger } from '../network/index.js';
 
 export interface CliOptions {
   listenHost?: string;
   port: number;
-  shared: string;
+  shared: string[];
   downloads: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
@@ -25,6 +26,17 @@ export interface CliOptions {
   json: boolean;
   /** Serve the web dashboard too. */
   http?: HttpOptions;
+  config: ConfigLayer;
+}
+
+/** Where the options not on the command line came from (see layerConfig). */
+export interface ConfigLayer {
+  /** The config file read (it may not exist), where settings changed at run time are kept. */
+  file: string;
+  /** The state folder, when the file is the one in it (a `downloads` key does not move it). */
+  stateDir?: string;
+  /** Keys the command line set: they win over the file. */
+  fromCommandLine: string[];
 }
 
 /** A usage error: printed as one line, exit status 2. */
@@ -42,7 +54,8 @@ export interface HttpOptions {
 /** The options every command that runs a node understands (node-cli and web). */
 function addNodeOptions(program: Command): Command {
   return program
-    .option('--shared <dir>', 'folder to share', './shared_files')
+    .option('--config <file>', `read options from this JSON file (default: <downloads>/.shoal/${CONFIG_FILE_NAME} when it exists)`)
+    .option('--shared <dir>', 'folder to share (repeatable; default ./shared_files)', collect, [])
     .option('--downloads <dir>', 'folder downloads go to (shared once complete)', './downloads')
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect, [])
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect, [])
@@ -80,6 +93,35 @@ function run(program: Command, argv: string[]): void {
   }
 }
 
+/**
+ * The config file under the command line: every option the command line did not set takes
+ * the file's value. The file is `--config FILE`, or shoal.json in the state folder of the
+ * downloads folder named on the command line (or the default one); a `downloads` key in
+ * that file moves the downloads but not the state folder, so the file stays where it is.
+ * A bad file is a usage error naming the file and the key.
+ */
+function layerConfig(program: Command): { layer: ConfigLayer; values: ConfigValues } {
+  const o = program.opts<Record<string, unknown>>();
+  const named = o.config as string | undefined;
+  const stateDir = path.resolve(o.downloads as string, '.shoal');
+  const file = named === undefined ? path.join(stateDir, CONFIG_FILE_NAME) : path.resolve(named);
+  let values: ConfigValues;
+  try {
+    values = loadConfigFile(file, named !== undefined);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  const given = new Set(program.options.map((opt) => opt.attributeName()).filter((k) => program.getOptionValueSource(k) === 'cli'));
+  for (const [key, value] of Object.entries(values)) {
+    if (given.has(key) || !program.options.some((opt) => opt.attributeName() === key)) continue;
+    // In the form commander gives: numbers as text, checked below like the command line's.
+    program.setOptionValueWithSource(key, typeof value === 'number' ? String(value) : value, 'config');
+  }
+  const fromCommandLine = CONFIG_KEYS.filter((k) => given.has(k));
+  return { layer: { file, ...(named === undefined && { stateDir }), fromCommandLine }, values };
+}
+
 /** A TCP port from the command line, 0 to 65535. */
 function portArg(text: unknown, what: string): number {
   const port = Number(text);
@@ -115,15 +157,19 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
     .option('--json', 'print events as JSON lines on stdout (for scripts)', false);
   run(program, argv);
+  const { layer, values } = layerConfig(program);
   const args = program.args;
   const o = program.opts<Record<string, unknown>>();
-  const [ip, portText] = args.length >= 2 ? [args[0], args[1]] : [undefined, args[0]];
+  // The positional [ip] <port>, or the config file's peerHost and peerPort.
+  const [ip, portText] = args.length >= 2 ? [args[0], args[1]] : [values.peerHost, args[0] ?? values.peerPort?.toString()];
   if (portText === undefined) throw new UsageError("missing required argument 'port'");
+  if (args.length >= 1) layer.fromCommandLine.push('peerPort');
+  if (args.length >= 2) layer.fromCommandLine.push('peerHost');
   const port = portArg(portText, 'port');
   const httpPort = o.httpPort === undefined ? undefined : portArg(o.httpPort, '--http-port');
   const opts = nodeOptions(o, ip, port);
   if (o.exitWhenDone && opts.gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
-  return { ...opts, exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv) };
+  return { ...opts, exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv), config: layer };
 }
 
 /** Parse `web --peer-port <port> [--http-port 5000] [options]`: a node with its dashboard. */
@@ -131,20 +177,22 @@ export function parseWebCli(argv: string[]): CliOptions & { http: HttpOptions } 
   const program = addNodeOptions(
     new Command('web').description('Run a Shoal node with its web dashboard (pages, REST API, live updates) in one process'),
   )
-    .requiredOption('--peer-port <port>', 'TCP port for peers and the control protocol (0 picks a free one)')
+    .option('--peer-port <port>', 'TCP port for peers and the control protocol (0 picks a free one; required here or in the config file)')
     .option('--peer-host <ip>', 'address the peer port listens on (default: every interface)')
     .option('--http-port <port>', 'dashboard port (0 picks a free one)', '5000');
   run(program, argv);
   if (program.args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(program.args[0])}`);
+  const { layer } = layerConfig(program);
   const o = program.opts<Record<string, unknown>>();
+  if (o.peerPort === undefined) throw new UsageError("required option '--peer-port <port>' not specified (nor peerPort in the config file)");
   const port = portArg(o.peerPort, '--peer-port');
   const httpPort = portArg(o.httpPort, '--http-port');
   const opts = nodeOptions(o, o.peerHost as string | undefined, port);
-  return { ...opts, exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)! };
+  return { ...opts, exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)!, config: layer };
 }
 
 /** Check and convert the options addNodeOptions declared. */
-function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http'> {
+function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http' | 'config'> {
   const wrap = <T>(f: () => T): T => {
     try {
       return f();
@@ -181,7 +229,7 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     watchPatterns,
     listenHost: ip,
     port,
-    shared: o.shared as string,
+    shared: (o.shared as string[]).length > 0 ? (o.shared as string[]) : ['./shared_files'],
     downloads: o.downloads as string,
     peers,
     gets,
@@ -202,6 +250,9 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     announceHost: opts.peerIp,
     sharedDir: opts.shared,
     downloadDir: opts.downloads,
+    stateDir: opts.config.stateDir,
+    configFile: opts.config.file,
+    fromCommandLine: opts.config.fromCommandLine,
     peers: opts.peers,
     trackers: opts.trackers,
     pieceLength: opts.pieceLength,

@@ -6,7 +6,9 @@
  * Also part of this contract, defined where they arise: MagnetError (a bad magnet link) and
  * MetainfoError (a torrent Shoal cannot take) in metainfo/, ImportError and its kinds in
  * library/import.ts, ContentUnavailableError and UnknownContentError in downloads/content.ts,
- * PatternError in catalog/glob.ts, and RangeError for a byte range outside a file.
+ * PatternError in catalog/glob.ts, SettingsError (a setting that cannot be taken) in
+ * config/settings.ts, ConfigError (the config file is wrong, or cannot keep a change) in
+ * config/config-file.ts, and RangeError for a byte range outside a file.
  */
 
 /** Nothing known answers to the target now: no peer shares that name or infohash. It may appear later: worth retrying. */

@@ -32,8 +32,13 @@ export { PatternError, checkPattern, MAX_PATTERN_LENGTH } from './catalog/glob.j
 export { TimeoutError, ClosedError } from './util/errors.js';
 export { HttpError, checkInput, describeIssue } from './util/http-error.js';
 
+// Settings and the config file.
+export { SettingsError, SettingsChangeSchema, MAX_SHARED_FOLDERS, type NodeSettings, type SettingsChange } from './config/settings.js';
+export { ConfigError, ConfigFileSchema, CONFIG_FILE_NAME, CONFIG_KEYS, loadConfigFile, type ConfigKey, type ConfigValues } from './config/config-file.js';
+
 // Helpers the front ends share with the node.
 export { createLogger, silentLogger, WarnLimiter, type Logger, type LoggerInit } from './util/log.js';
 export { isLoopbackAddress, lanIPv4Addresses, normalizeAddress, hostPort } from './util/addresses.js';
 export { Cooldown } from './util/cooldown.js';
 export { makeMagnet } from './metainfo/magnet.js';
+export { parseSize } from './util/size.js';

@@ -3,6 +3,7 @@ import type { KnownPeer } from './discovery/peer-registry.js';
 import type { DiscoveryHealth, PeerSource } from './discovery/discovery.js';
 import type { SharedFile } from './library/library.js';
 import type { DownloadInfo } from './downloads/download.js';
+import type { NodeSettings } from './config/settings.js';
 
 /** What changed about a known peer. */
 export type PeerChange = 'address' | 'instance' | 'id' | 'reachability';
@@ -30,4 +31,6 @@ export interface NodeEvents {
   /** The number of other nodes known to share `infohash` changed. */
   holders: [infohash: string, count: number];
   error: [err: Error, infohash?: string];
+  /** Settings were changed (and kept in the config file). */
+  settings: [settings: NodeSettings];
 }

@@ -14,10 +14,15 @@ export interface NodeInit {
   listenHost?: string;
   /** The address we tell others; the first LAN IPv4 address by default. */
   announceHost?: string;
-  sharedDir: string;
+  /** The folder to share, or several; the first takes files added from the dashboard. */
+  sharedDir: string | string[];
   downloadDir: string;
-  /** Node state (hash cache, resume records); `<downloads>/.shoal` by default. */
+  /** Node state (hash cache, resume records, access token, config file); `<downloads>/.shoal` by default. */
   stateDir?: string;
+  /** Where settings changed at run time are kept (network/config/config-file.ts); `<stateDir>/shoal.json` by default. */
+  configFile?: string;
+  /** Keys of the config file the command line set (they win over the file at a start), for the settings to show. */
+  fromCommandLine?: string[];
   name?: string;
   pieceLength?: number;
   peers?: Array<{ host: string; port: number }>;

@@ -16,7 +16,7 @@ import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
 import { PeerServer } from './peer-server.js';
 import { PeerRegistry, type KnownPeer } from './discovery/peer-registry.js';
 import type { DiscoveryHealth, PeerSource } from './discovery/discovery.js';
-import { startDiscovery, type Discovery } from './discovery/sources.js';
+import { NodeDiscovery } from './discovery/sources.js';
 import { ControlService, describeFile } from './control/control-service.js';
 import { NetworkSearch, type SearchResult } from './catalog/search.js';
 import { Gossip } from './catalog/gossip.js';
@@ -37,6 +37,7 @@ import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
 import { loadNodeId } from './security/node-id.js';
 import type { NodeEvents } from './node-events.js';
+import { Settings, type NodeSettings } from './config/settings.js';
 
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT_MS, type DownloadDetail, type NodeInit, type TransferTotals } from './node-init.js';
 
@@ -55,7 +56,7 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly peerId = Buffer.concat([Buffer.from('-SH0100-'), Buffer.from(randomBytes(9).toString('base64url').slice(0, 12))]);
   readonly log: Logger;
   readonly downloadDir: string;
-  readonly sharedDir: string;
+  private readonly settings_: Settings;
   private readonly library: Library;
   private readonly registry: PeerRegistry;
   private readonly hashPool: HashPool;
@@ -68,7 +69,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly finder: NetworkSearch;
   private readonly gossip: Gossip;
   private readonly control: ControlService;
-  private discovery_: Discovery | null = null;
+  private readonly discovery_: NodeDiscovery;
   private readonly timeouts: PeerTimeouts;
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -77,15 +78,27 @@ export class Node extends EventEmitter<NodeEvents> {
   constructor(private readonly init: NodeInit) {
     super();
     this.log = init.logger ?? silentLogger();
-    this.sharedDir = path.resolve(init.sharedDir);
     this.downloadDir = path.resolve(init.downloadDir);
     const stateDir = path.resolve(init.stateDir ?? path.join(this.downloadDir, '.shoal'));
     const log = this.log;
+    this.settings_ = new Settings({
+      node: init,
+      stateDir,
+      downloadDir: this.downloadDir,
+      targets: {
+        uploadRate: { get: () => this.torrents.maxUploadRate, set: (n) => this.torrents.setMaxUploadRate(n) },
+        addFolder: (d) => this.library.addFolder(d),
+        removeFolder: (d) => this.library.removeFolder(d),
+        discovery: (sources) => this.discovery_.restart(sources),
+      },
+      changed: (settings) => this.emit('settings', settings),
+      log,
+    });
     const timeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     this.id = init.id ?? loadNodeId(stateDir, init.port);
     this.hashPool = new HashPool({ workers: init.hashWorkers });
     this.library = new Library({
-      folders: [this.sharedDir, this.downloadDir],
+      folders: [...this.settings_.sharedFolders, this.downloadDir],
       cacheFile: path.join(stateDir, 'hash-cache.json'),
       hashPool: this.hashPool,
       pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH,
@@ -94,7 +107,7 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
-    this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_?.bootstrap ?? null, selfId: this.id, timeoutMs, log });
+    this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
     this.gossip = new Gossip({ registry: this.registry, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
     this.watcher = new Watcher({
       registry: this.registry,
@@ -133,6 +146,16 @@ export class Node extends EventEmitter<NodeEvents> {
       stopping: () => this.stopping !== null,
       log,
     });
+    this.discovery_ = new NodeDiscovery(
+      () => ({
+        self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: init.announceHost },
+        published: () => ({ files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describeFile), downloads: this.downloads.progress() }),
+        registry: this.registry,
+        health: (source, h) => this.emit('discovery-health', source, h),
+        log,
+      }),
+      init.multicast || {},
+    );
     this.control = new ControlService({ self: () => ({ id: this.id, name: this.name }), library: this.library, registry: this.registry, metainfo: (h) => this.metainfoOf(h), log });
     this.server = new PeerServer({
       host: init.listenHost,
@@ -160,6 +183,16 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.init.name ?? os.hostname();
   }
 
+  /** The shared folders besides the downloads folder (which always is); settings can change them. */
+  get sharedDirs(): string[] {
+    return this.settings_.sharedFolders;
+  }
+
+  /** Where files added from the dashboard go: the first shared folder, else the downloads folder. */
+  get sharedDir(): string {
+    return this.sharedDirs[0] ?? this.downloadDir;
+  }
+
   /** When this node started (ms since the epoch). */
   get startedAt(): number {
     return this.startTime;
@@ -176,15 +209,7 @@ export class Node extends EventEmitter<NodeEvents> {
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
-    this.discovery_ = await startDiscovery({
-      self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.init.announceHost },
-      multicast: this.init.multicast,
-      bootstrap: this.init.bootstrap,
-      published: () => ({ files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describeFile), downloads: this.downloads.progress() }),
-      registry: this.registry,
-      health: (source, h) => this.emit('discovery-health', source, h),
-      log: this.log,
-    });
+    await this.discovery_.start(this.settings_.sources);
     this.gossip.start();
     await this.downloads.resumeAll();
     this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
@@ -197,7 +222,7 @@ export class Node extends EventEmitter<NodeEvents> {
       this.holderIndex.stop();
       this.gossip.stop();
       // GOODBYE and unregister first, while the peer port still answers stragglers.
-      await this.discovery_?.stop();
+      await this.discovery_.stop();
       await this.announcer.stopAll();
       await this.server.stop();
       await this.torrents.stopAll();
@@ -206,6 +231,27 @@ export class Node extends EventEmitter<NodeEvents> {
       this.log.info('node stopped');
     })();
     return this.stopping;
+  }
+
+  // ---- settings -------------------------------------------------------------------------
+
+  /** What can change while the node runs (network/config/settings.ts), as it is now. */
+  settings(): NodeSettings {
+    return this.settings_.get();
+  }
+
+  /** Change settings now and keep them in the config file; SettingsError or ConfigError, and then nothing changed. */
+  changeSettings(change: unknown): Promise<NodeSettings> {
+    return this.settings_.change(change);
+  }
+
+  /** The dashboard's access token, kept in the state folder: the same at every start until rotated. */
+  accessToken(): string {
+    return this.settings_.accessToken();
+  }
+
+  rotateAccessToken(): Promise<string> {
+    return this.settings_.rotateAccessToken();
   }
 
   // ---- peers ----------------------------------------------------------------------------
@@ -231,7 +277,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** Health of each discovery source in use. */
   discovery(): Array<{ source: PeerSource; health: DiscoveryHealth }> {
-    return this.discovery_?.health() ?? [];
+    return this.discovery_.health();
   }
 
   // ---- what is shared -------------------------------------------------------------------
@@ -323,7 +369,7 @@ export class Node extends EventEmitter<NodeEvents> {
       resolve: this.resolving,
       search: (name) => this.search(name),
       magnetPeer: (p) => this.registry.add(p.host, p.port, 'magnet'),
-      extraTrackers: () => (this.discovery_?.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
+      extraTrackers: () => (this.discovery_.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
       shared: (h) => this.library.byInfoHash(h),
       log: this.log,
     });
@@ -445,7 +491,7 @@ export class Node extends EventEmitter<NodeEvents> {
     registry.on('peer-down', (p) => this.emit('peer-down', p));
     registry.on('peer-unreachable', (p) => {
       this.log.info({ peer: `${p.host}:${p.port}`, id: p.id }, 'peer does not answer');
-      if (p.id && p.sources.has('bootstrap')) void this.discovery_?.bootstrap?.report(p.id).catch(() => {});
+      if (p.id && p.sources.has('bootstrap')) void this.discovery_.bootstrap?.report(p.id).catch(() => {});
       this.emit('peer-changed', p, 'reachability');
     });
     library.on('added', (f) => {
@@ -455,7 +501,7 @@ export class Node extends EventEmitter<NodeEvents> {
       const dialFrom = (p: { host: string; port: number }) => void this.torrents.find(h).then((t) => t?.addPeers([p]), () => {});
       if (!downloads.get(h)) this.announcer.start(f.metainfo, this.init.trackers ?? [], () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }), dialFrom);
       this.control.publish('file-added', f);
-      this.discovery_?.bootstrap?.publishSoon();
+      this.discovery_.bootstrap?.publishSoon();
     });
     library.on('removed', (f) => {
       this.emit('file-removed', f);
@@ -465,7 +511,7 @@ export class Node extends EventEmitter<NodeEvents> {
         if (!library.byInfoHash(h)) void this.torrents.drop(h);
       }
       this.control.publish('file-removed', f);
-      this.discovery_?.bootstrap?.publishSoon();
+      this.discovery_.bootstrap?.publishSoon();
     });
     this.torrents.on('peer-complete', (h, p) => this.sawSwarmPeer(h, p));
     downloads.on('progress', (d) => this.emit('progress', d));
@@ -483,7 +529,7 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.stopping || this.library.byInfoHash(h) || this.downloads.knows(h)) return;
     const hint = [{ host: from.host, port: from.port }];
     this.log.info({ file: f.name, pattern, from: `${from.host}:${from.port}` }, 'watched pattern matched: downloading');
-    const bootstrap = this.discovery_?.bootstrap;
+    const bootstrap = this.discovery_.bootstrap;
     this.finder
       .metainfo(h, hint)
       .then((m) => this.downloads.start(fromInfo(m.info), hint, bootstrap ? [bootstrap.trackerUrl] : []))

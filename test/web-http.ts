@@ -74,6 +74,8 @@ export interface LiveClient {
   events: Array<[string, unknown]>;
   /** The CONNECT answer: `40{...}` accepted, `44{...}` refused. */
   connect: string;
+  /** The server ended the session (or it was closed here). */
+  readonly closed: boolean;
   waitEvent(name: string, pred?: (payload: unknown) => boolean, ms?: number): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -113,6 +115,9 @@ export async function liveClient(base: string, headers: Record<string, string> =
     events,
     get connect() {
       return connect;
+    },
+    get closed() {
+      return closed;
     },
     async waitEvent(name, pred = () => true, ms = 10_000) {
       const end = Date.now() + ms;

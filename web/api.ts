@@ -21,6 +21,7 @@ import { contentRoute, disposition } from './content-route.js';
 import { downloadRoutes, torrentUploadRoute } from './downloads-api.js';
 
 export { contentTypeFor, disposition, parseRange } from './content-route.js';
+import { settingsRouter, type SettingsApiInit } from './settings-api.js';
 
 /** How long a content request waits for its first piece of a running download. */
 export const DEFAULT_CONTENT_WAIT_MS = 10_000;
@@ -38,6 +39,9 @@ export interface ApiInit {
   resolveTimeoutMs?: number;
   /** Largest upload; the node's default (64 GiB) when unset. */
   maxUploadBytes?: number;
+  /** The access token, for the settings routes. */
+  tokenInUse: SettingsApiInit['tokenInUse'];
+  rotateToken: SettingsApiInit['rotateToken'];
 }
 
 const parse = checkInput;
@@ -156,6 +160,8 @@ export function apiRouter(init: ApiInit): express.Router {
 
   // ---- downloads and seeding --------------------------------------------------------------
   downloadRoutes(api, downloads);
+
+  api.use(settingsRouter({ node, log, tokenInUse: init.tokenInUse, rotateToken: init.rotateToken }));
 
   api.use((req, _res, next) => next(new HttpError(404, `no route ${req.method} /api${req.path.slice(0, 200)}`)));
   return api;

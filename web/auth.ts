@@ -1,8 +1,10 @@
 /**
  * Who may use the dashboard, and from where.
  *
- * - **Token.** Listening on anything but loopback requires an access token (given, or
- *   generated at start and printed with the URL to open). It is accepted as
+ * - **Token.** Listening on anything but loopback requires an access token (given, or the
+ *   node's own, kept in its state folder across restarts, printed with the URL to open;
+ *   rotated from the Settings page, which ends every live connection made with the old
+ *   one). It is accepted as
  *   `Authorization: Bearer <token>`, as the HttpOnly SameSite=Strict cookie that a page
  *   load with `?token=<token>` sets (then redirected to the same URL without it), and by
  *   socket.io as that cookie or `auth.token` in its handshake. Compared in constant time.
@@ -18,10 +20,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
-import { nanoid } from 'nanoid';
 import { isLoopbackAddress } from '../network/index.js';
 
-export const TOKEN_LENGTH = 32;
 /** Methods that change state: checked for cross-site origin, and for a JSON type by the API. */
 export const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -29,10 +29,6 @@ export const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATC
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || (isIP(h) !== 0 && isLoopbackAddress(h));
-}
-
-export function generateToken(): string {
-  return nanoid(TOKEN_LENGTH);
 }
 
 /** Equal strings, in time that does not depend on where they differ (nor on their lengths). */
@@ -87,7 +83,11 @@ export interface Refusal {
 }
 
 export class Auth {
-  constructor(private readonly init: AuthInit) {}
+  private current: string | undefined;
+
+  constructor(private readonly init: AuthInit) {
+    this.current = init.token;
+  }
 
   /** Cookies are per host, not per port: one name per dashboard port. */
   private get cookieName(): string {
@@ -95,7 +95,17 @@ export class Auth {
   }
 
   get token(): string | undefined {
-    return this.init.token;
+    return this.current;
+  }
+
+  /** From now on only `token` is accepted (a rotation: the old one stops working at once). */
+  setToken(token: string): void {
+    this.current = token;
+  }
+
+  /** The Set-Cookie header that signs a browser in with `token`. */
+  cookie(token: string): string {
+    return `${this.cookieName}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`;
   }
 
   /** DNS rebinding: on loopback, `Host` must name this machine and our port. */
@@ -138,7 +148,7 @@ export class Auth {
 
   /** Authenticated (or no token in use)? `extra` is a token given another way (socket.io `auth.token`). */
   allowed(req: IncomingMessage, extra?: unknown): boolean {
-    const token = this.init.token;
+    const token = this.current;
     if (token === undefined) return true;
     if (typeof extra === 'string' && sameToken(extra, token)) return true;
     return sameToken(this.presented(req), token);
@@ -149,7 +159,7 @@ export class Auth {
     return (req, res, next) => {
       const host = this.checkHost(req);
       if (host) return refuse(req, res, host);
-      const token = this.init.token;
+      const token = this.current;
       if (token !== undefined && !isPublic(req)) {
         const q = new URL(req.originalUrl, 'http://x').searchParams;
         const offered = q.get('token');
@@ -158,7 +168,7 @@ export class Auth {
           // Exchange it for a cookie and drop it from the address bar (and from history).
           q.delete('token');
           const rest = q.toString();
-          res.setHeader('Set-Cookie', `${this.cookieName}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+          res.setHeader('Set-Cookie', this.cookie(token));
           res.setHeader('Cache-Control', 'no-store');
           return res.redirect(303, `${req.path}${rest ? `?${rest}` : ''}`);
         }

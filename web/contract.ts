@@ -8,7 +8,7 @@
  * are bytes per second; an infohash is 40 lower-case hex digits.
  */
 import { z } from 'zod';
-import { PEER_SOURCES, MAX_TORRENT_BYTES } from '../network/index.js';
+import { PEER_SOURCES, MAX_TORRENT_BYTES, SettingsChangeSchema } from '../network/index.js';
 
 /** The largest JSON body the API reads (413 beyond). */
 export const MAX_JSON_BYTES = 64 * 1024;
@@ -196,6 +196,34 @@ export const SeedingResponseSchema = z.object({
   uploadRate: z.number(),
 });
 
+// ---- settings -------------------------------------------------------------------------
+
+/** What can change while the node runs; every change is kept in the config file. */
+export const SettingsViewSchema = z.object({
+  /** Upload limit of the whole node, bytes per second; 0 = none. */
+  maxUploadRate: z.number().int(),
+  /** Shared folders (absolute paths), besides the downloads folder. */
+  shared: z.array(z.string()),
+  /** The downloads folder: always shared, set at start. */
+  downloads: z.string(),
+  multicast: z.boolean(),
+  /** Bootstrap server URL, or null for none. */
+  bootstrap: z.string().nullable(),
+  /** The config file changes are kept in. */
+  configFile: z.string(),
+  /** Config keys the command line set: at the next start they win over the file. */
+  fromCommandLine: z.array(z.string()),
+  /** Whether the dashboard asks for an access token (it listens beyond loopback, or was given one). */
+  tokenInUse: z.boolean(),
+});
+/**
+ * `PATCH /api/settings`: any of the fields, the rest unchanged; `shared` is the whole new
+ * list. Unknown fields are refused. (The node's own schema: network/config/settings.ts.)
+ */
+export const SettingsPatchSchema = SettingsChangeSchema;
+/** `POST /api/settings/token`: the new token (the answer also sets the browser's cookie), and the URL to open elsewhere. */
+export const TokenRotatedSchema = z.object({ token: z.string(), openUrl: z.string() });
+
 // ---- errors ---------------------------------------------------------------------------
 
 /** Every 4xx/5xx answer of the API. */
@@ -219,6 +247,8 @@ export interface LiveEvents {
   /** Cancelled or removed: it is gone from the list. */
   'download-removed': (d: { infohash: string }) => void;
   discovery: (d: z.infer<typeof DiscoveryViewSchema>) => void;
+  /** Settings were changed (from any page, or the API). */
+  settings: (s: z.infer<typeof SettingsViewSchema>) => void;
 }
 
 export type Status = z.infer<typeof StatusSchema>;
@@ -230,3 +260,4 @@ export type DownloadDetail = z.infer<typeof DownloadDetailSchema>;
 export type DownloadPeerView = z.infer<typeof DownloadPeerViewSchema>;
 export type SeedingView = z.infer<typeof SeedingViewSchema>;
 export type SeedingResponse = z.infer<typeof SeedingResponseSchema>;
+export type SettingsView = z.infer<typeof SettingsViewSchema>;

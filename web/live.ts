@@ -16,7 +16,7 @@
 import type { Server as SocketServer, Socket } from 'socket.io';
 import type { DownloadInfo, KnownPeer, Logger, Node, NodeEvents } from '../network/index.js';
 import type { LiveEvents } from './contract.js';
-import { discoveryView, downloadView, fileView, peerView, statusView } from './views-data.js';
+import { discoveryView, downloadView, fileView, peerView, settingsView, statusView } from './views-data.js';
 import type { PeerView } from './contract.js';
 
 export const STATUS_INTERVAL_MS = 1000;
@@ -31,6 +31,8 @@ export interface LiveInit {
   io: SocketServer;
   node: Node;
   httpUrl: () => string;
+  /** Whether the dashboard asks for an access token (shown with the settings). */
+  tokenInUse: () => boolean;
   log: Logger;
 }
 
@@ -98,6 +100,7 @@ export class Live {
     on('discovery-health', (source, h) => {
       if (source === 'multicast' || source === 'bootstrap') this.send('discovery', discoveryView(source, h));
     });
+    on('settings', (s) => this.send('settings', settingsView(s, this.init.tokenInUse())));
 
     this.io.on('connection', this.onConnection);
   }

@@ -32,6 +32,9 @@ const COMPONENTS: Record<string, z.ZodType> = {
   SeedingPeerView: C.SeedingPeerViewSchema,
   SeedingView: C.SeedingViewSchema,
   SeedingResponse: C.SeedingResponseSchema,
+  SettingsView: C.SettingsViewSchema,
+  SettingsPatch: C.SettingsPatchSchema,
+  TokenRotated: C.TokenRotatedSchema,
   ErrorResponse: C.ErrorResponseSchema,
 };
 
@@ -261,6 +264,34 @@ function build(): Json {
         responses: { '200': json(ref('SeedingResponse'), 'Uploads since the node started, busiest first'), ...common },
       },
     },
+    '/api/settings': {
+      get: { operationId: 'getSettings', summary: 'What can change while the node runs, and where changes are kept', tags: ['settings'], responses: { '200': json(ref('SettingsView'), 'Settings now'), ...common } },
+      patch: {
+        operationId: 'changeSettings',
+        summary: 'Change settings now (upload limit, shared folders, multicast, bootstrap server); each change is kept in the config file',
+        tags: ['settings'],
+        requestBody: jsonBody('SettingsPatch'),
+        responses: {
+          '200': json(ref('SettingsView'), 'Changed and kept'),
+          '400': error('A value that cannot be taken (an unknown field, a folder that does not exist, a bad URL): nothing changed'),
+          '500': error('The config file cannot keep the change (unreadable, edited into invalid JSON): nothing changed'),
+          ...withJsonBody,
+        },
+      },
+    },
+    '/api/settings/token': {
+      post: {
+        operationId: 'rotateToken',
+        summary: 'Rotate the access token: the old one stops working at once; the answer sets this browser\'s cookie to the new one',
+        tags: ['settings'],
+        responses: {
+          '200': { ...json(ref('TokenRotated'), 'The new token, and the URL to open elsewhere'), headers: { 'Set-Cookie': { schema: { type: 'string' } } } },
+          '409': error('No access token is in use (the dashboard listens on loopback only)'),
+          '500': error('The new token cannot be kept in the state folder: the old one stays'),
+          ...changing,
+        },
+      },
+    },
     '/api/openapi.json': {
       get: { operationId: 'getOpenApi', summary: 'This document', tags: ['meta'], responses: { '200': { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } }, ...common } },
     },
@@ -273,10 +304,10 @@ function build(): Json {
       description:
         'See and drive a Shoal node. Errors are always `{ "error": "..." }`. When the dashboard listens beyond loopback (or was given a token), ' +
         `send \`Authorization: Bearer <token>\`. State-changing requests from another site are refused; JSON bodies need \`Content-Type: application/json\` (${JSON_LIMIT} at most). ` +
-        'Live updates are pushed over socket.io on the same port (events: status, peer-up, peer-down, peer-changed, file-added, file-changed, file-removed, download, download-removed, discovery).',
+        'Live updates are pushed over socket.io on the same port (events: status, peer-up, peer-down, peer-changed, file-added, file-changed, file-removed, download, download-removed, discovery, settings).',
     },
     servers: [{ url: '/' }],
-    tags: ['status', 'peers', 'files', 'search', 'downloads', 'meta'].map((name) => ({ name })),
+    tags: ['status', 'peers', 'files', 'search', 'downloads', 'settings', 'meta'].map((name) => ({ name })),
     components: {
       schemas: components(),
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The dashboard access token (only when one is in use)' } },

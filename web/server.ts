@@ -5,8 +5,8 @@
  *
  * For the views (web/views/*.ejs, web/public/*):
  * - Every page is `res.render(page, { page, title, status, peers?, files?, downloads?,
- *   query?, results?, seeding? })` with the contract's shapes (web/contract.ts): `page` is one
- *   of overview, peers, files, search, transfers, seeding.
+ *   query?, results?, seeding?, settings? })` with the contract's shapes (web/contract.ts):
+ *   `page` is one of overview, peers, files, search, transfers, seeding, settings.
  * - The Content-Security-Policy allows scripts and style sheets from this origin only: no
  *   inline <script> and no on*= handlers (data for scripts can ride in a
  *   `<script type="application/json">` block, which is never executed). Inline style
@@ -27,10 +27,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { Server as SocketServer } from 'socket.io';
 import { silentLogger, WarnLimiter, type Logger, type Node } from '../network/index.js';
 import { SearchQuerySchema } from './contract.js';
-import { Auth, generateToken, isLoopbackHost } from './auth.js';
+import { Auth, isLoopbackHost } from './auth.js';
 import { apiRouter, describeError, HttpError, type ApiInit } from './api.js';
 import { Live } from './live.js';
-import { downloadViews, fileViews, machineAddresses, peerViews, searchResultViews, seedingView, statusView } from './views-data.js';
+import { downloadViews, fileViews, machineAddresses, peerViews, searchResultViews, seedingView, settingsView, statusView } from './views-data.js';
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const WARN_PER_MINUTE = 20;
@@ -41,9 +41,9 @@ export interface WebServerInit {
   host?: string;
   /** 0 picks a free port. */
   port: number;
-  /** Access token; generated when listening beyond loopback and none is given. */
+  /** Access token; the node's own (kept in its state folder) when listening beyond loopback and none is given. */
   token?: string;
-  /** Require a token (generated unless given) even on loopback. */
+  /** Require a token (the node's own unless given) even on loopback. */
   requireToken?: boolean;
   logger?: Logger;
   /** Passed to the API (tests shorten them). */
@@ -59,6 +59,7 @@ const PAGES = {
   search: { path: '/search', title: 'Search' },
   transfers: { path: '/transfers', title: 'Transfers' },
   seeding: { path: '/seeding', title: 'Seeding' },
+  settings: { path: '/settings', title: 'Settings' },
 } as const;
 
 const ERROR_TITLES: Record<number, string> = { 400: 'Bad request', 404: 'Not found', 500: 'Something went wrong' };
@@ -130,7 +131,8 @@ export class WebServer {
     this.warnings = new WarnLimiter(this.log, WARN_PER_MINUTE);
     this.host = init.host ?? DEFAULT_HTTP_HOST;
     const loopback = isLoopbackHost(this.host);
-    const token = init.token ?? (init.requireToken || !loopback ? generateToken() : undefined);
+    // The node keeps its token across restarts: a URL opened once, or a script, keeps working.
+    const token = init.token ?? (init.requireToken || !loopback ? init.node.accessToken() : undefined);
     this.auth = new Auth({ token, port: () => this.port, loopbackOnly: loopback });
     this.app = this.buildApp();
     this.http = http.createServer(this.app);
@@ -199,7 +201,7 @@ export class WebServer {
       // The refusal is on its way; a client that does not go away by itself is cut off.
       setTimeout(() => socket.conn.close(), 1000).unref();
     });
-    this.live = new Live({ io: this.io, node: this.node, httpUrl: () => this.url, log: this.log });
+    this.live = new Live({ io: this.io, node: this.node, httpUrl: () => this.url, tokenInUse: () => this.token !== undefined, log: this.log });
     this.live.start();
     this.log.info({ url: this.url, token: this.token !== undefined }, 'dashboard listening');
   }
@@ -260,7 +262,16 @@ export class WebServer {
 
     app.use(
       '/api',
-      apiRouter({ node: this.node, log: this.log, httpUrl: () => this.url, contentWaitMs: this.init.contentWaitMs, resolveTimeoutMs: this.init.resolveTimeoutMs, maxUploadBytes: this.init.maxUploadBytes }),
+      apiRouter({
+        node: this.node,
+        log: this.log,
+        httpUrl: () => this.url,
+        contentWaitMs: this.init.contentWaitMs,
+        resolveTimeoutMs: this.init.resolveTimeoutMs,
+        maxUploadBytes: this.init.maxUploadBytes,
+        tokenInUse: () => this.token !== undefined,
+        rotateToken: (res) => this.rotateToken(res),
+      }),
     );
 
     const render = (res: Response, page: keyof typeof PAGES, extra: Record<string, unknown>) => {
@@ -275,6 +286,7 @@ export class WebServer {
     });
     app.get(PAGES.transfers.path, (_req, res) => render(res, 'transfers', { downloads: downloadViews(this.node) }));
     app.get(PAGES.seeding.path, (_req, res) => render(res, 'seeding', { seeding: seedingView(this.node) }));
+    app.get(PAGES.settings.path, (_req, res) => render(res, 'settings', { settings: settingsView(this.node.settings(), this.token !== undefined) }));
     app.get(PAGES.search.path, async (req, res) => {
       const raw = typeof req.query.q === 'string' ? req.query.q : '';
       const q = SearchQuerySchema.safeParse({ q: raw });
@@ -308,6 +320,22 @@ export class WebServer {
       });
     });
     return app;
+  }
+
+  /**
+   * A new access token, the only one from now on. The answer sets the asking browser's cookie
+   * to it; once it is sent, every live connection ends (they were made with the old token):
+   * a page with the new cookie reconnects by itself, anyone else must sign in again.
+   */
+  private async rotateToken(res: Response): Promise<{ token: string; openUrl: string }> {
+    const token = await this.node.rotateAccessToken();
+    this.auth.setToken(token);
+    res.setHeader('Set-Cookie', this.auth.cookie(token));
+    res.once('finish', () => {
+      for (const socket of this.io?.of('/').sockets.values() ?? []) socket.conn.close();
+    });
+    this.log.info('dashboard access token rotated: the old one no longer works');
+    return { token, openUrl: this.openUrls[0]! };
   }
 
   /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */

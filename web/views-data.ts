@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import {
   lanIPv4Addresses, makeMagnet,
   type Node, type DownloadInfo, type DownloadDetail as NodeDownloadDetail, type SearchResult, type KnownPeer, type DiscoveryHealth, type PeerSource,
-  type SharedFile,
+  type SharedFile, type NodeSettings,
 } from '../network/index.js';
-import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, SeedingResponse, Status } from './contract.js';
+import type { DownloadDetail, DownloadView, FileView, PeerView, SearchResultView, SeedingResponse, SettingsView, Status } from './contract.js';
 
 type DiscoveryView = Status['discovery'][number];
 
@@ -183,4 +183,9 @@ export function peerViews(node: Node): PeerView[] {
 export function seedingView(node: Node): SeedingResponse {
   const t = node.totals();
   return { seeding: node.seeding(), uploaded: t.uploaded, uploadRate: t.uploadRate };
+}
+
+export function settingsView(s: NodeSettings, tokenInUse: boolean): SettingsView {
+  const { maxUploadRate, shared, downloads, multicast, bootstrap, configFile, fromCommandLine } = s;
+  return { maxUploadRate, shared, downloads, multicast, bootstrap, configFile, fromCommandLine, tokenInUse };
 }

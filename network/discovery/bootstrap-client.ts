@@ -131,6 +131,9 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
         );
       }
       this.filesKey = null;
+      // Our sightings die with us (the server may be switched off at run time): the registry keeps a peer only while some source vouches.
+      for (const id of this.known.keys()) this.emit('lost', id, 'gone');
+      this.known.clear();
       this.setHealth('stopped');
     })().finally(() => (this.stopping = null));
     return this.stopping;

@@ -2,6 +2,7 @@
  * The discovery sources a node runs, started together and wired to its registry: multicast
  * beacons on the LAN (on unless turned off) and the bootstrap client (when a server URL is
  * given). Each source's sightings and losses go to the registry, its health to `health`.
+ * `NodeDiscovery` holds them for a node, and swaps them when a setting changes at run time.
  */
 import type { Logger } from '../util/log.js';
 import type { PeerRegistry } from './peer-registry.js';
@@ -63,4 +64,57 @@ export async function startDiscovery(init: DiscoveryInit): Promise<Discovery> {
       await Promise.allSettled(sources.map((s) => s.stop()));
     },
   };
+}
+
+/** Which sources to run: multicast on or off, the bootstrap server or none. */
+export interface SourceChoice {
+  multicast: boolean;
+  bootstrap: string | null;
+}
+
+/**
+ * A node's discovery sources across its life: started with the node, restarted with other
+ * sources when a setting changes (the old ones say GOODBYE and unregister first), stopped
+ * with the node. Until started, and once stopped, it has no sources.
+ */
+export class NodeDiscovery {
+  private current: Discovery | null = null;
+  private stopped = false;
+
+  /**
+   * `base` is read at each start (the node's port is known only once it listens);
+   * `multicast` is how to run multicast whenever it is on.
+   */
+  constructor(
+    private readonly base: () => Omit<DiscoveryInit, 'multicast' | 'bootstrap'>,
+    private readonly multicast: MulticastOptions,
+  ) {}
+
+  get bootstrap(): BootstrapClient | null {
+    return this.current?.bootstrap ?? null;
+  }
+
+  health(): Array<{ source: PeerSource; health: DiscoveryHealth }> {
+    return this.current?.health() ?? [];
+  }
+
+  async start(choice: SourceChoice): Promise<void> {
+    if (this.stopped) return;
+    const started = await startDiscovery({ ...this.base(), multicast: choice.multicast && this.multicast, bootstrap: choice.bootstrap ?? undefined });
+    this.current = started;
+    if (this.stopped) await started.stop(); // stop() came while these started
+  }
+
+  /** Run these sources instead, if running; otherwise start() will pick them. */
+  async restart(choice: SourceChoice): Promise<void> {
+    if (!this.current || this.stopped) return;
+    await this.current.stop();
+    this.current = null;
+    await this.start(choice);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.current?.stop();
+  }
 }

@@ -1,5 +1,6 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
+import type { Logger } from '../util/log.js';
 
 /** Where a file lives among the shared folders: the folder, and the '/'-separated path inside it. */
 export interface Place {
@@ -26,5 +27,40 @@ export async function reachedDirectly(abs: string, where: Place): Promise<boolea
     return realDir === path.join(realFolder, path.dirname(where.rel));
   } catch {
     return false;
+  }
+}
+
+/** Same file, unchanged: size, mtime and inode agree. */
+export function sameStat(a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+export interface WalkInit {
+  /** Files found (absolute paths), added to as the walk goes. */
+  seen: Set<string>;
+  /** Whether a file may be shared (its name checked). */
+  keep(abs: string): boolean;
+  /** The library stopped: walk no further. */
+  stopped(): boolean;
+  log: Logger;
+}
+
+/** Every regular file under `dir` that `keep` accepts. Dot-entries are skipped and symlinks never followed. */
+export async function walkFolder(dir: string, w: WalkInit): Promise<void> {
+  if (w.stopped()) return;
+  let dirents;
+  try {
+    dirents = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') w.log.warn({ dir, err: (err as Error).message }, 'cannot read shared directory');
+    return;
+  }
+  for (const d of dirents) {
+    // Dirent types come from readdir itself (lstat semantics): a symlink is never followed.
+    if (d.name.startsWith('.') || d.isSymbolicLink()) continue;
+    const abs = path.join(dir, d.name);
+    if (d.isDirectory()) await walkFolder(abs, w);
+    else if (d.isFile() && w.keep(abs)) w.seen.add(abs);
   }
 }

@@ -16,7 +16,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
 import { unservablePath } from '../util/names.js';
 import { FileIndex } from './file-index.js';
-import { locate, reachedDirectly, type Place } from './folders.js';
+import { locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
@@ -172,6 +172,24 @@ export class Library extends EventEmitter<LibraryEvents> {
   }
 
   /**
+   * Stop sharing a folder: what was shared from it leaves the index, except what another
+   * shared folder holds (one it sits in: shared from there now, no rehash; one inside it).
+   */
+  async removeFolder(dir: string): Promise<void> {
+    const abs = path.resolve(dir);
+    if (!this.folders.includes(abs)) return;
+    this.folders.splice(this.folders.indexOf(abs), 1);
+    if (!this.starting || this.stopped) return;
+    // chokidar's unwatch also silences every folder nested in it, or around it: keep those watched.
+    if (!this.folders.some((f) => f.startsWith(abs + path.sep) || abs.startsWith(f + path.sep))) this.watcher?.unwatch(abs);
+    const under = [...this.index.paths()].filter((p) => this.index.at(p)?.file.folder === abs);
+    for (const p of under) this.drop(p);
+    // A hash under way would put its file back: make it look again, as every dropped file does.
+    const hashing = [...this.jobs.keys()].filter((p) => p.startsWith(abs + path.sep));
+    await Promise.all([...under, ...hashing].map((p) => this.check(p)));
+  }
+
+  /**
    * Index a file whose piece digests are already known (a download that was just verified
    * piece by piece) without hashing it again: the digests go into the cache under the
    * file's current stat, so the ordinary check finds them there.
@@ -286,32 +304,13 @@ export class Library extends EventEmitter<LibraryEvents> {
    */
   private async scan(roots: string[]): Promise<void> {
     const seen = new Set<string>();
-    for (const r of roots) await this.walk(r, seen);
+    for (const r of roots) await walkFolder(r, { seen, keep: (abs) => this.servable(abs) !== null, stopped: () => this.stopped, log: this.log });
     const jobs = [...seen].map((p) => this.check(p));
     const under = roots.map((r) => r + path.sep);
     for (const abs of [...this.index.paths()]) {
       if (!seen.has(abs) && under.some((u) => abs.startsWith(u))) jobs.push(this.check(abs));
     }
     await Promise.all(jobs);
-  }
-
-  private async walk(dir: string, seen: Set<string>): Promise<void> {
-    if (this.stopped) return;
-    let dirents;
-    try {
-      dirents = await fsp.readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.log.warn({ dir, err: (err as Error).message }, 'cannot read shared directory');
-      return;
-    }
-    for (const d of dirents) {
-      // Dirent types come from readdir itself (lstat semantics): a symlink is never followed.
-      if (d.name.startsWith('.') || d.isSymbolicLink()) continue;
-      const abs = path.join(dir, d.name);
-      if (d.isDirectory()) await this.walk(abs, seen);
-      else if (d.isFile() && this.servable(abs)) seen.add(abs);
-    }
   }
 
   /** Bring the index up to date for one path. One job per path; a call during a job makes it look again. */
@@ -393,8 +392,4 @@ export class Library extends EventEmitter<LibraryEvents> {
     const old = this.index.remove(abs);
     if (old) this.emit('removed', old);
   }
-}
-
-function sameStat(a: Stats, b: Stats): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
 }

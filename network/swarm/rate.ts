@@ -37,7 +37,13 @@ export class RateMeter {
 
 /**
  * A token bucket shared by every upload of a node. `take` resolves when `n` bytes may
- * be sent; with no limit it resolves at once without a timer.
+ * be sent; with no limit it resolves at once without a timer. The rate can change while
+ * uploads wait (a setting changed at run time): they go on at the new rate, or at once
+ * when the limit is lifted.
+ *
+ * A request larger than a second's worth (a 16 KiB block under a 10 KiB/s limit) goes
+ * once the bucket is full, and the bucket goes into debt for the rest: the long-run rate
+ * holds, and no request waits forever.
  */
 export class RateLimiter {
   private tokens: number;
@@ -46,7 +52,7 @@ export class RateLimiter {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly bytesPerSecond: number,
+    private bytesPerSecond: number,
     private readonly now: Clock = Date.now,
   ) {
     this.tokens = bytesPerSecond;
@@ -57,10 +63,35 @@ export class RateLimiter {
     return this.bytesPerSecond > 0;
   }
 
+  /** Bytes per second; 0 = no limit. */
+  get rate(): number {
+    return this.bytesPerSecond;
+  }
+
+  /** Change the limit now (0 lifts it). What was saved up under the old rate is kept, up to a second of the new. */
+  setRate(bytesPerSecond: number): void {
+    if (!(bytesPerSecond >= 0)) throw new RangeError(`a rate is a number of bytes per second, got ${bytesPerSecond}`);
+    if (this.limited) this.refill();
+    else {
+      // Nothing was counted while unlimited: start full, as a new limiter would.
+      this.tokens = bytesPerSecond;
+      this.last = this.now();
+    }
+    this.bytesPerSecond = bytesPerSecond;
+    if (!this.limited) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      for (const w of this.waiters.splice(0)) w.resolve();
+      return;
+    }
+    this.tokens = Math.min(this.tokens, bytesPerSecond);
+    if (this.waiters.length > 0) this.schedule();
+  }
+
   take(n: number): Promise<void> | null {
     if (!this.limited) return null;
     this.refill();
-    if (this.waiters.length === 0 && this.tokens >= n) {
+    if (this.waiters.length === 0 && this.enough(n)) {
       this.tokens -= n;
       return null;
     }
@@ -68,6 +99,11 @@ export class RateLimiter {
       this.waiters.push({ n, resolve });
       this.schedule();
     });
+  }
+
+  /** May `n` bytes go now? A request above the bucket's size goes once it is full. */
+  private enough(n: number): boolean {
+    return this.tokens >= Math.min(n, this.bytesPerSecond);
   }
 
   private refill(): void {
@@ -80,8 +116,9 @@ export class RateLimiter {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      if (!this.limited) return;
       this.refill();
-      while (this.waiters.length > 0 && this.tokens >= this.waiters[0]!.n) {
+      while (this.waiters.length > 0 && this.enough(this.waiters[0]!.n)) {
         const w = this.waiters.shift()!;
         this.tokens -= w.n;
         w.resolve();

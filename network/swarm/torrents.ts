@@ -44,6 +44,16 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
     this.uploadLimiter = new RateLimiter(init.maxUploadRate);
   }
 
+  /** The node's upload limit in bytes per second; 0 = none. */
+  get maxUploadRate(): number {
+    return this.uploadLimiter.rate;
+  }
+
+  /** Change the upload limit of every torrent at once, uploads under way included. */
+  setMaxUploadRate(bytesPerSecond: number): void {
+    this.uploadLimiter.setRate(bytesPerSecond);
+  }
+
   get(infohash: string): Torrent | undefined {
     return this.running.get(infohash);
   }

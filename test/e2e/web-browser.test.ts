@@ -4,7 +4,8 @@
  * rate so the download takes a few seconds. Through A's pages: B is added by hand and
  * appears without a reload, a file is uploaded, B's file is found and downloaded, its
  * progress bar climbs to 100% live, and the file opens with the right bytes; pause, resume
- * and cancel work from the Transfers page. Nothing reloads a page that is being watched.
+ * and cancel work from the Transfers page; an upload limit set on the Settings page reaches
+ * the node and its config file. Nothing reloads a page that is being watched.
  *
  * A full-page screenshot of each page lands in test-output/screenshots/ (or
  * $SHOAL_SCREENSHOTS) for a person to look at; the paths are printed.
@@ -241,6 +242,82 @@ describe('dashboard in a browser', function () {
     await stillSameWindow();
   });
 
+  it('changes the upload limit on the Settings page: the node and shoal.json follow, without a reload', async function () {
+    await open('/settings');
+    await mark();
+    expect(await page.textContent('#upload-rate-now')).to.equal('no limit');
+    expect(await page.textContent('#config-file')).to.equal(a!.settings().configFile);
+    const kept = async () => (JSON.parse(await fsp.readFile(a!.settings().configFile, 'utf8')) as { maxUploadRate?: number }).maxUploadRate;
+
+    await page.fill('#upload-rate', '1.5');
+    await page.selectOption('#upload-rate-unit', String(MiB));
+    await page.click('#rate-form button[type="submit"]');
+    await page.locator('.toast.ok', { hasText: 'Upload limited to 1.5 MiB/s' }).waitFor({ timeout: 10_000 });
+    expect(await page.textContent('#upload-rate-now')).to.equal('1.5 MiB/s');
+    expect(a!.settings().maxUploadRate, "the node's limit").to.equal(1.5 * MiB);
+    expect(await kept(), 'kept in shoal.json').to.equal(1.5 * MiB);
+    await shot('settings');
+
+    // Changed elsewhere (the API): the page follows by itself.
+    const patched = await page.evaluate(async () => {
+      const res = await fetch('/api/settings', { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ maxUploadRate: 2 * 1024 * 1024 }) });
+      return res.status;
+    });
+    expect(patched).to.equal(200);
+    await page.waitForFunction(() => document.getElementById('upload-rate-now')?.textContent === '2.0 MiB/s');
+    expect(await page.inputValue('#upload-rate')).to.equal('2');
+
+    // 0 lifts it
+    await page.fill('#upload-rate', '0');
+    await page.click('#rate-form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById('upload-rate-now')?.textContent === 'no limit');
+    expect(a!.settings().maxUploadRate).to.equal(0);
+    expect(await kept()).to.equal(0);
+    await stillSameWindow();
+  });
+
+  it('rotates the access token from the Settings page and stays signed in, live updates included', async function () {
+    // A second dashboard of node A that asks for a token even on loopback.
+    const guarded = new WebServer({ node: a!, port: 0, requireToken: true });
+    await guarded.start();
+    try {
+      const old = guarded.token!;
+      expect(old).to.equal(a!.accessToken(), "the node's kept token");
+      await page.goto(`${guarded.url}/settings?token=${encodeURIComponent(old)}`); // exchanged for a cookie
+      expect(page.url()).to.equal(`${guarded.url}/settings`);
+      await page.waitForSelector('#live.on', { state: 'attached', timeout: 10_000 });
+      await mark();
+      // Every state the live indicator goes through from now on.
+      await page.evaluate(() => {
+        const w = window as unknown as { __live: string[] };
+        w.__live = [];
+        const live = document.getElementById('live')!;
+        new MutationObserver(() => w.__live.push(`${live.className}|${live.textContent}`)).observe(live, { childList: true, characterData: true, subtree: true, attributes: true });
+      });
+      await page.click('#rotate-token');
+      await page.click('#rotate-yes');
+      await page.locator('#token-result').waitFor({ timeout: 10_000 });
+      const fresh = guarded.token!;
+      expect(fresh).to.not.equal(old);
+      expect(await page.textContent('#token-url')).to.equal(`${guarded.url}/?token=${encodeURIComponent(fresh)}`);
+      await shot('settings-token', false);
+      // The server ended the live connection made with the old token; it came back with the new one.
+      await page.waitForFunction(() => {
+        const seen = (window as unknown as { __live: string[] }).__live;
+        return seen.some((s) => s.includes('reconnecting')) && document.getElementById('live')?.className === 'live on';
+      }, undefined, { timeout: 15_000 });
+      // The page still acts (its cookie is the new token), and the old token no longer opens anything.
+      await page.fill('#upload-rate', '0');
+      await page.click('#rate-form button[type="submit"]');
+      await page.locator('.toast.ok', { hasText: 'No upload limit' }).last().waitFor({ timeout: 10_000 });
+      const withOld = await page.evaluate(async (t) => (await fetch('/api/settings', { headers: { Authorization: `Bearer ${t}` } })).status, old);
+      expect(withOld).to.equal(401);
+      await stillSameWindow();
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('shows the overview with the totals of what moved', async function () {
     await open('/');
     await page.waitForFunction(() => document.getElementById('t-peers')?.textContent === '1');
@@ -252,7 +329,7 @@ describe('dashboard in a browser', function () {
 
   it('fits a phone screen and follows a dark colour scheme', async function () {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const route of ['/', '/peers', '/files', '/search?q=timelapse', '/transfers']) {
+    for (const route of ['/', '/peers', '/files', '/search?q=timelapse', '/transfers', '/settings']) {
       await open(route);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${route} is wider than a phone`).to.be.at.most(0);

@@ -158,6 +158,57 @@ describe('rate limiter', function () {
     await p;
   });
 
+  it('a take larger than a second of tokens goes once the bucket is full, and the debt is paid before the next', async function () {
+    const clock = manualClock();
+    const limiter = new RateLimiter(1000, clock.now);
+    // 16 KiB blocks under a 1000 B/s limit used to wait forever: the bucket never holds 16 KiB.
+    expect(limiter.take(16_384), 'a full bucket lets one big block go').to.equal(null);
+    const next = limiter.take(1)!;
+    expect(next).to.be.instanceOf(Promise);
+    clock.advance(15_384); // repays the 15,384 bytes of debt: at zero, still one byte short
+    await sleep(60);
+    expect(await settled(next)).to.equal(false);
+    clock.advance(1);
+    await next;
+  });
+
+  it('setRate while uploads wait: they go on at the new rate', async function () {
+    const clock = manualClock();
+    const limiter = new RateLimiter(1000, clock.now);
+    expect(limiter.take(1000)).to.equal(null);
+    const waiting = limiter.take(500)!;
+    clock.advance(100); // 100 of the 500 at the old rate
+    limiter.setRate(10_000);
+    expect(limiter.rate).to.equal(10_000);
+    clock.advance(39); // 100 + 390 at the new rate: 10 short
+    await sleep(60);
+    expect(await settled(waiting)).to.equal(false);
+    clock.advance(1);
+    await waiting;
+    // Slower again: what is saved up is capped at a second of the new rate.
+    clock.advance(10_000);
+    limiter.setRate(100);
+    expect(limiter.take(100)).to.equal(null);
+    expect(limiter.take(1), 'no more than 100 bytes saved up').to.not.equal(null);
+  });
+
+  it('setRate(0) lifts the limit: waiting uploads go at once, later ones never wait', async function () {
+    const clock = manualClock();
+    const limiter = new RateLimiter(1000, clock.now);
+    expect(limiter.take(1000)).to.equal(null);
+    const waiting = [limiter.take(400)!, limiter.take(400)!];
+    limiter.setRate(0);
+    expect(limiter.limited).to.equal(false);
+    await Promise.all(waiting); // the clock never moved
+    expect(limiter.take(1 << 20)).to.equal(null);
+    // and a limit set again starts with a full second of tokens, as a new limiter does
+    limiter.setRate(2000);
+    expect(limiter.limited).to.equal(true);
+    expect(limiter.take(2000)).to.equal(null);
+    expect(limiter.take(1)).to.not.equal(null);
+    expect(() => limiter.setRate(-1)).to.throw(RangeError);
+  });
+
   it('on the real clock, the long-run rate stays at the limit', async function () {
     const limit = 200_000;
     const chunk = 2000;

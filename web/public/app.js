@@ -333,6 +333,11 @@ export function reloadOnConnect(url, apply) {
   });
 }
 
+/** After a token rotation: the live connection presents the new token when it connects again. */
+export function signIn(token) {
+  if (socket) socket.auth = { token };
+}
+
 /** Subscribe to a LiveEvents event (no-op without a socket). */
 export function on(event, fn) {
   if (socket) socket.on(event, fn);
