@@ -1,11 +1,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { nanoid } from 'nanoid';
 import { silentLogger, type Logger } from './util/log.js';
-import { detectLanAddress, localAddresses } from './util/addresses.js';
+import { detectLanAddress, localAddresses, specificAddress } from './util/addresses.js';
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
@@ -146,8 +147,17 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.server.port;
   }
 
+  /**
+   * The address this node tells others (magnets, beacons, the bootstrap server): `--peer-ip`,
+   * else the one address it listens on, else its first LAN address.
+   */
   get announceHost(): string {
-    return this.init.announceHost ?? detectLanAddress();
+    return this.advertised ?? detectLanAddress();
+  }
+
+  /** `--peer-ip`, else the one address the peer port listens on (if one only). */
+  private get advertised(): string | undefined {
+    return this.init.announceHost ?? this.server.boundAddress ?? (isIP(this.init.listenHost ?? '') ? specificAddress(this.init.listenHost) : undefined);
   }
 
   get name(): string {
@@ -171,7 +181,8 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
     this.discovery_ = await startDiscovery({
-      self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.init.announceHost },
+      self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
+      bound: this.server.boundAddress,
       multicast: this.init.multicast,
       bootstrap: this.init.bootstrap,
       published: () => ({ files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describeFile), downloads: this.downloads.progress() }),
