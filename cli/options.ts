@@ -7,7 +7,11 @@ export interface CliOptions {
   listenHost?: string;
   port: number;
   shared: string;
+  /** --shared was not given: its default folder is made when missing. */
+  sharedIsDefault: boolean;
   downloads: string;
+  /** --state: node id, hash cache, resume records (default: <downloads>/.shoal). */
+  state?: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
   exitWhenDone: boolean;
@@ -44,6 +48,7 @@ function addNodeOptions(program: Command): Command {
   return program
     .option('--shared <dir>', 'folder to share', './shared_files')
     .option('--downloads <dir>', 'folder downloads go to (shared once complete)', './downloads')
+    .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect, [])
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect, [])
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect, [])
@@ -121,7 +126,7 @@ export function parseCli(argv: string[]): CliOptions {
   if (portText === undefined) throw new UsageError("missing required argument 'port'");
   const port = portArg(portText, 'port');
   const httpPort = o.httpPort === undefined ? undefined : portArg(o.httpPort, '--http-port');
-  const opts = nodeOptions(o, ip, port);
+  const opts = nodeOptions(o, ip, port, program.getOptionValueSource('shared') === 'default');
   if (o.exitWhenDone && opts.gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
   return { ...opts, exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv) };
 }
@@ -139,12 +144,12 @@ export function parseWebCli(argv: string[]): CliOptions & { http: HttpOptions } 
   const o = program.opts<Record<string, unknown>>();
   const port = portArg(o.peerPort, '--peer-port');
   const httpPort = portArg(o.httpPort, '--http-port');
-  const opts = nodeOptions(o, o.peerHost as string | undefined, port);
+  const opts = nodeOptions(o, o.peerHost as string | undefined, port, program.getOptionValueSource('shared') === 'default');
   return { ...opts, exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)! };
 }
 
 /** Check and convert the options addNodeOptions declared. */
-function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http'> {
+function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number, sharedIsDefault: boolean): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http'> {
   const wrap = <T>(f: () => T): T => {
     try {
       return f();
@@ -182,7 +187,9 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     listenHost: ip,
     port,
     shared: o.shared as string,
+    sharedIsDefault,
     downloads: o.downloads as string,
+    state: o.state as string | undefined,
     peers,
     gets,
     trackers: o.tracker as string[],
@@ -201,7 +208,9 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     listenHost: opts.listenHost,
     announceHost: opts.peerIp,
     sharedDir: opts.shared,
+    createSharedDir: opts.sharedIsDefault,
     downloadDir: opts.downloads,
+    stateDir: opts.state,
     peers: opts.peers,
     trackers: opts.trackers,
     pieceLength: opts.pieceLength,

@@ -14,7 +14,11 @@ export interface NodeInit {
   listenHost?: string;
   /** The address we tell others; the first LAN IPv4 address by default. */
   announceHost?: string;
+  /** Must be a readable folder (SharedFolderError at start otherwise). */
   sharedDir: string;
+  /** Make the shared folder when it is missing: for a default folder, not for one a user named. */
+  createSharedDir?: boolean;
+  /** Locked at start against a second node (FolderLockedError), as is the state folder. */
   downloadDir: string;
   /** Node state (hash cache, resume records); `<downloads>/.shoal` by default. */
   stateDir?: string;

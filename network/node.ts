@@ -34,6 +34,8 @@ import type { DownloadInfo } from './downloads/download.js';
 import { parseTarget, pickByName, type TargetOptions } from './downloads/targets.js';
 import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './downloads/content.js';
 import { loadNodeId } from './security/node-id.js';
+import { FolderLocks } from './storage/folder-lock.js';
+import { checkSharedFolder } from './library/shared-folder.js';
 import type { NodeEvents } from './node-events.js';
 
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT_MS, type DownloadDetail, type NodeInit, type TransferTotals } from './node-init.js';
@@ -54,6 +56,7 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly log: Logger;
   readonly downloadDir: string;
   readonly sharedDir: string;
+  private readonly stateDir: string;
   private readonly library: Library;
   private readonly registry: PeerRegistry;
   private readonly hashPool: HashPool;
@@ -67,6 +70,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly gossip: Gossip;
   private readonly control: ControlService;
   private discovery_: Discovery | null = null;
+  private folders: FolderLocks | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
   private startTime = Date.now();
@@ -76,7 +80,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.log = init.logger ?? silentLogger();
     this.sharedDir = path.resolve(init.sharedDir);
     this.downloadDir = path.resolve(init.downloadDir);
-    const stateDir = path.resolve(init.stateDir ?? path.join(this.downloadDir, '.shoal'));
+    const stateDir = (this.stateDir = path.resolve(init.stateDir ?? path.join(this.downloadDir, '.shoal')));
     const log = this.log;
     const timeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     this.id = init.id ?? loadNodeId(stateDir, init.port);
@@ -147,15 +151,12 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.server.port;
   }
 
-  /**
-   * The address this node tells others (magnets, beacons, the bootstrap server): `--peer-ip`,
-   * else the one address it listens on, else its first LAN address.
-   */
+  /** The address this node tells others (magnets, beacons, the bootstrap server): `advertised`, else its first LAN address. */
   get announceHost(): string {
     return this.advertised ?? detectLanAddress();
   }
 
-  /** `--peer-ip`, else the one address the peer port listens on (if one only). */
+  /** `announceHost` (--peer-ip) if set, else the one address the peer port listens on (if one only). */
   private get advertised(): string | undefined {
     return this.init.announceHost ?? this.server.boundAddress ?? (isIP(this.init.listenHost ?? '') ? specificAddress(this.init.listenHost) : undefined);
   }
@@ -173,9 +174,19 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.started) return;
     this.started = true;
     this.startTime = Date.now();
+    try {
+      // Before anything is read or written: a node sharing nothing, or a second node writing
+      // this one's .part files, must not start at all.
+      await checkSharedFolder(this.sharedDir, this.init.createSharedDir);
+      this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
+    } catch (err) {
+      this.started = false;
+      throw err;
+    }
     this.holderIndex.start();
     // Listen first: the library's first scan announces files to trackers with our port.
     await this.server.start();
+    await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
@@ -208,6 +219,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.torrents.stopAll();
       await this.library.stop();
       await this.hashPool.close();
+      await this.folders?.release();
       this.log.info('node stopped');
     })();
     return this.stopping;
