@@ -21,6 +21,7 @@ import { startDiscovery, type Discovery } from './discovery/sources.js';
 import { ControlService, describeFile } from './control/control-service.js';
 import { NetworkSearch, type SearchResult } from './catalog/search.js';
 import { Gossip } from './catalog/gossip.js';
+import { PeerProbe } from './catalog/peer-probe.js';
 import { Holders, holderKey, swarmHolderKey } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
@@ -68,6 +69,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly watcher: Watcher;
   private readonly finder: NetworkSearch;
   private readonly gossip: Gossip;
+  private readonly probe: PeerProbe;
   private readonly control: ControlService;
   private discovery_: Discovery | null = null;
   private folders: FolderLocks | null = null;
@@ -97,6 +99,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
     this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_?.bootstrap ?? null, selfId: this.id, timeoutMs, log });
     this.gossip = new Gossip({ registry: this.registry, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
+    this.probe = new PeerProbe({ registry: this.registry, ask: (p) => this.gossip.probe(p) });
     this.watcher = new Watcher({
       registry: this.registry,
       logger: log,
@@ -212,6 +215,7 @@ export class Node extends EventEmitter<NodeEvents> {
       this.watcher.stop();
       this.holderIndex.stop();
       this.gossip.stop();
+      this.probe.stop();
       // GOODBYE and unregister first, while the peer port still answers stragglers.
       await this.discovery_?.stop();
       await this.announcer.stopAll();
@@ -227,8 +231,11 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ---- peers ----------------------------------------------------------------------------
 
+  /** Add a peer by hand; it is tried at once and again until it answers (or counts as not answering). */
   addPeer(host: string, port: number): KnownPeer | null {
-    return this.registry.add(host, port, 'manual');
+    const p = this.registry.add(host, port, 'manual');
+    if (p) this.probe.watch(p);
+    return p;
   }
 
   /** Forget a peer, whatever vouches for it. */
@@ -236,9 +243,14 @@ export class Node extends EventEmitter<NodeEvents> {
     this.registry.remove(host, port);
   }
 
-  /** The peers this node knows (those one source vouches for), freshest first. */
+  /** The peers this node knows (those one source vouches for), freshest first; those that do not answer too (reachable 'no'). */
   knownPeers(source?: PeerSource): KnownPeer[] {
     return this.registry.list(source);
+  }
+
+  /** How many known peers count: those that answer or were not tried yet; those that do not answer are listed apart. */
+  peerCount(): { peers: number; unreachable: number } {
+    return this.registry.count();
   }
 
   /** One known peer by node id or `host:port`. */
@@ -433,12 +445,14 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[] } {
+    const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
       name: this.name,
       port: this.port,
-      peers: this.registry.size,
+      peers,
+      unreachablePeers: unreachable,
       files: this.library.files().length,
       connections: this.server.connections,
       torrents: this.torrents.list().map((t) => t.info()),
