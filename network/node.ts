@@ -182,13 +182,16 @@ export class Node extends EventEmitter<NodeEvents> {
       // this one's .part files, must not start at all.
       await checkSharedFolder(this.sharedDir, this.init.createSharedDir);
       this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
+      // Listen first: the library's first scan announces files to trackers with our port.
+      await this.server.start();
     } catch (err) {
+      // Nothing runs yet: the folders are free again (no stale lock left) and start() may be retried.
+      await this.folders?.release();
+      this.folders = null;
       this.started = false;
       throw err;
     }
     this.holderIndex.start();
-    // Listen first: the library's first scan announces files to trackers with our port.
-    await this.server.start();
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     await this.library.start();

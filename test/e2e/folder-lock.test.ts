@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -84,6 +85,20 @@ describe('one node per folder: a lock on the download and state folders', functi
     const c = spawnCli(['127.0.0.1', '0', '--no-multicast'], fx.dir);
     children.track(c.proc);
     await c.waitEvent('listening');
+  });
+
+  it('a node that cannot listen (port taken) exits 1 and leaves no lock behind', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const r = await runToEnd(CLI_JS, ['127.0.0.1', String(port), '--no-multicast'], fx.dir);
+      expect(r.code, r.stderr.join('\n')).to.equal(1);
+      expect(r.stderr.join('\n')).to.match(/cannot start: .*EADDRINUSE/);
+      expect(await fsp.readdir(path.join(fx.dir, 'downloads')), 'no lock left to be taken over later').to.not.include('.shoal.lock');
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 
   it('a lock left by a node killed with SIGKILL is taken over at the next start, with a line in the log', async () => {
