@@ -57,6 +57,7 @@ async function main(): Promise<void> {
   try {
     const seedDir = path.join(dir, 'seed');
     await fsp.mkdir(seedDir, { recursive: true });
+    await fsp.mkdir(path.join(dir, 'empty')); // what the downloading node shares: nothing, but it must be a folder
     const file = path.join(seedDir, 'bench.bin');
     process.stdout.write(`writing a ${SIZE / 2 ** 20} MiB file... `);
     await writeRandom(file, SIZE);

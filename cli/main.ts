@@ -6,6 +6,7 @@ import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
 import { ProgressView, startConsole } from './console.js';
 import { rate } from './format.js';
 import { shutdownOnSignals } from './shutdown.js';
+import { startFailure } from './start-failure.js';
 import { WebServer } from '../web/index.js';
 
 let opts: CliOptions;
@@ -59,9 +60,10 @@ node.on('done', (d) => {
     `done ${d.name} ${d.infohash} -> ${d.path}`);
 });
 
-await node.start().catch((err: Error) => {
-  process.stderr.write(`node-cli: cannot start: ${err.message}\n`);
-  process.exit(1);
+await node.start().catch((err: unknown) => {
+  const { code, line } = startFailure(err);
+  process.stderr.write(`node-cli: ${line}\n`);
+  process.exit(code);
 });
 emit('listening', { id: node.id, name: node.name, port: node.port, files: node.files().length, discovery: node.discovery().map((d) => d.source) },
   `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.files().length} files)`);

@@ -8,7 +8,11 @@ export interface CliOptions {
   listenHost?: string;
   port: number;
   shared: string[];
+  /** --shared was not given (nor in the config file): its default folder is made when missing. */
+  sharedIsDefault: boolean;
   downloads: string;
+  /** --state: node id, hash cache, resume records (default: <downloads>/.shoal). */
+  state?: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
   exitWhenDone: boolean;
@@ -57,6 +61,7 @@ function addNodeOptions(program: Command): Command {
     .option('--config <file>', `read options from this JSON file (default: <downloads>/.shoal/${CONFIG_FILE_NAME} when it exists)`)
     .option('--shared <dir>', 'folder to share (repeatable; default ./shared_files)', collect, [])
     .option('--downloads <dir>', 'folder downloads go to (shared once complete)', './downloads')
+    .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect, [])
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect, [])
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect, [])
@@ -103,7 +108,7 @@ function run(program: Command, argv: string[]): void {
 function layerConfig(program: Command): { layer: ConfigLayer; values: ConfigValues } {
   const o = program.opts<Record<string, unknown>>();
   const named = o.config as string | undefined;
-  const stateDir = path.resolve(o.downloads as string, '.shoal');
+  const stateDir = path.resolve((o.state as string | undefined) ?? path.join(o.downloads as string, '.shoal'));
   const file = named === undefined ? path.join(stateDir, CONFIG_FILE_NAME) : path.resolve(named);
   let values: ConfigValues;
   try {
@@ -230,7 +235,9 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     listenHost: ip,
     port,
     shared: (o.shared as string[]).length > 0 ? (o.shared as string[]) : ['./shared_files'],
+    sharedIsDefault: (o.shared as string[]).length === 0,
     downloads: o.downloads as string,
+    state: o.state as string | undefined,
     peers,
     gets,
     trackers: o.tracker as string[],
@@ -249,8 +256,9 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     listenHost: opts.listenHost,
     announceHost: opts.peerIp,
     sharedDir: opts.shared,
+    createSharedDir: opts.sharedIsDefault,
     downloadDir: opts.downloads,
-    stateDir: opts.config.stateDir,
+    stateDir: opts.state ?? opts.config.stateDir,
     configFile: opts.config.file,
     fromCommandLine: opts.config.fromCommandLine,
     peers: opts.peers,

@@ -8,6 +8,7 @@
 import { createLogger, Node } from '../network/index.js';
 import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from './options.js';
 import { shutdownOnSignals } from './shutdown.js';
+import { startFailure } from './start-failure.js';
 import { WebServer, isLoopbackHost } from '../web/index.js';
 
 let opts: CliOptions & { http: HttpOptions };
@@ -31,8 +32,9 @@ const shutdown = shutdownOnSignals(logger, [
 try {
   await node.start();
 } catch (err) {
-  process.stderr.write(`web: cannot start the node: ${(err as Error).message}\n`);
-  process.exit(1);
+  const { code, line } = startFailure(err);
+  process.stderr.write(`web: ${line}\n`);
+  process.exit(code);
 }
 try {
   await web.start();

@@ -10,6 +10,7 @@
  * config/settings.ts, ConfigError (the config file is wrong, or cannot keep a change) in
  * config/config-file.ts, and RangeError for a byte range outside a file.
  */
+import os from 'node:os';
 
 /** Nothing known answers to the target now: no peer shares that name or infohash. It may appear later: worth retrying. */
 export class NotFoundError extends Error {
@@ -35,4 +36,45 @@ export class BadTargetError extends Error {
 /** No download (in any state) has this infohash. */
 export class UnknownDownloadError extends Error {
   override name = 'UnknownDownloadError';
+}
+
+/** Who holds a folder lock: a running node's process, its peer port (0 until bound) and start time. */
+export interface LockHolder {
+  pid: number;
+  port: number;
+  /** The holder's host name: a pid means something on that host only. */
+  host: string;
+  /** ms since the epoch. */
+  startedAt: number;
+}
+
+/**
+ * Another node runs on this download or state folder (both would write the same files).
+ * `holder` names it (null when its lock file cannot be read); the front end says how to
+ * give this node folders of its own.
+ */
+export class FolderLockedError extends Error {
+  override name = 'FolderLockedError';
+  constructor(
+    readonly folder: string,
+    readonly lockFile: string,
+    readonly holder: LockHolder | null,
+  ) {
+    super(
+      holder
+        ? `${folder} is in use by another Shoal node (pid ${holder.pid}${holder.port ? `, port ${holder.port}` : ''}${holder.host !== os.hostname() ? ` on ${holder.host}` : ''}, since ${new Date(holder.startedAt).toISOString()})`
+        : `${folder} is in use by another Shoal node (its lock ${lockFile} is being written or cannot be read)`,
+    );
+  }
+}
+
+/** The shared folder is missing, not a folder, or cannot be read: nothing would be shared. */
+export class SharedFolderError extends Error {
+  override name = 'SharedFolderError';
+  constructor(
+    readonly folder: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }

@@ -14,8 +14,11 @@ export interface NodeInit {
   listenHost?: string;
   /** The address we tell others; the first LAN IPv4 address by default. */
   announceHost?: string;
-  /** The folder to share, or several; the first takes files added from the dashboard. */
+  /** The folder to share, or several; the first takes files added from the dashboard. Each must be a readable folder (SharedFolderError at start otherwise). */
   sharedDir: string | string[];
+  /** Make the shared folder when it is missing: for a default folder, not for one a user named. */
+  createSharedDir?: boolean;
+  /** Locked at start against a second node (FolderLockedError), as is the state folder. */
   downloadDir: string;
   /** Node state (hash cache, resume records, access token, config file); `<downloads>/.shoal` by default. */
   stateDir?: string;

@@ -1,11 +1,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { nanoid } from 'nanoid';
 import { silentLogger, type Logger } from './util/log.js';
-import { detectLanAddress, localAddresses } from './util/addresses.js';
+import { detectLanAddress, localAddresses, specificAddress } from './util/addresses.js';
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
@@ -20,6 +21,7 @@ import { NodeDiscovery } from './discovery/sources.js';
 import { ControlService, describeFile } from './control/control-service.js';
 import { NetworkSearch, type SearchResult } from './catalog/search.js';
 import { Gossip } from './catalog/gossip.js';
+import { PeerProbe } from './catalog/peer-probe.js';
 import { Holders, holderKey, swarmHolderKey } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
@@ -36,6 +38,8 @@ import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
 import { loadNodeId } from './security/node-id.js';
+import { FolderLocks } from './storage/folder-lock.js';
+import { checkSharedFolder } from './library/shared-folder.js';
 import type { NodeEvents } from './node-events.js';
 import { Settings, type NodeSettings } from './config/settings.js';
 
@@ -57,6 +61,7 @@ export class Node extends EventEmitter<NodeEvents> {
   readonly log: Logger;
   readonly downloadDir: string;
   private readonly settings_: Settings;
+  private readonly stateDir: string;
   private readonly library: Library;
   private readonly registry: PeerRegistry;
   private readonly hashPool: HashPool;
@@ -68,9 +73,11 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly watcher: Watcher;
   private readonly finder: NetworkSearch;
   private readonly gossip: Gossip;
+  private readonly probe: PeerProbe;
   private readonly control: ControlService;
   private readonly discovery_: NodeDiscovery;
   private readonly timeouts: PeerTimeouts;
+  private folders: FolderLocks | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
   private startTime = Date.now();
@@ -79,7 +86,7 @@ export class Node extends EventEmitter<NodeEvents> {
     super();
     this.log = init.logger ?? silentLogger();
     this.downloadDir = path.resolve(init.downloadDir);
-    const stateDir = path.resolve(init.stateDir ?? path.join(this.downloadDir, '.shoal'));
+    const stateDir = (this.stateDir = path.resolve(init.stateDir ?? path.join(this.downloadDir, '.shoal')));
     const log = this.log;
     this.settings_ = new Settings({
       node: init,
@@ -109,6 +116,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
     this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
     this.gossip = new Gossip({ registry: this.registry, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
+    this.probe = new PeerProbe({ registry: this.registry, ask: (p) => this.gossip.probe(p) });
     this.watcher = new Watcher({
       registry: this.registry,
       logger: log,
@@ -148,7 +156,8 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.discovery_ = new NodeDiscovery(
       () => ({
-        self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: init.announceHost },
+        self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
+        bound: this.server.boundAddress,
         published: () => ({ files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describeFile), downloads: this.downloads.progress() }),
         registry: this.registry,
         health: (source, h) => this.emit('discovery-health', source, h),
@@ -175,8 +184,14 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.server.port;
   }
 
+  /** The address this node tells others (magnets, beacons, the bootstrap server): `advertised`, else its first LAN address. */
   get announceHost(): string {
-    return this.init.announceHost ?? detectLanAddress();
+    return this.advertised ?? detectLanAddress();
+  }
+
+  /** `announceHost` (--peer-ip) if set, else the one address the peer port listens on (if one only). */
+  private get advertised(): string | undefined {
+    return this.init.announceHost ?? this.server.boundAddress ?? (isIP(this.init.listenHost ?? '') ? specificAddress(this.init.listenHost) : undefined);
   }
 
   get name(): string {
@@ -202,9 +217,22 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.started) return;
     this.started = true;
     this.startTime = Date.now();
+    try {
+      // Before anything is read or written: a node sharing nothing, or a second node writing
+      // this one's .part files, must not start at all.
+      for (const dir of this.sharedDirs) await checkSharedFolder(dir, this.init.createSharedDir);
+      this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
+      // Listen first: the library's first scan announces files to trackers with our port.
+      await this.server.start();
+    } catch (err) {
+      // Nothing runs yet: the folders are free again (no stale lock left) and start() may be retried.
+      await this.folders?.release();
+      this.folders = null;
+      this.started = false;
+      throw err;
+    }
     this.holderIndex.start();
-    // Listen first: the library's first scan announces files to trackers with our port.
-    await this.server.start();
+    await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
@@ -221,6 +249,7 @@ export class Node extends EventEmitter<NodeEvents> {
       this.watcher.stop();
       this.holderIndex.stop();
       this.gossip.stop();
+      this.probe.stop();
       // GOODBYE and unregister first, while the peer port still answers stragglers.
       await this.discovery_.stop();
       await this.announcer.stopAll();
@@ -228,6 +257,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.torrents.stopAll();
       await this.library.stop();
       await this.hashPool.close();
+      await this.folders?.release();
       this.log.info('node stopped');
     })();
     return this.stopping;
@@ -256,8 +286,11 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ---- peers ----------------------------------------------------------------------------
 
+  /** Add a peer by hand; it is tried at once and again until it answers (or counts as not answering). */
   addPeer(host: string, port: number): KnownPeer | null {
-    return this.registry.add(host, port, 'manual');
+    const p = this.registry.add(host, port, 'manual');
+    if (p) this.probe.watch(p);
+    return p;
   }
 
   /** Forget a peer, whatever vouches for it. */
@@ -265,9 +298,14 @@ export class Node extends EventEmitter<NodeEvents> {
     this.registry.remove(host, port);
   }
 
-  /** The peers this node knows (those one source vouches for), freshest first. */
+  /** The peers this node knows (those one source vouches for), freshest first; those that do not answer too (reachable 'no'). */
   knownPeers(source?: PeerSource): KnownPeer[] {
     return this.registry.list(source);
+  }
+
+  /** How many known peers count: those that answer or were not tried yet; those that do not answer are listed apart. */
+  peerCount(): { peers: number; unreachable: number } {
+    return this.registry.count();
   }
 
   /** One known peer by node id or `host:port`. */
@@ -444,12 +482,14 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[] } {
+    const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
       name: this.name,
       port: this.port,
-      peers: this.registry.size,
+      peers,
+      unreachablePeers: unreachable,
       files: this.library.files().length,
       connections: this.server.connections,
       torrents: this.torrents.list().map((t) => t.info()),

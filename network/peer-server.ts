@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Logger } from './util/log.js';
+import { specificAddress } from './util/addresses.js';
 import { Peer, type PeerTimeouts } from './swarm/peer.js';
 import type { WireMessage } from './wire/peer-wire.js';
 import type { Hello } from './swarm/peer.js';
@@ -33,6 +34,11 @@ export class PeerServer {
   port = 0;
 
   constructor(private readonly init: PeerServerInit) {}
+
+  /** The one address the port listens on, or undefined when it listens on every interface (after start). */
+  get boundAddress(): string | undefined {
+    return specificAddress((this.server?.address() as net.AddressInfo | null)?.address);
+  }
 
   get connections(): number {
     return this.sockets.size;

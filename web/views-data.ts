@@ -66,7 +66,7 @@ export function statusView(node: Node, httpUrl: string): Status {
       .filter((d) => d.source === 'multicast' || d.source === 'bootstrap')
       .map((d) => discoveryView(d.source, d.health)),
     totals: {
-      peers: node.knownPeers().length,
+      peers: node.peerCount().peers, // not those that do not answer: the Peers page lists them apart
       files: node.files().length,
       activeDownloads: node.listDownloads().filter(active).length,
       seeding: node.seeding().length,

@@ -27,6 +27,8 @@ export class Gossip {
   private readonly asked = new Cooldown(GOSSIP_EVERY_PEER_MS, 4 * MAX_PEERS);
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Requests on their way, by `host:port`. */
+  private readonly inflight = new Map<string, Promise<boolean>>();
 
   constructor(private readonly init: GossipInit) {}
 
@@ -44,25 +46,47 @@ export class Gossip {
 
   /** Ask `p` for the peers it knows, unless asked within the last minute. */
   ask(p: KnownPeer): void {
+    if (this.stopped || !this.asked.take(`${p.host}:${p.port}`)) return;
+    void this.request(p);
+  }
+
+  /**
+   * Ask `p` now, whatever the minute's limit (to learn whether it answers at all): resolves
+   * with whether it answered. Joins a request to `p` already on its way rather than send two.
+   */
+  probe(p: KnownPeer): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    this.asked.take(`${p.host}:${p.port}`);
+    return this.request(p);
+  }
+
+  private request(p: KnownPeer): Promise<boolean> {
     const key = `${p.host}:${p.port}`;
-    if (this.stopped || !this.asked.take(key)) return;
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
     const { registry, log } = this.init;
-    controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs }).then(
-      (res) => {
-        registry.contact(p.host, p.port, true);
-        if (res.type !== 'PEERS') return;
-        if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
-        for (const q of res.peers) {
-          // A remote peer's loopback is its own machine, not ours.
-          if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;
-          registry.see('peer', q);
-        }
-      },
-      (err: Error) => {
-        registry.contact(p.host, p.port, false);
-        log.debug({ peer: key, err: err.message }, 'peers: no answer');
-      },
-    );
+    const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs })
+      .then(
+        (res) => {
+          registry.contact(p.host, p.port, true);
+          if (res.type !== 'PEERS') return true;
+          if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
+          for (const q of res.peers) {
+            // A remote peer's loopback is its own machine, not ours.
+            if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;
+            registry.see('peer', q);
+          }
+          return true;
+        },
+        (err: Error) => {
+          registry.contact(p.host, p.port, false);
+          log.debug({ peer: key, err: err.message }, 'peers: no answer');
+          return false;
+        },
+      )
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, asking);
+    return asking;
   }
 
   private round(): void {

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { interfaceAddresses, type InterfaceAddress } from '../util/addresses.js';
+import { interfaceAddresses, isLoopbackAddress, type InterfaceAddress } from '../util/addresses.js';
 
 const IFF_UP = 0x1;
 const IFF_MULTICAST = 0x1000;
@@ -43,18 +43,50 @@ export async function listNics(): Promise<Nic[]> {
   return nics;
 }
 
+/** A link beacons go out on: an interface and the IPv4 address they are sent from. */
+export interface BeaconLink {
+  name: string;
+  address: string;
+}
+
 /**
  * The interfaces to beacon on, and a problem (key → message) per wanted one that cannot be
- * used. By default: every interface that is up, multicast-capable and has IPv4, loopback
- * only when there is nothing else (a lone host still finds the nodes running on it).
+ * used. Reads the machine's interfaces now; the choice itself is `pickLinks`.
  */
-export async function chooseInterfaces(wanted: string[] | undefined): Promise<{ links: Array<{ name: string; address: string }>; problems: Map<string, string> }> {
-  const nics = await listNics();
-  const links: Array<{ name: string; address: string }> = [];
+export async function chooseInterfaces(wanted: string[] | undefined, bound?: string): Promise<{ links: BeaconLink[]; problems: Map<string, string> }> {
+  return pickLinks(await listNics(), wanted, bound);
+}
+
+/**
+ * Which links to beacon on (pure). By default: every interface that is up, multicast-capable
+ * and has IPv4, loopback only when there is nothing else (a lone host still finds the nodes
+ * running on it); `wanted` names them instead.
+ *
+ * `bound` is the one address the node listens on, when it listens on one only: its beacons
+ * then go only where that address is reachable (the interface that holds it, loopback for
+ * a loopback address), sent from that address, since a beacon heard anywhere else would
+ * make other nodes record an address where nothing listens. A wanted interface elsewhere is
+ * a problem, not a link. Beacons name IPv4 addresses only: a node bound to an IPv6 address
+ * beacons nowhere.
+ */
+export function pickLinks(nics: Nic[], wanted: string[] | undefined, bound?: string): { links: BeaconLink[]; problems: Map<string, string> } {
+  const links: BeaconLink[] = [];
   const problems = new Map<string, string>();
   const add = (name: string, address: string): void => {
     if (!links.some((l) => l.address === address)) links.push({ name, address });
   };
+  if (bound !== undefined) {
+    const home = boundLink(nics, bound);
+    if (home.problem) problems.set('iface:bound', home.problem);
+    // Named interfaces narrow the choice further; they never widen it.
+    let named = wanted === undefined;
+    for (const w of wanted ?? []) {
+      if (home.link && (isIPv4(w) ? w === home.link.address || w === bound : w === home.link.name)) named = true;
+      else problems.set(`iface:${w}`, `not beaconing on ${w}: this node listens on ${bound} only${home.link ? `, which is reachable on ${home.link.name} alone` : ''}`);
+    }
+    if (home.link && named) add(home.link.name, home.link.address);
+    return { links, problems };
+  }
   if (wanted) {
     for (const w of wanted) {
       const nic = isIPv4(w) ? nics.find((n) => n.addresses.includes(w)) : nics.find((n) => n.name === w);
@@ -70,4 +102,14 @@ export async function chooseInterfaces(wanted: string[] | undefined): Promise<{ 
   for (const n of lan.length > 0 ? lan : up.filter((n) => n.loopback)) add(n.name, n.addresses[0]!);
   if (links.length === 0) problems.set('iface:*', 'no usable IPv4 interface (up, multicast-capable, with an IPv4 address)');
   return { links, problems };
+}
+
+/** The one link where `bound` is reachable, or why there is none. */
+function boundLink(nics: Nic[], bound: string): { link?: BeaconLink; problem?: string } {
+  if (!isIPv4(bound)) return { problem: `this node listens on ${bound} only, and beacons can name IPv4 addresses only: not beaconing` };
+  // Any 127.x address lives on the loopback interface, though it lists 127.0.0.1 only.
+  const nic = isLoopbackAddress(bound) ? nics.find((n) => n.loopback && n.addresses.length > 0) : nics.find((n) => n.addresses.includes(bound));
+  if (!nic) return { problem: `no interface holds ${bound}, the address this node listens on: not beaconing` };
+  if (!nic.up) return { problem: `interface ${nic.name} (${bound}) is down` };
+  return { link: { name: nic.name, address: nic.addresses.includes(bound) ? bound : nic.addresses[0]! } };
 }

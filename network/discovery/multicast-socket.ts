@@ -5,6 +5,9 @@
  * expiry) is network/discovery/multicast.ts. Several nodes on one host share the group port
  * (SO_REUSEADDR; Linux hands every such socket its own copy), so multicast loopback stays on.
  *
+ * A node that listens on one address only beacons only where that address is reachable
+ * (interfaces.ts `pickLinks`), so no other node records an address where nothing listens.
+ *
  * Sockets: one receiving socket bound to group:port that joins the group on each
  * interface, and one sending socket per interface, bound to that interface's address so
  * the datagram leaves where we mean it to. The owner calls refresh() every round, which
@@ -30,6 +33,8 @@ export interface MulticastSocketInit {
   ttl: number;
   /** Interface names or IPv4 addresses; default: every usable IPv4 interface. */
   interfaces?: string[];
+  /** The one address the node listens on, if it listens on one only: beacons go only where it is reachable. */
+  bound?: string;
   logger: Logger;
   /** Every datagram heard while joined somewhere, with its source address. */
   onDatagram: (msg: Buffer, from: string) => void;
@@ -55,6 +60,7 @@ export class MulticastSocket {
   readonly port: number;
   private readonly ttl: number;
   private readonly wanted: string[] | undefined;
+  private readonly bound: string | undefined;
   private readonly log: Logger;
   private readonly problems: Problems;
   private readonly onDatagram: (msg: Buffer, from: string) => void;
@@ -77,6 +83,7 @@ export class MulticastSocket {
     if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) throw new RangeError(`multicast port must be 1..65535, got ${this.port}`);
     if (!Number.isInteger(this.ttl) || this.ttl < 0 || this.ttl > 255) throw new RangeError(`multicast TTL must be 0..255, got ${this.ttl}`);
     this.wanted = init.interfaces && init.interfaces.length > 0 ? [...init.interfaces] : undefined;
+    this.bound = init.bound;
     this.log = init.logger;
     this.onDatagram = init.onDatagram;
     this.onStatusChange = init.onStatusChange ?? (() => {});
@@ -102,7 +109,7 @@ export class MulticastSocket {
   async refresh(): Promise<boolean> {
     const gen = this.generation;
     if (!this.isOpen) return false;
-    const { links, problems } = await chooseInterfaces(this.wanted);
+    const { links, problems } = await chooseInterfaces(this.wanted, this.bound);
     if (gen !== this.generation) return false;
     this.problems.sync('iface:', problems);
     for (const link of this.links.values()) {

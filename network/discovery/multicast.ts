@@ -38,6 +38,8 @@ export interface MulticastInit {
   port?: number;
   /** Interface names or IPv4 addresses; default: every usable IPv4 interface. */
   interfaces?: string[];
+  /** The one address the node listens on, if it listens on one only: beacons go only where it is reachable. */
+  bound?: string;
   ttl?: number;
   intervalMs?: number;
   expireAfterMissed?: number;
@@ -90,6 +92,7 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
       port: init.port ?? DEFAULT_MULTICAST_PORT,
       ttl: init.ttl ?? DEFAULT_MULTICAST_TTL,
       interfaces: init.interfaces,
+      bound: init.bound,
       logger: this.log,
       onDatagram: (msg, from) => this.onDatagram(msg, from),
       onStatusChange: () => this.updateHealth(),

@@ -229,6 +229,13 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     return this.peers.size;
   }
 
+  /** Peers that answer or were not tried yet, and those that do not answer (listed, but not counted or passed on). */
+  count(): { peers: number; unreachable: number } {
+    let unreachable = 0;
+    for (const p of this.peers.values()) if (p.reachable === 'no') unreachable++;
+    return { peers: this.peers.size - unreachable, unreachable };
+  }
+
   /**
    * Record whether a contact (search, metainfo, dial) worked. A peer that fails
    * UNREACHABLE_AFTER times in a row counts as not answering; one that only fading sources

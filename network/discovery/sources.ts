@@ -21,6 +21,8 @@ export interface MulticastOptions {
 export interface DiscoveryInit {
   /** This node as beacons and registrations name it; `host` is the advertised address, if set. */
   self: { id: string; instance: string; name: string; port: number; host?: string };
+  /** The one address the peer port listens on, if it listens on one only (beacons go only where it is reachable). */
+  bound?: string;
   multicast?: false | MulticastOptions;
   bootstrap?: string;
   /** What the bootstrap server shows of us. */
@@ -43,7 +45,7 @@ export async function startDiscovery(init: DiscoveryInit): Promise<Discovery> {
   if (init.multicast !== false) {
     const m = init.multicast ?? {};
     sources.push(
-      new MulticastDiscovery({ self: init.self, group: m.group, port: m.port, interfaces: m.interfaces, ttl: m.ttl, intervalMs: m.intervalMs, logger: init.log }),
+      new MulticastDiscovery({ self: init.self, group: m.group, port: m.port, interfaces: m.interfaces, bound: init.bound, ttl: m.ttl, intervalMs: m.intervalMs, logger: init.log }),
     );
   }
   let bootstrap: BootstrapClient | null = null;

@@ -64,6 +64,16 @@ export function isUnusableAddress(address: string): boolean {
   return a.startsWith('ff');
 }
 
+/**
+ * The address a socket listens on when it is one address only (normalised), or undefined
+ * when it listens on every interface (unspecified, or not known).
+ */
+export function specificAddress(listening: string | undefined): string | undefined {
+  if (listening === undefined || listening === '') return undefined;
+  const a = normalizeAddress(listening);
+  return a === '0.0.0.0' || a === '::' ? undefined : a;
+}
+
 /** `host:port`, with an IPv6 host in brackets (`[::1]:9000`). */
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

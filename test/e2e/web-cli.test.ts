@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
+import { promises as fsp } from 'node:fs';
 import readline from 'node:readline';
 import { expect } from 'chai';
 import { StatusSchema } from '../../web/contract.js';
@@ -37,6 +38,7 @@ const common = ['--no-multicast', '--shared', 'shared', '--downloads', 'download
 describe('web command', function () {
   this.timeout(30_000);
   const fx = tempDirPerTest('shoal-web-cli-', () => children.killAll());
+  beforeEach(() => fsp.mkdir(path.join(fx.dir, 'shared'))); // --shared must name a folder
 
   it('web --peer-port 0 --http-port 0 starts, prints its URL, answers /api/status, exits 0 on SIGTERM', async function () {
     const r = run(WEB, ['--peer-port', '0', '--http-port', '0', ...common], fx.dir);
@@ -94,6 +96,7 @@ describe('web command', function () {
 describe('node-cli --http-port', function () {
   this.timeout(30_000);
   const fx = tempDirPerTest('shoal-web-cli-', () => children.killAll());
+  beforeEach(() => fsp.mkdir(path.join(fx.dir, 'shared'))); // --shared must name a folder
 
   it('serves the same dashboard next to the node, announced as a "dashboard" event, and stops with it', async function () {
     const cli = spawnCli(['0', '--http-port', '0', ...common], fx.dir);

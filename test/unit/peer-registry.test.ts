@@ -188,6 +188,18 @@ describe('peer registry: one list merged from every source', () => {
     expect(ev).to.deep.equal(['up id:f', 'up id:g', 'unreachable id:g', 'down id:g', 'unreachable id:f']);
   });
 
+  it('count(): a peer that does not answer is listed but not counted, and counts again once it answers', () => {
+    const r = new PeerRegistry();
+    r.add('10.0.0.20', 9000, 'manual');
+    r.see('multicast', { id: 'm', host: '10.0.0.21', port: 9000 });
+    expect(r.count()).to.deep.equal({ peers: 2, unreachable: 0 });
+    for (let i = 0; i < UNREACHABLE_AFTER; i++) r.contact('10.0.0.20', 9000, false);
+    expect(r.count()).to.deep.equal({ peers: 1, unreachable: 1 });
+    expect(r.list().map((p) => `${p.host} ${p.reachable}`).sort()).to.deep.equal(['10.0.0.20 no', '10.0.0.21 unknown']);
+    r.contact('10.0.0.20', 9000, true);
+    expect(r.count()).to.deep.equal({ peers: 2, unreachable: 0 });
+  });
+
   it('second-hand sightings fade after the TTL; manual ones never do', () => {
     const r = new PeerRegistry({ learntTtlMs: 1000 });
     r.see('peer', { id: 'h', host: '10.0.0.10', port: 1 });
