@@ -194,6 +194,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.discovery_?.stop();
       await this.announcer.stopAll();
       await this.server.stop();
+      await this.downloads.stop();
       await this.torrents.stopAll();
       await this.library.stop();
       await this.hashPool.close();
