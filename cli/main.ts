@@ -6,11 +6,16 @@ import { LiveView } from './live-view.js';
 import { bytes, eta, rate } from './format.js';
 import { Gets, percent } from './gets.js';
 import { shutdownOnSignals } from './shutdown.js';
+import { isTool, runTool } from './tools.js';
 import { WebServer } from '../web/index.js';
+
+const argv = process.argv.slice(2);
+// `node-cli create FILE` and `node-cli info X.torrent` run no node.
+if (isTool(argv[0])) process.exit(await runTool(argv[0], argv.slice(1), programName('node-cli')));
 
 let opts: CliOptions;
 try {
-  opts = parseCli(process.argv.slice(2));
+  opts = parseCli(argv);
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
   process.stderr.write(`${programName('node-cli')}: ${err.message} (see ${programName('node-cli')} --help)\n`);

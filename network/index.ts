@@ -36,3 +36,6 @@ export { createLogger, silentLogger, WarnLimiter, type Logger, type LoggerInit }
 export { isLoopbackAddress, lanIPv4Addresses, normalizeAddress, hostPort } from './util/addresses.js';
 export { Cooldown } from './util/cooldown.js';
 export { makeMagnet } from './metainfo/magnet.js';
+export { VERSION, programName, setProgramName } from './util/program.js';
+export { createTorrent, type CreateTorrentOptions } from './library/create-torrent.js';
+export { parseTorrent, encodeTorrent, DEFAULT_PIECE_LENGTH, MAX_TORRENT_BYTES } from './metainfo/metainfo.js';

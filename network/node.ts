@@ -9,7 +9,7 @@ import { detectLanAddress, localAddresses } from './util/addresses.js';
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
-import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
+import { encodeTorrent, fromInfo, withTrackers, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { makeMagnet } from './metainfo/magnet.js';
 import { MAX_FILES, type FileEntry } from './wire/control-codec.js';
 import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
@@ -253,16 +253,22 @@ export class Node extends EventEmitter<NodeEvents> {
     return importInto(this.library, this.sharedDir, name, body, opts);
   }
 
-  /** The .torrent of a shared file or a download. */
+  /** The .torrent of a shared file or a download, with this node's trackers in announce / announce-list. */
   torrentFile(infohash: string): Buffer | undefined {
     const m = this.metainfoOf(infohash);
-    return m ? encodeTorrent(m) : undefined;
+    return m ? encodeTorrent(withTrackers(m, this.trackers())) : undefined;
   }
 
-  /** A magnet link for a shared file or a download, naming this node as a peer (x.pe). */
+  /** A magnet link for a shared file or a download: this node's trackers (tr=) and this node as a peer (x.pe). */
   magnet(infohash: string): string | undefined {
     const m = this.metainfoOf(infohash);
-    return m ? makeMagnet(m, { peers: [{ host: this.announceHost, port: this.port }] }) : undefined;
+    return m ? makeMagnet(withTrackers(m, this.trackers()), { peers: [{ host: this.announceHost, port: this.port }] }) : undefined;
+  }
+
+  /** The trackers this node announces to: the bootstrap server's, when one is used, and every `--tracker`. */
+  trackers(): string[] {
+    const bootstrap = this.discovery_?.bootstrap;
+    return [...new Set([...(bootstrap ? [bootstrap.trackerUrl] : []), ...(this.init.trackers ?? [])])];
   }
 
   /** Other nodes known to share `infohash`, seen within the last ten minutes. */
