@@ -9,6 +9,7 @@ import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger } from '../network/util/log.js';
 import { lanIPv4Addresses } from '../network/util/addresses.js';
+import { programName, VERSION } from '../network/util/program.js';
 import type { NodeView } from '../network/wire/bootstrap-api.js';
 import { BootstrapServer, DEFAULT_PORT } from './server.js';
 
@@ -27,7 +28,8 @@ interface BootstrapOptions {
 }
 
 function parseArgs(argv: string[]): BootstrapOptions {
-  const program = new Command('bootstrap')
+  const program = new Command(programName('bootstrap'))
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .description('Run the Shoal bootstrap server: node registry, search index, BitTorrent tracker and live monitor page')
     .option('--port <port>', 'HTTP port (0 picks a free one)', String(DEFAULT_PORT))
     .option('--host <ip>', 'address to listen on', '0.0.0.0')
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     opts = parseArgs(process.argv.slice(2));
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`bootstrap: ${err.message} (see bootstrap --help)\n`);
+      process.stderr.write(`${programName('bootstrap')}: ${err.message} (see ${programName('bootstrap')} --help)\n`);
       process.exit(2);
     }
     throw err;
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
   try {
     await server.start();
   } catch (err) {
-    process.stderr.write(`bootstrap: cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}\n`);
+    process.stderr.write(`${programName('bootstrap')}: cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}\n`);
     process.exit(1);
   }
   const out = process.stdout;

@@ -78,7 +78,9 @@ async function create(argv: string[], name: string): Promise<number> {
     const e = err as NodeJS.ErrnoException;
     throw new Error(e.code ? `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}` : e.message);
   }
-  await fsp.writeFile(out, encodeTorrent(m), { flag: o.force ? 'w' : 'wx' });
+  await fsp.writeFile(out, encodeTorrent(m), { flag: o.force ? 'w' : 'wx' }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot write ${out}: ${err.code === 'ENOENT' ? 'no such folder' : err.code === 'EEXIST' ? 'it exists (--force replaces it)' : err.message}`);
+  });
   process.stdout.write(`wrote ${out}: ${m.name}, ${bytes(m.length)} in ${m.pieceCount} piece${m.pieceCount === 1 ? '' : 's'} of ${bytes(m.pieceLength)}, infohash ${m.infoHashHex}\n`);
   process.stdout.write(`${makeMagnet(m)}\n`);
   return 0;
