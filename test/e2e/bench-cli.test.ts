@@ -57,6 +57,21 @@ function startBench(name: string, args: string[], env: Record<string, string>, t
   return { pid: proc.pid!, marker, output, exited, kill: (s) => proc.kill(s) };
 }
 
+/** Should a bench ignore --help again, it runs briefly and writes no results. */
+const TINY = {
+  BENCH_SIZE_MB: '1',
+  BENCH_RUNS: '1',
+  TRACKER_SECONDS: '1',
+  TRACKER_WARMUP: '0',
+  TRACKER_ROUNDS: '1',
+  TRACKER_CONNECTIONS: '1',
+  TRACKER_NO_RESULTS: '1',
+  DISCOVERY_NODES: '2',
+  DISCOVERY_INTERVALS: '1',
+  DISCOVERY_RUNS: '1',
+  DISCOVERY_NO_RESULTS: '1',
+};
+
 const shmEntries = async () => new Set(await fsp.readdir('/dev/shm').catch(() => [] as string[]));
 
 describe('the benchmarks', function () {
@@ -80,7 +95,7 @@ describe('the benchmarks', function () {
       const tmp = path.join(fx.dir, 'tmp');
       await fsp.mkdir(tmp);
       const before = await shmEntries();
-      const b = startBench(name, ['--help'], { BENCH_DIR: tmp, BENCH_SIZE_MB: '1' }, tmp);
+      const b = startBench(name, ['--help'], { BENCH_DIR: tmp, ...TINY }, tmp);
       const { code } = await b.exited;
       expect(code, b.output.join('\n')).to.equal(0);
       expect(b.output.join('\n')).to.match(/usage:/);
@@ -89,7 +104,7 @@ describe('the benchmarks', function () {
       expect(await fsp.readdir(tmp)).to.deep.equal([]);
       expect([...(await shmEntries())].filter((e) => !before.has(e))).to.deep.equal([]);
       expect(marked(b.marker)).to.deep.equal([]);
-      const bad = startBench(name, ['--size', '1'], {}, tmp);
+      const bad = startBench(name, ['--size', '1'], { BENCH_DIR: tmp, ...TINY }, tmp);
       expect((await bad.exited).code).to.equal(2);
     });
   }
