@@ -90,7 +90,7 @@ describe('the console on a terminal (tmux)', function () {
     await fsp.mkdir(path.join(cwd, 's'), { recursive: true });
 
     tmux = new Tmux();
-    const argv = [process.execPath, CLI, '127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--log-level', 'info', '--peer', `127.0.0.1:${seed.port}`];
+    const argv = [process.execPath, CLI, '127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--log-level', 'info', '--peer', `127.0.0.1:${seed.port}`, '--tracker', 'http://127.0.0.1:9/announce'];
     tmux.start(`env SHOAL_LOG=info ${argv.map(quote).join(' ')}`, cwd, 110, 30);
     const t = tmux;
     const show = () => `\n--- screen ---\n${t.screen().join('\n')}\n--------------`;
@@ -131,6 +131,13 @@ describe('the console on a terminal (tmux)', function () {
       const rows = drawn(t.screen());
       return rows.some((l) => /^ {2}done\s+film\.bin\s+100\.0% of 6\.0 MiB\s+down \d+(\.\d)? (B|KiB|MiB)\/s\s+up \d+(\.\d)? (B|KiB|MiB)\/s\s+\d+ peers?$/.test(l)) && rows.at(-1) === 'shoal>';
     }, 20_000, `status after the download, then the prompt${show()}`);
+
+    // The magnet of what it now shares names this node (x.pe) and its tracker (tr=).
+    t.type('magnet film.bin');
+    await waitFor(() => {
+      const rows = t.screen().join('');
+      return /magnet:\?xt=urn:btih:[0-9a-f]{40}&dn=film\.bin&xl=6291456&tr=http%3A%2F%2F127\.0\.0\.1%3A9%2Fannounce&x\.pe=127\.0\.0\.1%3A\d+/.test(rows) && last() === 'shoal>';
+    }, 20_000, `the magnet link${show()}`);
 
     // Nothing was ever drawn over something else.
     const screen = t.screen();
