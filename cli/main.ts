@@ -58,6 +58,8 @@ node.on('progress', (d) => {
     `progress ${d.name} ${percent(d)}% of ${bytes(d.length)} ${rate(d.downloadRate)} ${d.peers} peer${d.peers === 1 ? '' : 's'} ETA ${eta(d.eta)}`);
 });
 node.on('download-state', (d) => view?.update(d));
+// Progress comes with each verified piece: a stalled download's bar is refreshed too (its rate falls, its ETA turns to --).
+if (view) setInterval(() => node.listDownloads().forEach((d) => d.state === 'downloading' && view.update(d)), 1000).unref();
 node.on('download-removed', (h) => view?.remove(h));
 const peerData = (p: KnownPeer) => ({ id: p.id, name: p.name, host: p.host, port: p.port, sources: [...p.sources] });
 node.on('peer-up', (p) => emit('peer-up', peerData(p), `peer up ${p.name ?? p.id ?? ''} ${p.host}:${p.port} (${[...p.sources].join(',')})`));
