@@ -52,7 +52,7 @@ function addNodeOptions(program: Command): Command {
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
     .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)')
-    .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file', '30')
+    .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file, and a started download for its first peer or byte', '30')
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
     .option('--bootstrap <url>', 'bootstrap server to register with, search and use as tracker, e.g. http://10.0.0.1:8000')
@@ -106,6 +106,7 @@ function httpOptions(o: Record<string, unknown>, port: number | undefined, flags
 
 /** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
 export function parseCli(argv: string[]): CliOptions {
+  const tools = programName('node-cli').replace(/ node$/, '');
   const program = addNodeOptions(
     new Command(programName('node-cli'))
       .description('Run a Shoal node: share a folder, find peers, download files in verified pieces')
@@ -115,7 +116,9 @@ export function parseCli(argv: string[]): CliOptions {
   )
     .option('--exit-when-done', 'exit 0 once every --get is complete and verified, 1 if one fails or has no source, 130/143 if interrupted')
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
-    .option('--json', 'print events as JSON lines on stdout (for scripts)');
+    .option('--json', 'print events as JSON lines on stdout (for scripts)')
+    // Under the launcher the tools are `shoal create`, not `shoal node create`.
+    .addHelpText('after', `\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const args = program.args;
   const o = program.opts<Record<string, unknown>>();
