@@ -34,6 +34,10 @@ export class LiveView {
   /** The console's line editor: its prompt is drawn below the bars from now on. */
   attach(rl: readline.Interface): void {
     this.rl = rl;
+    // A closed line editor (quit, Ctrl-C, Ctrl-D) has no prompt to draw any more.
+    rl.once('close', () => {
+      if (this.rl === rl) this.rl = null;
+    });
     this.draw([]);
   }
 
