@@ -21,7 +21,22 @@ import path from 'node:path';
 import os from 'node:os';
 import { promises as fsp, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { usageOrExit } from './procs.js';
 import { createLan, netnsSupport, spawnCliIn, type Lan, type LanCliChild, type LanHost } from '../test/netns.js';
+
+usageOrExit(`
+bench/discovery: how fast multicast discovery is on a LAN of network namespaces (one node-cli in
+each, no bootstrap, no --peer): a newcomer seen by all and seeing all, kill -9 expiry, GOODBYE.
+Needs root. Ctrl-C or SIGTERM stops it and removes its processes, namespaces and files.
+
+usage: sudo npm run bench:discovery    (node dist/bench/discovery.js after npm run build)
+
+settings, from the environment:
+  DISCOVERY_NODES       nodes, one namespace each (default 8)
+  DISCOVERY_INTERVALS   beacon intervals in seconds, comma-separated (default 1,5)
+  DISCOVERY_RUNS        runs per interval, the median is printed (default 3)
+  DISCOVERY_NO_RESULTS  set: do not append to bench/RESULTS.md
+`);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODES = Number(process.env.DISCOVERY_NODES ?? 8);
@@ -166,8 +181,10 @@ async function main(): Promise<void> {
     lan?.destroySync();
     rmSync(dir, { recursive: true, force: true });
   };
+  // Everything is undone synchronously on the way out, however the process exits; a signal
+  // exits 130 or 143 through it (a second one while it runs does not cut it short).
   process.on('exit', teardown);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(128 + os.constants.signals[sig]));
 
   lan = await createLan({ prefix: 'shoal-bd', hosts: NODES });
   console.log(`Discovery on a LAN of ${NODES} network namespaces (one bridge, multicast only), ${RUNS} run(s) per beacon interval\n`);

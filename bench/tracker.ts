@@ -29,6 +29,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import bencode from 'bencode';
+import { teardown, usageOrExit } from './procs.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..', '..');
@@ -190,16 +191,11 @@ function pinned(cpu: number, args: string[]): [string, string[]] {
   return haveTaskset ? ['taskset', ['-c', String(cpu), ...args]] : [args[0]!, args.slice(1)];
 }
 
-/** Children still running: killed on the way out, Ctrl-C and SIGTERM included. */
-const live = new Set<ChildProcess>();
-
 function startChild(cpu: number, args: string[]): ChildProcess {
   const [cmd, rest] = pinned(cpu, [process.execPath, SELF, ...args]);
   // taskset execs node in place, so the pid we hold is the node process itself.
-  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOAL_LOG: 'error' } });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
+  // Tracked: killed on the way out, Ctrl-C and SIGTERM included.
+  return teardown.track(spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOAL_LOG: 'error' } }));
 }
 
 /** The first JSON line a child prints, or its stderr as the error. */
@@ -266,13 +262,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (r: LoadResult) => `${r.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts)`;
 
 async function main(): Promise<void> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-bench-tracker-'));
-  const onSignal = () => {
-    for (const c of live) c.kill('SIGKILL');
-    void fsp.rm(dir, { recursive: true, force: true }).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  teardown.onSignals();
+  const dir = teardown.dir(await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-bench-tracker-')));
   try {
     const paths = announcePaths();
     const pathsFile = path.join(dir, 'paths.json');
@@ -318,14 +309,31 @@ async function main(): Promise<void> {
       console.log('\nappended to bench/RESULTS.md');
     }
   } finally {
-    for (const c of [...live]) await stopChild(c);
-    await fsp.rm(dir, { recursive: true, force: true });
+    await teardown.run();
   }
 }
 
+const USAGE = `
+bench/tracker: announces per second on loopback, the Shoal bootstrap server's /announce against
+the bittorrent-tracker package's server, each in a child process of its own with autocannon in
+another. Ctrl-C or SIGTERM stops it and removes everything.
+
+usage: npm run bench:tracker    (node dist/bench/tracker.js after npm run build)
+
+settings, from the environment:
+  TRACKER_CONNECTIONS  connections, one simulated client each (default 10)
+  TRACKER_SECONDS      seconds measured per server and round (default 10)
+  TRACKER_WARMUP       seconds of warm-up first (default 2)
+  TRACKER_ROUNDS       rounds, the median is printed (default 3)
+  TRACKER_NO_RESULTS   set: do not append to bench/RESULTS.md
+`;
+
 const [mode, a1, a2] = process.argv.slice(2);
+// The children run this file too, as "serve KIND DIR" and "load URL FILE".
+if (mode !== 'serve' && mode !== 'load') usageOrExit(USAGE);
 const entry = mode === 'serve' ? serve(a1 as Kind, a2!) : mode === 'load' ? load(a1!, a2!) : main();
-entry.catch((err: Error) => {
+entry.catch(async (err: Error) => {
   console.error(err.message);
+  await teardown.run();
   process.exit(1);
 });

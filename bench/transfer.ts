@@ -14,9 +14,22 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseTorrent } from '../network/metainfo/metainfo.js';
-import { timed, background, freePort, waitUntil, type Timed } from './procs.js';
+import { timed, background, freePort, waitUntil, teardown, usageOrExit, type Timed } from './procs.js';
 import { startOpentracker } from '../test/opentracker.js';
 import { controlRequest } from '../network/control/control-client.js';
+
+usageOrExit(`
+bench/transfer: one seed, one downloader, one file on loopback, Shoal to Shoal and aria2c to
+aria2c (with opentracker and mktorrent, when installed) side by side; prints the seconds, MB/s,
+the ratio and each downloader's peak RSS. Ctrl-C or SIGTERM stops it and removes everything.
+
+usage: npm run bench            (node dist/bench/transfer.js after npm run build)
+
+settings, from the environment:
+  BENCH_SIZE_MB  the file's size in MiB (default 1024)
+  BENCH_RUNS     rounds, the median is printed (default 3)
+  BENCH_DIR      where the files go (default /dev/shm, else the temp folder)
+`);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -52,8 +65,8 @@ async function writeRandom(file: string, size: number): Promise<void> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
-  const dir = await fsp.mkdtemp(path.join(BASE, 'shoal-bench-'));
-  const cleanups: Array<() => Promise<void>> = [];
+  teardown.onSignals();
+  const dir = teardown.dir(await fsp.mkdtemp(path.join(BASE, 'shoal-bench-')));
   try {
     const seedDir = path.join(dir, 'seed');
     await fsp.mkdir(seedDir, { recursive: true });
@@ -65,7 +78,6 @@ async function main(): Promise<void> {
 
     // --- Shoal seed (hashes the file before it listens: not part of the timing) ---
     const shoalSeed = background(process.execPath, [CLI, '127.0.0.1', '0', '--shared', seedDir, '--downloads', path.join(dir, 'seed-dl'), '--json', '--log-level', 'warn', '--no-multicast'], { cwd: dir });
-    cleanups.push(shoalSeed.stop);
     await waitUntil(() => shoalSeed.output().includes('"listening"'), 120_000, 'shoal seed');
     const seedPort = Number(/"port":(\d+)/.exec(shoalSeed.output())![1]);
 
@@ -76,15 +88,16 @@ async function main(): Promise<void> {
       // The infohash does not depend on the announce URL, so make the torrent first to learn it.
       torrentFile = path.join(dir, 'bench.torrent');
       execFileSync('mktorrent', ['-l', '19', '-a', 'http://127.0.0.1:1/announce', '-o', path.join(dir, 'probe.torrent'), file], { stdio: 'ignore' });
-      const tracker = await startOpentracker([parseTorrent(await fsp.readFile(path.join(dir, 'probe.torrent'))).infoHashHex]);
-      cleanups.push(tracker.stop);
+      const tracker = await startOpentracker([parseTorrent(await fsp.readFile(path.join(dir, 'probe.torrent'))).infoHashHex], {
+        track: (child, trackerDir) => (teardown.track(child), teardown.dir(trackerDir)),
+      });
+      teardown.step(tracker.stop);
       execFileSync('mktorrent', ['-l', '19', '-a', tracker.url, '-o', torrentFile, file], { stdio: 'ignore' });
       const ariaSeed = background('aria2c', [
         '--seed-ratio=0.0', '--bt-seed-unverified=true', '--check-integrity=false', `--listen-port=${await freePort()}`,
         '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
         '--console-log-level=warn', '--summary-interval=0', '-d', seedDir, torrentFile,
       ]);
-      cleanups.push(ariaSeed.stop);
       await new Promise((r) => setTimeout(r, 2000)); // let it announce
     } else {
       console.log('aria2c, opentracker or mktorrent missing: measuring Shoal alone');
@@ -123,12 +136,12 @@ async function main(): Promise<void> {
       console.log(`  ratio : shoal is ${(at / st).toFixed(2)}x aria2c's speed`);
     }
   } finally {
-    for (const c of cleanups.reverse()) await c();
-    await fsp.rm(dir, { recursive: true, force: true });
+    await teardown.run();
   }
 }
 
-main().catch((err: Error) => {
+main().catch(async (err: Error) => {
   console.error(err.message);
+  await teardown.run();
   process.exit(1);
 });

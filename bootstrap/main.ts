@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger } from '../network/util/log.js';
 import { isLoopbackAddress, lanIPv4Addresses } from '../network/util/addresses.js';
+import { programName, VERSION } from '../network/util/program.js';
 import type { NodeView } from '../network/wire/bootstrap-api.js';
 import { BootstrapServer, DEFAULT_PORT } from './server.js';
 import { formatBytes } from './monitor.js';
@@ -32,7 +33,8 @@ interface BootstrapOptions {
 }
 
 function parseArgs(argv: string[]): BootstrapOptions {
-  const program = new Command('bootstrap')
+  const program = new Command(programName('bootstrap'))
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .description('Run the Shoal bootstrap server: node registry, search index, BitTorrent tracker and live monitor page')
     .option('--port <port>', 'HTTP port (0 picks a free one)', String(DEFAULT_PORT))
     .option('--host <ip>', 'address to listen on', '0.0.0.0')
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
     opts = parseArgs(process.argv.slice(2));
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`bootstrap: ${err.message} (see bootstrap --help)\n`);
+      process.stderr.write(`${programName('bootstrap')}: ${err.message} (see ${programName('bootstrap')} --help)\n`);
       process.exit(2);
     }
     throw err;
@@ -126,10 +128,10 @@ async function main(): Promise<void> {
     await server.start();
   } catch (err) {
     if (err instanceof MonitorTokenError) {
-      process.stderr.write(`bootstrap: ${err.message}\n`);
+      process.stderr.write(`${programName('bootstrap')}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`bootstrap: cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}\n`);
+    process.stderr.write(`${programName('bootstrap')}: cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}\n`);
     process.exit(1);
   }
   // Before the first line is printed: whoever reads it may stop us at once.

@@ -1,7 +1,7 @@
 import readline from 'node:readline';
-import cliProgress from 'cli-progress';
-import { PEER_SOURCES, type Node, type DownloadInfo, type PeerSource } from '../network/index.js';
+import { PEER_SOURCES, type Node, type PeerSource } from '../network/index.js';
 import { bytes, rate, eta, hostPort } from './format.js';
+import type { LiveView } from './live-view.js';
 
 const HELP = `commands:
   help                 this list
@@ -11,6 +11,8 @@ const HELP = `commands:
   add-peer HOST:PORT   add a peer
   search TEXT          search the whole network by name (every peer and the bootstrap index)
   get WHAT             download a name, infohash, magnet link or .torrent file
+  magnet WHAT          the magnet link of a shared file or a download (name or infohash),
+                       with this node and its trackers in it
   status               node totals, downloads, and what is uploaded to whom (ratio)
   cancel WHAT          cancel a download (name or infohash); removes its .part
   watch [GLOB]         download every file matching GLOB (e.g. *.iso) that appears on the
@@ -19,58 +21,26 @@ const HELP = `commands:
   quit                 stop the node cleanly`;
 
 /**
- * Progress bars for active downloads (percent, speed, peers, ETA), on a terminal only.
- * Bars are created on first progress and stopped when the download ends.
+ * The interactive console on a terminal. With a live view the prompt stays at the bottom, below
+ * the progress bars, and every command's output scrolls above them (commands may overlap: a
+ * slow search does not hold the prompt). Without one (TERM=dumb) output is plain lines and
+ * the prompt comes back when a command is done. `quit` (or end of input) calls `onQuit`.
  */
-export class ProgressView {
-  private readonly multi = new cliProgress.MultiBar(
-    {
-      format: ' {name} [{bar}] {percentage}% | {speed} | {peers} peers | ETA {eta}',
-      hideCursor: false,
-      clearOnComplete: false,
-      stopOnComplete: false,
-      autopadding: true,
-      barsize: 24,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  private readonly bars = new Map<string, cliProgress.SingleBar>();
-
-  update(d: DownloadInfo): void {
-    const payload = {
-      name: d.name.length > 24 ? `${d.name.slice(0, 21)}...` : d.name,
-      speed: rate(d.downloadRate),
-      peers: d.peers,
-      eta: eta((d.length - (d.verified / Math.max(1, d.pieces)) * d.length) / Math.max(1, d.downloadRate)),
-    };
-    let bar = this.bars.get(d.infohash);
-    if (!bar) {
-      bar = this.multi.create(d.pieces, d.verified, payload);
-      this.bars.set(d.infohash, bar);
-    }
-    bar.update(d.verified, payload);
-  }
-
-  log(line: string): void {
-    if (this.bars.size === 0) console.log(line);
-    else this.multi.log(`${line}\n`);
-  }
-
-  stop(): void {
-    this.multi.stop();
-  }
-}
-
-/** The interactive console on a terminal. `quit` (or end of input) calls `onQuit`. */
-export function startConsole(node: Node, view: ProgressView, onQuit: () => void): readline.Interface {
+export function startConsole(node: Node, view: LiveView | null, onQuit: () => void): readline.Interface {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: 'shoal> ' });
-  const say = (s: string) => view.log(s);
+  const say = (s: string): void => {
+    if (view) view.log(s);
+    else process.stdout.write(`${s}\n`);
+  };
   rl.on('line', (line) => {
-    void run(line.trim()).finally(() => rl.prompt());
+    if (view) {
+      view.submitted(line);
+      void run(line.trim());
+    } else void run(line.trim()).finally(() => rl.prompt());
   });
   rl.on('close', onQuit);
-  rl.prompt();
+  if (view) view.attach(rl);
+  else rl.prompt();
 
   async function run(line: string): Promise<void> {
     const [cmd, ...rest] = line.split(/\s+/);
@@ -116,6 +86,12 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           const h = await node.download(arg);
           return say(`downloading ${h}`);
         }
+        case 'magnet': {
+          if (!arg) return say('usage: magnet NAME|INFOHASH');
+          const h = findInfohash(node, arg);
+          const link = h === undefined ? undefined : node.magnet(h);
+          return say(link ?? `no shared file or download ${arg}`);
+        }
         case 'status': {
           const s = node.status();
           say(`node ${s.name} (${s.id}) on port ${s.port}: ${s.files} shared files, ${s.peers} known peers, ${s.connections} connections`);
@@ -123,7 +99,10 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
           const watched = node.watching().patterns;
           if (watched.length > 0) say(`  watching ${watched.join(' ')}`);
           for (const d of node.listDownloads())
-            say(`  ${d.state.padEnd(11)} ${d.name}  ${((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1)}%  down ${rate(d.downloadRate)}  up ${rate(d.uploadRate)}  ${d.peers} peers`);
+            say(
+              `  ${d.state.padEnd(11)} ${d.name}  ${((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1)}% of ${bytes(d.length)}  down ${rate(d.downloadRate)}  up ${rate(d.uploadRate)}  ` +
+                `${d.peers} peer${d.peers === 1 ? '' : 's'}${d.state === 'downloading' ? `  ETA ${eta(d.eta)}` : ''}`,
+            );
           // What goes out: each file sent (or asked for), its ratio, and to whom.
           for (const u of node.seeding()) {
             const to = u.peers.length === 0 ? 'no peer now' : u.peers.map((p) => `${p.address} (${p.client}, up ${rate(p.uploadRate)})`).join(', ');
@@ -155,4 +134,13 @@ export function startConsole(node: Node, view: ProgressView, onQuit: () => void)
     }
   }
   return rl;
+}
+
+/** The infohash of a shared file or a download named `what` (its infohash, name or path in the library). */
+function findInfohash(node: Node, what: string): string | undefined {
+  const h = what.toLowerCase();
+  if (/^[0-9a-f]{40}$/.test(h)) return h;
+  const file = node.files().find((f) => f.name === what || f.metainfo.name === what);
+  if (file) return file.metainfo.infoHashHex;
+  return node.listDownloads().find((d) => d.name === what)?.infohash;
 }

@@ -1,51 +1,67 @@
 #!/usr/bin/env node
-import {
-  createLogger, Cooldown, Node, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, type DownloadInfo, type KnownPeer,
-} from '../network/index.js';
+import { createLogger, programName, Cooldown, Node, type KnownPeer } from '../network/index.js';
 import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
-import { ProgressView, startConsole } from './console.js';
-import { rate } from './format.js';
+import { startConsole } from './console.js';
+import { LiveView } from './live-view.js';
+import { bytes, eta, rate } from './format.js';
+import { Gets, percent } from './gets.js';
 import { shutdownOnSignals } from './shutdown.js';
 import { startFailure } from './start-failure.js';
+import { isTool, runTool } from './tools.js';
 import { WebServer } from '../web/index.js';
+
+const argv = process.argv.slice(2);
+// `node-cli create FILE` and `node-cli info X.torrent` run no node.
+if (isTool(argv[0])) process.exit(await runTool(argv[0], argv.slice(1), programName('node-cli')));
 
 let opts: CliOptions;
 try {
-  opts = parseCli(process.argv.slice(2));
+  opts = parseCli(argv);
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`node-cli: ${err.message} (see node-cli --help)\n`);
+  process.stderr.write(`${programName('node-cli')}: ${err.message} (see ${programName('node-cli')} --help)\n`);
   process.exit(2);
 }
 
-const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
+const interactive = process.stdin.isTTY === true && !opts.json;
+/** Bars and a prompt that stay in place need a terminal that moves its cursor: plain lines otherwise. */
+const view = process.stdout.isTTY && !opts.json && process.env.TERM !== 'dumb' ? new LiveView(process.stdout) : null;
+// On that terminal the node's log prints above the bars and the prompt too, never across them.
+const logger = createLogger({ level: opts.logLevel, name: 'shoal', ...(view && process.stderr.isTTY && { lines: (text: string) => view.log(text) }) });
 const node = new Node(nodeInit(opts, logger));
 
-const interactive = process.stdin.isTTY === true && !opts.json;
-const view = process.stdout.isTTY && !opts.json ? new ProgressView() : null;
 /** One line per event for scripts: JSON with --json, plain text otherwise. */
 const emit = (event: string, data: Record<string, unknown>, text: string) => {
   if (opts.json) process.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
   else if (view) view.log(text);
   else process.stdout.write(`${text}\n`);
 };
-const pct = (d: DownloadInfo) => ((100 * d.verified) / Math.max(1, d.pieces)).toFixed(1);
 
 let web: WebServer | null = null;
-const shutdown = shutdownOnSignals(logger, [
-  { what: 'the dashboard', stop: () => web?.stop() },
-  { what: 'the node', stop: () => node.stop() },
-  { what: 'the progress view', stop: () => view?.stop() },
-]);
+const shutdown = shutdownOnSignals(
+  logger,
+  [
+    { what: 'the progress view', stop: () => view?.stop() },
+    { what: 'the dashboard', stop: () => web?.stop() },
+    { what: 'the node', stop: () => node.stop() },
+  ],
+  // A node stopped on purpose exits 0; an --exit-when-done run cut short says what it left.
+  (signal) => (opts.exitWhenDone ? gets.interrupted(signal) : 0),
+);
+const gets = new Gets({ node, log: logger, emit, resolveTimeoutMs: opts.resolveTimeoutMs, exitWhenDone: opts.exitWhenDone, stopping: () => shutdown.stopping });
 
 /** Without a terminal, one progress line per download a second at most. */
 const progressLines = new Cooldown(1000, 10_000);
 node.on('progress', (d) => {
   if (view) return view.update(d);
   if (!progressLines.take(d.infohash)) return;
-  emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers },
-    `progress ${d.name} ${pct(d)}% ${rate(d.downloadRate)} ${d.peers} peers`);
+  emit('progress', { infohash: d.infohash, name: d.name, verified: d.verified, pieces: d.pieces, downloaded: d.downloaded, rate: d.downloadRate, peers: d.peers, eta: d.eta },
+    `progress ${d.name} ${percent(d)}% of ${bytes(d.length)} ${rate(d.downloadRate)} ${d.peers} peer${d.peers === 1 ? '' : 's'} ETA ${eta(d.eta)}`);
 });
+node.on('download-state', (d) => view?.update(d));
+// Progress comes with each verified piece: a stalled download's bar is refreshed too (its rate falls, its ETA turns to --).
+if (view) setInterval(() => node.listDownloads().forEach((d) => d.state === 'downloading' && view.update(d)), 1000).unref();
+node.on('download-removed', (h) => view?.remove(h));
 const peerData = (p: KnownPeer) => ({ id: p.id, name: p.name, host: p.host, port: p.port, sources: [...p.sources] });
 node.on('peer-up', (p) => emit('peer-up', peerData(p), `peer up ${p.name ?? p.id ?? ''} ${p.host}:${p.port} (${[...p.sources].join(',')})`));
 node.on('peer-down', (p) => emit('peer-down', peerData(p), `peer down ${p.name ?? p.id ?? ''} ${p.host}:${p.port}`));
@@ -61,8 +77,9 @@ node.on('done', (d) => {
 });
 
 await node.start().catch((err: unknown) => {
+  view?.stop();
   const { code, line } = startFailure(err);
-  process.stderr.write(`node-cli: ${line}\n`);
+  process.stderr.write(`${programName('node-cli')}: ${line}\n`);
   process.exit(code);
 });
 emit('listening', { id: node.id, name: node.name, port: node.port, files: node.files().length, discovery: node.discovery().map((d) => d.source) },
@@ -73,7 +90,8 @@ if (opts.http) {
   try {
     await web.start();
   } catch (err) {
-    process.stderr.write(`node-cli: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
+    view?.stop();
+    process.stderr.write(`${programName('node-cli')}: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
     await node.stop().catch(() => {});
     process.exit(1);
   }
@@ -81,36 +99,6 @@ if (opts.http) {
   emit('dashboard', { url: web.url, open, also: more }, `dashboard: ${[open, ...more].join('  ')}`);
 }
 
-/** Resolve a --get target, retrying while peers come up, then wait for the verified file. */
-async function get(target: string): Promise<void> {
-  const deadline = Date.now() + opts.resolveTimeoutMs;
-  for (;;) {
-    try {
-      const infohash = await node.download(target);
-      await node.whenDone(infohash);
-      return;
-    } catch (err) {
-      if (shutdown.stopping) return;
-      // A target that can never work is final; anything else (nobody has it yet, a peer did not answer) may change.
-      const final = err instanceof BadTargetError || err instanceof MagnetError || err instanceof MetainfoError || err instanceof AmbiguousTargetError;
-      if (final || Date.now() >= deadline) throw err;
-      logger.debug({ target, err: (err as Error).message }, 'not resolvable yet; retrying');
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
-
-const gets = opts.gets.map((t) =>
-  get(t).then(
-    () => true,
-    (err: Error) => {
-      emit('failed', { target: t, error: err.message }, `failed ${t}: ${err.message}`);
-      return false;
-    },
-  ),
-);
-if (opts.exitWhenDone) {
-  const ok = (await Promise.all(gets)).every(Boolean);
-  await shutdown(ok ? 0 : 1);
-}
-if (interactive) startConsole(node, view ?? new ProgressView(), () => void shutdown(0));
+const finished = gets.run(opts.gets);
+if (opts.exitWhenDone) await shutdown((await finished) ? 0 : 1);
+if (interactive) startConsole(node, view, () => void shutdown(0));

@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { parseSize, hostPort } from './format.js';
-import { checkPattern, loadConfigFile, ConfigError, CONFIG_FILE_NAME, CONFIG_KEYS, type ConfigValues, type NodeInit, type Logger } from '../network/index.js';
+import { checkPattern, loadConfigFile, programName, VERSION, ConfigError, CONFIG_FILE_NAME, CONFIG_KEYS, type ConfigValues, type NodeInit, type Logger } from '../network/index.js';
 
 export interface CliOptions {
   listenHost?: string;
@@ -46,7 +46,9 @@ export interface ConfigLayer {
 /** A usage error: printed as one line, exit status 2. */
 export class UsageError extends Error {}
 
-const collect = (v: string, acc: string[]) => [...acc, v];
+/** A repeatable option. No default given to commander: its help would print "(default: [])" after every one. */
+const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
+const list = (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : v === undefined ? [] : [String(v)]);
 
 /** Where the dashboard listens (`--http-port`, `--http-host`, `--http-token`). */
 export interface HttpOptions {
@@ -59,26 +61,26 @@ export interface HttpOptions {
 function addNodeOptions(program: Command): Command {
   return program
     .option('--config <file>', `read options from this JSON file (default: <downloads>/.shoal/${CONFIG_FILE_NAME} when it exists)`)
-    .option('--shared <dir>', 'folder to share (repeatable; default ./shared_files)', collect, [])
+    .option('--shared <dir>', 'folder to share (repeatable; default ./shared_files)', collect)
     .option('--downloads <dir>', 'folder downloads go to (shared once complete)', './downloads')
     .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
-    .option('--peer <host:port>', 'a peer to use (repeatable)', collect, [])
-    .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect, [])
-    .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect, [])
+    .option('--peer <host:port>', 'a peer to use (repeatable)', collect)
+    .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect)
+    .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect)
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
-    .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)', '0')
-    .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file', '30')
+    .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)')
+    .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file, and a started download for its first peer or byte', '30')
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
     .option('--bootstrap <url>', 'bootstrap server to register with, search and use as tracker, e.g. http://10.0.0.1:8000')
     .option('--no-multicast', 'no LAN discovery by multicast beacons')
     .option('--multicast-group <ip>', 'multicast group for beacons', '224.1.1.1')
     .option('--multicast-port <port>', 'UDP port for beacons', '10000')
-    .option('--interface <name|ip>', 'send and listen for beacons on this interface only (repeatable; default: every usable IPv4 interface)', collect, [])
+    .option('--interface <name|ip>', 'send and listen for beacons on this interface only (repeatable; default: every usable IPv4 interface)', collect)
     .option('--multicast-ttl <n>', 'TTL of beacons (1 = this LAN only)', '1')
     .option('--beacon-interval <seconds>', 'seconds between beacons; peers expire after 3 missed', '5')
-    .option('--watch <glob>', 'download every file matching this pattern that appears on the network (repeatable), e.g. "*.iso"', collect, [])
+    .option('--watch <glob>', 'download every file matching this pattern that appears on the network (repeatable), e.g. "*.iso"', collect)
     .option('--http-host <ip>', 'address the dashboard listens on; anything but loopback requires a token', '127.0.0.1')
     .option('--http-token <token>', 'access token for the dashboard (default: generated and printed when --http-host is not loopback)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'));
@@ -86,7 +88,7 @@ function addNodeOptions(program: Command): Command {
 
 /** Run commander; its errors become UsageErrors (help and version exit 0 themselves). */
 function run(program: Command, argv: string[]): void {
-  program.exitOverride().configureOutput({ writeErr: () => {} }).showHelpAfterError(false);
+  program.version(VERSION, '-V, --version', 'print the version and exit').exitOverride().configureOutput({ writeErr: () => {} }).showHelpAfterError(false);
   try {
     program.parse(argv, { from: 'user' });
   } catch (err) {
@@ -151,16 +153,19 @@ function httpOptions(o: Record<string, unknown>, port: number | undefined, flags
 
 /** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
 export function parseCli(argv: string[]): CliOptions {
+  const tools = programName('node-cli').replace(/ node$/, '');
   const program = addNodeOptions(
-    new Command('node-cli')
+    new Command(programName('node-cli'))
       .description('Run a Shoal node: share a folder, find peers, download files in verified pieces')
       .argument('[ip]', 'address to listen on (default: every interface)')
       // Both optional for commander, which would otherwise give a lone `9000` to [ip]: checked below.
       .argument('[port]', 'TCP port for peers and the control protocol (0 picks a free one; required)'),
   )
-    .option('--exit-when-done', 'exit 0 once every --get is complete and verified, non-zero if one fails', false)
+    .option('--exit-when-done', 'exit 0 once every --get is complete and verified, 1 if one fails or has no source, 130/143 if interrupted')
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
-    .option('--json', 'print events as JSON lines on stdout (for scripts)', false);
+    .option('--json', 'print events as JSON lines on stdout (for scripts)')
+    // Under the launcher the tools are `shoal create`, not `shoal node create`.
+    .addHelpText('after', `\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const { layer, values } = layerConfig(program);
   const args = program.args;
@@ -180,7 +185,7 @@ export function parseCli(argv: string[]): CliOptions {
 /** Parse `web --peer-port <port> [--http-port 5000] [options]`: a node with its dashboard. */
 export function parseWebCli(argv: string[]): CliOptions & { http: HttpOptions } {
   const program = addNodeOptions(
-    new Command('web').description('Run a Shoal node with its web dashboard (pages, REST API, live updates) in one process'),
+    new Command(programName('web')).description('Run a Shoal node with its web dashboard (pages, REST API, live updates) in one process'),
   )
     .option('--peer-port <port>', 'TCP port for peers and the control protocol (0 picks a free one; required here or in the config file)')
     .option('--peer-host <ip>', 'address the peer port listens on (default: every interface)')
@@ -205,14 +210,14 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
       throw new UsageError((err as Error).message);
     }
   };
-  const peers = wrap(() => (o.peer as string[]).map(hostPort));
+  const peers = wrap(() => list(o.peer).map(hostPort));
   const pieceLength = o.pieceLength === undefined ? undefined : wrap(() => parseSize(o.pieceLength as string));
   if (pieceLength !== undefined && (pieceLength < 16384 || pieceLength > 16 * 1024 * 1024 || (pieceLength & (pieceLength - 1)) !== 0))
     throw new UsageError('--piece-length must be a power of two from 16k to 16M');
   const resolveTimeout = Number(o.resolveTimeout);
   if (!(resolveTimeout >= 0)) throw new UsageError('--resolve-timeout must be a number of seconds');
-  const gets = o.get as string[];
-  for (const url of o.tracker as string[]) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
+  const gets = list(o.get);
+  for (const url of list(o.tracker)) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
   const group = o.multicastGroup as string;
   const first = Number(group.split('.')[0]);
   if (!isIPv4(group) || first < 224 || first > 239) throw new UsageError(`--multicast-group must be an IPv4 multicast address (224.0.0.0 to 239.255.255.255), got ${group}`);
@@ -224,8 +229,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
   if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--beacon-interval must be a number of seconds from 0.1 to 3600, got ${String(o.beaconInterval)}`);
   const bootstrap = o.bootstrap as string | undefined;
   if (bootstrap !== undefined && !/^https?:\/\/[^/]+/.test(bootstrap)) throw new UsageError(`--bootstrap must be an http(s) URL, got ${bootstrap}`);
-  const watchPatterns = wrap(() => (o.watch as string[]).map(checkPattern));
-  const ifaces = o.interface as string[];
+  const watchPatterns = wrap(() => list(o.watch).map(checkPattern));
+  const ifaces = list(o.interface);
   return {
     folderWatch: o.folderWatch !== false,
     name: o.name as string | undefined,
@@ -234,16 +239,16 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     watchPatterns,
     listenHost: ip,
     port,
-    shared: (o.shared as string[]).length > 0 ? (o.shared as string[]) : ['./shared_files'],
-    sharedIsDefault: (o.shared as string[]).length === 0,
+    shared: list(o.shared).length > 0 ? list(o.shared) : ['./shared_files'],
+    sharedIsDefault: list(o.shared).length === 0,
     downloads: o.downloads as string,
     state: o.state as string | undefined,
     peers,
     gets,
-    trackers: o.tracker as string[],
+    trackers: list(o.tracker),
     peerIp: o.peerIp as string | undefined,
     pieceLength,
-    maxUploadRate: wrap(() => parseSize(o.maxUploadRate as string)),
+    maxUploadRate: o.maxUploadRate === undefined ? 0 : wrap(() => parseSize(o.maxUploadRate as string)),
     resolveTimeoutMs: resolveTimeout * 1000,
     logLevel: o.logLevel as string,
   };

@@ -18,9 +18,11 @@ export const FORCE_EXIT_MS = 10_000;
 
 /**
  * The clean exit both mains share (node-cli, web): SIGTERM and a first Ctrl-C stop the
- * steps in order and exit 0; a second Ctrl-C exits 130 at once.
+ * steps in order and exit with what `onSignal` says (0 for a node stopped on purpose; an
+ * `--exit-when-done` run cut short says 130 or 143 and what it left unfinished); a second
+ * Ctrl-C exits 130 at once.
  */
-export function shutdownOnSignals(log: Logger, steps: StopStep[]): Shutdown {
+export function shutdownOnSignals(log: Logger, steps: StopStep[], onSignal: (signal: NodeJS.Signals) => number = () => 0): Shutdown {
   let stopping = false;
   const shutdown = async (code: number): Promise<never> => {
     if (!stopping) {
@@ -36,7 +38,7 @@ export function shutdownOnSignals(log: Logger, steps: StopStep[]): Shutdown {
     }
     process.exit(code);
   };
-  process.on('SIGINT', () => void shutdown(stopping ? 130 : 0));
-  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(stopping ? 130 : onSignal('SIGINT')));
+  process.on('SIGTERM', () => void shutdown(stopping ? 143 : onSignal('SIGTERM')));
   return Object.defineProperty(shutdown, 'stopping', { get: () => stopping }) as Shutdown;
 }

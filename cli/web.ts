@@ -5,7 +5,7 @@
  * token when one is in use); logs go to stderr. SIGINT/SIGTERM stop both cleanly.
  * The node options are node-cli's (cli/options.ts), parsed by the same code.
  */
-import { createLogger, Node } from '../network/index.js';
+import { createLogger, programName, Node } from '../network/index.js';
 import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from './options.js';
 import { shutdownOnSignals } from './shutdown.js';
 import { startFailure } from './start-failure.js';
@@ -16,7 +16,7 @@ try {
   opts = parseWebCli(process.argv.slice(2));
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`web: ${err.message} (see web --help)\n`);
+  process.stderr.write(`${programName('web')}: ${err.message} (see ${programName('web')} --help)\n`);
   process.exit(2);
 }
 
@@ -33,13 +33,13 @@ try {
   await node.start();
 } catch (err) {
   const { code, line } = startFailure(err);
-  process.stderr.write(`web: ${line}\n`);
+  process.stderr.write(`${programName('web')}: ${line}\n`);
   process.exit(code);
 }
 try {
   await web.start();
 } catch (err) {
-  process.stderr.write(`web: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
+  process.stderr.write(`${programName('web')}: cannot serve the dashboard on ${opts.http.host}:${opts.http.port}: ${(err as Error).message}\n`);
   await node.stop().catch(() => {});
   process.exit(1);
 }

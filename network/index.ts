@@ -42,3 +42,6 @@ export { isLoopbackAddress, lanIPv4Addresses, normalizeAddress, hostPort } from 
 export { Cooldown } from './util/cooldown.js';
 export { makeMagnet } from './metainfo/magnet.js';
 export { parseSize } from './util/size.js';
+export { VERSION, programName, setProgramName } from './util/program.js';
+export { createTorrent, type CreateTorrentOptions } from './library/create-torrent.js';
+export { parseTorrent, encodeTorrent, DEFAULT_PIECE_LENGTH } from './metainfo/metainfo.js';

@@ -10,7 +10,7 @@ import { detectLanAddress, localAddresses, specificAddress } from './util/addres
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
-import { encodeTorrent, fromInfo, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
+import { encodeTorrent, fromInfo, withTrackers, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { makeMagnet } from './metainfo/magnet.js';
 import { MAX_FILES, type FileEntry } from './wire/control-codec.js';
 import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
@@ -254,6 +254,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.discovery_.stop();
       await this.announcer.stopAll();
       await this.server.stop();
+      await this.downloads.stop();
       await this.torrents.stopAll();
       await this.library.stop();
       await this.hashPool.close();
@@ -342,16 +343,22 @@ export class Node extends EventEmitter<NodeEvents> {
     return importInto(this.library, this.sharedDir, name, body, opts);
   }
 
-  /** The .torrent of a shared file or a download. */
+  /** The .torrent of a shared file or a download, with this node's trackers in announce / announce-list. */
   torrentFile(infohash: string): Buffer | undefined {
     const m = this.metainfoOf(infohash);
-    return m ? encodeTorrent(m) : undefined;
+    return m ? encodeTorrent(withTrackers(m, this.trackers())) : undefined;
   }
 
-  /** A magnet link for a shared file or a download, naming this node as a peer (x.pe). */
+  /** A magnet link for a shared file or a download: this node's trackers (tr=) and this node as a peer (x.pe). */
   magnet(infohash: string): string | undefined {
     const m = this.metainfoOf(infohash);
-    return m ? makeMagnet(m, { peers: [{ host: this.announceHost, port: this.port }] }) : undefined;
+    return m ? makeMagnet(withTrackers(m, this.trackers()), { peers: [{ host: this.announceHost, port: this.port }] }) : undefined;
+  }
+
+  /** The trackers this node announces to: the bootstrap server's, when one is used, and every `--tracker`. */
+  trackers(): string[] {
+    const bootstrap = this.discovery_?.bootstrap;
+    return [...new Set([...(bootstrap ? [bootstrap.trackerUrl] : []), ...(this.init.trackers ?? [])])];
   }
 
   /** Other nodes known to share `infohash`, seen within the last ten minutes. */

@@ -30,7 +30,7 @@ export function findExecutable(name: string): string | null {
  * directory and drops to nobody, so the list must be world-readable and named relative
  * to that directory. Resolves once it accepts connections.
  */
-export async function startOpentracker(infohashes: string[]): Promise<Opentracker> {
+export async function startOpentracker(infohashes: string[], opts: { track?: (child: ChildProcess, dir: string) => void } = {}): Promise<Opentracker> {
   const bin = findExecutable('opentracker');
   if (!bin) throw new Error('opentracker is not installed (apt-get install opentracker)');
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shoal-opentracker-'));
@@ -42,6 +42,8 @@ export async function startOpentracker(infohashes: string[]): Promise<Opentracke
   const child: ChildProcess = spawn(bin, ['-i', '127.0.0.1', '-p', String(port), '-P', String(udp), '-d', dir, '-w', whitelist], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // A benchmark stopped by a signal while this waits for the tracker must still find it to kill.
+  opts.track?.(child, dir);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const stop = async () => {

@@ -17,6 +17,7 @@ import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
 import type { SharedFile } from '../library/library.js';
 import { UnknownDownloadError } from '../errors.js';
+import { ClosedError } from '../util/errors.js';
 import { Download, type DownloadInfo } from './download.js';
 
 /** Progress events per download at most this often. */
@@ -60,6 +61,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   private readonly opening = new Map<string, Promise<void>>();
   /** A progress event per download at most every PROGRESS_EVERY_MS. */
   private readonly progressEvents = new Cooldown(PROGRESS_EVERY_MS, 10_000);
+  /** Aborted by stop(): an open under way (a resume's recheck) gives up at its next piece. */
+  private readonly halt = new AbortController();
 
   constructor(private readonly init: DownloadsInit) {
     super();
@@ -94,19 +97,33 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     for (const d of this.all.values()) if (d.state === 'downloading') d.torrent.addPeers(peers);
   }
 
+  /**
+   * Open no more downloads: a recheck under way stops at its next piece, and this resolves
+   * once every open has settled. The node calls it before it closes the hash pool, which an
+   * open may still be using (a recheck that met a closed pool was logged as an error).
+   */
+  async stop(): Promise<void> {
+    this.halt.abort(new ClosedError('the node is stopping'));
+    await Promise.allSettled([...this.opening.values()]);
+  }
+
   /** Every download a resume record names (a paused one stays paused), after a restart. */
   async resumeAll(): Promise<void> {
     const { resumeDir, log } = this.init;
     for (const m of await PartFile.pending(resumeDir, log)) {
       const paused = await exists(this.marker(m.infoHashHex));
       log.info({ file: m.name, infohash: m.infoHashHex, paused }, paused ? 'found a paused download' : 'resuming download');
-      this.start(m, [], [], paused).catch((err: Error) => log.error({ err: err.message }, 'could not resume download'));
+      this.start(m, [], [], paused).catch((err: Error) => {
+        if (this.halt.signal.aborted) log.info({ file: m.name }, 'stopped while resuming: the download resumes at the next start');
+        else log.error({ file: m.name, err: err.message }, 'could not resume download');
+      });
     }
   }
 
   /** Start (or join the start already under way of) the download of `m`. */
   start(m: Metainfo, peers: Endpoint[], extraTrackers: string[] = [], paused = false): Promise<void> {
     const h = m.infoHashHex;
+    if (this.halt.signal.aborted) return Promise.reject(new ClosedError('the node is stopping'));
     const running = this.opening.get(h);
     if (running) return running.then(() => this.all.get(h)?.torrent.addPeers(peers));
     const known = this.all.get(h);
@@ -226,7 +243,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
 
   private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean): Promise<void> {
     const { log } = this.init;
-    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log });
+    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log, signal: this.halt.signal });
     if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
     const torrent = this.init.torrents.open(m, part, paused);
     const trackerUrls = [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];

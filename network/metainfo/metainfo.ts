@@ -140,7 +140,16 @@ export function parseTorrent(bytes: Buffer): Metainfo {
   return fromInfo(infoBytes, announce);
 }
 
-/** Bencode a metainfo as a .torrent file. */
+/**
+ * The same torrent with `urls` added to its trackers (after its own, without duplicates).
+ * The infohash covers the info dictionary only, so it does not change.
+ */
+export function withTrackers(m: Metainfo, urls: readonly string[]): Metainfo {
+  const all = [...new Set([...m.announce, ...urls])];
+  return all.length === m.announce.length ? m : { ...m, announce: all };
+}
+
+/** Bencode a metainfo as a .torrent file: `announce` is the first tracker, `announce-list` (BEP 12) has each in a tier of its own. */
 export function encodeTorrent(m: Metainfo): Buffer {
   // Splice the original info bytes in, so the infohash can never drift.
   const head: Record<string, unknown> = {};

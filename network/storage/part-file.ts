@@ -27,6 +27,8 @@ export interface PartFileInit {
   saveIntervalMs?: number;
   /** Bytes of piece buffers (fetching plus verifying): bounds RSS whatever the file size. */
   bufferBudget?: number;
+  /** Aborts the recheck of an open (the node is stopping): open() then closes the file and rejects. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_BUFFER_BUDGET = 8 * 1024 * 1024;
@@ -125,7 +127,15 @@ export class PartFile implements PieceWriter {
     if (size !== m.length) await fd.truncate(m.length); // sparse: holes cost nothing
     const part = new PartFile(init, fd, partPath, have);
     let rechecked = 0;
-    if (!fresh) rechecked = await part.recheckUnlisted();
+    try {
+      if (!fresh) rechecked = await part.recheckUnlisted();
+      init.signal?.throwIfAborted();
+    } catch (err) {
+      // Keep the record as it was (the pieces found so far are found again next time).
+      part.closed = true;
+      await fd.close().catch(() => {});
+      throw err;
+    }
     await part.saveNow();
     return { part, resumed: listed + rechecked, rechecked };
   }
@@ -226,7 +236,7 @@ export class PartFile implements PieceWriter {
       let buf = this.pool.acquire();
       if (!buf) return;
       try {
-        for (let i = todo.pop(); i !== undefined; i = todo.pop()) {
+        for (let i = todo.pop(); i !== undefined && !this.init.signal?.aborted; i = todo.pop()) {
           const size = pieceSize(m, i);
           const { bytesRead } = await this.fd.read(buf, 0, size, i * m.pieceLength);
           if (bytesRead !== size) continue;

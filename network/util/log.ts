@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { Writable } from 'node:stream';
 
 export type { Logger };
 
@@ -10,6 +11,11 @@ export interface LoggerInit {
   json?: boolean;
   /** File descriptor to write to; 2 (stderr) by default. */
   fd?: number;
+  /**
+   * Where human-readable lines go instead of `fd`: a front end that owns the terminal (the
+   * console's live view) prints them above its progress bars. Colours as on a terminal.
+   */
+  lines?: (text: string) => void;
 }
 
 /**
@@ -20,10 +26,19 @@ export function createLogger(init: LoggerInit = {}): Logger {
   const level = process.env.SHOAL_LOG ?? init.level ?? 'info';
   const fd = init.fd ?? 2;
   if (init.json) return pino({ level, name: init.name }, pino.destination({ fd, sync: true }));
+  const lines = init.lines;
+  const destination = lines
+    ? new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines(chunk.toString().replace(/\n+$/, ''));
+          done();
+        },
+      })
+    : fd;
   const stream = pretty({
-    destination: fd,
+    destination,
     sync: true,
-    colorize: process.stderr.isTTY === true,
+    colorize: lines !== undefined || process.stderr.isTTY === true,
     translateTime: 'HH:MM:ss.l',
     ignore: 'pid,hostname',
   });

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import bencode from 'bencode';
-import { buildMetainfo, encodeTorrent, parseTorrent, MetainfoError } from '../../network/metainfo/metainfo.js';
+import { buildMetainfo, encodeTorrent, parseTorrent, withTrackers, MetainfoError } from '../../network/metainfo/metainfo.js';
 import { HashPool } from '../../network/library/hash-pool.js';
 
 const run = promisify(execFile);
@@ -116,3 +116,17 @@ function piecesOf(data: Buffer, pieceLength: number): Buffer {
   for (let off = 0; off < data.length; off += pieceLength) out.push(createHash('sha1').update(data.subarray(off, off + pieceLength)).digest());
   return Buffer.concat(out);
 }
+
+describe('withTrackers', function () {
+  it('adds trackers after the torrent\'s own, without duplicates, and keeps the infohash', function () {
+    const m = buildMetainfo({ name: 'a.bin', length: 20000, pieceLength: 16384, pieces: randomBytes(40), announce: ['http://own/announce'] });
+    const t = withTrackers(m, ['http://boot/announce', 'http://own/announce', 'http://extra/announce']);
+    expect(t.announce).to.deep.equal(['http://own/announce', 'http://boot/announce', 'http://extra/announce']);
+    expect(t.infoHashHex).to.equal(m.infoHashHex);
+    const back = parseTorrent(encodeTorrent(t));
+    expect(back.infoHashHex).to.equal(m.infoHashHex);
+    expect(back.announce).to.deep.equal(t.announce);
+    expect(m.announce, 'the original is untouched').to.deep.equal(['http://own/announce']);
+    expect(withTrackers(m, [])).to.equal(m);
+  });
+});
