@@ -107,6 +107,8 @@ describe('a peer added by hand that never answers', function () {
       expect(node.status()).to.include({ peers: 1, unreachablePeers: 2 });
       const status = (await call(web.url, 'GET', '/api/status')).json() as { totals: { peers: number } };
       expect(status.totals.peers, "the dashboard's count").to.equal(1);
+      const page = (await call(web.url, 'GET', '/peers', { headers: { Accept: 'text/html' } })).text;
+      expect(/<p id="peers-summary">([^<]*)<\/p>/.exec(page)?.[1], 'the Peers page says what the sidebar says').to.equal('1 known peer, 2 not answering');
 
       const answer = await controlRequest('127.0.0.1', node.port, { type: 'peers' });
       expect(answer.type).to.equal('PEERS');

@@ -49,7 +49,9 @@ function refresh() {
     b.querySelector('.n').textContent = String(counts[f] || 0);
     if (f === 'tracker' || f === 'magnet') b.hidden = !counts[f] && filter !== f;
   }
-  $('#peers-summary').textContent = plural(peers.size, 'known peer');
+  // The same count as the sidebar's: peers that answer or were not tried yet; the silent ones apart.
+  const silent = [...peers.values()].filter((p) => p.reachable === 'no').length;
+  $('#peers-summary').textContent = plural(peers.size - silent, 'known peer') + (silent > 0 ? `, ${silent} not answering` : '');
   const shown = [...peers.values()].filter(visible).length;
   const empty = tbody.querySelector('.empty-row');
   if (shown === 0 && !empty) tbody.append(emptyRow());
