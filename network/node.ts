@@ -10,9 +10,8 @@ import { detectLanAddress, localAddresses, specificAddress } from './util/addres
 import { HashPool } from './library/hash-pool.js';
 import { Library, type SharedFile } from './library/library.js';
 import { importFile as importInto, type ImportOptions } from './library/import.js';
-import { encodeTorrent, fromInfo, withTrackers, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
+import { encodeTorrent, withTrackers, DEFAULT_PIECE_LENGTH, type Metainfo } from './metainfo/metainfo.js';
 import { makeMagnet } from './metainfo/magnet.js';
-import { MAX_FILES, type FileEntry } from './wire/control-codec.js';
 import { MAX_FILES_PER_NODE } from './wire/bootstrap-api.js';
 import { PeerServer } from './peer-server.js';
 import { PeerRegistry, type KnownPeer } from './discovery/peer-registry.js';
@@ -22,13 +21,11 @@ import { ControlService, describeFile } from './control/control-service.js';
 import { NetworkSearch, type SearchResult } from './catalog/search.js';
 import { Gossip } from './catalog/gossip.js';
 import { PeerProbe } from './catalog/peer-probe.js';
-import { Holders, holderKey, swarmHolderKey } from './catalog/holders.js';
+import { Holders } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
-import type { PeerSession } from './swarm/peer-session.js';
-import { clientName } from './swarm/client-name.js';
 import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
@@ -41,6 +38,7 @@ import { loadNodeId } from './security/node-id.js';
 import { FolderLocks } from './storage/folder-lock.js';
 import { checkSharedFolder } from './library/shared-folder.js';
 import type { NodeEvents } from './node-events.js';
+import { fetchWatched, sawSwarmPeer, wireParts, type Emit, type WiredParts } from './node-wiring.js';
 import { Settings, type NodeSettings } from './config/settings.js';
 
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT_MS, type DownloadDetail, type NodeInit, type TransferTotals } from './node-init.js';
@@ -120,14 +118,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.watcher = new Watcher({
       registry: this.registry,
       logger: log,
-      fetch: (f, from, pattern) => this.fetchWatched(f, from, pattern),
-      observe: (from, what, files) => {
-        const key = holderKey(from.host, from.port);
-        const have = files.filter((f) => f.complete !== false).map((f) => f.infohash);
-        if (what === 'snapshot') this.holderIndex.replace(key, have, files.length < MAX_FILES);
-        else if (what === 'file-added') for (const h of have) this.holderIndex.saw(h, key);
-        else for (const f of files) this.holderIndex.lost(f.infohash, key);
-      },
+      fetch: (f, from, pattern) => fetchWatched(this.parts, this.emit.bind(this) as Emit, () => this.stopping !== null, f, from, pattern),
+      observe: (from, what, files) => this.holderIndex.observed(from, what, files),
     });
     const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
     this.torrents = new Torrents({
@@ -176,7 +168,7 @@ export class Node extends EventEmitter<NodeEvents> {
       findTorrent: (h) => this.torrents.find(h.toString('hex')),
       controlHandler: this.control,
     });
-    this.wire();
+    wireParts(this.parts, this.emit.bind(this) as Emit, () => this.listenerCount('error') > 0);
   }
 
   /** The port peers reach us on (after start). */
@@ -372,7 +364,7 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   refreshHolders(): void {
     if (this.stopping) return;
-    for (const t of this.torrents.list()) for (const p of t.peers) if (p.bitfield.complete()) this.sawSwarmPeer(t.metainfo.infoHashHex, p);
+    for (const t of this.torrents.list()) for (const p of t.peers) if (p.bitfield.complete()) sawSwarmPeer(this.holderIndex, t.metainfo.infoHashHex, p);
     this.holderIndex.refresh();
   }
 
@@ -522,78 +514,14 @@ export class Node extends EventEmitter<NodeEvents> {
     shared: (h: string) => this.library.byInfoHash(h),
   };
 
-  /** Every part's events, turned into the node's (and into work for the other parts). */
-  private wire(): void {
-    const { registry, library, downloads } = this;
-    this.holderIndex.on('change', (h, n) => this.emit('holders', h, n));
-    registry.on('peer-up', (p) => {
-      this.emit('peer-up', p);
-      downloads.addPeers([p]);
-      if (!p.sources.has('peer')) this.gossip.ask(p);
-    });
-    registry.on('peer-changed', (p, what) => {
-      downloads.addPeers([p]);
-      this.emit('peer-changed', p, what);
-    });
-    registry.on('peer-down', (p) => this.emit('peer-down', p));
-    registry.on('peer-unreachable', (p) => {
-      this.log.info({ peer: `${p.host}:${p.port}`, id: p.id }, 'peer does not answer');
-      if (p.id && p.sources.has('bootstrap')) void this.discovery_.bootstrap?.report(p.id).catch(() => {});
-      this.emit('peer-changed', p, 'reachability');
-    });
-    library.on('added', (f) => {
-      this.emit('file-added', f);
-      const h = f.metainfo.infoHashHex;
-      // A seed dials the leechers its trackers name: some clients only wait to be dialled.
-      const dialFrom = (p: { host: string; port: number }) => void this.torrents.find(h).then((t) => t?.addPeers([p]), () => {});
-      if (!downloads.get(h)) this.announcer.start(f.metainfo, this.init.trackers ?? [], () => ({ uploaded: this.torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }), dialFrom);
-      this.control.publish('file-added', f);
-      this.discovery_.bootstrap?.publishSoon();
-    });
-    library.on('removed', (f) => {
-      this.emit('file-removed', f);
-      const h = f.metainfo.infoHashHex;
-      if (!downloads.get(h)) {
-        void this.announcer.stop(h);
-        if (!library.byInfoHash(h)) void this.torrents.drop(h);
-      }
-      this.control.publish('file-removed', f);
-      this.discovery_.bootstrap?.publishSoon();
-    });
-    this.torrents.on('peer-complete', (h, p) => this.sawSwarmPeer(h, p));
-    downloads.on('progress', (d) => this.emit('progress', d));
-    downloads.on('done', (d) => this.emit('done', d));
-    downloads.on('download-state', (d) => this.emit('download-state', d));
-    downloads.on('download-removed', (h) => this.emit('download-removed', h));
-    downloads.on('error', (err, h) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err, h);
-    });
-  }
-
-  /** A watched pattern matched a file somewhere: fetch it unless we have or fetch it already. */
-  private fetchWatched(f: FileEntry, from: KnownPeer, pattern: string): void {
-    const h = f.infohash;
-    if (this.stopping || this.library.byInfoHash(h) || this.downloads.knows(h)) return;
-    const hint = [{ host: from.host, port: from.port }];
-    this.log.info({ file: f.name, pattern, from: `${from.host}:${from.port}` }, 'watched pattern matched: downloading');
-    const bootstrap = this.discovery_.bootstrap;
-    this.finder
-      .metainfo(h, hint)
-      .then((m) => this.downloads.start(fromInfo(m.info), hint, bootstrap ? [bootstrap.trackerUrl] : []))
-      .then(
-        () => this.emit('watched', f, pattern, h),
-        (err: Error) => this.log.warn({ file: f.name, err: err.message }, 'could not start a watched download'),
-      );
+  /** The parts the wiring needs (node-wiring.ts). */
+  private get parts(): WiredParts {
+    const { registry, library, downloads, torrents, announcer, gossip, finder, control, log } = this;
+    return { registry, library, downloads, torrents, announcer, holders: this.holderIndex, gossip, finder, control, discovery: this.discovery_, trackers: this.init.trackers ?? [], log };
   }
 
   private metainfoOf(infohash: string): Metainfo | undefined {
     const h = infohash.toLowerCase();
     return this.library.byInfoHash(h)?.metainfo ?? this.downloads.get(h)?.metainfo ?? this.torrents.get(h)?.metainfo;
-  }
-
-  /** A swarm peer with every piece holds the file. */
-  private sawSwarmPeer(infohash: string, p: PeerSession): void {
-    const key = swarmHolderKey({ outgoing: p.outgoing, host: p.peer.address, port: p.peer.port, client: clientName(p.peerId), peerId: p.peerId });
-    if (key) this.holderIndex.saw(infohash, key);
   }
 }

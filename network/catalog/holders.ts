@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../util/log.js';
 import type { PeerRegistry } from '../discovery/peer-registry.js';
 import { controlRequest } from '../control/control-client.js';
-import { MAX_FILES } from '../wire/control-codec.js';
+import { MAX_FILES, type FileEntry } from '../wire/control-codec.js';
 import { Cooldown } from '../util/cooldown.js';
 
 /** How long a sighting counts. */
@@ -130,6 +130,15 @@ export class Holders extends EventEmitter<HoldersEvents> {
     for (const h of now) this.put(h, node, at);
     for (const h of touched) this.changed(h);
     this.trim();
+  }
+
+  /** What a peer's subscribe stream says of its files (the watcher's): a snapshot in full, then each change. */
+  observed(from: { host: string; port: number }, what: 'snapshot' | 'file-added' | 'file-removed', files: FileEntry[]): void {
+    const key = holderKey(from.host, from.port);
+    const have = files.filter((f) => f.complete !== false).map((f) => f.infohash);
+    if (what === 'snapshot') this.replace(key, have, files.length < MAX_FILES);
+    else if (what === 'file-added') for (const h of have) this.saw(h, key);
+    else for (const f of files) this.lost(f.infohash, key);
   }
 
   /** Ask every answering known peer for its `list`, each at most once per interval. */
