@@ -1,12 +1,13 @@
 /**
  * libtorrent-rasterbar (Debian's python3-libtorrent) as a real peer of the interop tests:
- * test/lt_peer.py runs a seed or a fetch on 127.0.0.1 with DHT, LSD, UPnP, NAT-PMP and uTP
- * off and reports JSON lines; this starts it and waits for what it says.
+ * test/lt_peer.py runs a seed or a fetch on 127.0.0.1 (or a namespace's address) with DHT,
+ * LSD, UPnP and NAT-PMP off, uTP and encryption off unless asked, and reports JSON lines;
+ * this starts it and waits for what it says. `ltCreate` makes a .torrent with libtorrent.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import readline from 'node:readline';
 import { ROOT, freePort, type Children } from './helpers.js';
+import { jsonLines, type JsonEvent } from './json-lines.js';
 
 export const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(ROOT, 'test', 'lt_peer.py');
@@ -18,10 +19,7 @@ export function libtorrentMissing(): string | null {
   return probe.status === 0 ? null : 'python3-libtorrent is not installed (apt-get install python3-libtorrent)';
 }
 
-export interface LtEvent {
-  event: string;
-  [field: string]: unknown;
-}
+export type LtEvent = JsonEvent;
 
 export interface LtPeer {
   child: ChildProcess;
@@ -38,58 +36,46 @@ export interface LtOptions {
   dir: string;
   peers?: Array<{ host: string; port: number }>;
   encryption?: 'enabled' | 'forced' | 'disabled';
+  /** libtorrent's own uTP and encryption settings, as it ships (else both off). */
+  defaults?: boolean;
+  /** Upload cap of a seed, bytes per second. */
+  uploadRate?: number;
+  /** The address to listen on (default 127.0.0.1) and the port (default: a free one on loopback). */
+  host?: string;
+  port?: number;
+  /** How to start the process (default: here); a LAN test starts it inside a namespace. */
+  spawn?: (cmd: string, args: string[]) => ChildProcess;
 }
 
 export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch', o: LtOptions): Promise<LtPeer> {
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const args = [SCRIPT, mode, '--dir', o.dir, '--port', String(port)];
+  if (o.host) args.push('--host', o.host);
   if (o.torrent) args.push('--torrent', o.torrent);
   if (o.magnet) args.push('--magnet', o.magnet);
   if (o.encryption) args.push('--encryption', o.encryption);
+  if (o.defaults) args.push('--defaults');
+  if (o.uploadRate) args.push('--upload-rate', String(o.uploadRate));
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
-  const child = children.track(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const events: LtEvent[] = [];
-  const waiters = new Set<() => void>();
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as LtEvent);
-    } catch {
-      return;
-    }
-    for (const w of [...waiters]) w();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    resolve(code);
-    for (const w of [...waiters]) w();
-  }));
-  const waitFor = (pred: (e: LtEvent) => boolean, ms: number, what: string): Promise<LtEvent> =>
-    new Promise((resolve, reject) => {
-      const done = (): void => {
-        const hit = events.find(pred);
-        if (hit) {
-          finish();
-          resolve(hit);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          finish();
-          reject(new Error(`libtorrent exited (${child.exitCode ?? child.signalCode}) before ${what}: ${stderr || JSON.stringify(events.slice(-3))}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`libtorrent: no ${what} within ${ms} ms (last: ${JSON.stringify(events.slice(-2))}) ${stderr}`));
-      }, ms);
-      const finish = (): void => {
-        clearTimeout(timer);
-        waiters.delete(done);
-      };
-      waiters.add(done);
-      done();
-    });
+  const start = o.spawn ?? ((cmd: string, a: string[]) => spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = children.track(start(PYTHON, args));
+  const { events, waitFor, exited } = jsonLines(child, 'libtorrent');
   const peer: LtPeer = { child, port, events, waitFor, exited };
   await waitFor((e) => e.event === 'listening', 15_000, 'listening');
   // A seed turns connections away until its torrent is ready.
   if (mode === 'seed') await waitFor((e) => e.event === 'progress' && String(e.state).includes('seeding') && e.paused === false, 15_000, 'seeding');
   return peer;
+}
+
+/** Make a v1 .torrent of `what` (a file or a folder) with libtorrent's create_torrent. */
+export function ltCreate(what: string, out: string, pieceLength: number, trackers: string[]): Promise<void> {
+  const args = [SCRIPT, 'create', '--path', what, '--out', out, '--piece-length', String(pieceLength), ...trackers.flatMap((t) => ['--tracker', t])];
+  return new Promise((resolve, reject) =>
+    execFile(PYTHON, args, { timeout: 60_000 }, (err, _o, stderr) => (err ? reject(new Error(`lt_peer.py create failed: ${err.message} ${stderr}`)) : resolve())),
+  );
+}
+
+/** The libtorrent version python3-libtorrent brings. */
+export function libtorrentVersion(): string {
+  return spawnSync(PYTHON, ['-c', 'import libtorrent; print(libtorrent.__version__)'], { encoding: 'utf8' }).stdout.trim();
 }

@@ -1,18 +1,27 @@
 #!/usr/bin/python3
 """A real libtorrent-rasterbar peer for the interop tests, driven by arguments.
 
-    lt_peer.py seed  --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
-    lt_peer.py fetch --magnet URI        --dir DIR --port N [--peer HOST:PORT]...
-    lt_peer.py fetch --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
+    lt_peer.py seed   --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
+    lt_peer.py fetch  --magnet URI        --dir DIR --port N [--host IP] [--peer HOST:PORT]...
+    lt_peer.py fetch  --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
+    lt_peer.py create --path FILE_OR_DIR --out F.torrent --piece-length N [--tracker URL]...
 
-DHT, local peer discovery, UPnP, NAT-PMP and uTP are off; it listens on 127.0.0.1 only,
-TCP only. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
-{"event": "metadata", "infohash": H}, {"event": "progress", ...}, {"event": "done", ...},
-{"event": "error", "message": ...}. A seed runs until it is killed; a fetch exits 0 once the
-download is complete (the test compares the bytes), 1 on a libtorrent error.
+DHT, local peer discovery, UPnP and NAT-PMP are always off; it listens on --host (127.0.0.1
+unless told) only. uTP is off and encryption disabled unless --defaults (libtorrent's own
+settings for both, as it ships: uTP on, encryption enabled but not required) or
+--encryption says otherwise. --upload-rate caps what a seed sends (bytes/s).
+
+It prints one JSON object per line on stdout, each with "t" (the wall clock, in seconds):
+{"event": "listening", "port": N}, {"event": "connected", "peer": "ip:port", "incoming": B}
+(the first connection only), {"event": "metadata", "infohash": H}, {"event": "first-payload",
+"direction": "up"|"down"} (the first piece data sent or received), {"event": "progress", ...},
+{"event": "done", ...}, {"event": "error", "message": ...}, {"event": "created",
+"infohash": H}. A seed runs until it is killed; a fetch exits 0 once the download is
+complete (the test compares the bytes), 1 on a libtorrent error; create exits 0.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -21,35 +30,65 @@ import libtorrent as lt
 
 def say(event, **fields):
     fields["event"] = event
+    fields["t"] = time.time()
     print(json.dumps(fields), flush=True)
+
+
+def create(a):
+    """A v1 torrent (libtorrent 2.0 makes v1+v2 hybrids unless told): what Shoal speaks today."""
+    fs = lt.file_storage()
+    lt.add_files(fs, a.path)
+    t = lt.create_torrent(fs, a.piece_length, flags=lt.create_torrent.v1_only)
+    for url in a.tracker:
+        t.add_tracker(url)
+    t.set_creator("libtorrent " + lt.__version__)
+    lt.set_piece_hashes(t, os.path.dirname(os.path.abspath(a.path)))
+    data = lt.bencode(t.generate())
+    with open(a.out, "wb") as f:
+        f.write(data)
+    say("created", infohash=str(lt.torrent_info(a.out).info_hashes().v1))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["seed", "fetch"])
+    ap.add_argument("mode", choices=["seed", "fetch", "create"])
     ap.add_argument("--torrent")
     ap.add_argument("--magnet")
-    ap.add_argument("--dir", required=True)
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--dir")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int)
     ap.add_argument("--peer", action="append", default=[])
-    ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"], default="disabled")
+    ap.add_argument("--defaults", action="store_true")
+    ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"])
+    ap.add_argument("--upload-rate", type=int, default=0)
+    ap.add_argument("--path")
+    ap.add_argument("--out")
+    ap.add_argument("--piece-length", type=int)
+    ap.add_argument("--tracker", action="append", default=[])
     a = ap.parse_args()
+    if a.mode == "create":
+        return create(a)
 
-    policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[a.encryption]
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % a.port,
+        "listen_interfaces": "%s:%d" % (a.host, a.port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
         "allow_multiple_connections_per_ip": True,
-        "out_enc_policy": policy,
-        "in_enc_policy": policy,
-        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "upload_rate_limit": a.upload_rate,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+        | lt.alert.category_t.connect_notification | lt.alert.category_t.peer_notification,
         "user_agent": "libtorrent-interop/" + lt.__version__,
     }
+    if not a.defaults:
+        settings["enable_incoming_utp"] = False
+        settings["enable_outgoing_utp"] = False
+    encryption = a.encryption or (None if a.defaults else "disabled")
+    if encryption:
+        policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[encryption]
+        settings["out_enc_policy"] = policy
+        settings["in_enc_policy"] = policy
     ses = lt.session(settings)
 
     params = lt.add_torrent_params()
@@ -68,7 +107,9 @@ def main():
         host, port = p.rsplit(":", 1)
         handle.connect_peer((host, int(port)))
     listening = False
+    connected = False
     had_metadata = handle.status().has_metadata
+    had_payload = False
     last = 0.0
     while True:
         for alert in ses.pop_alerts():
@@ -76,6 +117,10 @@ def main():
             if isinstance(alert, lt.listen_succeeded_alert) and not listening:
                 listening = True
                 say("listening", port=ses.listen_port())
+            if isinstance(alert, (lt.peer_connect_alert, lt.incoming_connection_alert)) and not connected:
+                connected = True
+                ep = alert.endpoint
+                say("connected", peer="%s:%d" % (ep[0], ep[1]), incoming=isinstance(alert, lt.incoming_connection_alert))
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 say("error", message=alert.message())
                 if a.mode == "fetch":
@@ -84,6 +129,10 @@ def main():
         if not had_metadata and s.has_metadata:
             had_metadata = True
             say("metadata", infohash=str(s.info_hashes.v1))
+        payload = s.total_payload_upload if a.mode == "seed" else s.total_payload_download
+        if not had_payload and payload > 0:
+            had_payload = True
+            say("first-payload", direction="up" if a.mode == "seed" else "down", bytes=payload)
         now = time.time()
         if now - last >= 0.5:
             last = now
@@ -96,7 +145,7 @@ def main():
         if a.mode == "fetch" and s.is_seeding:
             say("done", infohash=str(s.info_hashes.v1))
             return
-        time.sleep(0.05)
+        time.sleep(0.01 if connected and not had_payload else 0.05)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+/**
+ * One client's interop file: a LAN (Shoal and the tracker on host 1, the client on host 2),
+ * then every case of cases.ts in both directions, each recorded in the matrix. Bytes are
+ * compared every time. A case skips, saying why, when the client is missing, when the
+ * client has no such setting, or when this Shoal build lacks a feature the case needs.
+ *
+ *   to-shoal     the client makes the .torrent and seeds; Shoal downloads (.torrent or magnet)
+ *   from-shoal   Shoal shares the data (node-cli create gives the .torrent); the client downloads
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import bencode from 'bencode';
+import { expect } from 'chai';
+import { CASES, writeContent, type InteropCase } from './cases.js';
+import type { InteropClient, TorrentRef } from './client.js';
+import { FOLDER_SEED_FLAG, missingFeatures } from './features.js';
+import { createInteropLan, lanMissing, type InteropLan } from './lan.js';
+import { Matrix, type Direction } from './matrix.js';
+import { describeFetch, sameContent, shoalCreate, shoalGet, startShoalSeed } from './shoal.js';
+
+/** How long one transfer may take before the case fails (the data is a few MiB). */
+export const TRANSFER_MS = 90_000;
+
+/** The infohash and top-level name of a .torrent file, whoever made it. */
+export async function torrentIdentity(file: string): Promise<{ infohash: string; name: string }> {
+  const t = bencode.decode(await fsp.readFile(file)) as { info: { name: Uint8Array } };
+  const infohash = createHash('sha1').update(bencode.encode(t.info)).digest('hex');
+  return { infohash, name: Buffer.from(t.info.name).toString('utf8') };
+}
+
+export const magnetOf = (infohash: string, name: string, tracker: string): string =>
+  `magnet:?xt=urn:btih:${infohash}&dn=${encodeURIComponent(name)}&tr=${encodeURIComponent(tracker)}`;
+
+/** With SHOAL_INTEROP_DEBUG=1, each step of a case is printed with the seconds since it began. */
+function stepper(): (what: string) => void {
+  const t0 = Date.now();
+  return process.env.SHOAL_INTEROP_DEBUG === '1' ? (what) => console.log(`        ${((Date.now() - t0) / 1000).toFixed(2)} s ${what}`) : () => {};
+}
+
+/** The data's name for a case and direction: different every time, a folder has no extension. */
+const dataName = (c: InteropCase, d: Direction): string => `${c.id}.${d}${c.content.kind === 'file' ? '.bin' : ''}`;
+
+/** The client seeds what it made a .torrent of; Shoal fetches it. Resolves with a note, if any. */
+async function toShoal(l: InteropLan, client: InteropClient, c: InteropCase): Promise<string | undefined> {
+  const step = stepper();
+  const caseDir = path.join(l.dir, `${c.id}.to-shoal`);
+  const dataDir = path.join(caseDir, 'data');
+  const data = await writeContent(dataDir, dataName(c, 'to-shoal'), c.content);
+  const torrent = path.join(caseDir, 'made-by-client.torrent');
+  await client.makeTorrent(data, torrent, c.pieceLength, l.tracker.url);
+  const { infohash, name } = await torrentIdentity(torrent);
+  expect(name).to.equal(path.basename(data));
+  await l.tracker.allow(infohash);
+  const ref: TorrentRef = { infohash, name, torrent };
+  step('torrent made');
+  const seeding = await client.seed(l, l.clients[0]!, ref, dataDir, c.settings);
+  step('client seeding');
+  try {
+    await l.tracker.waitSeeders(infohash).catch((err: Error) => {
+      throw new Error(`${err.message}; ${seeding.describe()}`);
+    });
+    step('tracker lists the client');
+    const target = c.magnet ? magnetOf(infohash, name, l.tracker.url) : torrent;
+    const cwd = path.join(caseDir, 'shoal');
+    const f = await shoalGet(l, { cwd, target, ms: TRANSFER_MS });
+    step('Shoal done');
+    expect(f.code, `${describeFetch(f, TRANSFER_MS)}; ${seeding.describe()}`).to.equal(0);
+    await sameContent(data, path.join(cwd, 'd', name));
+    return seeding.note?.();
+  } finally {
+    await seeding.stop();
+  }
+}
+
+/** Shoal shares the data; the client fetches it from the .torrent `node-cli create` made, or a magnet. */
+async function fromShoal(l: InteropLan, client: InteropClient, c: InteropCase): Promise<string | void> {
+  const step = stepper();
+  const caseDir = path.join(l.dir, `${c.id}.from-shoal`);
+  const cwd = path.join(caseDir, 'shoal');
+  // A file goes in the shared folder; a folder is shared as one torrent from beside it.
+  const folder = c.content.kind === 'folder';
+  const data = await writeContent(path.join(cwd, folder ? 'f' : 's'), dataName(c, 'from-shoal'), c.content);
+  const torrent = path.join(caseDir, 'made-by-shoal.torrent');
+  await shoalCreate(data, torrent, c.pieceLength, l.tracker.url);
+  const { infohash, name } = await torrentIdentity(torrent);
+  await l.tracker.allow(infohash);
+  step('torrent made');
+  const seed = await startShoalSeed(l, { cwd, pieceLength: c.pieceLength, extra: folder ? [FOLDER_SEED_FLAG, data] : [] });
+  step('Shoal listening');
+  try {
+    await l.tracker.waitSeeders(infohash).catch((err: Error) => {
+      throw new Error(`${err.message}; Shoal: ${seed.stderr()}`);
+    });
+    step('tracker lists Shoal');
+    const ref: TorrentRef = c.magnet ? { infohash, name, magnet: magnetOf(infohash, name, l.tracker.url) } : { infohash, name, torrent };
+    const into = path.join(caseDir, 'client');
+    await fsp.mkdir(into, { recursive: true });
+    const note = await client.fetch(l, l.clients[0]!, ref, into, c.settings, TRANSFER_MS).catch((err: Error) => {
+      throw new Error(`${err.message}; Shoal: ${seed.stderr()}`);
+    });
+    step('client done');
+    await sameContent(data, path.join(into, name));
+    return note;
+  } finally {
+    await seed.stop();
+  }
+}
+
+export interface SuiteInit {
+  /** Namespace prefix (letters, digits, dashes) and the LAN's subnet, distinct per file. */
+  prefix: string;
+  subnet: string;
+  /** Test file name, for the matrix's timings. */
+  file: string;
+  /** Cases whose failure is a known Shoal bug: id → the bug. They skip unless SHOAL_INTEROP_ALL=1. */
+  knownBugs?: Partial<Record<`${Direction}:${string}`, string>>;
+}
+
+/** The whole matrix for one client, as one mocha describe block. */
+export function describeInterop(client: InteropClient, init: SuiteInit): void {
+  describe(`interop matrix: ${client.name} (real client in its own namespace, bytes compared)`, function () {
+    this.timeout(4 * TRANSFER_MS);
+    const matrix = new Matrix(init.file);
+    let l: InteropLan | undefined;
+    let unavailable: string | null = null;
+
+    before(async function () {
+      this.timeout(120_000);
+      unavailable = lanMissing() ?? (await client.missing());
+      if (unavailable) return;
+      matrix.client(client.name, await client.version());
+      l = await createInteropLan(init.prefix, 1, init.subnet);
+      await client.setUp?.(l, l.clients[0]!);
+    });
+
+    after(async function () {
+      this.timeout(60_000);
+      await client.tearDown?.().catch(() => {});
+      await l?.destroy();
+      await matrix.save();
+    });
+
+    for (const c of CASES) {
+      for (const d of ['to-shoal', 'from-shoal'] as const) {
+        const arrow = d === 'to-shoal' ? `${client.name} → Shoal` : `Shoal → ${client.name}`;
+        it(`${arrow}: ${c.title}`, async function () {
+          const bug = init.knownBugs?.[`${d}:${c.id}`];
+          const skip =
+            unavailable ??
+            client.cannot?.(c, d) ??
+            (await missingFeatures([...(c.needs?.[d] ?? []), ...(client.needs?.(c, d) ?? [])])) ??
+            (bug && process.env.SHOAL_INTEROP_ALL !== '1' ? `known Shoal bug, run with SHOAL_INTEROP_ALL=1: ${bug}` : null);
+          await matrix.run(this, { client: client.name, direction: d, case: c.id }, skip, async () => {
+            const note = d === 'to-shoal' ? await toShoal(l!, client, c) : await fromShoal(l!, client, c);
+            return note ?? undefined;
+          });
+        });
+      }
+    }
+  });
+}
