@@ -59,6 +59,8 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   private extended: ExtendedHandshake | null = null;
   /** Metadata pieces (BEP 9) it asked us for. */
   private metadataAsks = 0;
+  /** Blocks it sent that nobody asked it for. */
+  private unrequested = 0;
 
   constructor(init: PeerSessionInit) {
     this.peer = init.peer;
@@ -267,6 +269,11 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     const want = Math.ceil((this.down.rate() * QUEUE_SECONDS) / BLOCK_LENGTH);
     const floor = this.stallCount > 0 ? STALLED_QUEUE_DEPTH : MIN_QUEUE_DEPTH;
     this.depth = Math.max(floor, Math.min(maxDepth, Math.max(want, this.depth)));
+  }
+
+  /** It sent a block we never asked it for; returns how many so far. */
+  unrequestedBlock(): number {
+    return ++this.unrequested;
   }
 
   /** A piece it alone sent failed its hash; returns the strikes so far. */

@@ -12,7 +12,12 @@ interface PeerRequests<P extends PickerPeer> {
   readonly keys: Set<number>;
   /** Pieces this peer started (or adopted) and is fetching. */
   readonly owned: Set<ActivePiece<P>>;
+  /** Keys we stopped waiting for (released, cancelled) that it may still send: taken if they come. */
+  readonly late: Set<number>;
 }
+
+/** Late keys remembered per peer: what can be on the wire after a CANCEL (a full queue, and then some). */
+const MAX_LATE = 1024;
 
 const enum PieceState {
   Needed,
@@ -177,16 +182,21 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
    */
   received(peer: P, index: number, begin: number, block: Uint8Array): Received<P> {
     if (index >= this.g.pieceCount) return 'bad';
+    const key = index * this.blocksPerPiece + Math.floor(begin / BLOCK_LENGTH);
+    const r = this.peers.get(peer);
+    // Only what we asked this peer for (or asked and then let go: it may be on the wire) is taken.
+    const asked = r !== undefined && (r.keys.delete(key) || r.late.delete(key));
     const ap = this.active.get(index);
-    if (!ap) return 'dup';
+    if (!ap) return asked ? 'dup' : 'unrequested';
     if (begin % BLOCK_LENGTH !== 0) return 'bad';
     const b = begin / BLOCK_LENGTH;
     if (b >= ap.blocks || block.length !== ap.blockLength(b)) return 'bad';
-    this.peers.get(peer)?.keys.delete(index * this.blocksPerPiece + b);
+    if (!asked) return 'unrequested';
     if (ap.received[b]) return 'dup';
     if (ap.requests[b]! > 0) ap.requests[b]!--;
     ap.buffer.set(block, begin);
     ap.received[b] = 1;
+    ap.from[b] = peer;
     ap.contributors.add(peer);
     if (++ap.receivedCount < ap.blocks) return null;
     this.active.delete(index);
@@ -202,7 +212,11 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   cancelDuplicates(from: P, index: number, begin: number): P[] {
     const key = index * this.blocksPerPiece + begin / BLOCK_LENGTH;
     const out: P[] = [];
-    for (const [peer, r] of this.peers) if (peer !== from && r.keys.delete(key)) out.push(peer);
+    for (const [peer, r] of this.peers) {
+      if (peer === from || !r.keys.delete(key)) continue;
+      late(r, key);
+      out.push(peer);
+    }
     return out;
   }
 
@@ -234,9 +248,9 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   release(peer: P): BlockRequest[] {
     const r = this.peers.get(peer);
     if (!r) return [];
-    this.peers.delete(peer);
     const out: BlockRequest[] = [];
     for (const key of r.keys) {
+      late(r, key);
       const index = Math.floor(key / this.blocksPerPiece);
       const ap = this.active.get(index);
       const b = key % this.blocksPerPiece;
@@ -244,11 +258,19 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
       if (ap.requests[b]! > 0) ap.requests[b]!--;
       out.push({ index, begin: b * BLOCK_LENGTH, length: ap.blockLength(b), key });
     }
+    r.keys.clear();
     for (const ap of r.owned) {
       ap.owner = null;
       this.orphans.add(ap);
     }
+    r.owned.clear();
     return out;
+  }
+
+  /** `peer` left: release what it had, and forget it. */
+  forget(peer: P): void {
+    this.release(peer);
+    this.peers.delete(peer);
   }
 
   verified(i: number): void {
@@ -265,7 +287,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
 
   private requestsOf(peer: P): PeerRequests<P> {
     let r = this.peers.get(peer);
-    if (!r) this.peers.set(peer, (r = { keys: new Set(), owned: new Set() }));
+    if (!r) this.peers.set(peer, (r = { keys: new Set(), owned: new Set(), late: new Set() }));
     return r;
   }
 
@@ -396,4 +418,10 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     this.pos[i] = -1;
     this.idleCount--;
   }
+}
+
+/** Remember a key `r`'s peer may still send; the oldest go beyond the bound. */
+function late<P extends PickerPeer>(r: PeerRequests<P>, key: number): void {
+  r.late.add(key);
+  if (r.late.size > MAX_LATE) r.late.delete(r.late.values().next().value as number);
 }
