@@ -31,14 +31,24 @@ export interface ControlLimits {
   maxLineBytes?: number;
 }
 
+/** Requests one connection may have waiting for their answers; more is a flood, and closes it. */
+export const MAX_PIPELINED = 64;
+/** Waiting requests at which we stop reading the connection until they are answered. */
+const PAUSE_AT = 8;
+
 /**
  * One control-protocol connection: requests answered in order, one JSON line each. A
  * malformed or oversized line gets an ERROR answer, a warning in the log, and the close.
+ * Bounded: at most MAX_PIPELINED requests wait (reading stops at PAUSE_AT), an answer the
+ * client does not read stops the next one until the socket drains, and the event loop is
+ * yielded between answers, so one connection can neither grow memory nor starve the others.
  */
 export function serveControl(socket: Socket, first: Buffer, handler: ControlHandler, limits: ControlLimits, log: Logger): void {
   const who = `${socket.remoteAddress}:${socket.remotePort}`;
   const decoder = new LineDecoder(limits.maxLineBytes ?? MAX_REQUEST_LINE);
-  let queue = Promise.resolve();
+  /** Parsed requests waiting for their turn; `subscribe` ends the list. */
+  const pending: Array<ControlRequest | 'subscribe'> = [];
+  let working = false;
   let closed = false;
   socket.setTimeout(limits.idleMs, () => {
     log.debug({ peer: who }, 'closing idle control connection');
@@ -52,9 +62,34 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
   const fail = (why: string) => {
     if (closed) return;
     closed = true;
+    pending.length = 0;
     log.warn({ peer: who }, `closing control connection: ${why}`);
     socket.end(encodeMessage({ type: 'ERROR', error: why }));
     setTimeout(() => socket.destroy(), 1000).unref();
+  };
+  const work = async () => {
+    if (working) return;
+    working = true;
+    while (pending.length > 0 && !closed) {
+      const req = pending.shift()!;
+      if (req === 'subscribe') {
+        startSubscription(socket, who, handler, log, fail, (u) => (unsubscribe = u), () => closed);
+        break;
+      }
+      let res: ControlResponse;
+      try {
+        res = await handler.handle(req);
+      } catch (err) {
+        log.error({ peer: who, err: (err as Error).message }, 'control request failed');
+        res = { type: 'ERROR', error: 'internal error' };
+      }
+      if (closed) break;
+      // A client that does not read its answers gets no more until it does.
+      if (!socket.write(encodeMessage(res))) await new Promise<void>((resolve) => (socket.once('drain', resolve), socket.once('close', resolve)));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!closed && pending.length < PAUSE_AT && socket.isPaused() && !pending.includes('subscribe')) socket.resume();
+    }
+    working = false;
   };
   const onData = (chunk: Buffer) => {
     if (closed) return;
@@ -72,24 +107,17 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
       } catch (err) {
         return fail(err instanceof ControlProtocolError ? err.message : `bad request: ${(err as Error).message}`);
       }
+      if (pending.length >= MAX_PIPELINED) return fail(`more than ${MAX_PIPELINED} requests waiting for their answers`);
       if (req.type === 'subscribe') {
         // The last request on its connection: from here on the server talks, the client listens.
         socket.off('data', onData);
-        queue = queue.then(() => startSubscription(socket, who, handler, log, fail, (u) => (unsubscribe = u), () => closed));
-        return;
+        pending.push('subscribe');
+        break;
       }
-      queue = queue.then(async () => {
-        if (closed) return;
-        let res: ControlResponse;
-        try {
-          res = await handler.handle(req);
-        } catch (err) {
-          log.error({ peer: who, err: (err as Error).message }, 'control request failed');
-          res = { type: 'ERROR', error: 'internal error' };
-        }
-        if (!closed) socket.write(encodeMessage(res));
-      });
+      pending.push(req);
     }
+    if (pending.length >= PAUSE_AT) socket.pause();
+    void work();
   };
   socket.on('data', onData);
   onData(first);
@@ -134,6 +162,7 @@ function startSubscription(
   // No idle close on a subscription: the heartbeat keeps it honest instead. Whatever the
   // subscriber still sends is ignored, but a subscriber that sends a lot is cut off.
   socket.setTimeout(0);
+  socket.resume(); // reading again (a pipelined burst may have paused it): the client's close must be seen
   let ignored = 0;
   socket.on('data', (chunk: Buffer) => {
     ignored += chunk.length;

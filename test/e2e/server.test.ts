@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Node, NodeInit } from '../../network/index.js';
 import { MAX_SUBSCRIBERS } from '../../network/control/control-service.js';
+import { MAX_PIPELINED } from '../../network/control/control-server.js';
 import { MAX_EARLY_MESSAGES } from '../../network/peer-server.js';
 import {
   encodeHandshake, encodeRequest, encodeBitfield, encodeHave, WireDecoder, maxFrameFor,
@@ -214,6 +215,29 @@ describe('peer port: protocol dispatch and limits', function () {
       await closesWithin(c);
       expect(c.text()).to.match(new RegExp(`"error":"request line longer than ${MAX_REQUEST_LINE} bytes"`));
       await alive();
+    });
+
+    it(`closes a connection with more than MAX_PIPELINED (${MAX_PIPELINED}) requests waiting, and answers an honest one meanwhile`, async () => {
+      const flood = await rawClient(node.port);
+      flood.sock.pause(); // reads none of its answers
+      flood.sock.write('{"type":"list"}\n'.repeat(20_000));
+      const t0 = Date.now();
+      expect((await control(node.port, '{"type":"search","filename":"beta"}')).type, 'an honest search during the flood').to.equal('FOUND');
+      expect(Date.now() - t0, 'answered at once').to.be.below(CLOSE_BOUND_MS);
+      await expectLogged(WARN, new RegExp(`^closing control connection: more than ${MAX_PIPELINED} requests waiting for their answers$`));
+      flood.sock.resume();
+      await closesWithin(flood);
+    });
+
+    it('stops reading a client that does not read its answers, under the limit: it costs nothing and others are served', async () => {
+      const slow = await rawClient(node.port);
+      slow.sock.pause();
+      slow.sock.write('{"type":"list"}\n'.repeat(MAX_PIPELINED - 1));
+      for (let i = 0; i < 3; i++) expect((await control(node.port, '{"type":"list"}')).type).to.equal('LIST');
+      slow.sock.resume();
+      await waitFor(() => (slow.text().match(/"LIST"/g) ?? []).length === MAX_PIPELINED - 1, 5_000, 'every answer once it reads');
+      expect(slow.isClosed()).to.equal(false);
+      slow.sock.destroy();
     });
 
     it('cuts off a subscriber that keeps sending requests (past 64 KiB of them) with an ERROR', async () => {
