@@ -32,12 +32,16 @@ export interface NodeInit {
   /** HTTP trackers to announce every shared file to. */
   trackers?: string[];
   maxConnections?: number;
+  /** Incoming connections one address (an IPv6 /64) may hold; default a quarter of maxConnections. */
+  maxConnectionsPerAddress?: number;
   /** Upload limit in bytes per second; 0 = none. */
   maxUploadRate?: number;
   hashWorkers?: number;
   limits?: Partial<SwarmLimits>;
   timeouts?: Partial<PeerTimeouts>;
   controlIdleMs?: number;
+  /** A control request line must be complete this long after its first byte (default 10 s). */
+  controlLineDeadlineMs?: number;
   /** Per-peer timeout for searches and metainfo requests. */
   queryTimeoutMs?: number;
   /** Follow changes in the shared folders (default true). */

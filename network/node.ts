@@ -163,8 +163,9 @@ export class Node extends EventEmitter<NodeEvents> {
       port: init.port,
       logger: log,
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: init.maxConnectionsPerAddress,
       peerTimeouts: timeouts,
-      control: { idleMs: init.controlIdleMs ?? 60_000 },
+      control: { idleMs: init.controlIdleMs ?? 60_000, lineDeadlineMs: init.controlLineDeadlineMs },
       findTorrent: (h) => this.torrents.find(h.toString('hex')),
       controlHandler: this.control,
     });

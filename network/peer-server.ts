@@ -1,5 +1,6 @@
 import net from 'node:net';
-import type { Logger } from './util/log.js';
+import { WarnLimiter, type Logger } from './util/log.js';
+import { FairShare } from './util/fair-share.js';
 import { specificAddress } from './util/addresses.js';
 import { Peer, type PeerTimeouts } from './swarm/peer.js';
 import type { WireMessage } from './wire/peer-wire.js';
@@ -12,6 +13,8 @@ export interface PeerServerInit {
   port: number;
   logger: Logger;
   maxConnections: number;
+  /** Connections one address (an IPv6 /64) may hold; default a quarter of `maxConnections`. */
+  maxConnectionsPerAddress?: number;
   peerTimeouts: PeerTimeouts;
   control: ControlLimits;
   /** The torrent an incoming handshake names, or null if we do not share it. */
@@ -21,19 +24,28 @@ export interface PeerServerInit {
 
 /** Messages a peer may send after its handshake while we look its torrent up; more is a flood. */
 export const MAX_EARLY_MESSAGES = 256;
+/** Warnings about what remote peers do, at most this many a minute (the rest are counted). */
+export const PEER_WARNINGS_PER_MINUTE = 30;
 
 /**
  * The node's one TCP port. The first byte decides: 0x13 starts a BitTorrent handshake,
- * '{' the JSON-lines control protocol; anything else is refused. Every connection counts
- * against one cap, must say something within the handshake timeout, and is logged and
- * closed (never crashing the server) when it misbehaves.
+ * '{' the JSON-lines control protocol; anything else is refused. Connections share the
+ * slots fairly between addresses (a per-address cap; when all are taken a newcomer takes one
+ * from the address holding the most), must say something within the handshake timeout, and
+ * are logged (at a bounded rate) and closed, never crashing the server, when they misbehave.
  */
 export class PeerServer {
   private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets: FairShare<net.Socket>;
+  private readonly warnings: WarnLimiter;
+  /** Connections refused or cut for another address's sake, since start. */
+  readonly refused = { full: 0, perAddress: 0, evicted: 0, protocol: 0, silent: 0 };
   port = 0;
 
-  constructor(private readonly init: PeerServerInit) {}
+  constructor(private readonly init: PeerServerInit) {
+    this.sockets = new FairShare(init.maxConnections, init.maxConnectionsPerAddress ?? Math.max(1, Math.floor(init.maxConnections / 4)));
+    this.warnings = new WarnLimiter(init.logger, PEER_WARNINGS_PER_MINUTE);
+  }
 
   /** The one address the port listens on, or undefined when it listens on every interface (after start). */
   get boundAddress(): string | undefined {
@@ -64,32 +76,42 @@ export class PeerServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    for (const s of this.sockets) s.destroy();
+    for (const s of [...this.sockets.values()]) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   private onConnection(socket: net.Socket): void {
-    const log = this.init.logger;
     const who = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.sockets.size >= this.init.maxConnections) {
-      log.warn({ peer: who, limit: this.init.maxConnections }, 'refusing connection: too many connections');
+    socket.on('error', () => {}); // reported by whoever owns the socket next; never crash
+    const admission = this.sockets.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      this.refused[admission.full === 'all' ? 'full' : 'perAddress']++;
+      this.warnings.warn({ peer: who }, `refusing connection: ${admission.reason}`);
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
+    if (admission.evict) {
+      const old = admission.evict;
+      this.refused.evicted++;
+      this.sockets.delete(old);
+      this.warnings.warn({ peer: `${old.remoteAddress}:${old.remotePort}`, for: who }, 'closing connection: its address holds the most of the slots, and another address needs one');
+      old.destroy();
+    }
+    this.sockets.add(socket, socket.remoteAddress);
     socket.once('close', () => this.sockets.delete(socket));
-    socket.on('error', () => {}); // reported by whoever owns the socket next; never crash
     const timer = setTimeout(() => {
-      log.warn({ peer: who }, `closing connection: nothing received within ${this.init.peerTimeouts.handshakeMs} ms`);
+      this.refused.silent++;
+      this.warnings.warn({ peer: who }, `closing connection: nothing received within ${this.init.peerTimeouts.handshakeMs} ms`);
       socket.destroy();
     }, this.init.peerTimeouts.handshakeMs);
     timer.unref();
     socket.once('data', (first: Buffer) => {
       clearTimeout(timer);
       if (first[0] === 0x13) this.bittorrent(socket, first, who);
-      else if (first[0] === 0x7b) serveControl(socket, first, this.init.controlHandler, this.init.control, log);
+      else if (first[0] === 0x7b) serveControl(socket, first, this.init.controlHandler, { ...this.init.control, warnings: this.warnings }, this.init.logger);
       else {
-        log.warn({ peer: who, firstByte: first[0] }, 'refusing connection: neither a BitTorrent handshake nor a control message');
+        this.refused.protocol++;
+        this.warnings.warn({ peer: who, firstByte: first[0] }, 'refusing connection: neither a BitTorrent handshake nor a control message');
         socket.destroy();
       }
     });
@@ -105,7 +127,7 @@ export class PeerServer {
         if (handshake) {
           // Arrived while we look the torrent up: kept for it, up to a bound.
           if (early.length >= MAX_EARLY_MESSAGES) {
-            log.warn({ peer: who }, `closing peer: more than ${MAX_EARLY_MESSAGES} messages before its torrent was found`);
+            this.warnings.warn({ peer: who }, `closing peer: more than ${MAX_EARLY_MESSAGES} messages before its torrent was found`);
             return p.close(`more than ${MAX_EARLY_MESSAGES} messages before its torrent was found`);
           }
           return void early.push(copyMessage(msg));
