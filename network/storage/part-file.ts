@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { PieceReader } from './piece-reader.js';
 import { BufferPool } from './buffer-pool.js';
 import { candidateName, exists, renameNoClobber, type PieceWriter } from './stores.js';
+import { localName } from '../util/names.js';
 
 /** Something that hashes pieces off the event loop (the node's HashPool). */
 export interface Hasher {
@@ -119,6 +120,8 @@ export class PartFile implements PieceWriter {
     }
     let fresh = false;
     if (!partPath) {
+      const local = localName(m.name);
+      if (local.why) init.logger.warn({ file: m.name, as: local.name }, `saving under another name: ${local.why}`);
       partPath = await freePartPath(init.downloadDir, m);
       fresh = true;
     }
@@ -206,7 +209,7 @@ export class PartFile implements PieceWriter {
     await this.saving;
     this.closed = true;
     await this.fd.close();
-    const name = this.init.metainfo.name;
+    const name = localName(this.init.metainfo.name).name;
     for (let n = 0; n < 1000; n++) {
       const target = path.join(this.init.downloadDir, candidateName(name, n));
       if (await renameNoClobber(this.partPath, target)) {
@@ -271,7 +274,8 @@ async function readRecord(file: string, logger: Logger): Promise<ResumeRecord | 
 
 /** `<name>.part`, unless another download already uses that name. */
 async function freePartPath(dir: string, m: Metainfo): Promise<string> {
-  const plain = path.join(dir, `${m.name}.part`);
+  const name = localName(m.name).name;
+  const plain = path.join(dir, `${name}.part`);
   if (!(await exists(plain))) return plain;
-  return path.join(dir, `${m.name}.${m.infoHashHex.slice(0, 8)}.part`);
+  return path.join(dir, `${name}.${m.infoHashHex.slice(0, 8)}.part`);
 }

@@ -62,3 +62,49 @@ export function unservablePath(rel: string): string | null {
   if (rel.endsWith('.part')) return '.part files are downloads in progress, never shared';
   return null;
 }
+
+/** Characters that reorder or hide text: a name `exe.txt` spelt backwards behind U+202E looks like a text file. */
+// eslint-disable-next-line no-misleading-character-class
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+/** Device names Windows opens instead of a file, whatever the extension. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+
+/**
+ * The name a file named `name` by a remote torrent gets on this disk: `name` itself when it is
+ * plain, else a visible, harmless variant and the reason. A leading dot becomes `_` (a hidden
+ * file would neither show nor be shared, and `.bashrc` in a home folder is a trap), a `.part`
+ * ending `_part` (that is how downloads in progress are named), Windows device names get a
+ * leading `_`, and characters that reorder or hide text are dropped. `name` must already pass
+ * badFileName (metainfo parsing sees to that).
+ */
+export function localName(name: string): { name: string; why: string | null } {
+  let out = name.normalize('NFC');
+  const why: string[] = [];
+  const visible = out.replace(INVISIBLE, '');
+  if (visible !== out) {
+    why.push('characters that reorder or hide text removed');
+    out = visible;
+  }
+  if (process.platform === 'win32') {
+    const portable = out.replace(/[<>:"|?*]/g, '_').replace(/[. ]+$/, '');
+    if (portable !== out) {
+      why.push('characters Windows does not allow replaced');
+      out = portable;
+    }
+  }
+  if (out.startsWith('.')) {
+    why.push('a leading dot would hide it');
+    out = `_${out.slice(1)}`;
+  }
+  if (/\.part$/i.test(out)) {
+    why.push('.part is the ending of downloads in progress');
+    out = `${out.slice(0, -5)}_${out.slice(-4)}`;
+  }
+  if (WINDOWS_DEVICE.test(out)) {
+    why.push('a Windows device name');
+    out = `_${out}`;
+  }
+  while (Buffer.byteLength(out) > MAX_NAME_BYTES) out = out.slice(0, -1);
+  if (out === '' || badFileName(out)) return { name: '_', why: 'nothing usable left of the name' };
+  return { name: out, why: why.length > 0 ? why.join('; ') : null };
+}

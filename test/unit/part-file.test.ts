@@ -361,6 +361,23 @@ describe('part file and resume record', function () {
       expect(await fsp.readdir(downloadDir)).to.not.include('movie.bin.part');
     });
 
+    for (const [remote, local] of [
+      ['.bashrc', '_bashrc'],
+      ['notes.part', 'notes_part'],
+      ['COM1.txt', '_COM1.txt'],
+      ['invoice\u202Etxt.exe', 'invoicetxt.exe'],
+    ] as const) {
+      it(`a torrent named ${JSON.stringify(remote)} is saved as ${JSON.stringify(local)}, with a warning`, async function () {
+        m = torrentOf(remote, content);
+        const { part } = await open();
+        expect(path.basename(part.partPath)).to.equal(`${local}.part`);
+        await writeVerified(part, 0, 1, 2, 3, 4);
+        expect(await part.finish()).to.equal(path.join(downloadDir, local));
+        expect(await fsp.readdir(downloadDir)).to.have.members([local, '.shoal']);
+        expect(log.warnings().some((w) => w.startsWith('saving under another name: '))).to.equal(true);
+      });
+    }
+
     it('discard removes the .part and the record', async function () {
       const { part } = await open({ saveIntervalMs: 10 });
       await writeVerified(part, 0);
