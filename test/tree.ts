@@ -27,6 +27,14 @@ export function mixedTree(count = 120, big = 2 * 1024 * KiB): TreeSpec {
     'media/video.mkv': big + 12_345,
     'media/audio.flac': Math.floor(big / 2) + 999,
     'docs/readme.txt': 700,
+    // Names whose order differs by how it is compared: mktorrent sorts '/'-joined paths as bytes.
+    'order/a-b/x': 3,
+    'order/a/b': 4,
+    'order/a.b': 5,
+    'order/A': 6,
+    'order/_u': 7,
+    'order/\u00e9t\u00e9.txt': 8,
+    'order/z': 9,
   };
   // Many small files: sizes chosen so that piece boundaries land inside, between and on them.
   for (let i = 0; i < count; i++) spec[`many/f${String(i).padStart(3, '0')}.dat`] = (i * 7919) % 5000;
