@@ -48,7 +48,7 @@ const shutdown = shutdownOnSignals(
   // A node stopped on purpose exits 0; an --exit-when-done run cut short says what it left.
   (signal) => (opts.exitWhenDone ? gets.interrupted(signal) : 0),
 );
-const gets = new Gets({ node, log: logger, emit, resolveTimeoutMs: opts.resolveTimeoutMs, exitWhenDone: opts.exitWhenDone, stopping: () => shutdown.stopping });
+const gets = new Gets({ node, log: logger, emit, resolveTimeoutMs: opts.resolveTimeoutMs, exitWhenDone: opts.exitWhenDone, stopping: () => shutdown.stopping, only: opts.only });
 
 /** Without a terminal, one progress line per download a second at most. */
 const progressLines = new Cooldown(1000, 10_000);

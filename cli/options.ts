@@ -15,6 +15,10 @@ export interface CliOptions {
   state?: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
+  /** --only: the files of the --get downloads to fetch (shell patterns); every file when empty. */
+  only: string[];
+  /** --share-folder-as-torrent: folders shared whole, each as one multi-file torrent. */
+  shareFolders: string[];
   exitWhenDone: boolean;
   trackers: string[];
   peerIp?: string;
@@ -66,6 +70,8 @@ function addNodeOptions(program: Command): Command {
     .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect)
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect)
+    .option('--only <glob>', 'with --get: download only the files of a multi-file torrent that match, e.g. "*.flac" or "disc1/*" (repeatable)', collect)
+    .option('--share-folder-as-torrent <dir>', 'share this folder whole as one multi-file torrent, the infohash mktorrent gives it (repeatable)', collect)
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect)
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
@@ -217,6 +223,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
   const resolveTimeout = Number(o.resolveTimeout);
   if (!(resolveTimeout >= 0)) throw new UsageError('--resolve-timeout must be a number of seconds');
   const gets = list(o.get);
+  const only = wrap(() => list(o.only).map(checkPattern));
+  if (only.length > 0 && gets.length === 0) throw new UsageError('--only needs a --get');
   for (const url of list(o.tracker)) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
   const group = o.multicastGroup as string;
   const first = Number(group.split('.')[0]);
@@ -245,6 +253,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     state: o.state as string | undefined,
     peers,
     gets,
+    only,
+    shareFolders: list(o.shareFolderAsTorrent),
     trackers: list(o.tracker),
     peerIp: o.peerIp as string | undefined,
     pieceLength,
@@ -267,6 +277,7 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     configFile: opts.config.file,
     fromCommandLine: opts.config.fromCommandLine,
     peers: opts.peers,
+    shareFoldersAsTorrents: opts.shareFolders,
     trackers: opts.trackers,
     pieceLength: opts.pieceLength,
     maxUploadRate: opts.maxUploadRate,

@@ -58,7 +58,7 @@ for (const target of opts.gets) {
     const deadline = Date.now() + opts.resolveTimeoutMs;
     for (;;) {
       try {
-        await node.download(target);
+        await node.download(target, { only: opts.only });
         return;
       } catch (err) {
         if (shutdown.stopping) return;

@@ -38,6 +38,11 @@ export class UnknownDownloadError extends Error {
   override name = 'UnknownDownloadError';
 }
 
+/** A selection of files that cannot be taken: nothing selected, a file the torrent does not have, a pattern no file matches. */
+export class SelectionError extends Error {
+  override name = 'SelectionError';
+}
+
 /** Who holds a folder lock: a running node's process, its peer port (0 until bound) and start time. */
 export interface LockHolder {
   pid: number;

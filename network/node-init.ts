@@ -3,6 +3,7 @@ import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
 import type { PeerTimeouts } from './swarm/peer.js';
 import type { MulticastOptions } from './discovery/sources.js';
 import type { DownloadInfo } from './downloads/download.js';
+import type { DownloadFile } from './downloads/selection.js';
 
 export type { MulticastOptions } from './discovery/sources.js';
 
@@ -29,6 +30,8 @@ export interface NodeInit {
   name?: string;
   pieceLength?: number;
   peers?: Array<{ host: string; port: number }>;
+  /** Folders to share whole, each as one multi-file torrent (hashed at start); each must be a readable folder. */
+  shareFoldersAsTorrents?: string[];
   /** HTTP trackers to announce every shared file to. */
   trackers?: string[];
   maxConnections?: number;
@@ -61,8 +64,8 @@ export interface NodeInit {
   logger?: Logger;
 }
 
-/** A download with its verified-pieces bitfield (BEP 3 order, a copy) and its connected peers. */
-export type DownloadDetail = DownloadInfo & { bitfield: Buffer; peerList: PeerStat[] };
+/** A download with its verified-pieces bitfield (BEP 3 order, a copy, of `pieceCount` pieces), its files and its connected peers. */
+export type DownloadDetail = DownloadInfo & { bitfield: Buffer; pieceCount: number; peerList: PeerStat[]; fileList: DownloadFile[] };
 
 /** Payload bytes and rates of every torrent this node ran since it started, seeding included. */
 export interface TransferTotals {

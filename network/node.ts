@@ -31,7 +31,10 @@ import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
 import type { DownloadInfo } from './downloads/download.js';
 import type { TargetOptions } from './downloads/targets.js';
-import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './downloads/content.js';
+import type { ReadOptions } from './downloads/content.js';
+import { contentInfo, readContent, type ContentInfo } from './downloads/content-sources.js';
+import { fileViews, selectByIndex } from './downloads/selection.js';
+import { FolderTorrents } from './library/folder-torrents.js';
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
 import { loadNodeId } from './security/node-id.js';
@@ -61,6 +64,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly settings_: Settings;
   private readonly stateDir: string;
   private readonly library: Library;
+  private readonly folderTorrents: FolderTorrents;
   private readonly registry: PeerRegistry;
   private readonly hashPool: HashPool;
   private readonly server: PeerServer;
@@ -110,6 +114,7 @@ export class Node extends EventEmitter<NodeEvents> {
       logger: log,
       watch: init.watch ?? true,
     });
+    this.folderTorrents = new FolderTorrents({ library: this.library, pool: this.hashPool, pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH, log });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
     this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
@@ -141,8 +146,9 @@ export class Node extends EventEmitter<NodeEvents> {
       announcer: this.announcer,
       trackers: init.trackers ?? [],
       knownPeers: () => this.registry.list(),
-      adopt: (p, m) => this.library.adopt(p, m.pieces, m.pieceLength),
-      unshare: () => this.library.rescan(),
+      // A finished folder: its files are shared one by one (the rescan hashes them) and, when whole, as its torrent.
+      adopt: (p, m, whole) => (m.multiFile ? Promise.all([whole && this.folderTorrents.adopt(p, m), this.library.rescan()]) : this.library.adopt(p, m.pieces, m.pieceLength)),
+      unshare: (p) => (this.folderTorrents.remove(p), this.library.rescan()),
       stopping: () => this.stopping !== null,
       log,
     });
@@ -214,6 +220,7 @@ export class Node extends EventEmitter<NodeEvents> {
       // Before anything is read or written: a node sharing nothing, or a second node writing
       // this one's .part files, must not start at all.
       for (const dir of this.sharedDirs) await checkSharedFolder(dir, this.init.createSharedDir);
+      for (const dir of this.init.shareFoldersAsTorrents ?? []) await checkSharedFolder(dir, false);
       this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
       // Listen first: the library's first scan announces files to trackers with our port.
       await this.server.start();
@@ -228,6 +235,10 @@ export class Node extends EventEmitter<NodeEvents> {
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     await this.library.start();
+    for (const dir of this.init.shareFoldersAsTorrents ?? []) {
+      await this.folderTorrents.share(dir).catch((err: Error) => this.log.error({ folder: dir, err: err.message }, 'could not share a folder as a torrent'));
+    }
+    this.folderTorrents.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
     await this.discovery_.start(this.settings_.sources);
@@ -249,6 +260,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.server.stop();
       await this.downloads.stop();
       await this.torrents.stopAll();
+      this.folderTorrents.stop();
       await this.library.stop();
       await this.hashPool.close();
       await this.folders?.release();
@@ -450,16 +462,27 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.downloads.list().map((d) => d.info());
   }
 
-  /** One download with its piece map and its peers, or undefined. */
+  /** One download with its piece map, its files and its peers, or undefined. */
   downloadDetail(infohash: string): DownloadDetail | undefined {
     const d = this.downloads.get(infohash);
     if (!d) return undefined;
-    return { ...d.info(), bitfield: Buffer.from(d.have.bytes), peerList: d.torrent.peerStats() };
+    return { ...d.info(), bitfield: Buffer.from(d.have.bytes), pieceCount: d.metainfo.pieceCount, peerList: d.torrent.peerStats(), fileList: fileViews(d.metainfo, d.have, d.selection()) };
   }
 
-  /** Name, size and piece length of a shared file or a download (any state), or undefined. */
-  content(infohash: string): ContentInfo | undefined {
-    return contentInfo(this.contentSources, infohash);
+  /**
+   * Download only these files of a running or paused download (indices of `fileList`; null:
+   * every file). Verified pieces are kept; it is done when the selected files are. False when
+   * there is no such download still to finish; SelectionError for an index it does not have.
+   */
+  select(infohash: string, files: readonly number[] | null): Promise<boolean> {
+    const d = this.downloads.get(infohash.toLowerCase());
+    if (!d) return Promise.resolve(false);
+    return this.downloads.select(d.infohash, files && selectByIndex(d.metainfo, files));
+  }
+
+  /** Name, size and piece length of a shared file or a download (any state), or of file `file` of a multi-file one; undefined when none. */
+  content(infohash: string, file?: number): ContentInfo | undefined {
+    return contentInfo(this.contentSources, infohash, file);
   }
 
   /**
@@ -469,7 +492,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * `opts.waitMs` (then ContentUnavailableError). RangeError outside the file,
    * UnknownContentError for an unknown infohash.
    */
-  readContent(infohash: string, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
+  readContent(infohash: string, start: number, end: number, opts: ReadOptions & { file?: number }): Promise<{ stream: Readable; end: number }> {
     return readContent(this.contentSources, infohash, start, end, opts);
   }
 

@@ -66,6 +66,7 @@ export function client(base: string, defaults: Record<string, string> = {}) {
     head: (path: string, opts?: CallOptions) => go('HEAD', path, opts),
     post: (path: string, opts?: CallOptions) => go('POST', path, opts),
     put: (path: string, opts?: CallOptions) => go('PUT', path, opts),
+    patch: (path: string, opts?: CallOptions) => go('PATCH', path, opts),
     del: (path: string, opts?: CallOptions) => go('DELETE', path, opts),
     call: go,
   };

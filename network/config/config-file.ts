@@ -64,6 +64,7 @@ export const ConfigFileSchema = z
     peerPort: port,
     peerHost: text,
     shared: list(text),
+    shareFolderAsTorrent: list(text),
     downloads: text,
     peer: list(z.string().regex(/^\[?[^\]\s]+?\]?:\d{1,5}$/, 'must be HOST:PORT')),
     tracker: list(httpUrl),

@@ -8,6 +8,7 @@ import type { Metainfo } from '../metainfo/metainfo.js';
 import type { SharedFile } from '../library/library.js';
 import { parseTarget, pickByName, type NamedFile, type TargetOptions } from './targets.js';
 import { resolveMetainfo, type ResolveInit } from './resolve.js';
+import { checkPatterns, selectByPatterns } from './selection.js';
 import type { Downloads } from './downloads.js';
 
 type Endpoint = { host: string; port: number };
@@ -27,6 +28,8 @@ export interface StartDeps {
 
 /** Start downloading `text` (or the bytes of a .torrent); resolves with its infohash once it runs (see Node.download). */
 export async function startDownload(text: string | Uint8Array, opts: TargetOptions, deps: StartDeps): Promise<string> {
+  const only = opts.only && opts.only.length > 0 ? opts.only : null;
+  if (only) checkPatterns(only); // before any peer is asked
   const t = await parseTarget(text, opts);
   let metainfo: Metainfo | null = null;
   let hint: Endpoint[] = [];
@@ -50,10 +53,12 @@ export async function startDownload(text: string | Uint8Array, opts: TargetOptio
   }
   trackers = [...trackers, ...deps.extraTrackers()];
   const { downloads } = deps;
-  if (downloads.get(infohash)) return infohash;
   const opening = downloads.opened(infohash);
-  if (opening) {
-    await opening;
+  if (opening) await opening;
+  const known = downloads.get(infohash);
+  if (known) {
+    // Already downloading: `only` changes what it fetches (a finished one keeps what it has).
+    if (only) await downloads.select(infohash, selectByPatterns(known.metainfo, only));
     return infohash;
   }
   const local = deps.shared(infohash);
@@ -63,6 +68,6 @@ export async function startDownload(text: string | Uint8Array, opts: TargetOptio
     return infohash;
   }
   if (!metainfo) ({ metainfo, peers: hint } = await resolveMetainfo(infohash, hint, trackers, deps.resolve));
-  await downloads.start(metainfo, hint, trackers);
+  await downloads.start(metainfo, hint, trackers, false, only ? selectByPatterns(metainfo, only) : null);
   return infohash;
 }

@@ -1,4 +1,19 @@
-import type { SharedFile } from './library.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
+
+/** A shared file, or a folder shared whole (`path` the folder, `metainfo` its multi-file torrent). */
+export interface SharedFile {
+  /** Path relative to its folder, '/'-separated, checked by badRelativePath (a folder shared whole: its name). */
+  name: string;
+  /** Absolute path. */
+  path: string;
+  /** The shared folder it lives in (absolute); for a folder shared whole, the folder that holds it. */
+  folder: string;
+  /** Bytes (every file's together, for a folder). */
+  size: number;
+  mtimeMs: number;
+  /** Single-file torrent, its name the file's basename; a folder's multi-file torrent, its name the folder's. */
+  metainfo: Metainfo;
+}
 
 /** Most files one local search answers with. */
 export const MAX_SEARCH_RESULTS = 200;
@@ -17,10 +32,12 @@ interface Entry {
  */
 export class FileIndex {
   private readonly entries = new Map<string, Entry>();
+  /** Folders shared whole, as one multi-file torrent each (library/folder-torrents.ts): listed, never scanned as files. */
+  private readonly folders = new Map<string, Entry>();
   private readonly byHash = new Map<string, Set<string>>();
 
   files(): SharedFile[] {
-    return [...this.entries.values()].map((e) => e.file);
+    return [...this.entries.values(), ...this.folders.values()].map((e) => e.file);
   }
 
   /** The file at `abs` and the inode it was indexed from. */
@@ -28,6 +45,7 @@ export class FileIndex {
     return this.entries.get(abs);
   }
 
+  /** Paths of the files (not the folders shared whole). */
   paths(): IterableIterator<string> {
     return this.entries.keys();
   }
@@ -35,7 +53,7 @@ export class FileIndex {
   byInfoHash(hex: string): SharedFile | undefined {
     const paths = this.byHash.get(hex.toLowerCase());
     if (!paths) return undefined;
-    for (const p of paths) return this.entries.get(p)?.file;
+    for (const p of paths) return (this.entries.get(p) ?? this.folders.get(p))?.file;
     return undefined;
   }
 
@@ -44,7 +62,7 @@ export class FileIndex {
     if (typeof text !== 'string' || text.length === 0) return [];
     const needle = text.toLowerCase();
     const found: SharedFile[] = [];
-    for (const e of this.entries.values()) if (e.lower.includes(needle)) found.push(e.file);
+    for (const e of [...this.entries.values(), ...this.folders.values()]) if (e.lower.includes(needle)) found.push(e.file);
     found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));
     return found.slice(0, MAX_SEARCH_RESULTS);
   }
@@ -64,10 +82,25 @@ export class FileIndex {
     }
     if (old) this.unindex(abs, old);
     this.entries.set(abs, entry);
-    let paths = this.byHash.get(file.metainfo.infoHashHex);
-    if (!paths) this.byHash.set(file.metainfo.infoHashHex, (paths = new Set()));
-    paths.add(abs);
+    this.hashed(file);
     return { removed: old?.file ?? null, added: file };
+  }
+
+  /** Index a folder shared whole as one torrent (its `path` the folder); returns what it replaced. */
+  putFolder(file: SharedFile): SharedFile | null {
+    const old = this.removeFolder(file.path);
+    this.folders.set(file.path, { file, ino: 0, lower: file.name.toLowerCase() });
+    this.hashed(file);
+    return old;
+  }
+
+  /** Forget the folder shared whole at `abs`; returns it, or null. */
+  removeFolder(abs: string): SharedFile | null {
+    const old = this.folders.get(abs);
+    if (!old) return null;
+    this.folders.delete(abs);
+    this.unhash(abs, old.file);
+    return old.file;
   }
 
   /** Forget the file at `abs`; returns it, or null if none was there. */
@@ -80,7 +113,17 @@ export class FileIndex {
 
   private unindex(abs: string, e: Entry): void {
     this.entries.delete(abs);
-    const hex = e.file.metainfo.infoHashHex;
+    this.unhash(abs, e.file);
+  }
+
+  private hashed(file: SharedFile): void {
+    let paths = this.byHash.get(file.metainfo.infoHashHex);
+    if (!paths) this.byHash.set(file.metainfo.infoHashHex, (paths = new Set()));
+    paths.add(file.path);
+  }
+
+  private unhash(abs: string, file: SharedFile): void {
+    const hex = file.metainfo.infoHashHex;
     const paths = this.byHash.get(hex);
     paths?.delete(abs);
     if (paths?.size === 0) this.byHash.delete(hex);

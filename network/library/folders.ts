@@ -45,7 +45,7 @@ export interface WalkInit {
   log: Logger;
 }
 
-/** Every regular file under `dir` that `keep` accepts. Dot-entries are skipped and symlinks never followed. */
+/** Every regular file under `dir` that `keep` accepts. Dot-entries and `.part` folders are skipped, symlinks never followed. */
 export async function walkFolder(dir: string, w: WalkInit): Promise<void> {
   if (w.stopped()) return;
   let dirents;
@@ -59,6 +59,8 @@ export async function walkFolder(dir: string, w: WalkInit): Promise<void> {
   for (const d of dirents) {
     // Dirent types come from readdir itself (lstat semantics): a symlink is never followed.
     if (d.name.startsWith('.') || d.isSymbolicLink()) continue;
+    // A `<name>.part/` folder is a multi-file download in progress: nothing in it is shared.
+    if (d.isDirectory() && d.name.endsWith('.part')) continue;
     const abs = path.join(dir, d.name);
     if (d.isDirectory()) await walkFolder(abs, w);
     else if (d.isFile() && w.keep(abs)) w.seen.add(abs);

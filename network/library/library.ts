@@ -6,7 +6,8 @@
  *
  * What is never served: dot-files and dot-directories, `*.part`, names that fail
  * badRelativePath, symlinks (a file is only reached through real directories of its
- * folder), and anything that is not a regular file.
+ * folder), and anything that is not a regular file. A folder may also be shared whole, as
+ * one multi-file torrent (shareWhole, from library/folder-torrents.ts): one more entry.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { promises as fsp, type Stats } from 'node:fs';
@@ -15,25 +16,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
 import { unservablePath } from '../util/names.js';
-import { FileIndex } from './file-index.js';
+import { FileIndex, type SharedFile } from './file-index.js';
 import { locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 
-export interface SharedFile {
-  /** Path relative to its folder, '/'-separated, checked by badRelativePath. */
-  name: string;
-  /** Absolute path. */
-  path: string;
-  /** The shared folder it lives in (absolute). */
-  folder: string;
-  size: number;
-  mtimeMs: number;
-  /** Single-file torrent; its name is the file's basename. */
-  metainfo: Metainfo;
-}
+export type { SharedFile } from './file-index.js';
 
 export interface LibraryInit {
   folders: string[];
@@ -62,7 +52,6 @@ export { MAX_SEARCH_RESULTS } from './file-index.js';
 const MAX_ATTEMPTS = 5;
 /** How often waitFor() looks at its path again when no event has told it anything. */
 const WAIT_POLL_MS = 250;
-
 
 interface Job {
   /** Asked to look again while running: loop once more when done. */
@@ -205,6 +194,14 @@ export class Library extends EventEmitter<LibraryEvents> {
     return this.index.at(abs)?.file;
   }
 
+  /** Share folder `abs` whole, as the multi-file torrent of `file` (folder-torrents.ts made it), or no more (null). */
+  shareWhole(abs: string, file: SharedFile | null): void {
+    const old = file ? this.index.putFolder(file) : this.index.removeFolder(abs);
+    if (old && old.metainfo.infoHashHex === file?.metainfo.infoHashHex) return;
+    if (old) this.emit('removed', old);
+    if (file) this.emit('added', file);
+  }
+
   /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
   waitFor(absPath: string, timeoutMs = DEFAULT_WAIT_FOR_MS): Promise<SharedFile> {
     const abs = path.resolve(absPath);
@@ -257,7 +254,7 @@ export class Library extends EventEmitter<LibraryEvents> {
       followSymlinks: false,
       // Our own stop() closes it; a forgotten library must not hold the process open.
       persistent: false,
-      ignored: (p: string, st?: Stats) => this.ignoredByWatcher(p, st),
+      ignored: (p: string) => this.ignoredByWatcher(p),
     });
     this.watcher = w;
     const look = (p: string) => void this.check(path.resolve(p));
@@ -276,10 +273,10 @@ export class Library extends EventEmitter<LibraryEvents> {
     });
   }
 
-  private ignoredByWatcher(p: string, st?: Stats): boolean {
+  private ignoredByWatcher(p: string): boolean {
     const where = locate(this.folders, path.resolve(p));
     if (!where || where.rel === '') return false;
-    return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
+    return where.rel.split('/').some((c) => c.startsWith('.') || c.endsWith('.part'));
   }
 
   /** Where `abs` would be served from, or null if it must never be. */
@@ -289,7 +286,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     const why = unservablePath(where.rel);
     if (why) {
       // Dot-files and .part are skipped quietly: they are ours or meant to be hidden.
-      const quiet = where.rel.split('/').some((c) => c.startsWith('.')) || where.rel.endsWith('.part');
+      const quiet = where.rel.split('/').some((c) => c.startsWith('.') || c.endsWith('.part'));
       if (quiet) return null;
       if (!this.warned.has(abs)) this.log.warn({ path: abs, why }, 'not sharing a file with an unsafe name');
       this.warned.add(abs);

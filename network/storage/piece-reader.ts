@@ -1,5 +1,6 @@
 import { promises as fsp, type promises } from 'node:fs';
 import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
+import type { ByteSource } from './file-set.js';
 
 /** Bytes of whole pieces kept for serving, per open file. */
 export const DEFAULT_READ_CACHE_BYTES = 16 * 1024 * 1024;
@@ -15,8 +16,9 @@ export interface CachedPiece {
 }
 
 /**
- * Serves blocks of one file by reading whole pieces and slicing them: peers ask for 16 KiB
- * at a time, mostly in order, so one 512 KiB read answers 32 requests. A small LRU of
+ * Serves blocks of one torrent (one file, or a folder's files: a ByteSource) by reading whole
+ * pieces and slicing them: peers ask for 16 KiB at a time, mostly in order, so one 512 KiB
+ * read answers 32 requests. A small LRU of
  * pieces; concurrent asks for one piece share a single read; piece buffers are recycled
  * (a 1 GiB upload would otherwise churn a gigabyte of garbage through the GC) once no
  * socket holds a view of them.
@@ -28,7 +30,7 @@ export class PieceReader {
   private readonly capacity: number;
 
   constructor(
-    private readonly fd: promises.FileHandle,
+    private readonly fd: ByteSource,
     private readonly m: Metainfo,
     cacheBytes = DEFAULT_READ_CACHE_BYTES,
   ) {

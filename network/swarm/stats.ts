@@ -1,4 +1,6 @@
 import { clientName } from './client-name.js';
+import type { Bitfield } from '../wire/bitfield.js';
+import { countBoth } from '../storage/layout.js';
 import type { PeerSession } from './peer-session.js';
 
 /** One connected peer as the dashboard shows it. */
@@ -22,7 +24,9 @@ export interface TorrentStats {
   infohash: string;
   name: string;
   length: number;
+  /** Pieces to have: every piece, or those of the selected files (a download of some files). */
   pieces: number;
+  /** Of those, the verified ones. */
   verified: number;
   /** Payload bytes received, including duplicates and data that failed its hash. */
   downloaded: number;
@@ -48,4 +52,10 @@ export function peerStat(p: PeerSession, pieceCount: number): PeerStat {
     has: pieceCount > 0 ? p.bitfield.count() / pieceCount : 0,
     outgoing: p.outgoing,
   };
+}
+
+/** Pieces to have and how many of them are verified: the wanted ones when a store has a selection. */
+export function wantedCounts(store: { have: Bitfield; wanted?: Bitfield }, pieceCount: number): { pieces: number; verified: number } {
+  const { have, wanted } = store;
+  return wanted ? { pieces: wanted.count(), verified: countBoth(have, wanted) } : { pieces: pieceCount, verified: have.count() };
 }

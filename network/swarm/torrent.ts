@@ -11,7 +11,7 @@ import { PeerSession } from './peer-session.js';
 import { Connections } from './connections.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
-import { peerStat, type PeerStat, type TorrentStats } from './stats.js';
+import { peerStat, wantedCounts, type PeerStat, type TorrentStats } from './stats.js';
 import { INCOMING_SLACK, type SwarmLimits } from './limits.js';
 import { Fetcher } from './fetcher.js';
 import { badRequest } from './uploads.js';
@@ -102,7 +102,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       isConnected: (host, port) => [...this.peers].some((p) => p.outgoing && p.peer.address === host && p.peer.port === port),
       established: (peer, hello) => this.attach(peer, hello),
     });
-    if (isPieceWriter(init.store) && !init.store.have.complete()) this.fetcher = this.fetcherFor(init.store);
+    if (isPieceWriter(init.store) && !init.store.done()) this.fetcher = this.fetcherFor(init.store);
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
@@ -131,8 +131,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       infohash: m.infoHashHex,
       name: m.name,
       length: m.length,
-      pieces: m.pieceCount,
-      verified: this.store.have.count(),
+      ...wantedCounts(this.store, m.pieceCount),
       ...this.stats,
       downloadRate: this.down.rate(),
       uploadRate: this.up.rate(),
@@ -152,11 +151,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.dial();
   }
 
-  /**
-   * Stop moving bytes but keep everything needed to go on: every connection closes, no
-   * dialing, incoming peers are turned away; the store (and the picker's pieces in
-   * progress) stay open. The owner flushes its resume record.
-   */
+  /** Stop moving bytes, keep what is needed to go on (store, pieces in progress): no connection, no dialing. */
   pause(): void {
     if (this.mode !== 'running') return;
     this.mode = 'paused';
@@ -176,6 +171,12 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.fetcher?.prioritize(index, count);
   }
 
+  /** The download's selection of files changed (its writer's `wanted`): fetch what it wants now. */
+  wantedChanged(): void {
+    if (this.fetcher) return this.fetcher.reselect();
+    if (isPieceWriter(this.store) && !this.store.done() && !this.stopped) this.fetcher = this.fetcherFor(this.store);
+  }
+
   /** An incoming connection whose handshake named this torrent. */
   accept(peer: Peer, hello: Hello, early: WireMessage[] = []): void {
     peer.send(this.handshake);
@@ -184,15 +185,15 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (session) for (const m of early) if (this.peers.has(session) && !session.closed) this.onMessage(session, m);
   }
 
-  /**
-   * The download is complete and its file moved to its final place: serve from `store` from
-   * now on, tell peers we want nothing more, and let seeds go.
-   */
+  /** The download is complete and in its final place: serve from `store`, want nothing more, let seeds go. */
   seedFrom(store: PieceStore): void {
+    // A download of some files keeps fewer pieces than it announced: peers must hear it anew.
+    const fewer = store.have.count() < this.store.have.count();
     this.store = store;
     this.fetcher = null;
     for (const p of [...this.peers]) {
-      if (p.bitfield.complete()) p.close('download complete: both sides are seeds');
+      if (fewer) p.close('download of some files complete: reconnect to learn the pieces kept');
+      else if (p.bitfield.complete() && this.seeding) p.close('download complete: both sides are seeds');
       else p.setInterested(false);
     }
   }
@@ -287,14 +288,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'bitfield': {
         const bits = Bitfield.fromWire(this.metainfo.pieceCount, msg.bits);
         if (!bits) return this.violation(session, 'malformed bitfield');
-        // BEP 3 sends it once, first; aria2c sends it again later instead of HAVEs. A later
-        // one replaces the earlier (the availability counts are swapped), so accept it.
+        // BEP 3 sends it once, first; aria2c sends it again later instead of HAVEs: it replaces the earlier.
         return this.setBitfield(session, bits);
       }
       case 'have-all':
         return this.setBitfield(session, Bitfield.full(this.metainfo.pieceCount));
-      case 'have-none':
-        return;
       case 'choke':
         session.setPeerChoking(true);
         return this.fetcher?.choked(session);
@@ -321,7 +319,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'handshake':
         return this.violation(session, 'second handshake');
       default:
-        return; // keep-alive, port, suggest, allowed-fast, unknown ids: nothing to do
+        return; // keep-alive, have-none, port, suggest, allowed-fast, unknown ids: nothing to do
     }
   }
 
@@ -362,7 +360,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       },
       complete: () => {
         this.fetcher = null;
-        this.log.info({ file: this.metainfo.name }, 'every piece verified');
+        this.log.info({ file: this.metainfo.name }, 'every wanted piece verified');
         this.emit('complete');
       },
       failed: (err) => {

@@ -330,7 +330,7 @@ describe('part file and resume record', function () {
       const { part } = await open();
       await writeVerified(part, 0, 1, 2, 3);
       const err = await rejection(part.finish());
-      expect(err.message).to.equal('finish() before every piece is verified');
+      expect(err.message).to.equal('finish() before every wanted piece is verified');
       expect((await fsp.stat(part.partPath)).size).to.equal(LENGTH);
       await part.saveNow();
       expect(listed(await readRecord()), 'the record stays, and still saves').to.deep.equal([0, 1, 2, 3]);
