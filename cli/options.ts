@@ -15,6 +15,8 @@ export interface CliOptions {
   state?: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
+  /** .torrent files to seed from the data here (--seed, or `node-cli seed X.torrent`). */
+  seeds: string[];
   exitWhenDone: boolean;
   trackers: string[];
   peerIp?: string;
@@ -66,6 +68,7 @@ function addNodeOptions(program: Command): Command {
     .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect)
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect)
+    .option('--seed <file.torrent>', 'seed a .torrent made elsewhere from its data in the shared or download folders, under its own infohash; kept across restarts (repeatable)', collect)
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect)
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
@@ -151,6 +154,19 @@ function httpOptions(o: Record<string, unknown>, port: number | undefined, flags
   return { port, host: host.replace(/^\[|\]$/g, ''), ...(token !== undefined && { token }) };
 }
 
+/**
+ * `node-cli seed A.torrent [B.torrent ...] [ip] <port> [options]` is node-cli with a `--seed`
+ * for each torrent named right after `seed`; any other command line is returned as it is.
+ */
+export function seedCommand(argv: string[]): string[] {
+  if (argv[0] !== 'seed') return argv;
+  const rest = argv.slice(1);
+  const end = rest.findIndex((a) => !/\.torrent$/i.test(a));
+  const torrents = end < 0 ? rest : rest.slice(0, end);
+  if (torrents.length === 0) throw new UsageError('seed needs a .torrent file: seed X.torrent [ip] <port> [options]');
+  return [...rest.slice(torrents.length), ...torrents.flatMap((t) => ['--seed', t])];
+}
+
 /** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
 export function parseCli(argv: string[]): CliOptions {
   const tools = programName('node-cli').replace(/ node$/, '');
@@ -165,7 +181,7 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     // Under the launcher the tools are `shoal create`, not `shoal node create`.
-    .addHelpText('after', `\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
+    .addHelpText('after', `\n${tools} seed X.torrent [ip] <port> [options] is ${tools} [ip] <port> --seed X.torrent [options].\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const { layer, values } = layerConfig(program);
   const args = program.args;
@@ -245,6 +261,7 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     state: o.state as string | undefined,
     peers,
     gets,
+    seeds: list(o.seed),
     trackers: list(o.tracker),
     peerIp: o.peerIp as string | undefined,
     pieceLength,

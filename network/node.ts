@@ -30,10 +30,13 @@ import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
 import type { DownloadInfo } from './downloads/download.js';
-import type { TargetOptions } from './downloads/targets.js';
 import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './downloads/content.js';
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
+import { Keeper } from './downloads/keeper.js';
+import { KeptTorrents } from './library/kept-torrents.js';
+import { parseTarget, type TargetOptions } from './downloads/targets.js';
+import { BadTargetError } from './errors.js';
 import { loadNodeId } from './security/node-id.js';
 import { FolderLocks } from './storage/folder-lock.js';
 import { checkSharedFolder } from './library/shared-folder.js';
@@ -66,6 +69,9 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly server: PeerServer;
   private readonly torrents: Torrents;
   private readonly downloads: Downloads;
+  /** Torrents seeded under their own infohash from data here (made elsewhere, or private). */
+  private readonly kept: KeptTorrents;
+  private readonly keeper: Keeper;
   private readonly announcer: Announcer;
   private readonly holderIndex: Holders;
   private readonly watcher: Watcher;
@@ -102,7 +108,9 @@ export class Node extends EventEmitter<NodeEvents> {
     const timeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     this.id = init.id ?? loadNodeId(stateDir, init.port);
     this.hashPool = new HashPool({ workers: init.hashWorkers });
+    const kept = (this.kept = new KeptTorrents({ file: path.join(stateDir, 'torrents.json'), log }));
     this.library = new Library({
+      withholds: (abs, st) => kept.withholds(abs, st),
       folders: [...this.settings_.sharedFolders, this.downloadDir],
       cacheFile: path.join(stateDir, 'hash-cache.json'),
       hashPool: this.hashPool,
@@ -130,7 +138,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxUploadRate: init.maxUploadRate ?? 0,
       log,
       port: () => this.port,
-      shared: (h) => this.library.byInfoHash(h),
+      shared: (h) => this.library.byInfoHash(h) ?? kept.seeded(h),
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -141,11 +149,15 @@ export class Node extends EventEmitter<NodeEvents> {
       announcer: this.announcer,
       trackers: init.trackers ?? [],
       knownPeers: () => this.registry.list(),
-      adopt: (p, m) => this.library.adopt(p, m.pieces, m.pieceLength),
+      adopt: (p, m) => this.keeper.finished(p, m),
+      finishing: (m, p) => this.keeper.finishing(m, p),
       unshare: () => this.library.rescan(),
       stopping: () => this.stopping !== null,
       log,
     });
+    const { downloads, torrents, announcer, hashPool: hasher, library } = this;
+    const folders = () => [...this.sharedDirs, this.downloadDir];
+    this.keeper = new Keeper({ kept, downloads, torrents, announcer, hasher, library, folders, downloadDir: this.downloadDir, resumeDir: path.join(stateDir, 'resume'), trackers: () => this.trackers(), log });
     this.discovery_ = new NodeDiscovery(
       () => ({
         self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
@@ -226,12 +238,15 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex.start();
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
+    // Before the first scan: a private torrent's file must never be indexed.
+    await this.kept.load();
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
     await this.discovery_.start(this.settings_.sources);
     this.gossip.start();
     await this.downloads.resumeAll();
+    await this.keeper.restore();
     this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
   }
 
@@ -247,6 +262,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.announcer.stopAll();
       await this.server.stop();
       await this.downloads.stop();
+      await this.keeper.stop();
       await this.torrents.stopAll();
       await this.library.stop();
       await this.hashPool.close();
@@ -408,8 +424,21 @@ export class Node extends EventEmitter<NodeEvents> {
       magnetPeer: (p) => this.registry.add(p.host, p.port, 'magnet'),
       extraTrackers: () => (this.discovery_.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
       shared: (h) => this.library.byInfoHash(h),
+      existing: (m) => this.keeper.existing(m),
       log: this.log,
     });
+  }
+
+  /**
+   * Seed a .torrent (a path, or its bytes) from its data in the shared or download folders,
+   * under its own infohash, now and after every restart; never downloads. Resolves with its
+   * infohash and the data's path. NoDataError when not every piece is here (download it to
+   * fetch the rest), BadTargetError or MetainfoError when it is not a torrent Shoal can take.
+   */
+  async seed(torrent: string | Uint8Array, opts: TargetOptions = {}): Promise<{ infohash: string; path: string }> {
+    const t = await parseTarget(torrent, opts);
+    if (t.kind !== 'torrent') throw new BadTargetError(`seed takes a .torrent file, not ${JSON.stringify(String(torrent).slice(0, 100))}`);
+    return { infohash: t.metainfo.infoHashHex, path: await this.keeper.seed(t.metainfo) };
   }
 
   /** Resolves with the final path when the download of `infohash` is complete and verified (UnknownDownloadError). */
@@ -424,10 +453,15 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * Take a finished or failed download off the list; with `deleteData` delete its file too
-   * (and stop sharing it). False when there is none, or it is still active (cancel those).
+   * (and stop sharing it). A torrent seeded from data here (made elsewhere, or private) is
+   * seeded no more; a private one's file stays out of the public catalog. False when there is
+   * none, or it is still active (cancel those).
    */
-  remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
-    return this.downloads.remove(infohash.toLowerCase(), opts.deleteData);
+  async remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
+    const h = infohash.toLowerCase();
+    const removed = await this.downloads.remove(h, opts.deleteData);
+    if (removed) await this.keeper.removed(h, opts.deleteData);
+    return removed;
   }
 
   /** What this node uploads: each torrent that sends or is asked to, its peers and its share ratio. */

@@ -17,6 +17,13 @@ export function locate(folders: readonly string[], abs: string): Place | null {
   return best === null ? null : { folder: best, rel: path.relative(best, abs).split(path.sep).join('/') };
 }
 
+/** What the watcher need not follow: dot-entries and `.part` files under a folder. */
+export function ignoredByWatcher(folders: readonly string[], p: string, st?: Stats): boolean {
+  const where = locate(folders, path.resolve(p));
+  if (!where || where.rel === '') return false;
+  return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
+}
+
 /**
  * True when `abs` is reached through real directories of its folder: a directory swapped
  * for a symlink must not make us serve what it points to.

@@ -6,7 +6,7 @@
  *
  * What is never served: dot-files and dot-directories, `*.part`, names that fail
  * badRelativePath, symlinks (a file is only reached through real directories of its
- * folder), and anything that is not a regular file.
+ * folder), anything that is not a regular file, and what `withholds` says (private data).
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { promises as fsp, type Stats } from 'node:fs';
@@ -16,7 +16,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
 import { unservablePath } from '../util/names.js';
 import { FileIndex } from './file-index.js';
-import { locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
+import { ignoredByWatcher, locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
@@ -43,6 +43,8 @@ export interface LibraryInit {
   logger?: Logger;
   /** Follow changes after the first scan; default true. */
   watch?: boolean;
+  /** Files never shared whatever their name (a private torrent's data, BEP 27). */
+  withholds?: (abs: string, st: Stats) => boolean;
   /** A changed file must be stable this long before (re)hashing; default DEFAULT_SETTLE_MS. */
   settleMs?: number;
   /** Period of the safety-net stat rescan while watching; default DEFAULT_RESCAN_INTERVAL_MS. */
@@ -63,7 +65,6 @@ const MAX_ATTEMPTS = 5;
 /** How often waitFor() looks at its path again when no event has told it anything. */
 const WAIT_POLL_MS = 250;
 
-
 interface Job {
   /** Asked to look again while running: loop once more when done. */
   again: boolean;
@@ -75,7 +76,8 @@ export class Library extends EventEmitter<LibraryEvents> {
   private readonly pool: HashPool;
   private readonly cache: HashCache;
   private readonly log: Logger;
-  private readonly pieceLength: number;
+  private readonly withholds: (abs: string, st: Stats) => boolean;
+  readonly pieceLength: number;
   private readonly watching: boolean;
   private readonly settleMs: number;
   private readonly rescanMs: number;
@@ -97,6 +99,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     this.pool = init.hashPool;
     this.cache = new HashCache({ file: init.cacheFile, logger: init.logger });
     this.log = init.logger ?? silentLogger();
+    this.withholds = init.withholds ?? (() => false);
     this.pieceLength = init.pieceLength ?? DEFAULT_PIECE_LENGTH;
     if (!Number.isSafeInteger(this.pieceLength) || this.pieceLength < MIN_PIECE_LENGTH || this.pieceLength > MAX_PIECE_LENGTH)
       throw new RangeError(`pieceLength must be an integer from ${MIN_PIECE_LENGTH} to ${MAX_PIECE_LENGTH}`);
@@ -148,6 +151,11 @@ export class Library extends EventEmitter<LibraryEvents> {
   /** Case-insensitive substring match on the relative name; the text is never a pattern. */
   search(text: string): SharedFile[] {
     return this.index.search(text);
+  }
+
+  /** Look at one file again now (it may be withheld now, or no more); resolves when the index says what it is. */
+  look(absPath: string): Promise<void> {
+    return this.check(path.resolve(absPath));
   }
 
   /** Scan every folder now; resolves when what it found is indexed. */
@@ -257,7 +265,7 @@ export class Library extends EventEmitter<LibraryEvents> {
       followSymlinks: false,
       // Our own stop() closes it; a forgotten library must not hold the process open.
       persistent: false,
-      ignored: (p: string, st?: Stats) => this.ignoredByWatcher(p, st),
+      ignored: (p: string, st?: Stats) => ignoredByWatcher(this.folders, p, st),
     });
     this.watcher = w;
     const look = (p: string) => void this.check(path.resolve(p));
@@ -274,12 +282,6 @@ export class Library extends EventEmitter<LibraryEvents> {
       w.once('ready', resolve);
       this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-  }
-
-  private ignoredByWatcher(p: string, st?: Stats): boolean {
-    const where = locate(this.folders, path.resolve(p));
-    if (!where || where.rel === '') return false;
-    return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
   }
 
   /** Where `abs` would be served from, or null if it must never be. */
@@ -346,7 +348,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (let attempt = 0; ; ) {
       if (this.stopped) return;
       const st = await fsp.lstat(abs).catch(() => null);
-      if (!st || !st.isFile() || !(await reachedDirectly(abs, where))) return this.drop(abs);
+      if (!st || !st.isFile() || this.withholds(abs, st) || !(await reachedDirectly(abs, where))) return this.drop(abs);
       const cur = this.index.at(abs);
       if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
       // Let a file being written settle, so we hash it once, at the end. A future mtime
@@ -375,7 +377,8 @@ export class Library extends EventEmitter<LibraryEvents> {
         this.cache.set(key, pieces);
       }
       if (this.stopped) return;
-      return this.put(abs, where, st, pieces);
+      // Withheld while it was hashed (a private download renamed into place): never indexed.
+      return this.withholds(abs, st) ? this.drop(abs) : this.put(abs, where, st, pieces);
     }
   }
 

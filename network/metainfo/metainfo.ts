@@ -142,9 +142,11 @@ export function parseTorrent(bytes: Buffer): Metainfo {
 
 /**
  * The same torrent with `urls` added to its trackers (after its own, without duplicates).
- * The infohash covers the info dictionary only, so it does not change.
+ * The infohash covers the info dictionary only, so it does not change. A private torrent
+ * keeps its own trackers only (BEP 27): it is returned as it is.
  */
 export function withTrackers(m: Metainfo, urls: readonly string[]): Metainfo {
+  if (m.private) return m;
   const all = [...new Set([...m.announce, ...urls])];
   return all.length === m.announce.length ? m : { ...m, announce: all };
 }
