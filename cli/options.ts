@@ -163,7 +163,7 @@ export function seedCommand(argv: string[]): string[] {
   const rest = argv.slice(1);
   const end = rest.findIndex((a) => !/\.torrent$/i.test(a));
   const torrents = end < 0 ? rest : rest.slice(0, end);
-  if (torrents.length === 0) throw new UsageError('seed needs a .torrent file: seed X.torrent [ip] <port> [options]');
+  if (torrents.length === 0 && !rest.some((a) => a === '--help' || a === '-h')) throw new UsageError('seed needs a .torrent file: seed X.torrent [ip] <port> [options]');
   return [...rest.slice(torrents.length), ...torrents.flatMap((t) => ['--seed', t])];
 }
 
@@ -181,7 +181,7 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     // Under the launcher the tools are `shoal create`, not `shoal node create`.
-    .addHelpText('after', `\n${tools} seed X.torrent [ip] <port> [options] is ${tools} [ip] <port> --seed X.torrent [options].\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
+    .addHelpText('after', `\n${tools} seed X.torrent [ip] <port> [options] is ${programName('node-cli')} [ip] <port> --seed X.torrent [options].\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const { layer, values } = layerConfig(program);
   const args = program.args;

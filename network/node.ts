@@ -34,9 +34,7 @@ import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
 import { Keeper } from './downloads/keeper.js';
-import { KeptTorrents } from './library/kept-torrents.js';
-import { parseTarget, type TargetOptions } from './downloads/targets.js';
-import { BadTargetError } from './errors.js';
+import type { TargetOptions } from './downloads/targets.js';
 import { loadNodeId } from './security/node-id.js';
 import { FolderLocks } from './storage/folder-lock.js';
 import { checkSharedFolder } from './library/shared-folder.js';
@@ -70,7 +68,6 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly torrents: Torrents;
   private readonly downloads: Downloads;
   /** Torrents seeded under their own infohash from data here (made elsewhere, or private). */
-  private readonly kept: KeptTorrents;
   private readonly keeper: Keeper;
   private readonly announcer: Announcer;
   private readonly holderIndex: Holders;
@@ -108,9 +105,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const timeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     this.id = init.id ?? loadNodeId(stateDir, init.port);
     this.hashPool = new HashPool({ workers: init.hashWorkers });
-    const kept = (this.kept = new KeptTorrents({ file: path.join(stateDir, 'torrents.json'), log }));
     this.library = new Library({
-      withholds: (abs, st) => kept.withholds(abs, st),
+      withholds: (abs, st) => this.keeper.withholds(abs, st),
       folders: [...this.settings_.sharedFolders, this.downloadDir],
       cacheFile: path.join(stateDir, 'hash-cache.json'),
       hashPool: this.hashPool,
@@ -138,7 +134,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxUploadRate: init.maxUploadRate ?? 0,
       log,
       port: () => this.port,
-      shared: (h) => this.library.byInfoHash(h) ?? kept.seeded(h),
+      shared: (h) => this.library.byInfoHash(h) ?? this.keeper.seeded(h),
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -155,9 +151,9 @@ export class Node extends EventEmitter<NodeEvents> {
       stopping: () => this.stopping !== null,
       log,
     });
-    const { downloads, torrents, announcer, hashPool: hasher, library } = this;
-    const folders = () => [...this.sharedDirs, this.downloadDir];
-    this.keeper = new Keeper({ kept, downloads, torrents, announcer, hasher, library, folders, downloadDir: this.downloadDir, resumeDir: path.join(stateDir, 'resume'), trackers: () => this.trackers(), log });
+    const { downloads, torrents, announcer, hashPool: hasher, library, downloadDir } = this;
+    const folders = () => [...this.sharedDirs, downloadDir];
+    this.keeper = new Keeper({ file: path.join(stateDir, 'torrents.json'), downloads, torrents, announcer, hasher, library, folders, downloadDir, resumeDir: path.join(stateDir, 'resume'), trackers: () => this.trackers(), log });
     this.discovery_ = new NodeDiscovery(
       () => ({
         self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
@@ -239,7 +235,7 @@ export class Node extends EventEmitter<NodeEvents> {
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
     // Before the first scan: a private torrent's file must never be indexed.
-    await this.kept.load();
+    await this.keeper.load();
     await this.library.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
@@ -435,10 +431,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * infohash and the data's path. NoDataError when not every piece is here (download it to
    * fetch the rest), BadTargetError or MetainfoError when it is not a torrent Shoal can take.
    */
-  async seed(torrent: string | Uint8Array, opts: TargetOptions = {}): Promise<{ infohash: string; path: string }> {
-    const t = await parseTarget(torrent, opts);
-    if (t.kind !== 'torrent') throw new BadTargetError(`seed takes a .torrent file, not ${JSON.stringify(String(torrent).slice(0, 100))}`);
-    return { infohash: t.metainfo.infoHashHex, path: await this.keeper.seed(t.metainfo) };
+  seed(torrent: string | Uint8Array, opts: TargetOptions = {}): Promise<{ infohash: string; path: string }> {
+    return this.keeper.seedTarget(torrent, opts);
   }
 
   /** Resolves with the final path when the download of `infohash` is complete and verified (UnknownDownloadError). */
@@ -457,11 +451,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * seeded no more; a private one's file stays out of the public catalog. False when there is
    * none, or it is still active (cancel those).
    */
-  async remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
-    const h = infohash.toLowerCase();
-    const removed = await this.downloads.remove(h, opts.deleteData);
-    if (removed) await this.keeper.removed(h, opts.deleteData);
-    return removed;
+  remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
+    return this.keeper.remove(infohash.toLowerCase(), opts.deleteData);
   }
 
   /** What this node uploads: each torrent that sends or is asked to, its peers and its share ratio. */

@@ -22,13 +22,15 @@ import { exists } from '../storage/stores.js';
 import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
 import type { Library } from '../library/library.js';
-import type { DataStat, KeptTorrent, KeptTorrents } from '../library/kept-torrents.js';
+import { KeptTorrents, type DataStat, type KeptTorrent } from '../library/kept-torrents.js';
 import { findData, type Candidate, type DataFound, type MatchHasher } from '../library/data-match.js';
-import { NoDataError } from '../errors.js';
+import { BadTargetError, NoDataError } from '../errors.js';
 import type { Downloads } from './downloads.js';
+import { parseTarget, type TargetOptions } from './targets.js';
 
 export interface KeeperInit {
-  kept: KeptTorrents;
+  /** Where the kept torrents are listed (`<state>/torrents.json`). */
+  file: string;
   downloads: Downloads;
   torrents: Torrents;
   announcer: Announcer;
@@ -53,20 +55,33 @@ export class Keeper {
   /** One look per torrent at a time: a second add of it waits for the first. */
   private readonly looking = new Map<string, Promise<Existing>>();
   private readonly halt = new AbortController();
+  private readonly kept: KeptTorrents;
 
   constructor(private readonly init: KeeperInit) {
+    this.kept = new KeptTorrents({ file: init.file, log: init.log });
     // A kept file the library saw change or go: verify it again (a private one's changes show at the next start).
     init.library.on('removed', (f) => void this.changed(f.path).catch(() => {}));
   }
 
+  /** Read the list of kept torrents: before the library's first scan, which must withhold private data. */
+  load(): Promise<void> {
+    return this.kept.load();
+  }
+
   /** A torrent seeded from data here, by infohash (Torrents opens it when a peer asks for it). */
   seeded(infohash: string): { path: string; metainfo: Metainfo } | undefined {
-    return this.init.kept.seeded(infohash);
+    return this.kept.seeded(infohash);
+  }
+
+  /** Whether the library must not share this file: it is a private torrent's data (BEP 27). */
+  withholds(abs: string, st: { dev: number; ino: number }): boolean {
+    return this.kept.withholds(abs, st);
   }
 
   /** After a start: seed every kept torrent whose data is unchanged (a stat), or hashed again and still its data. */
   async restore(): Promise<void> {
-    const { kept, downloads, log } = this.init;
+    const { downloads, log } = this.init;
+    const kept = this.kept;
     let seeding = 0;
     for (const k of kept.list()) {
       if (this.halt.signal.aborted) return;
@@ -101,6 +116,13 @@ export class Keeper {
     return p;
   }
 
+  /** `seed` of a .torrent file (a path) or its bytes: see Node.seed. */
+  async seedTarget(torrent: string | Uint8Array, opts: TargetOptions): Promise<{ infohash: string; path: string }> {
+    const t = await parseTarget(torrent, opts);
+    if (t.kind !== 'torrent') throw new BadTargetError(`seed takes a .torrent file, not ${JSON.stringify(String(torrent).slice(0, 100))}`);
+    return { infohash: t.metainfo.infoHashHex, path: await this.seed(t.metainfo) };
+  }
+
   /** Seed `m` from data here, never downloading it: resolves with the data's path; NoDataError when not every piece is here. */
   async seed(m: Metainfo): Promise<string> {
     const h = m.infoHashHex;
@@ -110,7 +132,7 @@ export class Keeper {
       if (!this.init.downloads.get(h)) await this.init.downloads.alreadyShared(own);
       return own.path;
     }
-    const kept = this.init.kept.seeded(h);
+    const kept = this.kept.seeded(h);
     if (kept) {
       await this.list(m, kept.path);
       return kept.path;
@@ -129,14 +151,15 @@ export class Keeper {
   async finishing(m: Metainfo, partPath: string): Promise<void> {
     if (!m.private) return;
     const st = await fsp.lstat(partPath);
-    this.init.kept.claim(st);
+    this.kept.claim(st);
     // Kept before the rename: a crash right after it must not leave the file to the library.
-    await this.init.kept.put({ metainfo: m, ...dataStat(partPath, st), seeding: true });
+    await this.kept.put({ metainfo: m, ...dataStat(partPath, st), seeding: true });
   }
 
   /** A download is complete at `file`: the library shares it (unless it is private), and it is kept when its torrent is not the library's own. */
   async finished(file: string, m: Metainfo): Promise<void> {
-    const { kept, library, log } = this.init;
+    const { library, log } = this.init;
+    const kept = this.kept;
     const st = await fsp.lstat(file);
     if (m.private) {
       await kept.put({ metainfo: m, ...dataStat(file, st), seeding: true });
@@ -150,16 +173,19 @@ export class Keeper {
   }
 
   /**
-   * A download of `infohash` was taken off the list: a kept torrent is seeded no more. A
-   * private one's file (unless deleted) stays out of the public catalog until it changes.
+   * Take a finished or failed download off the list (Downloads.remove): a kept torrent is seeded
+   * no more, and a private one's file (unless deleted) stays out of the public catalog until it
+   * changes. False when there is no such download, or it is still active.
    */
-  async removed(infohash: string, deleteData: boolean): Promise<void> {
-    const k = this.init.kept.get(infohash);
-    if (!k) return;
+  async remove(infohash: string, deleteData: boolean): Promise<boolean> {
+    if (!(await this.init.downloads.remove(infohash, deleteData))) return false;
+    const k = this.kept.get(infohash);
+    if (!k) return true;
     await this.init.announcer.stop(infohash);
     await this.init.torrents.drop(infohash);
-    if (k.metainfo.private && !deleteData) await this.init.kept.put({ ...k, seeding: false });
-    else await this.init.kept.delete(infohash);
+    if (k.metainfo.private && !deleteData) await this.kept.put({ ...k, seeding: false });
+    else await this.kept.delete(infohash);
+    return true;
   }
 
   /** Look no more: a look under way stops at its next piece; resolves once every look settled. */
@@ -172,7 +198,7 @@ export class Keeper {
 
   private async look(m: Metainfo): Promise<Existing> {
     const h = m.infoHashHex;
-    const kept = this.init.kept.seeded(h);
+    const kept = this.kept.seeded(h);
     if (kept) {
       await this.list(m, kept.path);
       return 'seeding';
@@ -195,13 +221,13 @@ export class Keeper {
     for (const f of this.init.library.files())
       if (f.size === m.length) out.push({ path: f.path, known: { pieceLength: f.metainfo.pieceLength, pieces: f.metainfo.pieces } });
     if (!unservablePath(m.name)) for (const dir of this.init.folders()) out.push({ path: path.join(dir, m.name) });
-    for (const k of this.init.kept.list()) if (k.size === m.length) out.push({ path: k.path });
+    for (const k of this.kept.list()) if (k.size === m.length) out.push({ path: k.path });
     return out;
   }
 
   private async keep(m: Metainfo, found: DataFound): Promise<void> {
     const { path: where, size, mtimeMs, dev, ino } = found;
-    await this.init.kept.put({ metainfo: m, path: where, size, mtimeMs, dev, ino, seeding: true });
+    await this.kept.put({ metainfo: m, path: where, size, mtimeMs, dev, ino, seeding: true });
     // A private torrent's file leaves the public catalog now.
     if (m.private) await this.init.library.look(where);
     this.announce(m);
@@ -282,10 +308,10 @@ export class Keeper {
 
   /** The library saw `abs` change or go: a kept torrent seeded from it is verified again, and dropped if it is not its data now. */
   private async changed(abs: string): Promise<void> {
-    for (const k of this.init.kept.list()) {
+    for (const k of this.kept.list()) {
       if (k.path !== abs || !k.seeding) continue;
       const now = await this.current(k).catch(() => null);
-      if (now) await this.init.kept.put({ ...k, ...now });
+      if (now) await this.kept.put({ ...k, ...now });
       else await this.drop(k, 'its data is gone or is not its data any more');
     }
   }
@@ -293,7 +319,7 @@ export class Keeper {
   private async drop(k: KeptTorrent, why: string): Promise<void> {
     const h = k.metainfo.infoHashHex;
     this.init.log.warn({ file: k.metainfo.name, infohash: h, path: k.path, why }, 'no longer seeding a kept torrent');
-    await this.init.kept.delete(h);
+    await this.kept.delete(h);
     await this.init.announcer.stop(h);
     if (!this.init.downloads.get(h)?.active) await this.init.torrents.drop(h);
     // A private torrent's file, withheld until now, is an ordinary file again.
