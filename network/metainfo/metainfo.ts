@@ -83,6 +83,8 @@ export function fromInfo(infoBytes: Buffer, announce: string[] = []): Metainfo {
   if (!isDict(decoded)) throw new MetainfoError('info is not a dictionary');
   const info = decoded;
   if ('files' in info) throw new MetainfoError('multi-file torrents are not supported: Shoal shares one file per torrent');
+  // A hybrid torrent (BEP 52) has v1 pieces too and is taken as v1; one with v2 merkle trees only is not (docs/bittorrent.md).
+  if (info['meta version'] === 2 && !('pieces' in info)) throw new MetainfoError('a BitTorrent v2-only torrent (BEP 52): Shoal takes v1 and hybrid torrents, not v2-only ones');
   const length = info.length;
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
