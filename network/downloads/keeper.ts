@@ -56,6 +56,8 @@ export class Keeper {
   private readonly looking = new Map<string, Promise<Existing>>();
   private readonly halt = new AbortController();
   private readonly kept: KeptTorrents;
+  /** The background hashing of kept data that changed while the node was stopped. */
+  private rechecking: Promise<void> = Promise.resolve();
 
   constructor(private readonly init: KeeperInit) {
     this.kept = new KeptTorrents({ file: init.file, log: init.log });
@@ -78,28 +80,28 @@ export class Keeper {
     return this.kept.withholds(abs, st);
   }
 
-  /** After a start: seed every kept torrent whose data is unchanged (a stat), or hashed again and still its data. */
+  /**
+   * After a start: seed every kept torrent whose data is unchanged (one stat each). Data that
+   * changed is hashed again in the background (a start does not wait for it), and seeded again
+   * if every piece still matches.
+   */
   async restore(): Promise<void> {
     const { downloads, log } = this.init;
-    const kept = this.kept;
+    const changed: KeptTorrent[] = [];
     let seeding = 0;
-    for (const k of kept.list()) {
+    for (const k of this.kept.list()) {
       if (this.halt.signal.aborted) return;
-      const h = k.metainfo.infoHashHex;
       // A download of it resumes from its .part, and is kept again when it finishes.
-      if (downloads.knows(h)) continue;
-      const now = await this.current(k).catch(() => null);
-      if (!now) {
-        await this.drop(k, 'its data is gone or is not its data any more');
-        continue;
-      }
-      if (!sameData(now, k)) await kept.put({ ...k, ...now });
-      if (!k.seeding) continue;
-      this.announce(k.metainfo);
-      await this.list(k.metainfo, now.path);
-      seeding++;
+      if (downloads.knows(k.metainfo.infoHashHex)) continue;
+      const now = await this.located(k);
+      if (!now) await this.drop(k, 'its data is gone');
+      else if (!sameData(now, k)) changed.push(k);
+      else if (await this.resume(k, now)) seeding++;
     }
     if (seeding > 0) log.info({ torrents: seeding }, 'seeding kept torrents from the data here');
+    this.rechecking = (async () => {
+      for (const k of changed) await this.recheck(k);
+    })();
   }
 
   /**
@@ -188,10 +190,10 @@ export class Keeper {
     return true;
   }
 
-  /** Look no more: a look under way stops at its next piece; resolves once every look settled. */
+  /** Look no more: a look or recheck under way stops at its next piece; resolves once every one settled. */
   async stop(): Promise<void> {
     this.halt.abort();
-    await Promise.allSettled([...this.looking.values()]);
+    await Promise.allSettled([...this.looking.values(), this.rechecking]);
   }
 
   // ---- internals ------------------------------------------------------------------------
@@ -282,18 +284,38 @@ export class Keeper {
     if (!this.init.downloads.get(m.infoHashHex)) await this.init.downloads.alreadyShared({ name: m.name, path: where, metainfo: m });
   }
 
-  /** `k`'s data now: unchanged since it was kept (one stat), or hashed again and still whole; null when gone or changed. */
-  private async current(k: KeptTorrent): Promise<DataStat | null> {
+  /** Seed a kept torrent again (announced, listed); false for a private one that only withholds its file. */
+  private async resume(k: KeptTorrent, now: DataStat): Promise<boolean> {
+    if (!k.seeding) return false;
+    this.announce(k.metainfo);
+    await this.list(k.metainfo, now.path);
+    return true;
+  }
+
+  /** Where `k`'s data is now (a stat; null when it is gone). */
+  private async located(k: KeptTorrent): Promise<DataStat | null> {
     let where = k.path;
     let st = await fsp.lstat(where).catch(() => null);
     // A private download renamed into place just before a crash: its file has the .part's inode.
     if (!st && k.metainfo.private) ({ where, st } = await this.byInode(k));
-    if (!st?.isFile()) return null;
-    const now = dataStat(where, st);
-    if (sameData(now, { ...k, path: where })) return now;
-    this.init.log.info({ file: k.metainfo.name, path: where }, "a kept torrent's data changed: verifying it again");
-    const found = await findData(k.metainfo, [{ path: where }], this.init.hasher, this.halt.signal);
-    return found?.have.complete() ? dataStat(where, st) : null;
+    return st?.isFile() ? dataStat(where, st) : null;
+  }
+
+  /** Verify `k`'s data again now: unchanged (a stat), or hashed again and still whole; dropped otherwise. */
+  private async recheck(k: KeptTorrent): Promise<void> {
+    const now = await this.located(k);
+    if (now && sameData(now, k)) return;
+    let whole = false;
+    if (now) {
+      this.init.log.info({ file: k.metainfo.name, path: now.path }, "a kept torrent's data changed: verifying it again");
+      const found = await findData(k.metainfo, [{ path: now.path }], this.init.hasher, this.halt.signal).catch(() => null);
+      // Stopping is no verdict: it is looked at again at the next start.
+      if (this.halt.signal.aborted) return;
+      whole = found?.have.complete() === true && sameData(found, now);
+    }
+    if (!now || !whole) return this.drop(k, now ? 'its data is not its data any more' : 'its data is gone');
+    await this.kept.put({ ...k, ...now });
+    await this.resume(k, now);
   }
 
   private async byInode(k: KeptTorrent): Promise<{ where: string; st: Stats | null }> {
@@ -308,12 +330,7 @@ export class Keeper {
 
   /** The library saw `abs` change or go: a kept torrent seeded from it is verified again, and dropped if it is not its data now. */
   private async changed(abs: string): Promise<void> {
-    for (const k of this.kept.list()) {
-      if (k.path !== abs || !k.seeding) continue;
-      const now = await this.current(k).catch(() => null);
-      if (now) await this.kept.put({ ...k, ...now });
-      else await this.drop(k, 'its data is gone or is not its data any more');
-    }
+    for (const k of this.kept.list()) if (k.path === abs && k.seeding && !this.halt.signal.aborted) await this.recheck(k);
   }
 
   private async drop(k: KeptTorrent, why: string): Promise<void> {
