@@ -138,14 +138,14 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     return p;
   }
 
-  /** A download of something shared here already: done at once. */
-  async alreadyShared(f: Pick<SharedFile, 'name' | 'path' | 'metainfo'>): Promise<void> {
+  /** A download of something shared here already: done at once (`done` is not told again of a torrent kept from an earlier run). */
+  async alreadyShared(f: Pick<SharedFile, 'name' | 'path' | 'metainfo'>, tell = true): Promise<void> {
     const torrent = await this.init.torrents.find(f.metainfo.infoHashHex);
     if (!torrent) throw new UnknownDownloadError(`${f.name} is no longer shared here`);
     const d = new Download({ torrent, part: null, state: 'done', trackerUrls: [], path: f.path });
     this.all.set(d.infohash, d);
     this.stateChanged(d);
-    this.emit('done', d.info());
+    if (tell) this.emit('done', d.info());
   }
 
   /**

@@ -279,16 +279,16 @@ export class Keeper {
     announcer.start(m, urls, () => ({ uploaded: torrents.get(h)?.info().uploaded ?? 0, downloaded: 0, left: 0 }), dial);
   }
 
-  /** Show it in the downloads list, finished, unless it is there. */
-  private async list(m: Metainfo, where: string): Promise<void> {
-    if (!this.init.downloads.get(m.infoHashHex)) await this.init.downloads.alreadyShared({ name: m.name, path: where, metainfo: m });
+  /** Show it in the downloads list, finished, unless it is there (`tell`: with a `done` event). */
+  private async list(m: Metainfo, where: string, tell = true): Promise<void> {
+    if (!this.init.downloads.get(m.infoHashHex)) await this.init.downloads.alreadyShared({ name: m.name, path: where, metainfo: m }, tell);
   }
 
   /** Seed a kept torrent again (announced, listed); false for a private one that only withholds its file. */
   private async resume(k: KeptTorrent, now: DataStat): Promise<boolean> {
     if (!k.seeding) return false;
     this.announce(k.metainfo);
-    await this.list(k.metainfo, now.path);
+    await this.list(k.metainfo, now.path, false);
     return true;
   }
 
