@@ -17,9 +17,10 @@ import { parseMagnet } from '../../network/metainfo/magnet.js';
 import { controlRequest } from '../../network/control/control-client.js';
 import { subscribe } from '../../network/control/subscription.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
-import { randomFile, sha1File, startNode, tempDirPerTest, waitFor, Children } from '../helpers.js';
+import { freePort, randomFile, sha1File, startNode, tempDirPerTest, waitFor, Children } from '../helpers.js';
 import { findExecutable } from '../opentracker.js';
 import { libtorrentMissing, startLibtorrent } from '../libtorrent.js';
+import { ARIA_NET, run } from '../aria2.js';
 
 const exec = promisify(execFile);
 
@@ -184,6 +185,21 @@ describe('private torrents (BEP 27)', function () {
     const lt = await startLibtorrent(children, 'fetch', { torrent: secret.path, dir: into, peers: [{ host: '127.0.0.1', port: d.port }] });
     await lt.waitFor((e) => e.event === 'done', 60_000, 'the private torrent from the restarted node');
     expect(await sha1File(path.join(into, 'secret.iso'))).to.equal(await sha1File(final));
+  });
+
+  it('aria2c downloads a private torrent from a Shoal seed that it finds through the torrent\'s own tracker', async function () {
+    if (!findExecutable('aria2c')) this.skip();
+    const own = await tracker('own');
+    const s = await node('s', { 'secret.iso': 2 * 1024 * 1024 + 11 });
+    const file = path.join(s.sharedDir, 'secret.iso');
+    const secret = await torrentOf(file, path.join(fx.dir, 'secret.torrent'), { tracker: `${own.url}/announce`, private: true });
+    await s.seed(secret.path);
+    await waitFor(() => own.tracker.store.counts(secret.m.infoHashHex).complete === 1, 15_000, 'the seed at its tracker');
+    const into = path.join(fx.dir, 'aria');
+    const res = await run(children, 'aria2c', [...ARIA_NET, '--seed-time=0', `--listen-port=${await freePort()}`, '--file-allocation=none', '-d', into, secret.path], 60_000);
+    expect(res.code, `aria2c: ${res.output}`).to.equal(0);
+    expect(await sha1File(path.join(into, 'secret.iso'))).to.equal(await sha1File(file));
+    expect(s.files(), 'still in no public catalog').to.deep.equal([]);
   });
 
   it("a private download dials no node it knows otherwise: its peers come from its own trackers only (a public one's from every known node)", async function () {
