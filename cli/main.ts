@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, programName, Cooldown, Node, type KnownPeer } from '../network/index.js';
-import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
+import { nodeInit, parseCli, seedCommand, UsageError, type CliOptions } from './options.js';
+import { seedAll } from './seeds.js';
 import { startConsole } from './console.js';
 import { LiveView } from './live-view.js';
 import { bytes, eta, rate } from './format.js';
@@ -16,7 +17,7 @@ if (isTool(argv[0])) process.exit(await runTool(argv[0], argv.slice(1), programN
 
 let opts: CliOptions;
 try {
-  opts = parseCli(argv);
+  opts = parseCli(seedCommand(argv));
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
   process.stderr.write(`${programName('node-cli')}: ${err.message} (see ${programName('node-cli')} --help)\n`);
@@ -99,6 +100,7 @@ if (opts.http) {
   emit('dashboard', { url: web.url, open, also: more }, `dashboard: ${[open, ...more].join('  ')}`);
 }
 
+void seedAll(node, opts.seeds, emit);
 const finished = gets.run(opts.gets);
 if (opts.exitWhenDone) await shutdown((await finished) ? 0 : 1);
 if (interactive) startConsole(node, view, () => void shutdown(0));

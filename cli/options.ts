@@ -19,6 +19,8 @@ export interface CliOptions {
   only: string[];
   /** --share-folder-as-torrent: folders shared whole, each as one multi-file torrent. */
   shareFolders: string[];
+  /** .torrent files to seed from the data here (--seed, or `node-cli seed X.torrent`). */
+  seeds: string[];
   exitWhenDone: boolean;
   trackers: string[];
   peerIp?: string;
@@ -72,6 +74,7 @@ function addNodeOptions(program: Command): Command {
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect)
     .option('--only <glob>', 'with --get: download only the files of a multi-file torrent that match, e.g. "*.flac" or "disc1/*" (repeatable)', collect)
     .option('--share-folder-as-torrent <dir>', 'share this folder whole as one multi-file torrent, the infohash mktorrent gives it (repeatable)', collect)
+    .option('--seed <file.torrent>', 'seed a .torrent made elsewhere from its data in the shared or download folders, under its own infohash; kept across restarts (repeatable)', collect)
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect)
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
@@ -157,6 +160,19 @@ function httpOptions(o: Record<string, unknown>, port: number | undefined, flags
   return { port, host: host.replace(/^\[|\]$/g, ''), ...(token !== undefined && { token }) };
 }
 
+/**
+ * `node-cli seed A.torrent [B.torrent ...] [ip] <port> [options]` is node-cli with a `--seed`
+ * for each torrent named right after `seed`; any other command line is returned as it is.
+ */
+export function seedCommand(argv: string[]): string[] {
+  if (argv[0] !== 'seed') return argv;
+  const rest = argv.slice(1);
+  const end = rest.findIndex((a) => !/\.torrent$/i.test(a));
+  const torrents = end < 0 ? rest : rest.slice(0, end);
+  if (torrents.length === 0 && !rest.some((a) => a === '--help' || a === '-h')) throw new UsageError('seed needs a .torrent file: seed X.torrent [ip] <port> [options]');
+  return [...rest.slice(torrents.length), ...torrents.flatMap((t) => ['--seed', t])];
+}
+
 /** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
 export function parseCli(argv: string[]): CliOptions {
   const tools = programName('node-cli').replace(/ node$/, '');
@@ -171,7 +187,7 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     // Under the launcher the tools are `shoal create`, not `shoal node create`.
-    .addHelpText('after', `\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
+    .addHelpText('after', `\n${tools} seed X.torrent [ip] <port> [options] is ${programName('node-cli')} [ip] <port> --seed X.torrent [options].\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const { layer, values } = layerConfig(program);
   const args = program.args;
@@ -255,6 +271,7 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     gets,
     only,
     shareFolders: list(o.shareFolderAsTorrent),
+    seeds: list(o.seed),
     trackers: list(o.tracker),
     peerIp: o.peerIp as string | undefined,
     pieceLength,

@@ -83,3 +83,19 @@ export class SharedFolderError extends Error {
     super(message);
   }
 }
+
+/**
+ * A torrent to seed whose data is not all here: `found` of its `pieces` pieces are, in `path`
+ * (none: no file of its size holds any). Downloading it instead fetches the rest.
+ */
+export class NoDataError extends Error {
+  override name = 'NoDataError';
+  constructor(
+    message: string,
+    readonly found: number,
+    readonly pieces: number,
+    readonly path?: string,
+  ) {
+    super(message);
+  }
+}

@@ -26,7 +26,7 @@ export type { SeedingEntry, SeedingPeer } from './swarm/seeding.js';
 export type { FileEntry } from './wire/control-codec.js';
 
 // Typed errors: map them by class, never by message.
-export { NotFoundError, AmbiguousTargetError, BadTargetError, UnknownDownloadError, SelectionError, FolderLockedError, SharedFolderError, type LockHolder } from './errors.js';
+export { NotFoundError, AmbiguousTargetError, BadTargetError, UnknownDownloadError, SelectionError, FolderLockedError, SharedFolderError, NoDataError, type LockHolder } from './errors.js';
 export { MagnetError } from './metainfo/magnet.js';
 export { MetainfoError, MAX_TORRENT_BYTES } from './metainfo/metainfo.js';
 export { ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, DEFAULT_MAX_IMPORT_BYTES } from './library/import.js';

@@ -37,6 +37,7 @@ import { fileViews, selectByIndex } from './downloads/selection.js';
 import { FolderTorrents } from './library/folder-torrents.js';
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
+import { Keeper } from './downloads/keeper.js';
 import { loadNodeId } from './security/node-id.js';
 import { FolderLocks } from './storage/folder-lock.js';
 import { checkSharedFolder } from './library/shared-folder.js';
@@ -70,6 +71,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly server: PeerServer;
   private readonly torrents: Torrents;
   private readonly downloads: Downloads;
+  /** Torrents seeded under their own infohash from data here (made elsewhere, or private). */
+  private readonly keeper: Keeper;
   private readonly announcer: Announcer;
   private readonly holderIndex: Holders;
   private readonly watcher: Watcher;
@@ -107,6 +110,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.id = init.id ?? loadNodeId(stateDir, init.port);
     this.hashPool = new HashPool({ workers: init.hashWorkers });
     this.library = new Library({
+      withholds: (abs, st) => this.keeper.withholds(abs, st),
       folders: [...this.settings_.sharedFolders, this.downloadDir],
       cacheFile: path.join(stateDir, 'hash-cache.json'),
       hashPool: this.hashPool,
@@ -135,7 +139,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxUploadRate: init.maxUploadRate ?? 0,
       log,
       port: () => this.port,
-      shared: (h) => this.library.byInfoHash(h),
+      shared: (h) => this.library.byInfoHash(h) ?? this.keeper.seeded(h),
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -146,12 +150,18 @@ export class Node extends EventEmitter<NodeEvents> {
       announcer: this.announcer,
       trackers: init.trackers ?? [],
       knownPeers: () => this.registry.list(),
-      // A finished folder: its files are shared one by one (the rescan hashes them) and, when whole, as its torrent.
-      adopt: (p, m, whole) => (m.multiFile ? Promise.all([whole && this.folderTorrents.adopt(p, m), this.library.rescan()]) : this.library.adopt(p, m.pieces, m.pieceLength)),
+      // A finished folder: its files are shared one by one (the rescan hashes them) and, when whole, as its torrent;
+      // a private one (BEP 27) is seeded under its own infohash only, its folder marked so nothing in it is shared.
+      adopt: (p, m, whole) =>
+        m.multiFile ? (m.private ? Promise.resolve() : Promise.all([whole && this.folderTorrents.adopt(p, m), this.library.rescan()])) : this.keeper.finished(p, m),
+      finishing: (m, p) => (m.multiFile ? Promise.resolve() : this.keeper.finishing(m, p)),
       unshare: (p) => (this.folderTorrents.remove(p), this.library.rescan()),
       stopping: () => this.stopping !== null,
       log,
     });
+    const { downloads, torrents, announcer, hashPool: hasher, library, downloadDir } = this;
+    const folders = () => [...this.sharedDirs, downloadDir];
+    this.keeper = new Keeper({ file: path.join(stateDir, 'torrents.json'), downloads, torrents, announcer, hasher, library, folders, downloadDir, resumeDir: path.join(stateDir, 'resume'), trackers: () => this.trackers(), log });
     this.discovery_ = new NodeDiscovery(
       () => ({
         self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
@@ -234,6 +244,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex.start();
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
+    // Before the first scan: a private torrent's file must never be indexed.
+    await this.keeper.load();
     await this.library.start();
     for (const dir of this.init.shareFoldersAsTorrents ?? []) {
       await this.folderTorrents.share(dir).catch((err: Error) => this.log.error({ folder: dir, err: err.message }, 'could not share a folder as a torrent'));
@@ -244,6 +256,7 @@ export class Node extends EventEmitter<NodeEvents> {
     await this.discovery_.start(this.settings_.sources);
     this.gossip.start();
     await this.downloads.resumeAll();
+    await this.keeper.restore();
     this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
   }
 
@@ -259,6 +272,7 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.announcer.stopAll();
       await this.server.stop();
       await this.downloads.stop();
+      await this.keeper.stop();
       await this.torrents.stopAll();
       this.folderTorrents.stop();
       await this.library.stop();
@@ -421,8 +435,19 @@ export class Node extends EventEmitter<NodeEvents> {
       magnetPeer: (p) => this.registry.add(p.host, p.port, 'magnet'),
       extraTrackers: () => (this.discovery_.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
       shared: (h) => this.library.byInfoHash(h),
+      existing: (m) => this.keeper.existing(m),
       log: this.log,
     });
+  }
+
+  /**
+   * Seed a .torrent (a path, or its bytes) from its data in the shared or download folders,
+   * under its own infohash, now and after every restart; never downloads. Resolves with its
+   * infohash and the data's path. NoDataError when not every piece is here (download it to
+   * fetch the rest), BadTargetError or MetainfoError when it is not a torrent Shoal can take.
+   */
+  seed(torrent: string | Uint8Array, opts: TargetOptions = {}): Promise<{ infohash: string; path: string }> {
+    return this.keeper.seedTarget(torrent, opts);
   }
 
   /** Resolves with the final path when the download of `infohash` is complete and verified (UnknownDownloadError). */
@@ -437,10 +462,12 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * Take a finished or failed download off the list; with `deleteData` delete its file too
-   * (and stop sharing it). False when there is none, or it is still active (cancel those).
+   * (and stop sharing it). A torrent seeded from data here (made elsewhere, or private) is
+   * seeded no more; a private one's file stays out of the public catalog. False when there is
+   * none, or it is still active (cancel those).
    */
   remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
-    return this.downloads.remove(infohash.toLowerCase(), opts.deleteData);
+    return this.keeper.remove(infohash.toLowerCase(), opts.deleteData);
   }
 
   /** What this node uploads: each torrent that sends or is asked to, its peers and its share ratio. */

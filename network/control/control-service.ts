@@ -47,7 +47,8 @@ export class ControlService implements ControlHandler {
         return { type: 'LIST', files: library.files().slice(0, MAX_FILES).map(describeFile) };
       case 'metainfo': {
         const m = this.init.metainfo(req.infohash);
-        if (!m) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
+        // A private torrent is told to nobody (BEP 27): its peers have it from its own trackers.
+        if (!m || m.private) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
         return { type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') };
       }
       case 'peers': {

@@ -38,6 +38,8 @@ export interface DownloadsInit {
   knownPeers(): Endpoint[];
   /** Share a finished file or folder (its digests are known: no rehash); `whole` unless some files were left out. */
   adopt(path: string, m: Metainfo, whole: boolean): Promise<unknown>;
+  /** Every piece is verified and the .part is about to be renamed (a private torrent's file is claimed now). */
+  finishing?(m: Metainfo, partPath: string): Promise<void>;
   /** A finished file was deleted: stop sharing it. */
   unshare(path: string): Promise<unknown>;
   /** The node is stopping: failures from here on are expected. */
@@ -92,9 +94,9 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     return d ? d.done : Promise.reject(new UnknownDownloadError(`no download with infohash ${infohash}`));
   }
 
-  /** Dial these peers for every running download. */
+  /** Dial these peers (the node's known peers) for every running download but the private ones. */
   addPeers(peers: Endpoint[]): void {
-    for (const d of this.all.values()) if (d.state === 'downloading') d.torrent.addPeers(peers);
+    for (const d of this.all.values()) if (d.state === 'downloading' && !d.metainfo.private) d.torrent.addPeers(peers);
   }
 
   /**
@@ -157,14 +159,14 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     return true;
   }
 
-  /** A download of something shared here already: done at once. */
-  async alreadyShared(f: SharedFile): Promise<void> {
+  /** A download of something shared here already: done at once (`done` is not told again of a torrent kept from an earlier run). */
+  async alreadyShared(f: Pick<SharedFile, 'name' | 'path' | 'metainfo'>, tell = true): Promise<void> {
     const torrent = await this.init.torrents.find(f.metainfo.infoHashHex);
     if (!torrent) throw new UnknownDownloadError(`${f.name} is no longer shared here`);
     const d = new Download({ torrent, part: null, state: 'done', trackerUrls: [], path: f.path });
     this.all.set(d.infohash, d);
     this.stateChanged(d);
-    this.emit('done', d.info());
+    if (tell) this.emit('done', d.info());
   }
 
   /**
@@ -199,7 +201,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     await this.mark(d.infohash, false);
     if (d.state !== 'downloading') return false;
     d.torrent.resume();
-    d.torrent.addPeers(this.init.knownPeers());
+    d.torrent.addPeers(this.known(d.metainfo));
     this.announce(d);
     this.init.log.info({ file: d.metainfo.name }, 'download resumed');
     this.stateChanged(d);
@@ -254,7 +256,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   /** What the bootstrap server shows of our downloads. */
   progress(): Array<{ infohash: string; name: string; progress: number }> {
     return this.list()
-      .filter((d) => d.state === 'downloading')
+      // A private torrent is never in the bootstrap index (BEP 27).
+      .filter((d) => d.state === 'downloading' && !d.metainfo.private)
       .map((d) => {
         const i = d.torrent.info();
         return { infohash: i.infohash, name: i.name, progress: i.pieces > 0 ? i.verified / i.pieces : 0 };
@@ -271,7 +274,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     if (select && JSON.stringify(part.selection()) !== JSON.stringify(checkSelection(m, select))) await part.select(select);
     if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
     const torrent = this.init.torrents.open(m, part, paused);
-    const trackerUrls = [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
+    // A private torrent is announced to its own trackers only (BEP 27).
+    const trackerUrls = m.private ? m.announce : [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
     const d = new Download({ torrent, part, state: paused ? 'paused' : 'downloading', trackerUrls });
     this.all.set(d.infohash, d);
     torrent.on('piece', () => {
@@ -284,7 +288,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     // A crash right before the rename leaves every wanted piece verified: finish it now.
     if (part.done()) void this.finish(d);
     // A paused torrent keeps these as candidates and dials none until resumed.
-    torrent.addPeers([...peers, ...this.init.knownPeers()]);
+    torrent.addPeers([...peers, ...this.known(m)]);
     if (!paused) this.announce(d);
     const { files, selectedFiles } = d.info();
     log.info({ file: m.name, infohash: m.infoHashHex, size: m.length, paused, ...(m.multiFile && { files, selected: selectedFiles }) }, 'download started');
@@ -296,6 +300,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     let finalPath: string;
     try {
       const selection = d.part!.selection();
+      await this.init.finishing?.(d.metainfo, d.part!.partPath);
       finalPath = await d.part!.finish();
       d.torrent.seedFrom(await SeedStore.open(finalPath, d.metainfo, selection));
     } catch (err) {
@@ -324,6 +329,14 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       const s = d.torrent.info();
       return { uploaded: s.uploaded, downloaded: s.downloaded, left: d.bytesLeft() };
     }, (p) => d.torrent.addPeers([p]));
+  }
+
+  /**
+   * The node's known peers a download dials: none for a private torrent, whose peers come
+   * from its own trackers only (BEP 27), so no other node hears its infohash from us.
+   */
+  private known(m: Metainfo): Endpoint[] {
+    return m.private ? [] : this.init.knownPeers();
   }
 
   private progressed(d: Download): void {

@@ -1,7 +1,8 @@
 /**
  * From what a user typed to a running download: parse the target, find what it means (a
  * name is searched, a magnet or infohash resolved to its metainfo), and start it, or join the
- * one already running, or record it done at once when the file is shared here already.
+ * one already running, or record it done at once when the file is shared here already (as
+ * the library's own torrent, or as data that holds every piece of this one: keeper.ts).
  */
 import type { Logger } from '../util/log.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
@@ -10,6 +11,7 @@ import { parseTarget, pickByName, type NamedFile, type TargetOptions } from './t
 import { resolveMetainfo, type ResolveInit } from './resolve.js';
 import { checkPatterns, selectByPatterns } from './selection.js';
 import type { Downloads } from './downloads.js';
+import type { Existing } from './keeper.js';
 
 type Endpoint = { host: string; port: number };
 
@@ -23,6 +25,8 @@ export interface StartDeps {
   /** Trackers every download is announced to besides its own (the bootstrap server's). */
   extraTrackers(): string[];
   shared(infohash: string): SharedFile | undefined;
+  /** Its data here: seeded at once ('seeding'), or its .part started from the pieces found ('partial'). */
+  existing(m: Metainfo): Promise<Existing>;
   log: Logger;
 }
 
@@ -68,6 +72,8 @@ export async function startDownload(text: string | Uint8Array, opts: TargetOptio
     return infohash;
   }
   if (!metainfo) ({ metainfo, peers: hint } = await resolveMetainfo(infohash, hint, trackers, deps.resolve));
+  // A torrent made elsewhere of a file here (another piece length, extra keys): seeded, not downloaded.
+  if (!metainfo.multiFile && (await deps.existing(metainfo)) === 'seeding') return infohash;
   await downloads.start(metainfo, hint, trackers, false, only ? selectByPatterns(metainfo, only) : null);
   return infohash;
 }

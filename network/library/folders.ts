@@ -17,6 +17,15 @@ export function locate(folders: readonly string[], abs: string): Place | null {
   return best === null ? null : { folder: best, rel: path.relative(best, abs).split(path.sep).join('/') };
 }
 
+/** What the watcher need not follow: dot-entries and `.part` files under a folder. */
+export function ignoredByWatcher(folders: readonly string[], p: string, st?: Stats): boolean {
+  const where = locate(folders, path.resolve(p));
+  if (!where || where.rel === '') return false;
+  const parts = where.rel.split('/');
+  // A `.part` folder is a multi-file download in progress: nothing in it is shared either.
+  return parts.some((c) => c.startsWith('.')) || parts.slice(0, -1).some((c) => c.endsWith('.part')) || (st?.isFile() === true && where.rel.endsWith('.part'));
+}
+
 /**
  * True when `abs` is reached through real directories of its folder: a directory swapped
  * for a symlink must not make us serve what it points to.

@@ -6,7 +6,8 @@
  *
  * What is never served: dot-files and dot-directories, `*.part`, names that fail
  * badRelativePath, symlinks (a file is only reached through real directories of its
- * folder), and anything that is not a regular file. A folder may also be shared whole, as
+ * folder), anything that is not a regular file, what `withholds` says (private data), and
+ * the files of a private multi-file torrent's folder. A folder may also be shared whole, as
  * one multi-file torrent (shareWhole, from library/folder-torrents.ts): one more entry.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
@@ -15,9 +16,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
-import { unservablePath } from '../util/names.js';
+import { PRIVATE_FOLDER_MARKER, unservablePath } from '../util/names.js';
 import { FileIndex, type SharedFile } from './file-index.js';
-import { locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
+import { ignoredByWatcher, locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
@@ -33,6 +34,8 @@ export interface LibraryInit {
   logger?: Logger;
   /** Follow changes after the first scan; default true. */
   watch?: boolean;
+  /** Files never shared whatever their name (a private torrent's data, BEP 27). */
+  withholds?: (abs: string, st: Stats) => boolean;
   /** A changed file must be stable this long before (re)hashing; default DEFAULT_SETTLE_MS. */
   settleMs?: number;
   /** Period of the safety-net stat rescan while watching; default DEFAULT_RESCAN_INTERVAL_MS. */
@@ -64,7 +67,8 @@ export class Library extends EventEmitter<LibraryEvents> {
   private readonly pool: HashPool;
   private readonly cache: HashCache;
   private readonly log: Logger;
-  private readonly pieceLength: number;
+  private readonly withholds: (abs: string, st: Stats) => boolean;
+  readonly pieceLength: number;
   private readonly watching: boolean;
   private readonly settleMs: number;
   private readonly rescanMs: number;
@@ -86,6 +90,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     this.pool = init.hashPool;
     this.cache = new HashCache({ file: init.cacheFile, logger: init.logger });
     this.log = init.logger ?? silentLogger();
+    this.withholds = init.withholds ?? (() => false);
     this.pieceLength = init.pieceLength ?? DEFAULT_PIECE_LENGTH;
     if (!Number.isSafeInteger(this.pieceLength) || this.pieceLength < MIN_PIECE_LENGTH || this.pieceLength > MAX_PIECE_LENGTH)
       throw new RangeError(`pieceLength must be an integer from ${MIN_PIECE_LENGTH} to ${MAX_PIECE_LENGTH}`);
@@ -137,6 +142,11 @@ export class Library extends EventEmitter<LibraryEvents> {
   /** Case-insensitive substring match on the relative name; the text is never a pattern. */
   search(text: string): SharedFile[] {
     return this.index.search(text);
+  }
+
+  /** Look at one file again now (it may be withheld now, or no more); resolves when the index says what it is. */
+  look(absPath: string): Promise<void> {
+    return this.check(path.resolve(absPath));
   }
 
   /** Scan every folder now; resolves when what it found is indexed. */
@@ -254,7 +264,7 @@ export class Library extends EventEmitter<LibraryEvents> {
       followSymlinks: false,
       // Our own stop() closes it; a forgotten library must not hold the process open.
       persistent: false,
-      ignored: (p: string) => this.ignoredByWatcher(p),
+      ignored: (p: string, st?: Stats) => ignoredByWatcher(this.folders, p, st),
     });
     this.watcher = w;
     const look = (p: string) => void this.check(path.resolve(p));
@@ -271,12 +281,6 @@ export class Library extends EventEmitter<LibraryEvents> {
       w.once('ready', resolve);
       this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-  }
-
-  private ignoredByWatcher(p: string): boolean {
-    const where = locate(this.folders, path.resolve(p));
-    if (!where || where.rel === '') return false;
-    return where.rel.split('/').some((c) => c.startsWith('.') || c.endsWith('.part'));
   }
 
   /** Where `abs` would be served from, or null if it must never be. */
@@ -343,7 +347,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (let attempt = 0; ; ) {
       if (this.stopped) return;
       const st = await fsp.lstat(abs).catch(() => null);
-      if (!st || !st.isFile() || !(await reachedDirectly(abs, where))) return this.drop(abs);
+      if (!st || !st.isFile() || this.withholds(abs, st) || (await inPrivateFolder(where)) || !(await reachedDirectly(abs, where))) return this.drop(abs);
       const cur = this.index.at(abs);
       if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
       // Let a file being written settle, so we hash it once, at the end. A future mtime
@@ -372,7 +376,8 @@ export class Library extends EventEmitter<LibraryEvents> {
         this.cache.set(key, pieces);
       }
       if (this.stopped) return;
-      return this.put(abs, where, st, pieces);
+      // Withheld while it was hashed (a private download renamed into place): never indexed.
+      return this.withholds(abs, st) || (await inPrivateFolder(where)) ? this.drop(abs) : this.put(abs, where, st, pieces);
     }
   }
 
@@ -389,4 +394,16 @@ export class Library extends EventEmitter<LibraryEvents> {
     const old = this.index.remove(abs);
     if (old) this.emit('removed', old);
   }
+}
+
+/**
+ * Whether the file is inside the folder of a private multi-file torrent (BEP 27): such a folder
+ * carries a PRIVATE_FOLDER_MARKER from its first moment as a `.part` folder, through the rename,
+ * and across restarts, so none of its files is ever in a public catalog.
+ */
+async function inPrivateFolder(where: Place): Promise<boolean> {
+  const slash = where.rel.indexOf('/');
+  if (slash < 0) return false;
+  const marker = path.join(where.folder, where.rel.slice(0, slash), PRIVATE_FOLDER_MARKER);
+  return (await fsp.lstat(marker).catch(() => null)) !== null;
 }

@@ -95,6 +95,8 @@ export function fromInfo(infoBytes: Buffer, announce: string[] = []): Metainfo {
   }
   if (!isDict(decoded)) throw new MetainfoError('info is not a dictionary');
   const info = decoded;
+  // A hybrid torrent (BEP 52) has v1 pieces too and is taken as v1; one with v2 merkle trees only is not (docs/bittorrent.md).
+  if (info['meta version'] === 2 && !('pieces' in info)) throw new MetainfoError('a BitTorrent v2-only torrent (BEP 52): Shoal takes v1 and hybrid torrents, not v2-only ones');
   const multiFile = 'files' in info;
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
@@ -164,9 +166,11 @@ export function parseTorrent(bytes: Buffer): Metainfo {
 
 /**
  * The same torrent with `urls` added to its trackers (after its own, without duplicates).
- * The infohash covers the info dictionary only, so it does not change.
+ * The infohash covers the info dictionary only, so it does not change. A private torrent
+ * keeps its own trackers only (BEP 27): it is returned as it is.
  */
 export function withTrackers(m: Metainfo, urls: readonly string[]): Metainfo {
+  if (m.private) return m;
   const all = [...new Set([...m.announce, ...urls])];
   return all.length === m.announce.length ? m : { ...m, announce: all };
 }

@@ -15,7 +15,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { localName, UNWANTED_SIDE_FILE } from '../util/names.js';
+import { localName, PRIVATE_FOLDER_MARKER, UNWANTED_SIDE_FILE } from '../util/names.js';
 import type { Bitfield } from '../wire/bitfield.js';
 import { FileSet, type Placement } from './file-set.js';
 import { filePieces, pieceSpan } from './layout.js';
@@ -54,6 +54,8 @@ export class PartFolder {
     if (!partPath || !(await isFolder(partPath))) {
       partPath = await freeFolder(dir, m);
       await fsp.mkdir(partPath);
+      // Before any file of a private torrent exists: the library never shares them, also once renamed.
+      if (m.private) await fsp.writeFile(path.join(partPath, PRIVATE_FOLDER_MARKER), 'a private torrent (BEP 27): Shoal shares none of these files publicly\n');
       fresh = true;
     }
     const folder = new PartFolder(partPath, m, selected);

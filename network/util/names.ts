@@ -39,6 +39,8 @@ export function badRelativePath(rel: string): string | null {
 
 /** What Shoal keeps in a multi-file download's partial folder besides the torrent's files. */
 export const UNWANTED_SIDE_FILE = '.shoal-unwanted';
+/** Marks the folder of a private multi-file torrent: the library shares nothing in it. */
+export const PRIVATE_FOLDER_MARKER = '.shoal-private';
 
 /** Windows device names (with any extension): opening one there opens the device. */
 const WINDOWS_DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(\..*)?$/i;
@@ -66,7 +68,7 @@ export function badTorrentPath(components: readonly string[], platform: NodeJS.P
     }
   }
   if (Buffer.byteLength(components.join('/')) > MAX_PATH_BYTES) return 'path too long';
-  if (components[0] === UNWANTED_SIDE_FILE) return `${UNWANTED_SIDE_FILE} is reserved for Shoal's own use`;
+  if (components[0] === UNWANTED_SIDE_FILE || components[0] === PRIVATE_FOLDER_MARKER) return `${components[0]} is reserved for Shoal's own use`;
   return null;
 }
 
