@@ -2,6 +2,8 @@ import type { Logger } from './util/log.js';
 import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
 import type { PeerTimeouts } from './swarm/peer.js';
 import type { MulticastOptions } from './discovery/sources.js';
+import type { EncryptionMode } from './wire/mse.js';
+import type { UtpMode } from './swarm/dial.js';
 import type { DownloadInfo } from './downloads/download.js';
 
 export type { MulticastOptions } from './discovery/sources.js';
@@ -37,6 +39,10 @@ export interface NodeInit {
   hashWorkers?: number;
   limits?: Partial<SwarmLimits>;
   timeouts?: Partial<PeerTimeouts>;
+  /** Message stream encryption (MSE/PE): `prefer` (default: offer and accept it, fall back to plain), `require` or `off`. */
+  encryption?: EncryptionMode;
+  /** uTP on the peer port's number: `on` (default: accept it, dial it when TCP fails), `prefer` (dial it first) or `off`. */
+  utp?: UtpMode;
   controlIdleMs?: number;
   /** Per-peer timeout for searches and metainfo requests. */
   queryTimeoutMs?: number;
