@@ -1,9 +1,11 @@
 /**
  * How we reach a peer: over TCP or uTP, with an MSE handshake or a plain one, in the order
  * the node's transport policy says, falling back the way libtorrent and Transmission do. A
- * transport that does not connect gives way to the next transport; an MSE handshake the peer
- * refuses (it closes, or sends garbage) gives way to a plain handshake on a new connection
- * when encryption is only preferred. Whatever goes wrong after a handshake is final.
+ * transport that does not connect gives way to the next transport; a connection that gives
+ * no handshake back (an MSE handshake the peer refuses: it closes, or sends garbage) gives
+ * way to the next way on a new connection: a plain handshake when encryption is only
+ * preferred, then the other transport. At most four connections per dial, one at a time;
+ * once the peer's handshake names our torrent the dial is over.
  */
 import { isIPv4 } from 'node:net';
 import { cryptoFor, MseHandshake, type EncryptionMode } from '../wire/mse.js';
@@ -99,8 +101,11 @@ export class Dial {
     });
     p.events = {
       message: (_p, msg) => {
-        if (msg.type !== 'handshake') return p.close('message before handshake');
-        if (!msg.infoHash.equals(this.init.infoHash)) return p.close('handshake for another torrent');
+        const wrong = msg.type !== 'handshake' ? 'message before handshake' : !msg.infoHash.equals(this.init.infoHash) ? 'handshake for another torrent' : null;
+        if (wrong || msg.type !== 'handshake') {
+          this.next = this.ways.length; // it answered, wrongly: no other way will do better
+          return p.close(wrong ?? 'message before handshake');
+        }
         this.over = true;
         this.events.established(p, msg);
       },
@@ -108,10 +113,10 @@ export class Dial {
         clearTimeout(timer);
         if (this.over) return;
         const why = `${way.transport}${way.mse ? '+mse' : ''}: ${reason}`;
-        // Not connected: this transport is out, whatever the handshake. Connected but the MSE
-        // handshake failed: a plain one on the same transport, if allowed.
+        // Not connected: this transport is out, whatever the handshake. Connected but no
+        // handshake came back (an MSE handshake refused, or a peer that takes only the other
+        // transport and closes): the next way.
         if (!connected) while (this.ways[this.next] && this.ways[this.next]!.transport === way.transport) this.next++;
-        else if (!(way.mse && p.encryption === 'pending')) this.next = this.ways.length;
         if (this.next >= this.ways.length) {
           this.over = true;
           return this.events.failed(why);
