@@ -26,6 +26,8 @@ export interface CliOptions {
   peerIp?: string;
   pieceLength?: number;
   maxUploadRate: number;
+  encryption: 'prefer' | 'require' | 'off';
+  utp: 'on' | 'prefer' | 'off';
   resolveTimeoutMs: number;
   folderWatch: boolean;
   name?: string;
@@ -79,6 +81,8 @@ function addNodeOptions(program: Command): Command {
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
     .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)')
+    .addOption(new Option('--encryption <mode>', 'message stream encryption (MSE/PE): prefer (offer and accept it, fall back to plain), require (RC4 or nothing), off').choices(['prefer', 'require', 'off']).default('prefer'))
+    .addOption(new Option('--utp <mode>', 'uTP on the peer port number (UDP): on (accept it, dial it when TCP fails), prefer (dial it first), off').choices(['on', 'prefer', 'off']).default('on'))
     .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file, and a started download for its first peer or byte', '30')
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
@@ -276,6 +280,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     peerIp: o.peerIp as string | undefined,
     pieceLength,
     maxUploadRate: o.maxUploadRate === undefined ? 0 : wrap(() => parseSize(o.maxUploadRate as string)),
+    encryption: o.encryption as CliOptions['encryption'],
+    utp: o.utp as CliOptions['utp'],
     resolveTimeoutMs: resolveTimeout * 1000,
     logLevel: o.logLevel as string,
   };
@@ -298,6 +304,8 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     trackers: opts.trackers,
     pieceLength: opts.pieceLength,
     maxUploadRate: opts.maxUploadRate,
+    encryption: opts.encryption,
+    utp: opts.utp,
     watch: opts.folderWatch,
     name: opts.name,
     bootstrap: opts.bootstrap,

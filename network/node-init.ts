@@ -2,6 +2,8 @@ import type { Logger } from './util/log.js';
 import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
 import type { PeerTimeouts } from './swarm/peer.js';
 import type { MulticastOptions } from './discovery/sources.js';
+import type { EncryptionMode } from './wire/mse.js';
+import type { UtpMode } from './swarm/dial.js';
 import type { DownloadInfo } from './downloads/download.js';
 import type { DownloadFile } from './downloads/selection.js';
 
@@ -42,6 +44,10 @@ export interface NodeInit {
   hashWorkers?: number;
   limits?: Partial<SwarmLimits>;
   timeouts?: Partial<PeerTimeouts>;
+  /** Message stream encryption (MSE/PE): `prefer` (default: offer and accept it, fall back to plain), `require` or `off`. */
+  encryption?: EncryptionMode;
+  /** uTP on the peer port's number: `on` (default: accept it, dial it when TCP fails), `prefer` (dial it first) or `off`. */
+  utp?: UtpMode;
   controlIdleMs?: number;
   /** A control request line must be complete this long after its first byte (default 10 s). */
   controlLineDeadlineMs?: number;

@@ -26,6 +26,7 @@ import { Watcher } from './catalog/watcher.js';
 import { Torrents } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
+import { DEFAULT_ENCRYPTION, DEFAULT_UTP, type TransportPolicy } from './swarm/dial.js';
 import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
@@ -82,6 +83,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly control: ControlService;
   private readonly discovery_: NodeDiscovery;
   private readonly timeouts: PeerTimeouts;
+  private readonly transport: TransportPolicy;
   private folders: FolderLocks | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -131,6 +133,7 @@ export class Node extends EventEmitter<NodeEvents> {
       observe: (from, what, files) => this.holderIndex.observed(from, what, files),
     });
     const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
+    const transport = (this.transport = { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
     this.torrents = new Torrents({
       peerId: this.peerId,
       hasher: this.hashPool,
@@ -140,6 +143,8 @@ export class Node extends EventEmitter<NodeEvents> {
       log,
       port: () => this.port,
       shared: (h) => this.library.byInfoHash(h) ?? this.keeper.seeded(h),
+      sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
+      transport,
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -183,6 +188,9 @@ export class Node extends EventEmitter<NodeEvents> {
       peerTimeouts: timeouts,
       control: { idleMs: init.controlIdleMs ?? 60_000, lineDeadlineMs: init.controlLineDeadlineMs },
       findTorrent: (h) => this.torrents.find(h.toString('hex')),
+      findByReq2: (req2) => this.torrents.findByReq2(req2),
+      encryption: transport.encryption,
+      utp: transport.utp,
       controlHandler: this.control,
     });
     wireParts(this.parts, this.emit.bind(this) as Emit, () => this.listenerCount('error') > 0);
@@ -257,7 +265,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.gossip.start();
     await this.downloads.resumeAll();
     await this.keeper.restore();
-    this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
+    const { encryption } = this.transport;
+    this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length, utp: this.server.utpEndpoint ? 'on' : 'off', encryption }, 'node started');
   }
 
   /** Stop cleanly: GOODBYE and unregister, close connections, flush resume records, tell trackers we left. Idempotent. */
@@ -556,6 +565,7 @@ export class Node extends EventEmitter<NodeEvents> {
       askNodes: (h, hint) => this.finder.metainfo(h, hint),
       timeoutMs: Math.max(METADATA_TIMEOUT_MS, this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS),
       timeouts: this.timeouts,
+      transport: this.transport,
       log: this.log,
     };
   }

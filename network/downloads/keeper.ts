@@ -71,6 +71,11 @@ export class Keeper {
   }
 
   /** A torrent seeded from data here, by infohash (Torrents opens it when a peer asks for it). */
+  /** The infohashes of the kept torrents seeded now (an encrypted handshake may name any of them). */
+  seededInfoHashes(): string[] {
+    return this.kept.list().filter((k) => k.seeding).map((k) => k.metainfo.infoHashHex);
+  }
+
   seeded(infohash: string): { path: string; metainfo: Metainfo } | undefined {
     return this.kept.seeded(infohash);
   }

@@ -2,6 +2,7 @@ import { clientName } from './client-name.js';
 import type { Bitfield } from '../wire/bitfield.js';
 import { countBoth } from '../storage/layout.js';
 import type { PeerSession } from './peer-session.js';
+import type { Encryption, TransportKind } from './peer.js';
 
 /** One connected peer as the dashboard shows it. */
 export interface PeerStat {
@@ -17,6 +18,9 @@ export interface PeerStat {
   /** Share of the pieces it has, 0 to 1. */
   has: number;
   outgoing: boolean;
+  /** TCP or uTP; plain BitTorrent, or MSE with a plaintext or an RC4 stream. */
+  transport: TransportKind;
+  encryption: Encryption;
 }
 
 /** A torrent's counters: what `status`, the dashboard and the bootstrap monitor show. */
@@ -51,6 +55,8 @@ export function peerStat(p: PeerSession, pieceCount: number): PeerStat {
     uploadRate: p.uploadRate(),
     has: pieceCount > 0 ? p.bitfield.count() / pieceCount : 0,
     outgoing: p.outgoing,
+    transport: p.peer.transport,
+    encryption: p.peer.encryption,
   };
 }
 

@@ -8,7 +8,7 @@ import { isPieceWriter, type PieceStore, type PieceWriter } from '../storage/sto
 import type { Hasher } from '../storage/part-file.js';
 import { DEFAULT_PEER_TIMEOUTS, type Hello, type Peer, type PeerTimeouts } from './peer.js';
 import { PeerSession } from './peer-session.js';
-import { Connections } from './connections.js';
+import { Connections, type TransportPolicy } from './connections.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
 import { peerStat, wantedCounts, type PeerStat, type TorrentStats } from './stats.js';
@@ -30,6 +30,7 @@ export interface TorrentInit {
   logger: Logger;
   limits: SwarmLimits;
   timeouts?: PeerTimeouts;
+  transport?: TransportPolicy;
   uploadLimiter: RateLimiter;
   /** Node-wide meters every torrent also counts its payload bytes in. */
   totals?: { down: RateMeter; up: RateMeter };
@@ -97,6 +98,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       maxPeers: init.limits.maxPeers,
       connectTimeoutMs: init.limits.connectTimeoutMs,
       timeouts: init.timeouts ?? DEFAULT_PEER_TIMEOUTS,
+      transport: init.transport,
       log: init.logger,
       connected: () => this.peers.size,
       isConnected: (host, port) => [...this.peers].some((p) => p.outgoing && p.peer.address === host && p.peer.port === port),
@@ -251,7 +253,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (session.fast && have.complete()) session.send(HAVE_ALL);
     else if (session.fast && have.count() === 0) session.send(HAVE_NONE);
     else if (have.count() > 0) session.send(encodeBitfield(have.bytes));
-    this.log.debug({ peer: session.label, incoming: !peer.outgoing }, 'peer connected');
+    this.log.debug({ peer: session.label, incoming: !peer.outgoing, transport: peer.transport, encryption: peer.encryption }, 'peer connected');
     this.emit('peer-added', session);
     return session;
   }
@@ -337,8 +339,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.down.add(block.length);
     this.init.totals?.down.add(block.length);
     this.stats.downloaded += block.length;
-    // A seed now: a late block is only waste.
-    this.fetcher?.onBlock(session, index, begin, block);
+    this.fetcher?.onBlock(session, index, begin, block); // none once a seed: a late block is only waste
   }
 
   private fetcherFor(writer: PieceWriter): Fetcher {

@@ -13,6 +13,8 @@ import { Torrent, type SwarmLimits } from './torrent.js';
 import type { PeerSession } from './peer-session.js';
 import type { PeerTimeouts } from './peer.js';
 import { RateLimiter, RateMeter } from './rate.js';
+import { PLAIN_TCP, type TransportPolicy } from './dial.js';
+import { req2Of } from '../wire/mse.js';
 
 export interface TorrentsInit {
   peerId: Buffer;
@@ -26,6 +28,10 @@ export interface TorrentsInit {
   port(): number;
   /** A complete shared file with this infohash, if there is one. */
   shared(infohash: string): { path: string; metainfo: Metainfo } | undefined;
+  /** The infohashes of every shared file (`shared` opens any of them on demand). */
+  sharedInfoHashes?(): Iterable<string>;
+  /** How torrents dial (plain TCP when not given). */
+  transport?: TransportPolicy;
 }
 
 export interface TorrentsEvents {
@@ -38,6 +44,8 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
   readonly totals = { down: new RateMeter(), up: new RateMeter() };
   private readonly running = new Map<string, Torrent>();
   private readonly uploadLimiter: RateLimiter;
+  /** HASH('req2', infohash) by infohash: an encrypted handshake names its torrent so. */
+  private readonly req2 = new Map<string, Buffer>();
 
   constructor(private readonly init: TorrentsInit) {
     super();
@@ -76,6 +84,7 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
       timeouts: this.init.timeouts,
       uploadLimiter: this.uploadLimiter,
       port: () => this.init.port(),
+      transport: this.init.transport ?? PLAIN_TCP,
     });
     this.running.set(m.infoHashHex, t);
     t.on('peer-complete', (p) => this.emit('peer-complete', m.infoHashHex, p));
@@ -96,6 +105,21 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
       return raced;
     }
     return this.open(file.metainfo, store);
+  }
+
+  /**
+   * The infohash an incoming MSE handshake asks for, by its HASH('req2', infohash), among
+   * every torrent we run and every shared file we could open; undefined if none.
+   */
+  findByReq2(req2: Buffer): Buffer | undefined {
+    const match = (hex: string): boolean => {
+      let h = this.req2.get(hex);
+      if (!h) this.req2.set(hex, (h = req2Of(Buffer.from(hex, 'hex'))));
+      return h.equals(req2);
+    };
+    for (const hex of this.running.keys()) if (match(hex)) return Buffer.from(hex, 'hex');
+    for (const hex of this.init.sharedInfoHashes?.() ?? []) if (match(hex)) return Buffer.from(hex, 'hex');
+    return undefined;
   }
 
   /** Forget and stop the torrent of `infohash`. */
