@@ -1,11 +1,13 @@
 import type { SharedFile } from './library.js';
+import type { FileStamp } from '../util/file-stamp.js';
 
 /** Most files one local search answers with. */
 export const MAX_SEARCH_RESULTS = 200;
 
 interface Entry {
   file: SharedFile;
-  ino: number;
+  /** What the file looked like when it was hashed. */
+  stamp: FileStamp;
   /** Lower-cased name, computed once for search(). */
   lower: string;
 }
@@ -23,8 +25,8 @@ export class FileIndex {
     return [...this.entries.values()].map((e) => e.file);
   }
 
-  /** The file at `abs` and the inode it was indexed from. */
-  at(abs: string): { file: SharedFile; ino: number } | undefined {
+  /** The file at `abs` and the stamp it was hashed at. */
+  at(abs: string): { file: SharedFile; stamp: FileStamp } | undefined {
     return this.entries.get(abs);
   }
 
@@ -50,14 +52,14 @@ export class FileIndex {
   }
 
   /**
-   * Index `file` (read from inode `ino`) at its path. Returns what changed for the world:
+   * Index `file` (hashed at `stamp`) at its path. Returns what changed for the world:
    * the file it replaced (removed) and the one now there (added); neither when the content
    * is the same torrent as before (a touched file).
    */
-  put(file: SharedFile, ino: number): { removed: SharedFile | null; added: SharedFile | null } {
+  put(file: SharedFile, stamp: FileStamp): { removed: SharedFile | null; added: SharedFile | null } {
     const abs = file.path;
     const old = this.entries.get(abs);
-    const entry: Entry = { file, ino, lower: file.name.toLowerCase() };
+    const entry: Entry = { file, stamp, lower: file.name.toLowerCase() };
     if (old && old.file.metainfo.infoHashHex === file.metainfo.infoHashHex) {
       this.entries.set(abs, entry);
       return { removed: null, added: null };
