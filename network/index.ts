@@ -19,6 +19,7 @@ export type { TargetOptions } from './downloads/targets.js';
 export type { ContentInfo, ReadOptions } from './downloads/content.js';
 export type { ImportOptions } from './library/import.js';
 export type { PeerStat, TorrentStats } from './swarm/torrent.js';
+export type { ServingStats } from './swarm/torrents.js';
 export type { SeedingEntry, SeedingPeer } from './swarm/seeding.js';
 export type { FileEntry } from './wire/control-codec.js';
 

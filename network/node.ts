@@ -23,7 +23,7 @@ import { Gossip } from './catalog/gossip.js';
 import { PeerProbe } from './catalog/peer-probe.js';
 import { Holders } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
-import { Torrents } from './swarm/torrents.js';
+import { Torrents, type ServingStats } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
 import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
@@ -109,6 +109,7 @@ export class Node extends EventEmitter<NodeEvents> {
       pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH,
       logger: log,
       watch: init.watch ?? true,
+      rescanIntervalMs: init.rescanIntervalMs,
     });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
@@ -131,6 +132,10 @@ export class Node extends EventEmitter<NodeEvents> {
       log,
       port: () => this.port,
       shared: (h) => this.library.byInfoHash(h),
+      hashedStamp: (p, h) => this.library.hashedStamp(p, h),
+      changed: (p) => void this.library.reverify(p).catch(() => {}),
+      openFiles: init.openFiles,
+      uploadMemory: init.uploadMemory,
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -481,7 +486,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[]; serving: ServingStats } {
     const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
@@ -492,6 +497,7 @@ export class Node extends EventEmitter<NodeEvents> {
       files: this.library.files().length,
       connections: this.server.connections,
       torrents: this.torrents.list().map((t) => t.info()),
+      serving: this.torrents.serving(),
     };
   }
 

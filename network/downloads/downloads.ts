@@ -11,7 +11,6 @@ import type { Logger } from '../util/log.js';
 import { Cooldown } from '../util/cooldown.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { PartFile, type Hasher } from '../storage/part-file.js';
-import { SeedStore } from '../storage/seed-store.js';
 import { exists } from '../storage/stores.js';
 import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
@@ -243,7 +242,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
 
   private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean): Promise<void> {
     const { log } = this.init;
-    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log, signal: this.halt.signal });
+    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log, signal: this.halt.signal, memory: this.init.torrents.memory });
     if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
     const torrent = this.init.torrents.open(m, part, paused);
     const trackerUrls = [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
@@ -270,7 +269,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     let finalPath: string;
     try {
       finalPath = await d.part!.finish();
-      d.torrent.seedFrom(await SeedStore.open(finalPath, d.metainfo));
+      d.torrent.seedFrom(await this.init.torrents.seedStore(finalPath, d.metainfo));
     } catch (err) {
       log.error({ torrent: d.metainfo.name, err: (err as Error).message }, 'could not finish a complete download');
       return this.fail(d, err as Error);

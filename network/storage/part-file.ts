@@ -7,6 +7,7 @@ import type { Logger } from '../util/log.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { PieceReader } from './piece-reader.js';
 import { BufferPool } from './buffer-pool.js';
+import type { UploadMemory } from './upload-memory.js';
 import { candidateName, exists, renameNoClobber, type PieceWriter } from './stores.js';
 
 /** Something that hashes pieces off the event loop (the node's HashPool). */
@@ -29,6 +30,8 @@ export interface PartFileInit {
   bufferBudget?: number;
   /** Aborts the recheck of an open (the node is stopping): open() then closes the file and rejects. */
   signal?: AbortSignal;
+  /** The node's memory for uploads (pieces read to serve them); a private one otherwise. */
+  memory?: UploadMemory;
 }
 
 export const DEFAULT_BUFFER_BUDGET = 8 * 1024 * 1024;
@@ -67,7 +70,7 @@ export class PartFile implements PieceWriter {
     have: Bitfield,
   ) {
     this.have = have;
-    this.reader = new PieceReader(fd, init.metainfo);
+    this.reader = new PieceReader(fd, init.metainfo, { memory: init.memory });
     const budget = init.bufferBudget ?? DEFAULT_BUFFER_BUDGET;
     this.pool = new BufferPool(init.metainfo.pieceLength, Math.max(4, Math.floor(budget / init.metainfo.pieceLength)));
   }
@@ -181,6 +184,7 @@ export class PartFile implements PieceWriter {
     if (this.closed) return;
     await this.saveNow();
     this.closed = true;
+    this.reader.close();
     await this.fd.close().catch(() => {});
   }
 
@@ -190,6 +194,7 @@ export class PartFile implements PieceWriter {
     this.saveTimer = null;
     await this.saving;
     this.closed = true;
+    this.reader.close();
     await this.fd.close().catch(() => {});
     await fsp.rm(this.partPath, { force: true });
     await fsp.rm(PartFile.resumePath(this.init.resumeDir, this.init.metainfo.infoHashHex), { force: true });
@@ -205,6 +210,7 @@ export class PartFile implements PieceWriter {
     this.saveTimer = null;
     await this.saving;
     this.closed = true;
+    this.reader.close();
     await this.fd.close();
     const name = this.init.metainfo.name;
     for (let n = 0; n < 1000; n++) {
