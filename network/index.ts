@@ -22,6 +22,7 @@ export type { DownloadFile } from './downloads/selection.js';
 export type { TorrentFile } from './metainfo/metainfo.js';
 export type { ImportOptions } from './library/import.js';
 export type { PeerStat, TorrentStats } from './swarm/torrent.js';
+export type { ServingStats } from './swarm/torrents.js';
 export type { SeedingEntry, SeedingPeer } from './swarm/seeding.js';
 export type { FileEntry } from './wire/control-codec.js';
 

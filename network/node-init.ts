@@ -55,6 +55,12 @@ export interface NodeInit {
   queryTimeoutMs?: number;
   /** Follow changes in the shared folders (default true). */
   watch?: boolean;
+  /** How often every shared file is looked at again (a stat; a changed file is hashed again), watching or not; 0 = never. Default a minute. */
+  rescanIntervalMs?: number;
+  /** Shared files held open at once to serve them (default 256); more are opened and closed in turn. */
+  openFiles?: number;
+  /** Bytes of memory for serving pieces, node-wide (default 64 MiB): reads, cached pieces, blocks sockets have yet to send. */
+  uploadMemory?: number;
   /** Stable node id; by default kept in the state folder per port (fresh for port 0). */
   id?: string;
   /** LAN discovery by multicast beacons; `false` turns it off. On by default. */

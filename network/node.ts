@@ -23,7 +23,7 @@ import { Gossip } from './catalog/gossip.js';
 import { PeerProbe } from './catalog/peer-probe.js';
 import { Holders } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
-import { Torrents } from './swarm/torrents.js';
+import { Torrents, type ServingStats } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
 import { DEFAULT_ENCRYPTION, DEFAULT_UTP, type TransportPolicy } from './swarm/dial.js';
@@ -119,6 +119,7 @@ export class Node extends EventEmitter<NodeEvents> {
       pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH,
       logger: log,
       watch: init.watch ?? true,
+      rescanIntervalMs: init.rescanIntervalMs,
     });
     this.folderTorrents = new FolderTorrents({ library: this.library, pool: this.hashPool, pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH, log });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
@@ -145,6 +146,10 @@ export class Node extends EventEmitter<NodeEvents> {
       shared: (h) => this.library.byInfoHash(h) ?? this.keeper.seeded(h),
       sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
       transport,
+      hashedStamp: (p, h) => this.library.hashedStamp(p, h),
+      changed: (p) => void this.library.reverify(p).catch(() => {}),
+      openFiles: init.openFiles,
+      uploadMemory: init.uploadMemory,
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -541,7 +546,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[]; serving: ServingStats } {
     const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
@@ -552,6 +557,7 @@ export class Node extends EventEmitter<NodeEvents> {
       files: this.library.files().length,
       connections: this.server.connections,
       torrents: this.torrents.list().map((t) => t.info()),
+      serving: this.torrents.serving(),
     };
   }
 

@@ -11,7 +11,6 @@ import type { Logger } from '../util/log.js';
 import { Cooldown } from '../util/cooldown.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { PartFile, checkSelection, type Hasher } from '../storage/part-file.js';
-import { SeedStore } from '../storage/seed-store.js';
 import { exists } from '../storage/stores.js';
 import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
@@ -269,7 +268,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean, select: boolean[] | null): Promise<void> {
     const { log } = this.init;
     const { downloadDir, resumeDir, hasher } = this.init;
-    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir, resumeDir, hasher, logger: log, signal: this.halt.signal, select });
+    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir, resumeDir, hasher, logger: log, signal: this.halt.signal, select, memory: this.init.torrents.memory });
     // A resumed download keeps the selection it had, unless another is asked for now.
     if (select && JSON.stringify(part.selection()) !== JSON.stringify(checkSelection(m, select))) await part.select(select);
     if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
@@ -302,7 +301,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       const selection = d.part!.selection();
       await this.init.finishing?.(d.metainfo, d.part!.partPath);
       finalPath = await d.part!.finish();
-      d.torrent.seedFrom(await SeedStore.open(finalPath, d.metainfo, selection));
+      d.torrent.seedFrom(await this.init.torrents.seedStore(finalPath, d.metainfo, selection));
     } catch (err) {
       log.error({ torrent: d.metainfo.name, err: (err as Error).message }, 'could not finish a complete download');
       return this.fail(d, err as Error);

@@ -1,4 +1,5 @@
 import type { Metainfo } from '../metainfo/metainfo.js';
+import type { FileStamp } from '../util/file-stamp.js';
 
 /** A shared file, or a folder shared whole (`path` the folder, `metainfo` its multi-file torrent). */
 export interface SharedFile {
@@ -20,7 +21,8 @@ export const MAX_SEARCH_RESULTS = 200;
 
 interface Entry {
   file: SharedFile;
-  ino: number;
+  /** What the file looked like when it was hashed. */
+  stamp: FileStamp;
   /** Lower-cased name, computed once for search(). */
   lower: string;
 }
@@ -40,8 +42,8 @@ export class FileIndex {
     return [...this.entries.values(), ...this.folders.values()].map((e) => e.file);
   }
 
-  /** The file at `abs` and the inode it was indexed from. */
-  at(abs: string): { file: SharedFile; ino: number } | undefined {
+  /** The file at `abs` and the stamp it was hashed at. */
+  at(abs: string): { file: SharedFile; stamp: FileStamp } | undefined {
     return this.entries.get(abs);
   }
 
@@ -68,14 +70,14 @@ export class FileIndex {
   }
 
   /**
-   * Index `file` (read from inode `ino`) at its path. Returns what changed for the world:
+   * Index `file` (hashed at `stamp`) at its path. Returns what changed for the world:
    * the file it replaced (removed) and the one now there (added); neither when the content
    * is the same torrent as before (a touched file).
    */
-  put(file: SharedFile, ino: number): { removed: SharedFile | null; added: SharedFile | null } {
+  put(file: SharedFile, stamp: FileStamp): { removed: SharedFile | null; added: SharedFile | null } {
     const abs = file.path;
     const old = this.entries.get(abs);
-    const entry: Entry = { file, ino, lower: file.name.toLowerCase() };
+    const entry: Entry = { file, stamp, lower: file.name.toLowerCase() };
     if (old && old.file.metainfo.infoHashHex === file.metainfo.infoHashHex) {
       this.entries.set(abs, entry);
       return { removed: null, added: null };
@@ -89,7 +91,8 @@ export class FileIndex {
   /** Index a folder shared whole as one torrent (its `path` the folder); returns what it replaced. */
   putFolder(file: SharedFile): SharedFile | null {
     const old = this.removeFolder(file.path);
-    this.folders.set(file.path, { file, ino: 0, lower: file.name.toLowerCase() });
+    // A folder's files are stamped one by one by the library (folder-torrents.ts watches them); the folder itself has no stamp.
+    this.folders.set(file.path, { file, stamp: { size: file.size, mtimeMs: file.mtimeMs, ctimeMs: 0, ino: 0 }, lower: file.name.toLowerCase() });
     this.hashed(file);
     return old;
   }

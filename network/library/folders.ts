@@ -1,6 +1,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
+import { sameStamp, stampOf } from '../util/file-stamp.js';
 
 /** Where a file lives among the shared folders: the folder, and the '/'-separated path inside it. */
 export interface Place {
@@ -39,9 +40,9 @@ export async function reachedDirectly(abs: string, where: Place): Promise<boolea
   }
 }
 
-/** Same file, unchanged: size, mtime and inode agree. */
+/** Same file, unchanged: size, mtime, ctime and inode agree (see util/file-stamp.ts). */
 export function sameStat(a: Stats, b: Stats): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+  return sameStamp(stampOf(a), stampOf(b));
 }
 
 export interface WalkInit {

@@ -22,6 +22,7 @@ import { ignoredByWatcher, locate, reachedDirectly, sameStat, walkFolder, type P
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
+import { sameStamp, stampOf, type FileStamp } from '../util/file-stamp.js';
 import { silentLogger, type Logger } from '../util/log.js';
 
 export type { SharedFile } from './file-index.js';
@@ -38,7 +39,10 @@ export interface LibraryInit {
   withholds?: (abs: string, st: Stats) => boolean;
   /** A changed file must be stable this long before (re)hashing; default DEFAULT_SETTLE_MS. */
   settleMs?: number;
-  /** Period of the safety-net stat rescan while watching; default DEFAULT_RESCAN_INTERVAL_MS. */
+  /**
+   * Period of the stat rescan, watching or not (with a watcher it catches what the watcher
+   * missed; without one it is how changes are found); default DEFAULT_RESCAN_INTERVAL_MS, 0 = none.
+   */
   rescanIntervalMs?: number;
 }
 
@@ -74,6 +78,8 @@ export class Library extends EventEmitter<LibraryEvents> {
   private readonly rescanMs: number;
   private readonly index = new FileIndex();
   private readonly jobs = new Map<string, Job>();
+  /** Paths to hash again at their next look even if their stamp did not change (`reverify`). */
+  private readonly forced = new Set<string>();
   private readonly warned = new Set<string>();
   private readonly waiters = new Set<(err: Error) => void>();
   private readonly abort = new AbortController();
@@ -107,8 +113,8 @@ export class Library extends EventEmitter<LibraryEvents> {
       await this.cache.load();
       // The watcher is ready before the scan ends, so nothing created meanwhile is missed.
       await Promise.all([this.watching ? this.startWatcher() : null, this.scan(this.folders)]);
-      if (this.watching && !this.stopped) {
-        // The safety net: a light stat of every file, for whatever the watcher missed.
+      if (this.rescanMs > 0 && !this.stopped) {
+        // A light stat of every file: whatever the watcher missed, or every change when there is no watcher.
         this.timer = setInterval(() => {
           if (!this.scanning) this.rescan().catch((err: Error) => this.log.warn({ err: err.message }, 'library rescan failed'));
         }, this.rescanMs);
@@ -198,7 +204,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     if (pieceLength === this.pieceLength) {
       const st = await fsp.lstat(abs);
       if (st.isFile() && pieces.length === pieceCountFor(st.size, pieceLength) * 20)
-        this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength }, pieces);
+        this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength }, pieces);
     }
     await this.check(abs);
     return this.index.at(abs)?.file;
@@ -210,6 +216,24 @@ export class Library extends EventEmitter<LibraryEvents> {
     if (old && old.metainfo.infoHashHex === file?.metainfo.infoHashHex) return;
     if (old) this.emit('removed', old);
     if (file) this.emit('added', file);
+  }
+
+  /** The stamp `absPath` was hashed at, if it is indexed as the torrent `infohash`. */
+  hashedStamp(absPath: string, infohash: string): FileStamp | undefined {
+    const e = this.index.at(path.resolve(absPath));
+    return e && e.file.metainfo.infoHashHex === infohash ? e.stamp : undefined;
+  }
+
+  /**
+   * Hash `absPath` again now, even if its stamp did not change (a piece read from it failed
+   * its hash): what it holds now is indexed, and a new torrent replaces the old one.
+   */
+  reverify(absPath: string): Promise<void> {
+    const abs = path.resolve(absPath);
+    const running = this.jobs.get(abs);
+    if (running && this.forced.has(abs)) return running.done;
+    this.forced.add(abs);
+    return this.check(abs);
   }
 
   /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
@@ -349,7 +373,8 @@ export class Library extends EventEmitter<LibraryEvents> {
       const st = await fsp.lstat(abs).catch(() => null);
       if (!st || !st.isFile() || this.withholds(abs, st) || (await inPrivateFolder(where)) || !(await reachedDirectly(abs, where))) return this.drop(abs);
       const cur = this.index.at(abs);
-      if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
+      const forced = this.forced.has(abs);
+      if (cur && !forced && sameStamp(cur.stamp, stampOf(st))) return;
       // Let a file being written settle, so we hash it once, at the end. A future mtime
       // (clock skew) settles when two looks settleMs apart agree.
       const age = Date.now() - st.mtimeMs;
@@ -358,8 +383,9 @@ export class Library extends EventEmitter<LibraryEvents> {
         await sleep(age >= 0 ? this.settleMs - age : this.settleMs, undefined, { signal });
         continue;
       }
-      const key = { path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength: this.pieceLength };
-      let pieces = this.cache.get(key);
+      const key = { path: abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength: this.pieceLength };
+      this.forced.delete(abs);
+      let pieces = forced ? undefined : this.cache.get(key);
       if (!pieces) {
         try {
           pieces = await this.pool.hashFile(abs, this.pieceLength, signal);
@@ -385,7 +411,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     const metainfo = buildMetainfo({ name: path.basename(abs), length: st.size, pieceLength: this.pieceLength, pieces });
     const file: SharedFile = { name: where.rel, path: abs, folder: where.folder, size: st.size, mtimeMs: st.mtimeMs, metainfo };
     // Touched but identical: the torrent is the same, so nobody needs to hear about it.
-    const { removed, added } = this.index.put(file, st.ino);
+    const { removed, added } = this.index.put(file, stampOf(st));
     if (removed) this.emit('removed', removed);
     if (added) this.emit('added', added);
   }

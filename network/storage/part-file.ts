@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { PieceReader } from './piece-reader.js';
 import { BufferPool } from './buffer-pool.js';
 import type { PieceWriter } from './stores.js';
+import type { UploadMemory } from './upload-memory.js';
 import { SelectionError } from '../errors.js';
 import { SinglePart } from './single-part.js';
 import { localName } from '../util/names.js';
@@ -36,6 +37,8 @@ export interface PartFileInit {
   signal?: AbortSignal;
   /** The files to fetch of a new multi-file download (torrent order); every file when absent. A resumed one keeps its own. */
   select?: readonly boolean[] | null;
+  /** The node's memory for uploads (pieces read to serve them); a private one otherwise. */
+  memory?: UploadMemory;
 }
 
 /** The .part file or folder of a download: its bytes at torrent offsets, and where they go at the end. */
@@ -69,7 +72,7 @@ export class PartFile implements PieceWriter {
     have: Bitfield,
   ) {
     this.have = have;
-    this.reader = new PieceReader(bytes, init.metainfo);
+    this.reader = new PieceReader(bytes, init.metainfo, { memory: init.memory });
     this.wanted = wantedPieces(init.metainfo, this.selection());
     const budget = init.bufferBudget ?? DEFAULT_BUFFER_BUDGET;
     this.pool = new BufferPool(init.metainfo.pieceLength, Math.max(4, Math.floor(budget / init.metainfo.pieceLength)));
@@ -195,6 +198,7 @@ export class PartFile implements PieceWriter {
     if (this.closed) return;
     await this.saveNow();
     this.closed = true;
+    this.reader.close();
     await this.bytes.close();
   }
 
@@ -204,6 +208,7 @@ export class PartFile implements PieceWriter {
     this.saveTimer = null;
     await this.saving;
     this.closed = true;
+    this.reader.close();
     await this.bytes.discard();
     await fsp.rm(resumePath(this.init.resumeDir, this.init.metainfo.infoHashHex), { force: true });
   }
@@ -219,6 +224,7 @@ export class PartFile implements PieceWriter {
     this.saveTimer = null;
     await this.saving;
     this.closed = true;
+    this.reader.close();
     const target = await this.bytes.finish();
     await fsp.rm(resumePath(this.init.resumeDir, this.init.metainfo.infoHashHex), { force: true });
     return target;

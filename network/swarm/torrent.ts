@@ -6,6 +6,7 @@ import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import { isPieceWriter, type PieceStore, type PieceWriter } from '../storage/stores.js';
 import type { Hasher } from '../storage/part-file.js';
+import { UploadMemory } from '../storage/upload-memory.js';
 import { DEFAULT_PEER_TIMEOUTS, type Hello, type Peer, type PeerTimeouts } from './peer.js';
 import { PeerSession } from './peer-session.js';
 import { Connections, type TransportPolicy } from './connections.js';
@@ -32,6 +33,8 @@ export interface TorrentInit {
   timeouts?: PeerTimeouts;
   transport?: TransportPolicy;
   uploadLimiter: RateLimiter;
+  /** The node's memory for uploads; a torrent of its own gets a private one. */
+  uploadMemory?: UploadMemory;
   /** Node-wide meters every torrent also counts its payload bytes in. */
   totals?: { down: RateMeter; up: RateMeter };
   /** Start paused: no dialing, incoming peers refused, until `resume()`. */
@@ -75,9 +78,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private readonly handshake: Buffer;
   private readonly maxFrame: number;
   private readonly extensions: ExtensionContext;
+  private readonly memory: UploadMemory;
 
   constructor(private readonly init: TorrentInit) {
     super();
+    this.memory = init.uploadMemory ?? new UploadMemory();
     this.metainfo = init.metainfo;
     this.store = init.store;
     this.mode = init.paused ? 'paused' : 'running';
@@ -236,9 +241,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const session = new PeerSession({
       peer,
       hello,
-      pieceCount: this.metainfo.pieceCount,
+      metainfo: this.metainfo,
       reader: () => this.store.reader,
       limiter: this.init.uploadLimiter,
+      memory: this.memory,
       log: this.log,
       sent: (n) => {
         this.up.add(n);
@@ -380,8 +386,9 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     // BEP 3: requests while choked are dropped; beyond the queue we advertise (reqq), too.
     // Either way a peer that speaks the fast extension hears a reject (BEP 6), none is closed.
     if (session.amChoking || session.queuedUploads >= this.init.limits.maxQueuedUploads) return session.reject({ index, begin, length });
-    session.queueUpload({ index, begin, length });
-    this.store.reader.prefetch(index);
+    // Asked again for a block it had: a downloader does that when the piece failed its hash. Check ours.
+    if (session.queueUpload({ index, begin, length }) && this.store.reader.suspect(index))
+      this.log.info({ peer: session.label, torrent: this.metainfo.name, piece: index }, 'a peer asked again for a block it was sent: hashing that piece again before serving it');
     session.serveUploads();
   }
 
@@ -391,6 +398,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const now = Date.now();
     for (const session of [...this.peers]) {
       session.peer.tick(now);
+      if (!session.closed && session.uploadStalled(now, this.init.limits.sendStallMs)) {
+        this.log.warn({ peer: session.label, torrent: this.metainfo.name, holding: session.uploadHolding }, `closing peer: it read none of what we sent for ${this.init.limits.sendStallMs} ms`);
+        session.close('does not read what we send');
+      }
       if (!session.closed) this.fetcher?.tick(session, now);
       if (!session.closed) this.extensions.pex?.tick(session, this.peers, now);
     }
