@@ -26,9 +26,11 @@ export interface FakePeer {
 /**
  * A real peer on loopback that lies: it completes the handshake, claims every piece,
  * unchokes, and then answers each request with random bytes ('corrupt') or not at all
- * ('stall'). Built from Shoal's own codec, so only its behaviour is fake.
+ * ('stall'); or ('poison') it never unchokes and keeps sending blocks nobody asked for,
+ * garbage for the last block of every piece. Built from Shoal's own codec, so only its
+ * behaviour is fake.
  */
-export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Promise<FakePeer> {
+export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall' | 'poison'): Promise<FakePeer> {
   const sockets = new Set<net.Socket>();
   const state = { connections: 0, requests: 0, closedByPeer: 0 };
   const log: FakePeer['log'] = [];
@@ -47,7 +49,21 @@ export async function fakePeer(m: Metainfo, behaviour: 'corrupt' | 'stall'): Pro
         handshook = true;
         sock.write(encodeHandshake(m.infoHash, Buffer.from(`-FK0001-${randomBytes(6).toString('hex')}`)));
         sock.write(encodeBitfield(Bitfield.full(m.pieceCount).bytes));
-        sock.write(UNCHOKE);
+        if (behaviour !== 'poison') sock.write(UNCHOKE);
+        else {
+          let i = 0;
+          const lastBlock = (index: number) => {
+            const size = index === m.pieceCount - 1 ? m.length - index * m.pieceLength : m.pieceLength;
+            const begin = Math.floor((size - 1) / 16384) * 16384;
+            return encodePiece(index, begin, randomBytes(size - begin));
+          };
+          const timer = setInterval(() => {
+            if (sock.destroyed) return clearInterval(timer);
+            state.requests++; // counts the blocks sent here
+            sock.write(lastBlock(i++ % m.pieceCount));
+          }, 5);
+          sock.on('close', () => clearInterval(timer));
+        }
       } else if (msg.type === 'cancel') {
         log.push({ type: 'cancel', index: msg.index, begin: msg.begin });
       } else if (msg.type === 'request') {

@@ -1,8 +1,9 @@
 /**
  * libtorrent-rasterbar (Debian's python3-libtorrent) as a real peer of the interop tests:
  * test/lt_peer.py runs a seed or a fetch on 127.0.0.1 (or a namespace's address) with DHT,
- * LSD, UPnP and NAT-PMP off, uTP and encryption off unless asked, and reports JSON lines;
- * this starts it and waits for what it says. `ltCreate` makes a .torrent with libtorrent.
+ * LSD, UPnP and NAT-PMP off, uTP and encryption off unless asked (or as libtorrent ships
+ * them, with `defaults`), and reports JSON lines; this starts it and waits for what it says.
+ * `ltCreate` makes a .torrent with libtorrent.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -36,7 +37,7 @@ export interface LtOptions {
   dir: string;
   peers?: Array<{ host: string; port: number }>;
   encryption?: 'enabled' | 'forced' | 'disabled';
-  /** libtorrent's own uTP and encryption settings, as it ships (else both off). */
+  /** libtorrent's own uTP and encryption settings, as it ships (else both off unless `utp` / `encryption` say). */
   defaults?: boolean;
   /** Upload cap of a seed, bytes per second. */
   uploadRate?: number;
@@ -45,6 +46,10 @@ export interface LtOptions {
   port?: number;
   /** How to start the process (default: here); a LAN test starts it inside a namespace. */
   spawn?: (cmd: string, args: string[]) => ChildProcess;
+  /** Prefer RC4 to plaintext when both ends allow either (libtorrent's prefer_rc4). */
+  rc4?: boolean;
+  /** uTP: off (the default), on (TCP and uTP, uTP tried first), only (no TCP at all). */
+  utp?: 'off' | 'on' | 'only';
 }
 
 export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch', o: LtOptions): Promise<LtPeer> {
@@ -56,6 +61,8 @@ export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch'
   if (o.encryption) args.push('--encryption', o.encryption);
   if (o.defaults) args.push('--defaults');
   if (o.uploadRate) args.push('--upload-rate', String(o.uploadRate));
+  if (o.rc4) args.push('--rc4');
+  if (o.utp) args.push('--utp', o.utp);
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
   const start = o.spawn ?? ((cmd: string, a: string[]) => spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const child = children.track(start(PYTHON, args));

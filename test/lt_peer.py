@@ -4,20 +4,24 @@
     lt_peer.py seed   --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --magnet URI        --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
+        ... [--defaults] [--encryption enabled|forced|disabled] [--rc4] [--utp off|on|only] [--upload-rate N]
     lt_peer.py create --path FILE_OR_DIR --out F.torrent --piece-length N [--tracker URL]...
 
 DHT, local peer discovery, UPnP and NAT-PMP are always off; it listens on --host (127.0.0.1
-unless told) only. uTP is off and encryption disabled unless --defaults (libtorrent's own
-settings for both, as it ships: uTP on, encryption enabled but not required) or
---encryption says otherwise. --upload-rate caps what a seed sends (bytes/s).
+unless told) only. uTP is off (TCP only) and encryption disabled unless --defaults
+(libtorrent's own settings for both, as it ships: uTP on and tried first, encryption enabled
+but not required), --utp (on: TCP and uTP both ways, uTP tried first; only: uTP only) or
+--encryption say otherwise. --rc4 makes it prefer RC4 over plaintext when both ends allow
+either. --upload-rate caps what a seed sends (bytes/s).
 
 It prints one JSON object per line on stdout, each with "t" (the wall clock, in seconds):
 {"event": "listening", "port": N}, {"event": "connected", "peer": "ip:port", "incoming": B}
 (the first connection only), {"event": "metadata", "infohash": H}, {"event": "first-payload",
-"direction": "up"|"down"} (the first piece data sent or received), {"event": "progress", ...},
-{"event": "done", ...}, {"event": "error", "message": ...}, {"event": "created",
-"infohash": H}. A seed runs until it is killed; a fetch exits 0 once the download is
-complete (the test compares the bytes), 1 on a libtorrent error; create exits 0.
+"direction": "up"|"down"} (the first piece data sent or received), {"event": "progress", ...}
+(with "links": how each peer is connected), {"event": "done", ...}, {"event": "error",
+"message": ...}, {"event": "created", "infohash": H}. A seed runs until it is killed; a fetch
+exits 0 once the download is complete (the test compares the bytes), 1 on a libtorrent
+error; create exits 0.
 """
 import argparse
 import json
@@ -26,6 +30,10 @@ import sys
 import time
 
 import libtorrent as lt
+
+
+# peer_info::utp_socket (bit 17 of the flags in libtorrent 2.0; the Python binding does not name it).
+UTP_SOCKET = 1 << 17
 
 
 def say(event, **fields):
@@ -60,6 +68,8 @@ def main():
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--defaults", action="store_true")
     ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"])
+    ap.add_argument("--rc4", action="store_true")
+    ap.add_argument("--utp", choices=["off", "on", "only"])
     ap.add_argument("--upload-rate", type=int, default=0)
     ap.add_argument("--path")
     ap.add_argument("--out")
@@ -69,21 +79,24 @@ def main():
     if a.mode == "create":
         return create(a)
 
+    utp = a.utp or ("on" if a.defaults else "off")
     settings = {
         "listen_interfaces": "%s:%d" % (a.host, a.port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
+        "enable_incoming_utp": utp != "off",
+        "enable_outgoing_utp": utp != "off",
+        "enable_incoming_tcp": utp != "only",
+        "enable_outgoing_tcp": utp != "only",
+        "prefer_rc4": a.rc4,
         "allow_multiple_connections_per_ip": True,
         "upload_rate_limit": a.upload_rate,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
         | lt.alert.category_t.connect_notification | lt.alert.category_t.peer_notification,
         "user_agent": "libtorrent-interop/" + lt.__version__,
     }
-    if not a.defaults:
-        settings["enable_incoming_utp"] = False
-        settings["enable_outgoing_utp"] = False
     encryption = a.encryption or (None if a.defaults else "disabled")
     if encryption:
         policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[encryption]
@@ -136,7 +149,10 @@ def main():
         now = time.time()
         if now - last >= 0.5:
             last = now
-            say("progress", progress=s.progress, peers=s.num_peers, state=str(s.state), paused=bool(s.flags & lt.torrent_flags.paused), uploaded=s.all_time_upload)
+            # How each peer is connected: uTP or TCP; RC4, or plaintext after an MSE handshake, or plain.
+            links = [{"utp": bool(int(p.flags) & UTP_SOCKET), "rc4": bool(p.flags & lt.peer_info.rc4_encrypted),
+                      "mse": bool(p.flags & (lt.peer_info.rc4_encrypted | lt.peer_info.plaintext_encrypted))} for p in handle.get_peer_info()]
+            say("progress", progress=s.progress, peers=s.num_peers, state=str(s.state), paused=bool(s.flags & lt.torrent_flags.paused), uploaded=s.all_time_upload, links=links)
             # A peer named on the command line is dialled again while nobody is connected.
             if s.num_peers == 0:
                 for p in a.peer:

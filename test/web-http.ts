@@ -19,6 +19,8 @@ export interface CallOptions {
   json?: unknown;
   body?: string | Buffer | Readable;
   timeoutMs?: number;
+  /** The local address to connect from (127.0.0.2 and so on: another client address on loopback). */
+  localAddress?: string;
 }
 
 export function call(base: string, method: string, path: string, opts: CallOptions = {}): Promise<Answer> {
@@ -32,7 +34,7 @@ export function call(base: string, method: string, path: string, opts: CallOptio
   if ((typeof body === 'string' || Buffer.isBuffer(body)) && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length'))
     headers['Content-Length'] = String(Buffer.byteLength(body));
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress: opts.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -64,6 +66,7 @@ export function client(base: string, defaults: Record<string, string> = {}) {
     head: (path: string, opts?: CallOptions) => go('HEAD', path, opts),
     post: (path: string, opts?: CallOptions) => go('POST', path, opts),
     put: (path: string, opts?: CallOptions) => go('PUT', path, opts),
+    patch: (path: string, opts?: CallOptions) => go('PATCH', path, opts),
     del: (path: string, opts?: CallOptions) => go('DELETE', path, opts),
     call: go,
   };

@@ -10,6 +10,7 @@ import type { FileEntry } from '../wire/control-codec.js';
 import type { SearchHit } from '../wire/bootstrap-api.js';
 import type { PeerRegistry } from '../discovery/peer-registry.js';
 import { controlRequest, fetchMetainfo } from '../control/control-client.js';
+import { ControlProtocolError } from '../wire/control-codec.js';
 import { NotFoundError } from '../errors.js';
 import { holderKey, type Holders } from './holders.js';
 
@@ -89,8 +90,11 @@ export class NetworkSearch {
     if (order.length === 0) throw new NotFoundError(`no known peer to ask for ${infohash}: add one with --peer HOST:PORT`);
     try {
       return await Promise.any(order.map((p) => fetchMetainfo(p.host, p.port, infohash, { timeoutMs: this.init.timeoutMs })));
-    } catch {
-      throw new NotFoundError(`none of ${order.length} known peers has ${infohash}`);
+    } catch (err) {
+      // Say what went wrong beyond "not there" (a bad or unsafe torrent, a broken answer).
+      const reasons = err instanceof AggregateError ? err.errors.filter((e) => e instanceof ControlProtocolError).map((e: Error) => e.message) : [];
+      const why = reasons.length > 0 ? `: ${[...new Set(reasons)].slice(0, 3).join('; ')}` : '';
+      throw new NotFoundError(`none of ${order.length} known peers has ${infohash}${why}`);
     }
   }
 }

@@ -21,8 +21,11 @@ export interface BlockRequest {
   key: number;
 }
 
-/** What a received block was: the piece it completed, nothing yet (null), a duplicate, or garbage. */
-export type Received<P extends PickerPeer = PickerPeer> = ActivePiece<P> | 'dup' | 'bad' | null;
+/**
+ * What a received block was: the piece it completed, nothing yet (null), a duplicate, garbage
+ * (does not fit the torrent), or a block nobody asked this peer for.
+ */
+export type Received<P extends PickerPeer = PickerPeer> = ActivePiece<P> | 'dup' | 'bad' | 'unrequested' | null;
 
 /** A piece being fetched: its buffer fills block by block. */
 export class ActivePiece<P extends PickerPeer = PickerPeer> {
@@ -34,6 +37,8 @@ export class ActivePiece<P extends PickerPeer = PickerPeer> {
   /** The peer fetching this piece; null when orphaned (its owner left or stalled). */
   owner: P | null;
   readonly contributors = new Set<P>();
+  /** Who sent each block: the evidence when the piece fails its hash. */
+  readonly from: Array<P | undefined>;
 
   constructor(
     readonly index: number,
@@ -46,6 +51,7 @@ export class ActivePiece<P extends PickerPeer = PickerPeer> {
     this.blocks = Math.ceil(size / BLOCK_LENGTH);
     this.received = new Uint8Array(this.blocks);
     this.requests = new Uint8Array(this.blocks);
+    this.from = new Array<P | undefined>(this.blocks);
     this.owner = owner;
   }
 

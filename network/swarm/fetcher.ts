@@ -1,5 +1,5 @@
 import { encodeCancel } from '../wire/peer-wire.js';
-import type { Bitfield } from '../wire/bitfield.js';
+import { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import type { PieceWriter } from '../storage/stores.js';
@@ -10,6 +10,10 @@ import type { PeerSession } from './peer-session.js';
 import type { SwarmLimits } from './limits.js';
 import { queueStandingBefore, takeBackQueue } from './streaming.js';
 import { verifyPiece } from './verifier.js';
+import { Blame, blockDigests } from './blame.js';
+
+/** Blocks a peer may send unasked (a race with our CANCEL is counted as late, not here) before it is closed. */
+export const MAX_UNREQUESTED_BLOCKS = 64;
 
 export interface FetcherInit {
   metainfo: Metainfo;
@@ -29,7 +33,7 @@ export interface FetcherInit {
   ban(session: PeerSession): void;
   /** A piece was verified and written. */
   verified(index: number): void;
-  /** The last piece was verified and written. */
+  /** The last wanted piece was verified and written. */
   complete(): void;
   /** A local failure (disk, hash worker): the download cannot go on. */
   failed(err: Error): void;
@@ -44,11 +48,25 @@ export interface FetcherInit {
  */
 export class Fetcher {
   readonly picker: PiecePicker<PeerSession>;
+  private readonly blame = new Blame<PeerSession>();
   private done = false;
 
   constructor(private readonly init: FetcherInit) {
     const pool = init.writer.pool;
-    this.picker = new PiecePicker<PeerSession>(init.metainfo, init.writer.have, () => pool.acquire());
+    this.picker = new PiecePicker<PeerSession>(init.metainfo, init.writer.have, () => pool.acquire(), undefined, init.writer.wanted);
+    // Peers already connected (a fetcher made again for files selected after the last piece).
+    for (const p of init.peers()) this.sawBitfield(p, new Bitfield(p.bitfield.length), p.bitfield);
+  }
+
+  /**
+   * The selection of files changed: fetch the writer's wanted pieces from now on. Peers that
+   * have one of them become interesting; when every wanted piece is here already, done.
+   */
+  reselect(): void {
+    this.picker.want(this.init.writer.wanted);
+    if (this.init.writer.done()) return this.finished();
+    for (const p of this.init.peers()) if (this.picker.interesting(p)) p.setInterested(true);
+    this.requestAll();
   }
 
   // ---- what peers have ------------------------------------------------------------------
@@ -68,7 +86,7 @@ export class Fetcher {
 
   /** A peer left: its blocks go to the others at once. */
   left(session: PeerSession): void {
-    this.picker.release(session);
+    this.picker.forget(session);
     this.picker.removeAvailability(session.bitfield);
     this.requestAll();
   }
@@ -99,6 +117,13 @@ export class Fetcher {
     const picker = this.picker;
     const result = picker.received(session, index, begin, block);
     if (result === 'bad') return this.init.violation(session, `block ${index}/${begin}+${block.length} does not fit the torrent`);
+    if (result === 'unrequested') {
+      // Never asked of this peer: not taken (a poisoner's garbage cannot land in a piece), and a
+      // peer that keeps sending such blocks is closed.
+      this.init.stats.wasted += block.length;
+      if (session.unrequestedBlock() > MAX_UNREQUESTED_BLOCKS) this.init.violation(session, `sent more than ${MAX_UNREQUESTED_BLOCKS} blocks it was not asked for`);
+      return;
+    }
     session.progressed();
     if (result === 'dup') {
       this.init.stats.wasted += block.length;
@@ -153,11 +178,13 @@ export class Fetcher {
 
   private verify(ap: ActivePiece<PeerSession>): void {
     const { metainfo, hasher, writer } = this.init;
+    // Block digests only where they can name a liar: several sources, or a piece that failed before.
+    const digests = ap.contributors.size > 1 || this.blame.has(ap.index) ? blockDigests(ap.buffer.subarray(0, ap.size)) : null;
     verifyPiece(ap, metainfo, hasher, writer, this.init.stopped)
       .then(
         (verdict) => {
-          if (verdict === 'corrupt') this.hashFailed(ap);
-          else if (verdict === 'verified') this.verified(ap);
+          if (verdict === 'corrupt') this.hashFailed(ap, digests);
+          else if (verdict === 'verified') this.verified(ap, digests);
         },
         (err: Error) => {
           if (!this.init.stopped()) this.init.failed(err);
@@ -168,31 +195,43 @@ export class Fetcher {
       });
   }
 
-  private verified(ap: ActivePiece<PeerSession>): void {
+  private verified(ap: ActivePiece<PeerSession>, digests: Buffer[] | null): void {
+    if (digests) for (const liar of this.blame.passed(ap.index, digests)) this.strike(liar, ap.index, 'sent a corrupt block of a piece with several sources');
     this.picker.verified(ap.index);
     this.init.stats.fetched += ap.size;
     this.init.verified(ap.index);
-    if (this.init.writer.have.complete() && !this.done) {
-      this.done = true;
-      this.init.complete();
-    }
+    if (this.init.writer.done()) this.finished();
   }
 
-  /** The piece is fetched again from one peer; a peer that alone sent it takes a strike. */
-  private hashFailed(ap: ActivePiece<PeerSession>): void {
+  private finished(): void {
+    if (this.done) return;
+    this.done = true;
+    this.init.complete();
+  }
+
+  /**
+   * The piece is fetched again from one peer. A peer that alone sent it takes a strike; with
+   * several sources the blocks' digests are kept, and the good copy names the liar later.
+   */
+  private hashFailed(ap: ActivePiece<PeerSession>, digests: Buffer[] | null): void {
     const stats = this.init.stats;
     stats.hashFailures++;
     stats.wasted += ap.size;
     this.picker.failed(ap.index);
-    const log = this.init.log;
     if (ap.contributors.size !== 1) {
-      log.warn({ piece: ap.index, peers: ap.contributors.size }, 'piece failed its hash check; fetching it again from a single peer');
+      this.init.log.warn({ piece: ap.index, peers: ap.contributors.size }, 'piece failed its hash check; fetching it again from a single peer');
+      if (digests) this.blame.failed(ap.index, digests, ap.from);
       return;
     }
     const [session] = ap.contributors;
-    if (!session || session.closed) return;
+    if (session) this.strike(session, ap.index, 'peer sent corrupt data');
+  }
+
+  /** One more strike for `session`: banned at the limit. */
+  private strike(session: PeerSession, piece: number, why: string): void {
+    if (session.closed) return;
     const strikes = session.strike();
-    log.warn({ peer: session.label, piece: ap.index, strikes }, 'piece failed its hash check: peer sent corrupt data');
+    this.init.log.warn({ peer: session.label, piece, strikes }, `piece failed its hash check: ${why}`);
     if (strikes >= this.init.limits.maxStrikes) {
       this.init.ban(session);
       this.init.violation(session, `sent ${strikes} corrupt pieces: banned`);

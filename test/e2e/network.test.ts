@@ -5,6 +5,8 @@ import { promises as fsp } from 'node:fs';
 import { encodeMessage, LineDecoder, parseResponse, type ControlResponse } from '../../network/wire/control-codec.js';
 import { controlRequest } from '../../network/control/control-client.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
+import bencode from 'bencode';
+import { createHash } from 'node:crypto';
 import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -166,5 +168,28 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       await Promise.all(nodes.splice(0).map((n) => n.stop()));
       await server.stop();
     }
+  });
+
+  it('a download by infohash from a peer that hands over a torrent named "../x" fails saying so, and writes nothing', async () => {
+    // A hostile node: answers every metainfo request with a torrent whose name climbs out of the folder.
+    const info = { length: 5, name: Buffer.from('../escaped.txt'), 'piece length': 16384, pieces: createHash('sha1').update('hello').digest() };
+    const infohash = createHash('sha1').update(bencode.encode(info)).digest('hex');
+    const torrent = Buffer.from(bencode.encode({ info })).toString('base64');
+    const server = net.createServer((sock) => {
+      sock.on('error', () => {});
+      const dec = new LineDecoder(1 << 16);
+      sock.on('data', (d: Buffer) => {
+        for (const _ of dec.push(d)) sock.write(encodeMessage({ type: 'METAINFO', infohash, torrent }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    fx.fakes.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
+    const a = await node('a', {}, { peers: [{ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }], queryTimeoutMs: 1500 });
+    const err = await a.download(infohash).then(() => null, (e: Error) => e);
+    expect(err, 'the download must fail').to.be.instanceOf(Error);
+    expect(err!.message).to.match(/unsafe file name in torrent/);
+    const written = (await fsp.readdir(fx.dir, { recursive: true })).filter((f) => f.includes('escaped'));
+    expect(written).to.deep.equal([]);
+    expect((await fsp.readdir(a.downloadDir).catch(() => [])).filter((f) => !f.startsWith('.'))).to.deep.equal([]);
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Node } from '../../network/index.js';
 import { encodeTorrent } from '../../network/metainfo/metainfo.js';
 import { makeMagnet } from '../../network/metainfo/magnet.js';
-import { sha1File, startNode, waitFor, nodesPerTest, startSeeds, randomFile, rejection } from '../helpers.js';
+import { sha1File, startNode, waitFor, nodesPerTest, startSeeds, randomFile, rejection, captureLog } from '../helpers.js';
 import { PREEMPT_AHEAD_BLOCKS } from '../../network/swarm/streaming.js';
 import { BLOCK_LENGTH } from '../../network/wire/peer-wire.js';
 import { fakePeer, leechFromStaller } from '../fake-peer.js';
@@ -73,6 +73,26 @@ describe('swarm: downloads between nodes on loopback', function () {
     expect(info.hashFailures, 'pieces from the liar failed their hash').to.be.at.least(2);
     expect(liar.requests).to.be.greaterThan(0);
     expect(liar.connections, 'a banned peer is not dialled again').to.equal(1);
+  });
+
+  it('takes no block it did not ask for: a peer sending unasked garbage poisons nothing and is closed', async () => {
+    // A slow seed (2 MiB/s, about 2 s for the file): the poisoner has time to send its garbage.
+    const { seeds: s, digest } = await startSeeds(fx.dir, nodes, 1, 4 * MiB, 'p.bin', { maxUploadRate: 2 * MiB });
+    const m = s[0]!.files()[0]!.metainfo;
+    const poisoner = await fakePeer(m, 'poison');
+    fakes.push(poisoner);
+    const log = captureLog();
+    const leech = await startNode(path.join(fx.dir, 'leech'), {
+      logger: log.logger,
+      peers: [{ host: '127.0.0.1', port: poisoner.port }, { host: '127.0.0.1', port: s[0]!.port }],
+    });
+    nodes.push(leech);
+    const h = await leech.download(m.infoHashHex);
+    await waitFor(() => log.warnings().some((w) => /closing peer: sent more than 64 blocks it was not asked for/.test(w)), 10_000, 'the poisoner closed for it');
+    expect(await sha1File(await leech.whenDone(h))).to.equal(digest);
+    const info = leech.listDownloads().find((d) => d.infohash === h)!;
+    expect(info.hashFailures, 'no unasked block reached a piece').to.equal(0);
+    expect(poisoner.requests, 'it did send its garbage').to.be.greaterThan(64);
   });
 
   it('re-asks stalled requests from another peer and finishes', async () => {

@@ -125,14 +125,14 @@ describe('piece picker', () => {
       expect(picker.active.get(piece)!.owner).to.equal(b);
     });
 
-    it('returns a completed piece once, then calls its later blocks duplicates; a block that does not fit is bad', () => {
+    it('returns a completed piece once; the same block again, unasked, is unrequested; a block that does not fit is bad', () => {
       const { picker } = make(4);
       const a = join(picker, peer(4));
       const reqs = picker.pick(a, 2, 1);
       const [done] = deliver(picker, a, reqs);
       expect(done!.index).to.equal(reqs[0]!.index);
       expect(done!.buffer.subarray(0, 2).equals(Buffer.from([done!.index, done!.index]))).to.equal(true);
-      expect(picker.received(a, reqs[0]!.index, 0, Buffer.alloc(BLOCK_LENGTH))).to.equal('dup');
+      expect(picker.received(a, reqs[0]!.index, 0, Buffer.alloc(BLOCK_LENGTH))).to.equal('unrequested');
       const other = picker.pick(a, 1, 1)[0]!;
       expect(picker.received(a, other.index, 100, Buffer.alloc(BLOCK_LENGTH))).to.equal('bad');
       expect(picker.received(a, other.index, 0, Buffer.alloc(BLOCK_LENGTH - 1))).to.equal('bad');
@@ -147,6 +147,33 @@ describe('piece picker', () => {
       expect(picker.queuedBefore(a, order[0]!)).to.equal(0);
       expect(picker.queuedBefore(a, order[2]!)).to.equal(4);
       expect(picker.queuedBefore(a, 99), 'nothing of that piece: all of its queue').to.equal(8);
+    });
+  });
+
+  describe('blocks nobody asked for', () => {
+    it('takes a block only from the peer it was asked of; anything else is unrequested and lands nowhere', () => {
+      const { picker } = make(4);
+      const a = join(picker, peer(4));
+      const stranger = join(picker, peer(4));
+      const [r] = picker.pick(a, 1, 1);
+      expect(picker.received(stranger, r!.index, r!.begin, Buffer.alloc(r!.length, 9))).to.equal('unrequested');
+      expect(picker.received(stranger, 3, 0, Buffer.alloc(BLOCK_LENGTH)), 'a piece nobody fetches').to.equal('unrequested');
+      expect(picker.active.get(r!.index)!.received[0], 'the garbage was not taken').to.equal(0);
+      expect(picker.received(a, r!.index, r!.begin, Buffer.alloc(r!.length, 1))).to.equal(null);
+      expect(picker.active.get(r!.index)!.from[0]).to.equal(a);
+    });
+
+    it('still takes a block let go of (released, cancelled in end-game): it may have been on the wire', () => {
+      const { picker } = make(4, [0, 1, 2]);
+      const a = join(picker, peer(4));
+      const b = join(picker, peer(4));
+      const [first, second] = picker.pick(a, 2, 1);
+      picker.release(a); // a choked us, or stalled: its requests go back to the pool
+      expect(picker.received(a, first!.index, first!.begin, Buffer.alloc(first!.length))).to.equal(null);
+      picker.pick(b, 2, 2);
+      picker.received(b, second!.index, second!.begin, Buffer.alloc(second!.length));
+      expect(picker.received(a, second!.index, second!.begin, Buffer.alloc(second!.length)), 'late, and already here').to.equal('dup');
+      expect(picker.received(a, second!.index, second!.begin, Buffer.alloc(second!.length)), 'but only once').to.equal('unrequested');
     });
   });
 
