@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WireDecoder, WireError, type WireMessage, KEEP_ALIVE, encodePieceHeader, DEFAULT_MAX_FRAME } from '../wire/peer-wire.js';
+import { WireDecoder, WireError, type WireMessage, KEEP_ALIVE, encodePieceHeader, DEFAULT_MAX_FRAME, HANDSHAKE_LENGTH } from '../wire/peer-wire.js';
 import { MseError, type MseHandshake, type MseResult } from '../wire/mse.js';
 import type { Rc4 } from '../wire/rc4.js';
 import { hostPort } from '../util/addresses.js';
@@ -66,6 +66,8 @@ export class Peer {
   private mse: { handshake: MseHandshake; done: (r: MseResult) => void } | null = null;
   private encrypt: Rc4 | null = null;
   private decrypt: Rc4 | null = null;
+  /** Our last MSE bytes as responder, held back to leave in one write with our BitTorrent handshake (see feedMse). */
+  private held: Buffer | null = null;
 
   constructor(
     readonly socket: Duplex,
@@ -122,8 +124,15 @@ export class Peer {
       this.mseFailure = err;
       return this.close(`encryption handshake failed: ${err.message}`);
     }
-    for (const b of step.out) this.writeRaw(b);
     const r = step.done;
+    // An initiator whose handshake came in its IA waits for ours: our last MSE bytes (VC,
+    // crypto_select, PadD) go out with it, in one write. Sent apart, over uTP libutp's Nagle
+    // holds our handshake back until the VC is acked and then sends it in one packet with
+    // whatever followed (extended handshake, have-all); Transmission 3.00 reads the handshake
+    // from such a packet and leaves the rest unread until more bytes arrive: a minute later,
+    // with our keep-alive, it learnt that we had anything.
+    if (r && !this.outgoing && r.rest.length >= HANDSHAKE_LENGTH) this.held = Buffer.concat(step.out);
+    else for (const b of step.out) this.writeRaw(b);
     if (!r) return;
     this.mse = null;
     this.encryption = r.method;
@@ -156,12 +165,18 @@ export class Peer {
 
   private writeRaw(buf: Buffer): boolean {
     this.lastSent = Date.now();
+    if (this.held) {
+      const held = this.held;
+      this.held = null;
+      return this.socket.write(Buffer.concat([held, buf]));
+    }
     return this.socket.write(buf);
   }
 
   /** Queue a piece message; `written` runs once the socket no longer needs `block`. Callers cork around batches. */
   sendBlock(index: number, begin: number, block: Buffer, written: () => void): void {
     if (this.closed) return written();
+    if (this.held) this.writeRaw(Buffer.alloc(0));
     this.lastSent = Date.now();
     const header = encodePieceHeader(index, begin, block.length);
     if (this.encrypt) {
