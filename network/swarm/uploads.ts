@@ -131,7 +131,7 @@ export class Uploads {
     const reader = this.init.reader();
     try {
       while (!peer.closed && this.init.allowed() && queue.length > 0) {
-        if (this.blocked()) return;
+        if (this.blocked(queue[0])) return;
         const next = queue[0]!;
         let piece = reader.cached(next.index);
         if (!piece) {
@@ -142,7 +142,7 @@ export class Uploads {
         }
         peer.socket.cork();
         try {
-          while (queue.length > 0 && !this.blocked()) {
+          while (queue.length > 0 && !this.blocked(queue[0])) {
             const r = queue[0]!;
             // A piece evicted meanwhile (and not pinned) may have a new owner: look it up again.
             const p = r.index === piece.index && !piece.evicted ? piece : reader.cached(r.index);
@@ -305,8 +305,12 @@ export class Uploads {
     this.init.sent(r.length);
   }
 
-  /** Can the pump go on? If not, a wake-up is registered (socket drain, its own writes, or the node's memory). */
-  private blocked(): boolean {
+  /**
+   * Can the pump go on with `next`? If not, a wake-up is registered (socket drain, its own
+   * writes, or the node's memory). A block of a piece the socket holds a view of already costs
+   * no memory: only the socket's own back-pressure stops it.
+   */
+  private blocked(next: UploadRequest | undefined): boolean {
     const { peer, memory } = this.init;
     if (peer.socket.writableLength >= SEND_HIGH_WATER) {
       if (!this.awaitingDrain) {
@@ -318,10 +322,19 @@ export class Uploads {
       }
       return true;
     }
+    if (next && this.holdsViewOf(next.index)) return false;
+    // A send that did not fit registered its wake-up: until it comes, trying again would only
+    // find the same (a whole piece that did not fit beside what the socket holds spun here).
+    if (this.awaitingWrites || this.awaitingMemory) return true;
     if (this.held >= memory.peerLimit) {
       this.waitForWrites();
       return true;
     }
+    return false;
+  }
+
+  private holdsViewOf(index: number): boolean {
+    for (const p of this.views.keys()) if (p.index === index && !p.evicted) return true;
     return false;
   }
 
