@@ -24,6 +24,7 @@ interface NativeSocket extends EventEmitter {
   close(cb?: () => void): void;
   address(): { address: string; port: number };
   connections: UtpConnection[];
+  unref(): void;
   setRecvBufferSize(n: number): void;
   setSendBufferSize(n: number): void;
 }
@@ -108,18 +109,29 @@ export class UtpEndpoint {
     return this.socket.connect(port, host);
   }
 
-  /** Close every connection, then the socket (bounded: libutp may wait for its last acks). */
+  /**
+   * Close every connection, then the socket (bounded: libutp may wait for its last acks).
+   *
+   * The socket is closed only once every connection has, and from here: asked to close
+   * before, utp-native closes its UDP handle from inside libutp's callback for the last
+   * connection, and libutp may still send a datagram on it; libuv then aborts the process
+   * (`uv__udp_finish_close: Assertion handle->io_watcher.fd == -1`), which a node that
+   * stopped after a download over uTP sometimes did. A connection that will not close in
+   * time leaves the socket to the process's exit, unreferenced.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const c of [...this.socket.connections]) c.destroy();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2_000);
-      timer.unref();
-      this.socket.close(() => {
-        clearTimeout(timer);
-        resolve();
+    const open = [...this.socket.connections];
+    const allClosed = Promise.all(open.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve()))));
+    for (const c of open) c.destroy();
+    const timeout = <T>(ms: number, value: T) =>
+      new Promise<T>((resolve) => {
+        const timer = setTimeout(() => resolve(value), ms);
+        timer.unref();
       });
-    });
+    if (!(await Promise.race([allClosed.then(() => true), timeout(2_000, false)]))) return void this.socket.unref();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await Promise.race([new Promise<void>((resolve) => this.socket.close(() => resolve())), timeout(2_000, undefined)]);
   }
 }
