@@ -19,6 +19,7 @@
  * `version` prints the version and exits 0, or the reason and exits 2.
  */
 import { promises as fsp } from 'node:fs';
+import { register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -52,7 +53,34 @@ function say(event: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ event, t: Date.now() / 1000, ...fields }) + '\n');
 }
 
+/**
+ * Two module-resolution hooks make Debian's Node 20 run WebTorrent 2.8 (its 3.x wants Node 22)
+ * as the lockfile installs it, changing nothing but this process:
+ *
+ * - `webrtc-polyfill` loads node-datachannel's native addon at once, whose install script
+ *   downloads a prebuilt binary (package.json's allowScripts denies it: CI cannot). WebRTC
+ *   is never used here, so the import resolves to a module with no WebRTC in it, as the
+ *   package's browser build has where none exists: simple-peer then reports no WebRTC support.
+ * - uint8-util 2.3 (what the lockfile resolves) throws when `arr2hex` is handed a hex string,
+ *   which WebTorrent 2.8 does with every infohash it parses (2.2 let it through): `arr2hex`
+ *   returns such a string as it is, everything else is uint8-util's own.
+ */
+const NO_WEBRTC = ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate'].map((n) => `export const ${n} = undefined;`).join('\n');
+const HOOKS = `
+const data = (code) => 'data:text/javascript,' + encodeURIComponent(code);
+export async function resolve(specifier, context, next) {
+  if (specifier === 'webrtc-polyfill') return { url: data(${JSON.stringify(NO_WEBRTC)}), shortCircuit: true };
+  if (specifier === 'uint8-util') {
+    const real = (await next(specifier, context)).url;
+    const wrapper = 'import * as real from ' + JSON.stringify(real) + '; export * from ' + JSON.stringify(real) + ';'
+      + ' export const arr2hex = (d) => (typeof d === "string" ? d : real.arr2hex(d));';
+    return { url: data(wrapper), shortCircuit: true };
+  }
+  return next(specifier, context);
+}`;
+
 export async function loadWebTorrent(): Promise<WtConstructor> {
+  register(`data:text/javascript,${encodeURIComponent(HOOKS)}`);
   const spec = process.env.SHOAL_WEBTORRENT ?? 'webtorrent';
   const mod = (await import(path.isAbsolute(spec) ? pathToFileURL(spec).href : spec)) as { default: WtConstructor };
   return mod.default;

@@ -46,4 +46,14 @@ export interface InteropClient {
   cannot?(c: InteropCase, d: Direction): string | null;
   /** Shoal features this client needs for `c` beyond what the case itself needs. */
   needs?(c: InteropCase, d: Direction): Feature[];
+  /** What the matrix should say about `c` whatever happens (what the client cannot do, how it does it). */
+  remark?(c: InteropCase, d: Direction): string | undefined;
+  /**
+   * Run the cases of one setting at once (both directions, each with its own Shoal node):
+   * for a client that decides only every few seconds (Transmission's choker runs every 10 s)
+   * and would otherwise spend most of the suite waiting. Its setting is one per session.
+   */
+  concurrent?: boolean;
+  /** False when the client does not create a torrent's empty files (Transmission 3). */
+  createsEmptyFiles?: boolean;
 }

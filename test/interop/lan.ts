@@ -30,6 +30,8 @@ export interface InteropLan {
   lan: Lan;
   /** Host 1: the Shoal nodes and the tracker. */
   shoal: LanHost;
+  /** Hosts for Shoal nodes, host 1 first: a client that tells peers apart by address sees each as another peer. */
+  shoals: LanHost[];
   /** Host 2 and on: the real clients. */
   clients: LanHost[];
   tracker: LanTracker;
@@ -106,22 +108,27 @@ async function startTracker(lan: Lan, host: LanHost, dir: string): Promise<{ tra
   return { tracker, child };
 }
 
-/** Build the LAN with `clients` client hosts (addresses 10.<subnet>.0.2 and on) and start the tracker. */
-export async function createInteropLan(prefix: string, clients: number, subnet: string): Promise<InteropLan> {
+/**
+ * Build the LAN: `shoalHosts` hosts for Shoal nodes (the first also runs the tracker), then
+ * `clients` client hosts, addressed .1, .2, ... of `subnet` in that order; start the tracker.
+ */
+export async function createInteropLan(prefix: string, clients: number, subnet: string, shoalHosts = 1): Promise<InteropLan> {
   const dir = await tempDir(`shoal-${prefix}-`);
-  const lan = await createLan({ prefix, hosts: 1 + clients, subnet });
+  const lan = await createLan({ prefix, hosts: shoalHosts + clients, subnet });
   try {
     const shoal = lan.hosts[0]!;
     const { tracker } = await startTracker(lan, shoal, path.join(dir, 'tracker'));
     return {
       lan,
       shoal,
-      clients: lan.hosts.slice(1),
+      shoals: lan.hosts.slice(0, shoalHosts),
+      clients: lan.hosts.slice(shoalHosts),
       tracker,
       dir,
       destroy: async () => {
         await lan.destroy();
-        await cleanup(dir);
+        if (process.env.SHOAL_INTEROP_KEEP === '1') console.log(`      (kept ${dir}: SHOAL_INTEROP_KEEP=1)`);
+        else await cleanup(dir);
       },
     };
   } catch (err) {

@@ -67,6 +67,22 @@ export async function readReport(file = reportPath()): Promise<Report> {
 
 export const rowKey = (r: Pick<Row, 'client' | 'direction' | 'case'>): string => `${r.client}|${r.direction}|${r.case}`;
 
+/** What a case gives the matrix when it passes: a remark or a measurement, and its time when it ran earlier. */
+export interface CaseResult {
+  note?: string;
+  seconds?: number;
+}
+
+/** A failure of a case that ran earlier, with the time it took. */
+export class CaseError extends Error {
+  constructor(
+    message: string,
+    readonly seconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** What one test file collects and merges into the report when it is done. */
 export class Matrix {
   private readonly rows: Row[] = [];
@@ -91,9 +107,10 @@ export class Matrix {
   /**
    * Run one case as a mocha test: a skip reason (feature missing, client missing) records a
    * skip, prints the reason and skips; otherwise the body runs, timed, and records pass or
-   * fail (the failure is thrown on to mocha as it is).
+   * fail (the failure is thrown on to mocha as it is). A body that ran its case earlier (a
+   * batch run at once) says how long the case took, in its result or its error.
    */
-  async run(ctx: Mocha.Context, key: Pick<Row, 'client' | 'direction' | 'case'>, skip: string | null, body: () => Promise<string | void>): Promise<void> {
+  async run(ctx: Mocha.Context, key: Pick<Row, 'client' | 'direction' | 'case'>, skip: string | null, body: () => Promise<CaseResult>): Promise<void> {
     if (skip !== null) {
       this.record({ ...key, status: 'skip', note: skip });
       console.log(`      (skipped: ${skip})`);
@@ -101,11 +118,13 @@ export class Matrix {
     }
     const t0 = Date.now();
     try {
-      const note = await body();
-      this.record({ ...key, status: 'pass', seconds: (Date.now() - t0) / 1000, ...(note ? { note } : {}) });
+      const r = await body();
+      const note = r.note;
+      this.record({ ...key, status: 'pass', seconds: r.seconds ?? (Date.now() - t0) / 1000, ...(note ? { note } : {}) });
     } catch (err) {
       const message = (err as Error).message.split('\n')[0]!.slice(0, 300);
-      this.record({ ...key, status: 'fail', seconds: (Date.now() - t0) / 1000, note: message });
+      const seconds = err instanceof CaseError ? err.seconds : (Date.now() - t0) / 1000;
+      this.record({ ...key, status: 'fail', seconds, note: message });
       throw err;
     }
   }

@@ -10,7 +10,7 @@
  * mapping are off throughout: only the tracker names peers.
  */
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { findExecutable } from '../../opentracker.js';
 import type { Lan, LanHost } from '../../netns.js';
@@ -72,7 +72,12 @@ export const transmission: InteropClient = {
     const absent = ['transmission-daemon', 'transmission-remote', 'transmission-create'].filter((t) => !findExecutable(t));
     return absent.length > 0 ? `${absent.join(', ')} not installed (apt-get install transmission-daemon transmission-cli)` : null;
   },
-  version: async () => /Transmission (\S+ \(\S+\))/.exec(spawnSync('transmission-daemon', ['--version'], { encoding: 'utf8' }).stderr)?.[1] ?? 'unknown',
+  version: async () => {
+    const r = spawnSync('transmission-daemon', ['--version'], { encoding: 'utf8' });
+    return /(\d+\.\d+\S* \(\w+\))/.exec(`${r.stdout} ${r.stderr}`)?.[1] ?? 'unknown';
+  },
+  concurrent: true,
+  createsEmptyFiles: false,
   setUp: async (l, host) => {
     const config = path.join(l.dir, 'transmission');
     await fsp.mkdir(config, { recursive: true });
@@ -103,10 +108,13 @@ export const transmission: InteropClient = {
       'message-level': 1,
     };
     await fsp.writeFile(path.join(config, 'settings.json'), JSON.stringify(settings, null, 2));
-    // SHOAL_INTEROP_TRANSMISSION_LOG=FILE keeps Transmission's debug log there.
+    // SHOAL_INTEROP_TRANSMISSION_LOG=FILE keeps Transmission's debug log there, with its
+    // "deep" log of every peer message (TR_DEBUG_FD, written to its stderr).
     const logTo = process.env.SHOAL_INTEROP_TRANSMISSION_LOG;
-    const log = logTo ? ['--log-debug', '-e', logTo] : ['--log-error'];
-    const child = l.lan.exec(host, ['transmission-daemon', '-f', '-g', config, ...log], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = logTo ? ['--log-debug'] : ['--log-error'];
+    const env = logTo ? { ...process.env, TR_DEBUG_FD: '2' } : process.env;
+    const child = l.lan.exec(host, ['transmission-daemon', '-f', '-g', config, ...log], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    if (logTo) child.stderr!.pipe(createWriteStream(logTo));
     const d: Daemon = { lan: l.lan, host, child, log: '' };
     daemon = d;
     const keep = (b: Buffer) => (d.log = (d.log + b.toString()).slice(-4000));

@@ -53,13 +53,21 @@ function startDelay(p: JsonLinesChild): string | undefined {
   const connected = p.events.find((e) => e.event === 'connected');
   const payload = p.events.find((e) => e.event === 'first-payload');
   if (!connected || !payload) return undefined;
-  return `first piece data ${Math.round((Number(payload.t) - Number(connected.t)) * 1000)} ms after connecting (${String(connected.type)})`;
+  // WebTorrent may report the first bytes a moment before the wire it names: within, then.
+  const ms = Math.max(0, Math.round((Number(payload.t) - Number(connected.t)) * 1000));
+  return `WebTorrent: ${String(connected.type)}, first piece data within ${ms} ms of its wire`;
 }
 
 export const webtorrent: InteropClient = {
   name: 'webtorrent',
   missing: async () => probe().missing ?? null,
   version: async () => probe().version ?? 'missing',
+  remark: (c, d) =>
+    c.settings !== 'encrypted'
+      ? undefined
+      : d === 'to-shoal'
+        ? 'WebTorrent cannot require encryption (`secure` only tries MSE first), and its MSE answer never comes when the initiator sends a PadA (as the spec, libtorrent and Shoal do): Shoal gives up on MSE after 10 s and connects without it'
+        : 'WebTorrent cannot require encryption (`secure` only tries MSE first)',
   makeTorrent: (what, out, pieceLength, tracker) =>
     new Promise((resolve, reject) =>
       execFile(process.execPath, [DRIVER, 'create', '--path', what, '--out', out, '--piece-length', String(pieceLength), '--tracker', tracker], { timeout: 60_000 }, (err, _o, stderr) =>
