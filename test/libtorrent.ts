@@ -48,6 +48,8 @@ export interface LtOptions {
   spawn?: (cmd: string, args: string[]) => ChildProcess;
   /** Prefer RC4 to plaintext when both ends allow either (libtorrent's prefer_rc4). */
   rc4?: boolean;
+  /** Allow RC4 alone: no MSE with a plaintext payload (libtorrent's allowed_enc_level rc4). */
+  rc4Only?: boolean;
   /** uTP: off (the default), on (TCP and uTP, uTP tried first), only (no TCP at all). */
   utp?: 'off' | 'on' | 'only';
 }
@@ -62,6 +64,7 @@ export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch'
   if (o.defaults) args.push('--defaults');
   if (o.uploadRate) args.push('--upload-rate', String(o.uploadRate));
   if (o.rc4) args.push('--rc4');
+  if (o.rc4Only) args.push('--rc4-only');
   if (o.utp) args.push('--utp', o.utp);
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
   const start = o.spawn ?? ((cmd: string, a: string[]) => spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));

@@ -4,7 +4,7 @@
     lt_peer.py seed   --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --magnet URI        --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
-        ... [--defaults] [--encryption enabled|forced|disabled] [--rc4] [--utp off|on|only] [--upload-rate N]
+        ... [--defaults] [--encryption enabled|forced|disabled] [--rc4] [--rc4-only] [--utp off|on|only] [--upload-rate N]
     lt_peer.py create --path FILE_OR_DIR --out F.torrent --piece-length N [--tracker URL]...
 
 DHT, local peer discovery, UPnP and NAT-PMP are always off; it listens on --host (127.0.0.1
@@ -12,7 +12,7 @@ unless told) only. uTP is off (TCP only) and encryption disabled unless --defaul
 (libtorrent's own settings for both, as it ships: uTP on and tried first, encryption enabled
 but not required), --utp (on: TCP and uTP both ways, uTP tried first; only: uTP only) or
 --encryption say otherwise. --rc4 makes it prefer RC4 over plaintext when both ends allow
-either. --upload-rate caps what a seed sends (bytes/s).
+either, --rc4-only allows RC4 alone (no MSE with a plaintext payload). --upload-rate caps what a seed sends (bytes/s).
 
 It prints one JSON object per line on stdout, each with "t" (the wall clock, in seconds):
 {"event": "listening", "port": N}, {"event": "connected", "peer": "ip:port", "incoming": B}
@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--defaults", action="store_true")
     ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"])
     ap.add_argument("--rc4", action="store_true")
+    ap.add_argument("--rc4-only", action="store_true")
     ap.add_argument("--utp", choices=["off", "on", "only"])
     ap.add_argument("--upload-rate", type=int, default=0)
     ap.add_argument("--path")
@@ -102,6 +103,8 @@ def main():
         policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[encryption]
         settings["out_enc_policy"] = policy
         settings["in_enc_policy"] = policy
+    if a.rc4_only:
+        settings["allowed_enc_level"] = lt.enc_level.rc4
     ses = lt.session(settings)
 
     params = lt.add_torrent_params()

@@ -43,6 +43,7 @@ describe('interop: a mixed swarm (two real seeds and a Shoal seed to a Shoal and
 
   before(async function () {
     this.timeout(120_000);
+    matrix.begin();
     unavailable = lanMissing() ?? (await aria2c.missing());
     if (unavailable) return;
     for (const c of [libtorrent, transmission, webtorrent]) if (seeds.length < 2 && (await c.missing()) === null) seeds.push(c);

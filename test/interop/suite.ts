@@ -165,6 +165,7 @@ export function describeInterop(client: InteropClient, init: SuiteInit): void {
 
     before(async function () {
       this.timeout(120_000);
+      matrix.begin();
       unavailable = lanMissing() ?? (await client.missing());
       if (unavailable) return;
       matrix.client(client.name, await client.version());

@@ -3,7 +3,8 @@
  * It makes its own torrents (v1: libtorrent 2.0 makes v1+v2 hybrids unless told, and
  * hybrids are issue 15's item 9). `defaults` is libtorrent as it ships (uTP on, encryption
  * enabled but not required), `plain` has uTP and encryption off, `encrypted` forces
- * encryption both ways (in_enc_policy and out_enc_policy "forced").
+ * encryption both ways (in_enc_policy and out_enc_policy "forced") and allows RC4 alone
+ * (allowed_enc_level "rc4": an MSE handshake with a plaintext payload would do otherwise).
  */
 import { Children } from '../../helpers.js';
 import { libtorrentMissing, libtorrentVersion, ltCreate, startLibtorrent, type LtOptions, type LtPeer } from '../../libtorrent.js';
@@ -14,13 +15,13 @@ import type { InteropClient } from '../client.js';
 const PORT = 6883;
 const children = new Children();
 
-function options(lan: Lan, host: LanHost, settings: Settings): Pick<LtOptions, 'host' | 'port' | 'spawn' | 'defaults' | 'encryption'> {
+function options(lan: Lan, host: LanHost, settings: Settings): Pick<LtOptions, 'host' | 'port' | 'spawn' | 'defaults' | 'encryption' | 'rc4Only'> {
   return {
     host: host.ip,
     port: PORT,
     spawn: (cmd, args) => lan.exec(host, [cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
     defaults: settings !== 'plain',
-    ...(settings === 'encrypted' ? { encryption: 'forced' as const } : {}),
+    ...(settings === 'encrypted' ? { encryption: 'forced' as const, rc4Only: true } : {}),
   };
 }
 
