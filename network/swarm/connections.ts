@@ -54,8 +54,18 @@ export class Connections {
   private readonly connecting = new Set<string>();
   /** Peer ids (hex) and addresses of peers that sent corrupt data. */
   private readonly banned = new Set<string>();
+  /** Dials under way, cancelled by `stop()`. */
+  private readonly dials = new Set<Dial>();
+  private stopped = false;
 
   constructor(private readonly init: ConnectionsInit) {}
+
+  /** Dial no more, and give up the dials under way (the torrent stopped). */
+  stop(): void {
+    this.stopped = true;
+    for (const d of this.dials) d.cancel('torrent stopped');
+    this.dials.clear();
+  }
 
   /** Remember peers to dial (again, with back-off, if they drop while we still need pieces). */
   add(list: Iterable<{ host: string; port: number }>): void {
@@ -69,6 +79,7 @@ export class Connections {
 
   /** Dial every candidate that is due, up to the connection limit. */
   dial(): void {
+    if (this.stopped) return;
     const now = Date.now();
     for (const [key, c] of this.candidates) {
       if (this.init.connected() + this.connecting.size >= this.init.maxPeers) return;
@@ -104,18 +115,23 @@ export class Connections {
   private open(key: string, c: Candidate): void {
     this.connecting.add(key);
     const { infoHash, handshake, timeouts, connectTimeoutMs } = this.init;
-    new Dial({ host: c.host, port: c.port, infoHash, handshake, policy: this.init.transport ?? PLAIN_TCP, timeouts, connectTimeoutMs }, {
+    let dial: Dial | undefined;
+    dial = new Dial({ host: c.host, port: c.port, infoHash, handshake, policy: this.init.transport ?? PLAIN_TCP, timeouts, connectTimeoutMs }, {
       established: (p, msg) => {
+        if (dial) this.dials.delete(dial);
         this.connecting.delete(key);
         c.failures = 0;
         this.init.established(p, { peerId: msg.peerId, reserved: msg.reserved });
       },
       failed: (reason) => {
+        if (dial) this.dials.delete(dial);
         this.connecting.delete(key);
         c.failures++;
         c.nextTry = Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(c.failures, 8));
         this.init.log.debug({ peer: key, reason }, 'could not connect to peer');
       },
     });
+    // A dial that failed at once (no way left to try) settled before it could be remembered.
+    if (this.connecting.has(key)) this.dials.add(dial);
   }
 }

@@ -84,8 +84,17 @@ export class Dial {
     const { host, port, timeouts, connectTimeoutMs } = this.init;
     let peer: Peer | null = null;
     let stream;
-    if (way.transport === 'utp') stream = this.init.policy.utpEndpoint()!.connect(host, port);
-    else stream = dialSocket(host, port, (chunk) => peer?.feed(chunk));
+    if (way.transport === 'utp') {
+      // The node's uTP socket closed since the dial began (the node is stopping): no uTP way is left.
+      const utp = this.init.policy.utpEndpoint();
+      if (!utp) {
+        while (this.ways[this.next]?.transport === 'utp') this.next++;
+        if (this.next < this.ways.length) return this.attempt();
+        this.over = true;
+        return this.events.failed('utp: the uTP socket is closed');
+      }
+      stream = utp.connect(host, port);
+    } else stream = dialSocket(host, port, (chunk) => peer?.feed(chunk));
     peer = new Peer(stream, host, port, true, timeouts, { transport: way.transport, fed: way.transport === 'tcp' });
     this.peer = peer;
     const p = peer;

@@ -209,6 +209,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (this.mode === 'stopped') return;
     this.mode = 'stopped';
     if (this.timer) clearInterval(this.timer);
+    this.connections.stop();
     for (const p of [...this.peers]) p.close('torrent stopped');
     await this.store.close();
   }
