@@ -147,7 +147,7 @@ export class Node extends EventEmitter<NodeEvents> {
       sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
       transport,
       hashedStamp: (p, h) => this.library.hashedStamp(p, h),
-      changed: (p) => void this.library.reverify(p).catch(() => {}),
+      changed: (p) => this.library.reverify(p).catch(() => {}),
       openFiles: init.openFiles,
       uploadMemory: init.uploadMemory,
     });

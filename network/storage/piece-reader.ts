@@ -254,7 +254,14 @@ export class PieceReader {
   private async readFully(buf: Buffer, size: number, position: number, index: number): Promise<void> {
     let done = 0;
     while (done < size) {
-      const { bytesRead } = await this.source.read(buf, done, size - done, position + done);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.source.read(buf, done, size - done, position + done));
+      } catch (err) {
+        const code = goneCode(err);
+        if (code) this.refuse(index, `piece ${index} could not be read: the file is gone (${code})`);
+        throw err;
+      }
       if (bytesRead === 0) this.refuse(index, `piece ${index} could not be read whole: the file shrank`);
       done += bytesRead;
     }
@@ -268,6 +275,17 @@ export class PieceReader {
     }
     throw new PieceRefusedError(index, why);
   }
+}
+
+/**
+ * Errors that say a file is no longer the regular file that was shared (deleted, a symlink
+ * or a folder or FIFO put in its place, a parent folder replaced): not a local failure, a
+ * change. Returns the error's code, or null for any other error.
+ */
+const GONE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR', 'EAGAIN', 'ENXIO']);
+export function goneCode(err: unknown): string | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code && GONE.has(code) ? code : null;
 }
 
 export async function openForRead(file: string): Promise<promises.FileHandle> {

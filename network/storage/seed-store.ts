@@ -5,12 +5,14 @@ import { resolveInside } from '../util/names.js';
 import { FileSet } from './file-set.js';
 import { coveredPieces } from './layout.js';
 import { sameStamp, stampOf, type FileStamp } from '../util/file-stamp.js';
-import { PieceReader, type PieceHasher, type ReadCounters } from './piece-reader.js';
+import { PieceReader, goneCode, type PieceHasher, type ReadCounters } from './piece-reader.js';
 import type { OpenFiles } from './open-files.js';
 import type { UploadMemory } from './upload-memory.js';
 import type { PieceStore } from './stores.js';
 
-/** A shared file is not what its torrent says any more (its size changed): it must be hashed again. */
+const STAMP_CHANGED = 'its stamp (size, modification or change time, inode) is not the one it was hashed at';
+
+/** A shared file is not what its torrent says any more (its size changed, or it is gone): it must be hashed again. */
 export class FileChangedError extends Error {
   override name = 'FileChangedError';
 }
@@ -48,8 +50,11 @@ export class SeedStore implements PieceStore {
   readonly have: Bitfield;
   readonly wanted: Bitfield;
   readonly reader: PieceReader;
-  /** The last stamp reported as a change, so each change is reported once. */
-  private reported: FileStamp | null = null;
+  /**
+   * A change was reported (a stamp, a refused piece) and the file has not been found whole
+   * again since (`forgive`): further signs of it are not news. Each change is reported once.
+   */
+  private reported = false;
   private folder: FileSet | null = null;
 
   private constructor(
@@ -72,7 +77,7 @@ export class SeedStore implements PieceStore {
       memory: init.memory,
       hasher: init.hasher,
       counters: init.counters,
-      refused: (_index, why) => init.changed(why),
+      refused: (_index, why) => this.report(why),
     });
   }
 
@@ -93,12 +98,24 @@ export class SeedStore implements PieceStore {
       const folder = new FileSet({ root: init.file, metainfo: m, writable: false, placement: (f) => (m.files[f]!.pad ? 'pad' : 'file') });
       return new SeedStore(init, null, folder);
     }
-    const st = await init.files.use(init.file, (fh) => fh.stat());
+    const st = await init.files.use(init.file, (fh) => fh.stat()).catch((err: Error) => {
+      const code = goneCode(err);
+      throw code ? new FileChangedError(`${init.file} is gone (${code})`) : err;
+    });
     if (st.size !== m.length) throw new FileChangedError(`${init.file} is ${st.size} bytes, its torrent says ${m.length}`);
     const store = new SeedStore(init, stampOf(st), null);
     const expected = init.expected();
-    if (expected && !sameStamp(expected, stampOf(st))) store.report(stampOf(st));
+    if (expected && !sameStamp(expected, stampOf(st))) store.report(STAMP_CHANGED);
     return store;
+  }
+
+  /**
+   * The file was hashed again and still makes this torrent (a change undone, a file touched):
+   * pieces refused before are served again, and the next change is reported anew.
+   */
+  forgive(): void {
+    this.reported = false;
+    this.reader.forgive();
   }
 
   async close(): Promise<void> {
@@ -107,17 +124,25 @@ export class SeedStore implements PieceStore {
     else this.init.files.forget(this.init.file);
   }
 
-  /** Is the file as its pieces were hashed? */
+  /** Is the file as its pieces were hashed? (Bytes read before it went away are hashed, then served if they match.) */
   private async unchanged(): Promise<boolean> {
-    const now = stampOf(await this.init.files.use(this.init.file, (fh) => fh.stat()));
-    if (sameStamp(now, this.init.expected() ?? this.opened!)) return true;
-    this.report(now);
+    let st;
+    try {
+      st = await this.init.files.use(this.init.file, (fh) => fh.stat());
+    } catch (err) {
+      const code = goneCode(err);
+      if (!code) throw err;
+      this.report(`the file is gone (${code})`);
+      return false;
+    }
+    if (sameStamp(stampOf(st), this.init.expected() ?? this.opened!)) return true;
+    this.report(STAMP_CHANGED);
     return false;
   }
 
-  private report(stamp: FileStamp): void {
-    if (this.reported && sameStamp(this.reported, stamp)) return;
-    this.reported = stamp;
-    this.init.changed('its stamp (size, modification or change time, inode) is not the one it was hashed at');
+  private report(why: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.init.changed(why);
   }
 }

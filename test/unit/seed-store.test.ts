@@ -1,0 +1,124 @@
+/**
+ * SeedStore over the node's OpenFiles: a shared file that is gone when the store next opens it
+ * (deleted, or a symlink swapped in) is refused and reported as a change, like one that
+ * changed in place; a change is reported once, not once per piece; and once the file has been
+ * hashed again and found to hold its torrent still, refused pieces are served again.
+ */
+import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { buildMetainfo, type Metainfo } from '../../network/metainfo/metainfo.js';
+import { PieceRefusedError, type PieceHasher } from '../../network/storage/piece-reader.js';
+import { FileChangedError, SeedStore } from '../../network/storage/seed-store.js';
+import { OpenFiles } from '../../network/storage/open-files.js';
+import { UploadMemory } from '../../network/storage/upload-memory.js';
+import { stampOf, type FileStamp } from '../../network/util/file-stamp.js';
+import { cleanup, rejection, tempDir } from '../helpers.js';
+
+const PIECE = 16 * 1024;
+const PIECES = 8;
+
+const hasher: PieceHasher = {
+  async lend(buf: Buffer, size: number) {
+    return { digest: createHash('sha1').update(buf.subarray(0, size)).digest(), buf };
+  },
+};
+
+function metainfoOf(name: string, content: Buffer): Metainfo {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < content.length; i += PIECE) pieces.push(createHash('sha1').update(content.subarray(i, i + PIECE)).digest());
+  return buildMetainfo({ name, length: content.length, pieceLength: PIECE, pieces: Buffer.concat(pieces) });
+}
+
+describe('seed store: a shared file that changes or goes away', function () {
+  let dir: string;
+  let file: string;
+  let content: Buffer;
+  let m: Metainfo;
+  let files: OpenFiles;
+  let expected: FileStamp | undefined;
+  let changes: string[];
+
+  beforeEach(async () => {
+    dir = await tempDir('shoal-seed-store-');
+    file = path.join(dir, 'a.bin');
+    content = randomBytes(PIECES * PIECE);
+    await fsp.writeFile(file, content);
+    m = metainfoOf('a.bin', content);
+    files = new OpenFiles(4);
+    expected = stampOf(await fsp.stat(file));
+    changes = [];
+  });
+  afterEach(async () => {
+    await files.closeAll();
+    await cleanup(dir);
+  });
+
+  const open = (memory = new UploadMemory(4 * 1024 * 1024)) =>
+    SeedStore.open({ file, metainfo: m, files, memory, hasher, expected: () => expected, changed: (why) => changes.push(why) });
+
+  it('a file deleted while its descriptor was closed: each piece is refused saying the file is gone, and the change is reported once', async function () {
+    const store = await open();
+    expect((await store.reader.piece(0))!.buf.equals(content.subarray(0, PIECE))).to.equal(true);
+    files.forget(file); // the LRU closed it to make room for other files
+    await fsp.rm(file);
+    for (const i of [1, 2, 3]) {
+      const err = await rejection(store.reader.piece(i));
+      expect(err, err.message).to.be.instanceOf(PieceRefusedError);
+      expect(err.message).to.match(new RegExp(`piece ${i} could not be read: the file is gone \\(ENOENT\\)`));
+    }
+    expect(changes, 'one report for the whole file').to.have.length(1);
+    expect(changes[0]).to.match(/the file is gone \(ENOENT\)/);
+    await store.close();
+  });
+
+  it('a symlink swapped in for the file is never followed: refused as gone (ELOOP)', async function () {
+    const store = await open();
+    files.forget(file);
+    const elsewhere = path.join(dir, 'secret.bin');
+    await fsp.writeFile(elsewhere, content);
+    await fsp.rm(file);
+    await fsp.symlink(elsewhere, file);
+    const err = await rejection(store.reader.piece(2));
+    expect(err).to.be.instanceOf(PieceRefusedError);
+    expect(err.message).to.match(/the file is gone \(ELOOP\)/);
+    expect(changes).to.have.length(1);
+    await store.close();
+  });
+
+  it('a file gone before its store opens: FileChangedError naming the reason', async function () {
+    await fsp.rm(file);
+    const err = await rejection(open());
+    expect(err).to.be.instanceOf(FileChangedError);
+    expect(err.message).to.match(/is gone \(ENOENT\)/);
+  });
+
+  it('a file that shrank: the pieces past its end are refused, the change reported once', async function () {
+    const store = await open();
+    await fsp.truncate(file, 3 * PIECE);
+    for (const i of [4, 5, 6, 7]) expect(await rejection(store.reader.piece(i))).to.be.instanceOf(PieceRefusedError);
+    expect((await store.reader.piece(1))!.buf.equals(content.subarray(PIECE, 2 * PIECE)), 'a piece still whole is hashed and served').to.equal(true);
+    expect(changes, changes.join('\n')).to.have.length(1);
+    await store.close();
+  });
+
+  it('hashed again and still its torrent (the change was undone): refused pieces are served again, and a new change is reported anew', async function () {
+    const store = await open();
+    const fh = await fsp.open(file, 'r+');
+    await fh.write(Buffer.from([content[5 * PIECE]! ^ 1]), 0, 1, 5 * PIECE);
+    expect(await rejection(store.reader.piece(5))).to.be.instanceOf(PieceRefusedError);
+    await fh.write(content.subarray(5 * PIECE, 5 * PIECE + 1), 0, 1, 5 * PIECE);
+    await fh.close();
+    expect(await rejection(store.reader.piece(5)), 'still refused until the file is hashed again').to.be.instanceOf(PieceRefusedError);
+    expect(changes).to.have.length(1);
+    // The library hashed it again: the same torrent, at its new stamp.
+    expected = stampOf(await fsp.stat(file));
+    store.forgive();
+    expect((await store.reader.piece(5))!.buf.equals(content.subarray(5 * PIECE, 6 * PIECE))).to.equal(true);
+    await fsp.truncate(file, PIECE);
+    expect(await rejection(store.reader.piece(6))).to.be.instanceOf(PieceRefusedError);
+    expect(changes, 'a new change is news').to.have.length(2);
+    await store.close();
+  });
+});
