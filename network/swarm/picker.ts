@@ -299,6 +299,12 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     this.windows.verified(i, (k) => this.state[k] === PieceState.Have);
   }
 
+  /** The piece was verified but could not be written (the disk is full): fetch it again. */
+  again(i: number): void {
+    if (this.wanted && !this.wanted.get(i)) this.state[i] = PieceState.Skipped;
+    else this.insert(i);
+  }
+
   /** The piece failed its hash: fetch it again, from a single peer this time. */
   failed(i: number): void {
     this.exclusive[i] = 1;

@@ -48,6 +48,8 @@ export interface TorrentEvents {
   /** Every piece is verified and written: the owner finishes the file and calls `seedFrom`. */
   complete: [];
   error: [err: Error];
+  /** A verified piece could not be written for want of space: the torrent paused itself (its owner resumes it). */
+  'disk-full': [err: Error];
   'peer-added': [peer: PeerSession];
   'peer-removed': [peer: PeerSession, reason: string];
   /** A peer showed it has every piece (a seed of this torrent). */
@@ -375,6 +377,12 @@ export class Torrent extends EventEmitter<TorrentEvents> {
         this.log.error({ torrent: this.metainfo.name, err: err.message }, 'could not verify or store a piece: stopping this download');
         this.emit('error', err);
         void this.stop();
+      },
+      diskFull: (err) => {
+        // Pieces verified at the same moment fail alike: one pause.
+        if (this.mode !== 'running') return;
+        this.pause();
+        this.emit('disk-full', err);
       },
     });
   }
