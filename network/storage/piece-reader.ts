@@ -118,8 +118,9 @@ export class PieceReader {
     return this.bad.get(index) ?? null;
   }
 
-  /** Start reading a piece soon to be asked for, if there is room. */
+  /** Start reading a piece soon to be asked for, if there is room (none while uploads wait for memory: reads asked for go first). */
   prefetch(index: number): void {
+    if (this.memory.short()) return;
     if (this.home.has(index) || this.inflight.has(index) || this.inflight.size >= MAX_LOADS || this.bad.has(index)) return;
     this.load(index).catch(() => {});
   }

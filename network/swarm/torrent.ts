@@ -415,6 +415,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       if (!session.closed) this.extensions.pex?.tick(session, this.peers, now);
     }
     this.choker.tick(now, this.peers, (p) => p.unchoke(), (p) => p.choke());
+    // The node's upload memory is shared: any torrent's tick lets it close the sockets that hoard it.
+    this.memory.relieve(now);
     this.dial();
   }
 }

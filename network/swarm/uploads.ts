@@ -4,7 +4,7 @@ import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import { ClosedError } from '../util/errors.js';
 import { PieceRefusedError, type CachedPiece, type PieceReader } from '../storage/piece-reader.js';
-import type { UploadMemory } from '../storage/upload-memory.js';
+import type { MemoryHolder, UploadMemory } from '../storage/upload-memory.js';
 import { SEND_HIGH_WATER, type Peer } from './peer.js';
 import type { RateLimiter } from './rate.js';
 
@@ -29,6 +29,8 @@ export function badRequest(m: Metainfo, have: Bitfield, index: number, begin: nu
  * 16 KiB block never keeps a whole piece alive.
  */
 const WHOLE_PIECE_SHARE = 4;
+/** A socket that took none of the memory it holds for this long gets no more while memory is short. */
+const HOARDING_MS = 1000;
 /** Blocks remembered per peer to notice one asked for again (2^24 blocks: 256 GiB of a torrent). */
 const MAX_TRACKED_BLOCKS = 1 << 24;
 
@@ -60,7 +62,7 @@ export interface UploadsInit {
  * upload memory (or when the node's is spent) and goes on as the socket writes. When the
  * peer leaves, the socket's pending writes fail and every count falls back.
  */
-export class Uploads {
+export class Uploads implements MemoryHolder {
   private readonly queue: UploadRequest[] = [];
   private pumping = false;
   private scheduled = false;
@@ -93,6 +95,17 @@ export class Uploads {
   /** It has held memory for `ms` without reading any of it: a peer that does not read its socket. */
   stalled(now: number, ms: number): boolean {
     return this.held > 0 && now - this.lastWrite > ms;
+  }
+
+  stalledFor(now: number): number {
+    return this.held > 0 ? now - this.lastWrite : 0;
+  }
+
+  /** The node needs the memory its socket holds (MemoryHolder): close it, saying why. */
+  evict(why: string): void {
+    if (this.init.peer.closed) return;
+    this.init.log.warn({ peer: this.init.peer.label, torrent: this.init.metainfo.name, holding: this.held }, `closing peer: ${why}`);
+    this.init.peer.close(why);
   }
 
   /** Queue a request. True when it asks again for a block already sent to it (a downloader whose hash check failed does). */
@@ -318,7 +331,9 @@ export class Uploads {
       }
       return true;
     }
-    if (this.held >= memory.peerLimit) {
+    // Memory is short and its socket took nothing of what it holds for a while: no more for it
+    // (the node closes it if that goes on, UploadMemory.relieve), what there is goes to peers that read.
+    if (this.held >= memory.peerLimit || (this.held > 0 && Date.now() - this.lastWrite >= HOARDING_MS && memory.short())) {
       this.waitForWrites();
       return true;
     }
@@ -341,7 +356,9 @@ export class Uploads {
   }
 
   private startHolding(): void {
-    if (this.held === 0) this.lastWrite = Date.now();
+    if (this.held > 0) return;
+    this.lastWrite = Date.now();
+    this.init.memory.holding(this, true);
   }
 
   /**
@@ -350,6 +367,7 @@ export class Uploads {
    */
   private wrote(): void {
     this.lastWrite = Date.now();
+    if (this.held === 0) this.init.memory.holding(this, false);
     if (this.awaitingWrites && this.held <= this.init.memory.peerLimit / 2 && !this.init.peer.closed) {
       this.awaitingWrites = false;
       this.schedule();
