@@ -3,6 +3,7 @@ import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
 import type { PeerTimeouts } from './swarm/peer.js';
 import type { MulticastOptions } from './discovery/sources.js';
 import type { DownloadInfo } from './downloads/download.js';
+import type { Identity } from './security/identity.js';
 
 export type { MulticastOptions } from './discovery/sources.js';
 
@@ -42,8 +43,17 @@ export interface NodeInit {
   queryTimeoutMs?: number;
   /** Follow changes in the shared folders (default true). */
   watch?: boolean;
-  /** Stable node id; by default kept in the state folder per port (fresh for port 0). */
-  id?: string;
+  /**
+   * The node's key pair, its id derived from it (network/security/identity.ts). By default
+   * the one kept in the state folder (`node-key.pem`, made at the first start); a node on
+   * port 0 that is given none uses a new one in memory.
+   */
+  identity?: Identity;
+  /**
+   * A private swarm's secret (network/security/secret.ts): beacons and bootstrap requests
+   * carry its HMAC, and beacons and nodes without it are ignored. At least 8 characters.
+   */
+  secret?: string;
   /** LAN discovery by multicast beacons; `false` turns it off. On by default. */
   multicast?: false | MulticastOptions;
   /** Bootstrap server URL (http://host:port); none by default. */
