@@ -155,8 +155,10 @@ describe('BootstrapClient', function () {
     expect(withFiles, 'the changed list, once').to.deep.equal([['PUT', 2]]);
   });
 
-  it('reports an unreachable node', async function () {
+  it('reports an unreachable node, once the server has told it of that node', async function () {
     const { a } = await serverAndTwoClients();
+    // The server takes a report only from a node it has told of the target (it could have tried).
+    await waitFor(() => a.peers.some((p) => p.id === idOf('b')), 3000, 'a to be told of b');
     expect(await a.client.report(idOf('b'))).to.equal(true);
     expect(server!.registry.get(idOf('b'))).to.equal(undefined);
     expect(await a.client.report(idOf('b')), 'at most once a minute per node').to.equal(false);

@@ -7,6 +7,7 @@ import { controlRequest } from '../../network/control/control-client.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import bencode from 'bencode';
 import { createHash } from 'node:crypto';
+import { idOf, nodeApiAuth } from '../identities.js';
 import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -154,16 +155,19 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       // A node that is registered but does not answer (killed without unregistering) is
       // reported by the nodes that fail to reach it, and the server drops it.
       const deadPort = await freePort();
+      const ghost = idOf('ghost-node');
+      const ghostBody = JSON.stringify({ id: ghost, instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] });
       const res = await fetch(`${server.url}/api/nodes`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: 'ghost-node', instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] }),
+        headers: { 'content-type': 'application/json', ...nodeApiAuth('POST', '/api/nodes', ghostBody) },
+        body: ghostBody,
       });
       expect(res.status).to.equal(200);
-      await waitFor(() => a.peer('ghost-node') && b.peer('ghost-node'), 5000, 'a and b hear of the ghost');
-      for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report')]);
-      await waitFor(() => !server.registry.get('ghost-node'), 5000, 'the server drops the unreachable node');
-      await waitFor(() => !a.peer('ghost-node'), 5000, 'and the nodes forget it at their next heartbeat');
+      await waitFor(() => a.peer(ghost) && b.peer(ghost) && c.peer(ghost), 5000, 'a, b and c hear of the ghost');
+      // Three nodes were told of it: all three must find it unreachable (the default threshold, 3).
+      for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report'), c.search('report')]);
+      await waitFor(() => !server.registry.get(ghost), 5000, 'the server drops the unreachable node');
+      await waitFor(() => !a.peer(ghost), 5000, 'and the nodes forget it at their next heartbeat');
     } finally {
       await Promise.all(nodes.splice(0).map((n) => n.stop()));
       await server.stop();
