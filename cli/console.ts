@@ -10,7 +10,10 @@ const HELP = `commands:
                        bootstrap, manual, peer (learnt from other peers), tracker
   add-peer HOST:PORT   add a peer
   search TEXT          search the whole network by name (every peer and the bootstrap index)
-  get WHAT             download a name, infohash, magnet link or .torrent file
+  get WHAT             download a name, infohash, magnet link or .torrent file (a .torrent
+                       whose data is here already is seeded, or downloads what is missing)
+  seed FILE.torrent    seed a .torrent made elsewhere from its data here, under its own
+                       infohash, now and after restarts; never downloads
   magnet WHAT          the magnet link of a shared file or a download (name or infohash),
                        with this node and its trackers in it
   status               node totals, downloads, and what is uploaded to whom (ratio)
@@ -85,6 +88,11 @@ export function startConsole(node: Node, view: LiveView | null, onQuit: () => vo
           if (!arg) return say('usage: get NAME|INFOHASH|MAGNET|FILE.torrent');
           const h = await node.download(arg);
           return say(`downloading ${h}`);
+        }
+        case 'seed': {
+          if (!arg) return say('usage: seed FILE.torrent');
+          const { infohash, path } = await node.seed(arg);
+          return say(`seeding ${infohash} from ${path}`);
         }
         case 'magnet': {
           if (!arg) return say('usage: magnet NAME|INFOHASH');

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, type DownloadInfo, type Logger, type Node } from '../network/index.js';
+import { AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, SelectionError, type DownloadInfo, type Logger, type Node } from '../network/index.js';
 
 /** How `node-cli` reports on its `--get`s: a JSON event or a plain line (see main.ts). */
 export type Emit = (event: string, data: Record<string, unknown>, text: string) => void;
@@ -19,6 +19,8 @@ export interface GetsInit {
   exitWhenDone: boolean;
   /** True once the node is stopping: retries give up quietly. */
   stopping(): boolean;
+  /** --only: the files of each target to fetch (every file when empty). */
+  only?: string[];
 }
 
 const POLL_MS = 500;
@@ -77,11 +79,11 @@ export class Gets {
     let infohash: string;
     for (;;) {
       try {
-        infohash = await node.download(target);
+        infohash = await node.download(target, { only: this.init.only });
         break;
       } catch (err) {
         // A target that can never work is final; anything else (nobody has it yet, a peer did not answer) may change.
-        const final = err instanceof BadTargetError || err instanceof MagnetError || err instanceof MetainfoError || err instanceof AmbiguousTargetError;
+        const final = err instanceof BadTargetError || err instanceof MagnetError || err instanceof MetainfoError || err instanceof AmbiguousTargetError || err instanceof SelectionError;
         if (final || this.init.stopping() || Date.now() >= deadline) throw err;
         log.debug({ target, err: (err as Error).message }, 'not resolvable yet; retrying');
         await new Promise((r) => setTimeout(r, 1000));

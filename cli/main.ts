@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, programName, Cooldown, Node, type KnownPeer } from '../network/index.js';
-import { nodeInit, parseCli, UsageError, type CliOptions } from './options.js';
+import { nodeInit, parseCli, seedCommand, UsageError, type CliOptions } from './options.js';
+import { seedAll } from './seeds.js';
 import { startConsole } from './console.js';
 import { LiveView } from './live-view.js';
 import { bytes, eta, rate } from './format.js';
@@ -16,7 +17,7 @@ if (isTool(argv[0])) process.exit(await runTool(argv[0], argv.slice(1), programN
 
 let opts: CliOptions;
 try {
-  opts = parseCli(argv);
+  opts = parseCli(seedCommand(argv));
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
   process.stderr.write(`${programName('node-cli')}: ${err.message} (see ${programName('node-cli')} --help)\n`);
@@ -48,7 +49,7 @@ const shutdown = shutdownOnSignals(
   // A node stopped on purpose exits 0; an --exit-when-done run cut short says what it left.
   (signal) => (opts.exitWhenDone ? gets.interrupted(signal) : 0),
 );
-const gets = new Gets({ node, log: logger, emit, resolveTimeoutMs: opts.resolveTimeoutMs, exitWhenDone: opts.exitWhenDone, stopping: () => shutdown.stopping });
+const gets = new Gets({ node, log: logger, emit, resolveTimeoutMs: opts.resolveTimeoutMs, exitWhenDone: opts.exitWhenDone, stopping: () => shutdown.stopping, only: opts.only });
 
 /** Without a terminal, one progress line per download a second at most. */
 const progressLines = new Cooldown(1000, 10_000);
@@ -99,6 +100,7 @@ if (opts.http) {
   emit('dashboard', { url: web.url, open, also: more }, `dashboard: ${[open, ...more].join('  ')}`);
 }
 
+void seedAll(node, opts.seeds, emit);
 const finished = gets.run(opts.gets);
 if (opts.exitWhenDone) await shutdown((await finished) ? 0 : 1);
 if (interactive) startConsole(node, view, () => void shutdown(0));

@@ -15,11 +15,19 @@ export interface CliOptions {
   state?: string;
   peers: Array<{ host: string; port: number }>;
   gets: string[];
+  /** --only: the files of the --get downloads to fetch (shell patterns); every file when empty. */
+  only: string[];
+  /** --share-folder-as-torrent: folders shared whole, each as one multi-file torrent. */
+  shareFolders: string[];
+  /** .torrent files to seed from the data here (--seed, or `node-cli seed X.torrent`). */
+  seeds: string[];
   exitWhenDone: boolean;
   trackers: string[];
   peerIp?: string;
   pieceLength?: number;
   maxUploadRate: number;
+  encryption: 'prefer' | 'require' | 'off';
+  utp: 'on' | 'prefer' | 'off';
   resolveTimeoutMs: number;
   folderWatch: boolean;
   name?: string;
@@ -66,10 +74,15 @@ function addNodeOptions(program: Command): Command {
     .option('--state <dir>', "folder for the node's state: id, hash cache, resume records (default: <downloads>/.shoal)")
     .option('--peer <host:port>', 'a peer to use (repeatable)', collect)
     .option('--get <what>', 'download a name, infohash, magnet link or .torrent file (repeatable)', collect)
+    .option('--only <glob>', 'with --get: download only the files of a multi-file torrent that match, e.g. "*.flac" or "disc1/*" (repeatable)', collect)
+    .option('--share-folder-as-torrent <dir>', 'share this folder whole as one multi-file torrent, the infohash mktorrent gives it (repeatable)', collect)
+    .option('--seed <file.torrent>', 'seed a .torrent made elsewhere from its data in the shared or download folders, under its own infohash; kept across restarts (repeatable)', collect)
     .option('--tracker <url>', 'HTTP tracker to announce shared files to (repeatable)', collect)
     .option('--peer-ip <ip>', 'the address other nodes should use for this node (default: detected LAN address)')
     .option('--piece-length <size>', 'piece length for shared files, a power of two from 16k to 16M (default 512k)')
     .option('--max-upload-rate <size>', 'upload limit per second, e.g. 2M (default: none)')
+    .addOption(new Option('--encryption <mode>', 'message stream encryption (MSE/PE): prefer (offer and accept it, fall back to plain), require (RC4 or nothing), off').choices(['prefer', 'require', 'off']).default('prefer'))
+    .addOption(new Option('--utp <mode>', 'uTP on the peer port number (UDP): on (accept it, dial it when TCP fails), prefer (dial it first), off').choices(['on', 'prefer', 'off']).default('on'))
     .option('--resolve-timeout <seconds>', 'how long --get keeps looking for peers that have the file, and a started download for its first peer or byte', '30')
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
@@ -151,6 +164,19 @@ function httpOptions(o: Record<string, unknown>, port: number | undefined, flags
   return { port, host: host.replace(/^\[|\]$/g, ''), ...(token !== undefined && { token }) };
 }
 
+/**
+ * `node-cli seed A.torrent [B.torrent ...] [ip] <port> [options]` is node-cli with a `--seed`
+ * for each torrent named right after `seed`; any other command line is returned as it is.
+ */
+export function seedCommand(argv: string[]): string[] {
+  if (argv[0] !== 'seed') return argv;
+  const rest = argv.slice(1);
+  const end = rest.findIndex((a) => !/\.torrent$/i.test(a));
+  const torrents = end < 0 ? rest : rest.slice(0, end);
+  if (torrents.length === 0 && !rest.some((a) => a === '--help' || a === '-h')) throw new UsageError('seed needs a .torrent file: seed X.torrent [ip] <port> [options]');
+  return [...rest.slice(torrents.length), ...torrents.flatMap((t) => ['--seed', t])];
+}
+
 /** Parse `node-cli [ip] <port> [options]`. Throws UsageError (help and version exit 0 themselves). */
 export function parseCli(argv: string[]): CliOptions {
   const tools = programName('node-cli').replace(/ node$/, '');
@@ -165,7 +191,7 @@ export function parseCli(argv: string[]): CliOptions {
     .option('--http-port <port>', 'also serve the web dashboard on this port (0 picks a free one)')
     .option('--json', 'print events as JSON lines on stdout (for scripts)')
     // Under the launcher the tools are `shoal create`, not `shoal node create`.
-    .addHelpText('after', `\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
+    .addHelpText('after', `\n${tools} seed X.torrent [ip] <port> [options] is ${programName('node-cli')} [ip] <port> --seed X.torrent [options].\nWithout a node: ${tools} create FILE (make a .torrent, print its magnet link), ${tools} info X.torrent.`);
   run(program, argv);
   const { layer, values } = layerConfig(program);
   const args = program.args;
@@ -217,6 +243,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
   const resolveTimeout = Number(o.resolveTimeout);
   if (!(resolveTimeout >= 0)) throw new UsageError('--resolve-timeout must be a number of seconds');
   const gets = list(o.get);
+  const only = wrap(() => list(o.only).map(checkPattern));
+  if (only.length > 0 && gets.length === 0) throw new UsageError('--only needs a --get');
   for (const url of list(o.tracker)) if (!/^https?:\/\//.test(url)) throw new UsageError(`--tracker must be an http(s) URL, got ${url}`);
   const group = o.multicastGroup as string;
   const first = Number(group.split('.')[0]);
@@ -245,10 +273,15 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
     state: o.state as string | undefined,
     peers,
     gets,
+    only,
+    shareFolders: list(o.shareFolderAsTorrent),
+    seeds: list(o.seed),
     trackers: list(o.tracker),
     peerIp: o.peerIp as string | undefined,
     pieceLength,
     maxUploadRate: o.maxUploadRate === undefined ? 0 : wrap(() => parseSize(o.maxUploadRate as string)),
+    encryption: o.encryption as CliOptions['encryption'],
+    utp: o.utp as CliOptions['utp'],
     resolveTimeoutMs: resolveTimeout * 1000,
     logLevel: o.logLevel as string,
   };
@@ -267,9 +300,12 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     configFile: opts.config.file,
     fromCommandLine: opts.config.fromCommandLine,
     peers: opts.peers,
+    shareFoldersAsTorrents: opts.shareFolders,
     trackers: opts.trackers,
     pieceLength: opts.pieceLength,
     maxUploadRate: opts.maxUploadRate,
+    encryption: opts.encryption,
+    utp: opts.utp,
     watch: opts.folderWatch,
     name: opts.name,
     bootstrap: opts.bootstrap,

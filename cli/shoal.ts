@@ -46,6 +46,7 @@ const passThrough = (name: string, args: string, summary: string, run: (rest: st
 
 passThrough('node', '[ip] <port> [options]', 'run a node with its console (node-cli)', (rest) => launch('node', rest));
 passThrough('web', '--peer-port <port> [options]', 'run a node with its web dashboard (web)', (rest) => launch('web', rest));
+passThrough('seed', '<X.torrent...> [ip] <port> [options]', 'run a node that seeds .torrent files made elsewhere from the data here (node-cli seed)', (rest) => launch('node', ['seed', ...rest]));
 passThrough('bootstrap', '[options]', 'run the bootstrap server: registry, index, tracker, monitor (bootstrap)', (rest) => launch('bootstrap', rest));
 for (const [tool, args, summary] of [
   ['create', '<file> [options]', 'make a .torrent of a file and print its magnet link'],

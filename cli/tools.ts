@@ -1,7 +1,7 @@
 /**
- * `create` and `info`: the two commands that need no running node. `create FILE` hashes a
- * file into a .torrent (the infohash mktorrent gives) and prints its magnet link; `info
- * X.torrent` prints what a torrent holds. Reached as `node-cli create|info ...` and
+ * `create` and `info`: the two commands that need no running node. `create FILE|DIR` hashes a
+ * file, or a folder as one multi-file torrent, into a .torrent (the infohash mktorrent gives)
+ * and prints its magnet link; `info X.torrent` prints what a torrent holds (its files too). Reached as `node-cli create|info ...` and
  * `shoal create|info ...`. Usage errors exit 2, failures 1, each with one line on stderr.
  */
 import { promises as fsp } from 'node:fs';
@@ -46,8 +46,8 @@ function parse(program: Command, argv: string[]): Command | null {
 async function create(argv: string[], name: string): Promise<number> {
   const program = parse(
     new Command(name)
-      .description("Make a .torrent of a file (the infohash mktorrent gives for the same piece length) and print its magnet link")
-      .argument('<file>', 'the file to make a torrent of')
+      .description('Make a .torrent of a file, or of a folder as one multi-file torrent (the infohash mktorrent gives for the same piece length), and print its magnet link')
+      .argument('<file|dir>', 'the file or folder to make a torrent of (dot-files, symlinks and .part files in a folder are left out)')
       .option('--tracker <url>', 'a tracker to put in the torrent, the first as announce (repeatable)', collect)
       .option('--piece-length <size>', 'piece length, a power of two from 16k to 16M (default: 512k)')
       .option('-o, --output <file>', "where to write the .torrent (default: the file's name + .torrent, in this folder)")
@@ -72,8 +72,9 @@ async function create(argv: string[], name: string): Promise<number> {
   // Refuse before hashing, not after minutes of it.
   if (!o.force && (await fsp.lstat(out).catch(() => null))) throw new Error(`${out} exists: name another with -o, or replace it with --force`);
   let m: Metainfo;
+  let left: Array<{ path: string; why: string }> = [];
   try {
-    m = await createTorrent(file, { pieceLength, trackers });
+    m = await createTorrent(file, { pieceLength, trackers, skipped: (list) => (left = list) });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new Error(e.code ? `cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}` : e.message);
@@ -81,7 +82,11 @@ async function create(argv: string[], name: string): Promise<number> {
   await fsp.writeFile(out, encodeTorrent(m), { flag: o.force ? 'w' : 'wx' }).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot write ${out}: ${err.code === 'ENOENT' ? 'no such folder' : err.code === 'EEXIST' ? 'it exists (--force replaces it)' : err.message}`);
   });
-  process.stdout.write(`wrote ${out}: ${m.name}, ${bytes(m.length)} in ${m.pieceCount} piece${m.pieceCount === 1 ? '' : 's'} of ${bytes(m.pieceLength)}, infohash ${m.infoHashHex}\n`);
+  const files = m.multiFile ? ` (${m.files.length} file${m.files.length === 1 ? '' : 's'})` : '';
+  process.stdout.write(`wrote ${out}: ${m.name}${files}, ${bytes(m.length)} in ${m.pieceCount} piece${m.pieceCount === 1 ? '' : 's'} of ${bytes(m.pieceLength)}, infohash ${m.infoHashHex}\n`);
+  // Said, so that an infohash that differs from mktorrent's (which takes everything) is explained.
+  for (const s of left.slice(0, 20)) process.stderr.write(`left out ${printable(s.path)}: ${s.why}\n`);
+  if (left.length > 20) process.stderr.write(`left out ${left.length - 20} more\n`);
   process.stdout.write(`${makeMagnet(m)}\n`);
   return 0;
 }
@@ -104,7 +109,10 @@ async function info(argv: string[], name: string): Promise<number> {
   const m = parseTorrent(await fsp.readFile(file));
   const magnet = makeMagnet(m);
   if (program.opts<{ json?: boolean }>().json) {
-    const o = { name: m.name, size: m.length, pieceLength: m.pieceLength, pieces: m.pieceCount, infohash: m.infoHashHex, private: m.private, trackers: m.announce, magnet };
+    const o = {
+      name: m.name, size: m.length, pieceLength: m.pieceLength, pieces: m.pieceCount, infohash: m.infoHashHex, private: m.private, trackers: m.announce, magnet,
+      ...(m.multiFile && { files: m.files.filter((f) => !f.pad).map((f) => ({ path: f.name, size: f.length })) }),
+    };
     process.stdout.write(`${JSON.stringify(o)}\n`);
     return 0;
   }
@@ -117,8 +125,11 @@ async function info(argv: string[], name: string): Promise<number> {
     ['private', m.private ? 'yes' : 'no'],
     ...(m.announce.length === 0 ? [['trackers', 'none'] as [string, string]] : m.announce.map((u, i) => [i === 0 ? 'trackers' : '', u] as [string, string])),
     ['magnet', magnet],
+    ...(m.multiFile ? m.files.filter((f) => !f.pad).map((f, i) => [i === 0 ? 'files' : '', `${f.name} (${bytes(f.length)})`] as [string, string]) : []),
   ];
-  // A tracker URL is whatever the torrent's author wrote: no terminal escapes reach the screen.
-  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(13)} ${v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')}\n`);
+  // A tracker URL or a path is whatever the torrent's author wrote: no terminal escapes reach the screen.
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(13)} ${printable(v)}\n`);
   return 0;
 }
+
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');

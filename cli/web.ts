@@ -7,6 +7,7 @@
  */
 import { createLogger, programName, Node } from '../network/index.js';
 import { nodeInit, parseWebCli, UsageError, type CliOptions, type HttpOptions } from './options.js';
+import { seedAll } from './seeds.js';
 import { shutdownOnSignals } from './shutdown.js';
 import { startFailure } from './start-failure.js';
 import { WebServer, isLoopbackHost } from '../web/index.js';
@@ -52,13 +53,15 @@ for (const u of more) out.write(`  also at ${u}\n`);
 if (!isLoopbackHost(opts.http.host)) out.write(`  (listening on ${opts.http.host}: the token is required; scripts send "Authorization: Bearer <token>")\n`);
 out.write(`API: ${web.url}/api (docs at ${web.url}/api/docs)\n`);
 
+void seedAll(node, opts.seeds, (_event, _data, text) => out.write(`${text}\n`));
+
 /** Downloads named with --get start once the node runs; retried while peers come up. */
 for (const target of opts.gets) {
   void (async () => {
     const deadline = Date.now() + opts.resolveTimeoutMs;
     for (;;) {
       try {
-        await node.download(target);
+        await node.download(target, { only: opts.only });
         return;
       } catch (err) {
         if (shutdown.stopping) return;

@@ -38,6 +38,11 @@ export class UnknownDownloadError extends Error {
   override name = 'UnknownDownloadError';
 }
 
+/** A selection of files that cannot be taken: nothing selected, a file the torrent does not have, a pattern no file matches. */
+export class SelectionError extends Error {
+  override name = 'SelectionError';
+}
+
 /** Who holds a folder lock: a running node's process, its peer port (0 until bound) and start time. */
 export interface LockHolder {
   pid: number;
@@ -74,6 +79,22 @@ export class SharedFolderError extends Error {
   constructor(
     readonly folder: string,
     message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A torrent to seed whose data is not all here: `found` of its `pieces` pieces are, in `path`
+ * (none: no file of its size holds any). Downloading it instead fetches the rest.
+ */
+export class NoDataError extends Error {
+  override name = 'NoDataError';
+  constructor(
+    message: string,
+    readonly found: number,
+    readonly pieces: number,
+    readonly path?: string,
   ) {
     super(message);
   }

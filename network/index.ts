@@ -16,14 +16,18 @@ export type { Metainfo } from './metainfo/metainfo.js';
 export type { SearchResult } from './catalog/search.js';
 export type { DownloadInfo, DownloadState } from './downloads/download.js';
 export type { TargetOptions } from './downloads/targets.js';
-export type { ContentInfo, ReadOptions } from './downloads/content.js';
+export type { ReadOptions } from './downloads/content.js';
+export type { ContentInfo } from './downloads/content-sources.js';
+export type { DownloadFile } from './downloads/selection.js';
+export type { TorrentFile } from './metainfo/metainfo.js';
 export type { ImportOptions } from './library/import.js';
 export type { PeerStat, TorrentStats } from './swarm/torrent.js';
+export type { ServingStats } from './swarm/torrents.js';
 export type { SeedingEntry, SeedingPeer } from './swarm/seeding.js';
 export type { FileEntry } from './wire/control-codec.js';
 
 // Typed errors: map them by class, never by message.
-export { NotFoundError, AmbiguousTargetError, BadTargetError, UnknownDownloadError, FolderLockedError, SharedFolderError, type LockHolder } from './errors.js';
+export { NotFoundError, AmbiguousTargetError, BadTargetError, UnknownDownloadError, SelectionError, FolderLockedError, SharedFolderError, NoDataError, type LockHolder } from './errors.js';
 export { MagnetError } from './metainfo/magnet.js';
 export { MetainfoError, MAX_TORRENT_BYTES } from './metainfo/metainfo.js';
 export { ImportError, BadNameError, ExistsError, NoSpaceError, TooLargeError, SizeMismatchError, DEFAULT_MAX_IMPORT_BYTES } from './library/import.js';

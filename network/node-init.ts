@@ -2,7 +2,10 @@ import type { Logger } from './util/log.js';
 import type { SwarmLimits, PeerStat } from './swarm/torrent.js';
 import type { PeerTimeouts } from './swarm/peer.js';
 import type { MulticastOptions } from './discovery/sources.js';
+import type { EncryptionMode } from './wire/mse.js';
+import type { UtpMode } from './swarm/dial.js';
 import type { DownloadInfo } from './downloads/download.js';
+import type { DownloadFile } from './downloads/selection.js';
 import type { Identity } from './security/identity.js';
 
 export type { MulticastOptions } from './discovery/sources.js';
@@ -30,19 +33,35 @@ export interface NodeInit {
   name?: string;
   pieceLength?: number;
   peers?: Array<{ host: string; port: number }>;
+  /** Folders to share whole, each as one multi-file torrent (hashed at start); each must be a readable folder. */
+  shareFoldersAsTorrents?: string[];
   /** HTTP trackers to announce every shared file to. */
   trackers?: string[];
   maxConnections?: number;
+  /** Incoming connections one address (an IPv6 /64) may hold; default a quarter of maxConnections. */
+  maxConnectionsPerAddress?: number;
   /** Upload limit in bytes per second; 0 = none. */
   maxUploadRate?: number;
   hashWorkers?: number;
   limits?: Partial<SwarmLimits>;
   timeouts?: Partial<PeerTimeouts>;
+  /** Message stream encryption (MSE/PE): `prefer` (default: offer and accept it, fall back to plain), `require` or `off`. */
+  encryption?: EncryptionMode;
+  /** uTP on the peer port's number: `on` (default: accept it, dial it when TCP fails), `prefer` (dial it first) or `off`. */
+  utp?: UtpMode;
   controlIdleMs?: number;
+  /** A control request line must be complete this long after its first byte (default 10 s). */
+  controlLineDeadlineMs?: number;
   /** Per-peer timeout for searches and metainfo requests. */
   queryTimeoutMs?: number;
   /** Follow changes in the shared folders (default true). */
   watch?: boolean;
+  /** How often every shared file is looked at again (a stat; a changed file is hashed again), watching or not; 0 = never. Default a minute. */
+  rescanIntervalMs?: number;
+  /** Shared files held open at once to serve them (default 256); more are opened and closed in turn. */
+  openFiles?: number;
+  /** Bytes of memory for serving pieces, node-wide (default 64 MiB): reads, cached pieces, blocks sockets have yet to send. */
+  uploadMemory?: number;
   /**
    * The node's key pair, its id derived from it (network/security/identity.ts). By default
    * the one kept in the state folder (`node-key.pem`, made at the first start); a node on
@@ -67,8 +86,8 @@ export interface NodeInit {
   logger?: Logger;
 }
 
-/** A download with its verified-pieces bitfield (BEP 3 order, a copy) and its connected peers. */
-export type DownloadDetail = DownloadInfo & { bitfield: Buffer; peerList: PeerStat[] };
+/** A download with its verified-pieces bitfield (BEP 3 order, a copy, of `pieceCount` pieces), its files and its connected peers. */
+export type DownloadDetail = DownloadInfo & { bitfield: Buffer; pieceCount: number; peerList: PeerStat[]; fileList: DownloadFile[] };
 
 /** Payload bytes and rates of every torrent this node ran since it started, seeding included. */
 export interface TransferTotals {

@@ -23,17 +23,22 @@ import { Gossip } from './catalog/gossip.js';
 import { PeerProbe } from './catalog/peer-probe.js';
 import { Holders } from './catalog/holders.js';
 import { Watcher } from './catalog/watcher.js';
-import { Torrents } from './swarm/torrents.js';
+import { Torrents, type ServingStats } from './swarm/torrents.js';
 import { DEFAULT_SWARM_LIMITS, type TorrentStats } from './swarm/torrent.js';
 import { DEFAULT_PEER_TIMEOUTS, type PeerTimeouts } from './swarm/peer.js';
+import { DEFAULT_ENCRYPTION, DEFAULT_UTP, type TransportPolicy } from './swarm/dial.js';
 import { seedingReport, type SeedingEntry } from './swarm/seeding.js';
 import { Announcer } from './tracker/announcer.js';
 import { Downloads } from './downloads/downloads.js';
 import type { DownloadInfo } from './downloads/download.js';
 import type { TargetOptions } from './downloads/targets.js';
-import { contentInfo, readContent, type ContentInfo, type ReadOptions } from './downloads/content.js';
+import type { ReadOptions } from './downloads/content.js';
+import { contentInfo, readContent, type ContentInfo } from './downloads/content-sources.js';
+import { fileViews, selectByIndex } from './downloads/selection.js';
+import { FolderTorrents } from './library/folder-torrents.js';
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
+import { Keeper } from './downloads/keeper.js';
 import { Identity, keepIdentity, loadIdentity, IdentityError, type LoadedIdentity } from './security/identity.js';
 import { SwarmSecret } from './security/secret.js';
 import { FolderLocks } from './storage/folder-lock.js';
@@ -68,11 +73,14 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly settings_: Settings;
   private readonly stateDir: string;
   private readonly library: Library;
+  private readonly folderTorrents: FolderTorrents;
   private readonly registry: PeerRegistry;
   private readonly hashPool: HashPool;
   private readonly server: PeerServer;
   private readonly torrents: Torrents;
   private readonly downloads: Downloads;
+  /** Torrents seeded under their own infohash from data here (made elsewhere, or private). */
+  private readonly keeper: Keeper;
   private readonly announcer: Announcer;
   private readonly holderIndex: Holders;
   private readonly watcher: Watcher;
@@ -82,6 +90,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly control: ControlService;
   private readonly discovery_: NodeDiscovery;
   private readonly timeouts: PeerTimeouts;
+  private readonly transport: TransportPolicy;
   private folders: FolderLocks | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -124,13 +133,16 @@ export class Node extends EventEmitter<NodeEvents> {
     this.secret = init.secret === undefined ? null : SwarmSecret.from(init.secret);
     this.hashPool = new HashPool({ workers: init.hashWorkers });
     this.library = new Library({
+      withholds: (abs, st) => this.keeper.withholds(abs, st),
       folders: [...this.settings_.sharedFolders, this.downloadDir],
       cacheFile: path.join(stateDir, 'hash-cache.json'),
       hashPool: this.hashPool,
       pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH,
       logger: log,
       watch: init.watch ?? true,
+      rescanIntervalMs: init.rescanIntervalMs,
     });
+    this.folderTorrents = new FolderTorrents({ library: this.library, pool: this.hashPool, pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH, log });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
     this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
     this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
@@ -143,6 +155,7 @@ export class Node extends EventEmitter<NodeEvents> {
       observe: (from, what, files) => this.holderIndex.observed(from, what, files),
     });
     const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
+    const transport = (this.transport = { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
     this.torrents = new Torrents({
       peerId: this.peerId,
       hasher: this.hashPool,
@@ -151,7 +164,13 @@ export class Node extends EventEmitter<NodeEvents> {
       maxUploadRate: init.maxUploadRate ?? 0,
       log,
       port: () => this.port,
-      shared: (h) => this.library.byInfoHash(h),
+      shared: (h) => this.library.byInfoHash(h) ?? this.keeper.seeded(h),
+      sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
+      transport,
+      hashedStamp: (p, h) => this.library.hashedStamp(p, h),
+      changed: (p) => void this.library.reverify(p).catch(() => {}),
+      openFiles: init.openFiles,
+      uploadMemory: init.uploadMemory,
     });
     this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
     this.downloads = new Downloads({
@@ -162,11 +181,18 @@ export class Node extends EventEmitter<NodeEvents> {
       announcer: this.announcer,
       trackers: init.trackers ?? [],
       knownPeers: () => this.registry.list(),
-      adopt: (p, m) => this.library.adopt(p, m.pieces, m.pieceLength),
-      unshare: () => this.library.rescan(),
+      // A finished folder: its files are shared one by one (the rescan hashes them) and, when whole, as its torrent;
+      // a private one (BEP 27) is seeded under its own infohash only, its folder marked so nothing in it is shared.
+      adopt: (p, m, whole) =>
+        m.multiFile ? (m.private ? Promise.resolve() : Promise.all([whole && this.folderTorrents.adopt(p, m), this.library.rescan()])) : this.keeper.finished(p, m),
+      finishing: (m, p) => (m.multiFile ? Promise.resolve() : this.keeper.finishing(m, p)),
+      unshare: (p) => (this.folderTorrents.remove(p), this.library.rescan()),
       stopping: () => this.stopping !== null,
       log,
     });
+    const { downloads, torrents, announcer, hashPool: hasher, library, downloadDir } = this;
+    const folders = () => [...this.sharedDirs, downloadDir];
+    this.keeper = new Keeper({ file: path.join(stateDir, 'torrents.json'), downloads, torrents, announcer, hasher, library, folders, downloadDir, resumeDir: path.join(stateDir, 'resume'), trackers: () => this.trackers(), log });
     this.discovery_ = new NodeDiscovery(
       () => ({
         self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
@@ -186,9 +212,13 @@ export class Node extends EventEmitter<NodeEvents> {
       port: init.port,
       logger: log,
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: init.maxConnectionsPerAddress,
       peerTimeouts: timeouts,
-      control: { idleMs: init.controlIdleMs ?? 60_000 },
+      control: { idleMs: init.controlIdleMs ?? 60_000, lineDeadlineMs: init.controlLineDeadlineMs },
       findTorrent: (h) => this.torrents.find(h.toString('hex')),
+      findByReq2: (req2) => this.torrents.findByReq2(req2),
+      encryption: transport.encryption,
+      utp: transport.utp,
       controlHandler: this.control,
     });
     wireParts(this.parts, this.emit.bind(this) as Emit, () => this.listenerCount('error') > 0);
@@ -260,6 +290,7 @@ export class Node extends EventEmitter<NodeEvents> {
       // this one's .part files, must not start at all.
       if (this.keyFile.error) throw this.keyFile.error;
       for (const dir of this.sharedDirs) await checkSharedFolder(dir, this.init.createSharedDir);
+      for (const dir of this.init.shareFoldersAsTorrents ?? []) await checkSharedFolder(dir, false);
       this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
       await this.keepKey();
       // Listen first: the library's first scan announces files to trackers with our port.
@@ -274,13 +305,21 @@ export class Node extends EventEmitter<NodeEvents> {
     this.holderIndex.start();
     await this.folders.setPort(this.port);
     this.registry.setSelf({ id: this.id, port: this.port, hosts: [...localAddresses()] });
+    // Before the first scan: a private torrent's file must never be indexed.
+    await this.keeper.load();
     await this.library.start();
+    for (const dir of this.init.shareFoldersAsTorrents ?? []) {
+      await this.folderTorrents.share(dir).catch((err: Error) => this.log.error({ folder: dir, err: err.message }, 'could not share a folder as a torrent'));
+    }
+    this.folderTorrents.start();
     for (const p of this.init.peers ?? []) this.addPeer(p.host, p.port);
     for (const pattern of this.init.watchPatterns ?? []) this.watcher.add(pattern);
     await this.discovery_.start(this.settings_.sources);
     this.gossip.start();
     await this.downloads.resumeAll();
-    this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length }, 'node started');
+    await this.keeper.restore();
+    const { encryption } = this.transport;
+    this.log.info({ port: this.port, shared: this.sharedDir, downloads: this.downloadDir, files: this.library.files().length, utp: this.server.utpEndpoint ? 'on' : 'off', encryption }, 'node started');
   }
 
   /** Stop cleanly: GOODBYE and unregister, close connections, flush resume records, tell trackers we left. Idempotent. */
@@ -295,7 +334,9 @@ export class Node extends EventEmitter<NodeEvents> {
       await this.announcer.stopAll();
       await this.server.stop();
       await this.downloads.stop();
+      await this.keeper.stop();
       await this.torrents.stopAll();
+      this.folderTorrents.stop();
       await this.library.stop();
       await this.hashPool.close();
       await this.folders?.release();
@@ -456,8 +497,19 @@ export class Node extends EventEmitter<NodeEvents> {
       magnetPeer: (p) => this.registry.add(p.host, p.port, 'magnet'),
       extraTrackers: () => (this.discovery_.bootstrap ? [this.discovery_.bootstrap.trackerUrl] : []),
       shared: (h) => this.library.byInfoHash(h),
+      existing: (m) => this.keeper.existing(m),
       log: this.log,
     });
+  }
+
+  /**
+   * Seed a .torrent (a path, or its bytes) from its data in the shared or download folders,
+   * under its own infohash, now and after every restart; never downloads. Resolves with its
+   * infohash and the data's path. NoDataError when not every piece is here (download it to
+   * fetch the rest), BadTargetError or MetainfoError when it is not a torrent Shoal can take.
+   */
+  seed(torrent: string | Uint8Array, opts: TargetOptions = {}): Promise<{ infohash: string; path: string }> {
+    return this.keeper.seedTarget(torrent, opts);
   }
 
   /** Resolves with the final path when the download of `infohash` is complete and verified (UnknownDownloadError). */
@@ -472,10 +524,12 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * Take a finished or failed download off the list; with `deleteData` delete its file too
-   * (and stop sharing it). False when there is none, or it is still active (cancel those).
+   * (and stop sharing it). A torrent seeded from data here (made elsewhere, or private) is
+   * seeded no more; a private one's file stays out of the public catalog. False when there is
+   * none, or it is still active (cancel those).
    */
   remove(infohash: string, opts: { deleteData: boolean }): Promise<boolean> {
-    return this.downloads.remove(infohash.toLowerCase(), opts.deleteData);
+    return this.keeper.remove(infohash.toLowerCase(), opts.deleteData);
   }
 
   /** What this node uploads: each torrent that sends or is asked to, its peers and its share ratio. */
@@ -497,16 +551,27 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.downloads.list().map((d) => d.info());
   }
 
-  /** One download with its piece map and its peers, or undefined. */
+  /** One download with its piece map, its files and its peers, or undefined. */
   downloadDetail(infohash: string): DownloadDetail | undefined {
     const d = this.downloads.get(infohash);
     if (!d) return undefined;
-    return { ...d.info(), bitfield: Buffer.from(d.have.bytes), peerList: d.torrent.peerStats() };
+    return { ...d.info(), bitfield: Buffer.from(d.have.bytes), pieceCount: d.metainfo.pieceCount, peerList: d.torrent.peerStats(), fileList: fileViews(d.metainfo, d.have, d.selection()) };
   }
 
-  /** Name, size and piece length of a shared file or a download (any state), or undefined. */
-  content(infohash: string): ContentInfo | undefined {
-    return contentInfo(this.contentSources, infohash);
+  /**
+   * Download only these files of a running or paused download (indices of `fileList`; null:
+   * every file). Verified pieces are kept; it is done when the selected files are. False when
+   * there is no such download still to finish; SelectionError for an index it does not have.
+   */
+  select(infohash: string, files: readonly number[] | null): Promise<boolean> {
+    const d = this.downloads.get(infohash.toLowerCase());
+    if (!d) return Promise.resolve(false);
+    return this.downloads.select(d.infohash, files && selectByIndex(d.metainfo, files));
+  }
+
+  /** Name, size and piece length of a shared file or a download (any state), or of file `file` of a multi-file one; undefined when none. */
+  content(infohash: string, file?: number): ContentInfo | undefined {
+    return contentInfo(this.contentSources, infohash, file);
   }
 
   /**
@@ -516,7 +581,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * `opts.waitMs` (then ContentUnavailableError). RangeError outside the file,
    * UnknownContentError for an unknown infohash.
    */
-  readContent(infohash: string, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
+  readContent(infohash: string, start: number, end: number, opts: ReadOptions & { file?: number }): Promise<{ stream: Readable; end: number }> {
     return readContent(this.contentSources, infohash, start, end, opts);
   }
 
@@ -529,7 +594,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[] } {
+  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[]; serving: ServingStats } {
     const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
@@ -540,6 +605,7 @@ export class Node extends EventEmitter<NodeEvents> {
       files: this.library.files().length,
       connections: this.server.connections,
       torrents: this.torrents.list().map((t) => t.info()),
+      serving: this.torrents.serving(),
     };
   }
 
@@ -553,6 +619,7 @@ export class Node extends EventEmitter<NodeEvents> {
       askNodes: (h, hint) => this.finder.metainfo(h, hint),
       timeoutMs: Math.max(METADATA_TIMEOUT_MS, this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS),
       timeouts: this.timeouts,
+      transport: this.transport,
       log: this.log,
     };
   }

@@ -1,7 +1,7 @@
 /**
  * libtorrent-rasterbar (Debian's python3-libtorrent) as a real peer of the interop tests:
- * test/lt_peer.py runs a seed or a fetch on 127.0.0.1 with DHT, LSD, UPnP, NAT-PMP and uTP
- * off and reports JSON lines; this starts it and waits for what it says.
+ * test/lt_peer.py runs a seed or a fetch on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off
+ * (uTP and encryption as asked) and reports JSON lines; this starts it and waits for what it says.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -38,6 +38,10 @@ export interface LtOptions {
   dir: string;
   peers?: Array<{ host: string; port: number }>;
   encryption?: 'enabled' | 'forced' | 'disabled';
+  /** Prefer RC4 to plaintext when both ends allow either (libtorrent's prefer_rc4). */
+  rc4?: boolean;
+  /** uTP: off (the default), on (TCP and uTP, uTP tried first), only (no TCP at all). */
+  utp?: 'off' | 'on' | 'only';
 }
 
 export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch', o: LtOptions): Promise<LtPeer> {
@@ -46,6 +50,8 @@ export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch'
   if (o.torrent) args.push('--torrent', o.torrent);
   if (o.magnet) args.push('--magnet', o.magnet);
   if (o.encryption) args.push('--encryption', o.encryption);
+  if (o.rc4) args.push('--rc4');
+  if (o.utp) args.push('--utp', o.utp);
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
   const child = children.track(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const events: LtEvent[] = [];

@@ -4,9 +4,11 @@
     lt_peer.py seed  --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
     lt_peer.py fetch --magnet URI        --dir DIR --port N [--peer HOST:PORT]...
     lt_peer.py fetch --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
+    ... [--encryption enabled|forced|disabled] [--rc4] [--utp off|on|only]
 
-DHT, local peer discovery, UPnP, NAT-PMP and uTP are off; it listens on 127.0.0.1 only,
-TCP only. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
+DHT, local peer discovery, UPnP and NAT-PMP are off; it listens on 127.0.0.1 only, TCP only
+unless --utp says otherwise (on: TCP and uTP both ways, libtorrent trying uTP first; only:
+uTP only). --rc4 makes it prefer RC4 over plaintext when both ends allow either. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
 {"event": "metadata", "infohash": H}, {"event": "progress", ...}, {"event": "done", ...},
 {"event": "error", "message": ...}. A seed runs until it is killed; a fetch exits 0 once the
 download is complete (the test compares the bytes), 1 on a libtorrent error.
@@ -17,6 +19,10 @@ import sys
 import time
 
 import libtorrent as lt
+
+
+# peer_info::utp_socket (bit 17 of the flags in libtorrent 2.0; the Python binding does not name it).
+UTP_SOCKET = 1 << 17
 
 
 def say(event, **fields):
@@ -33,6 +39,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"], default="disabled")
+    ap.add_argument("--rc4", action="store_true")
+    ap.add_argument("--utp", choices=["off", "on", "only"], default="off")
     a = ap.parse_args()
 
     policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[a.encryption]
@@ -42,8 +50,11 @@ def main():
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
+        "enable_incoming_utp": a.utp != "off",
+        "enable_outgoing_utp": a.utp != "off",
+        "enable_incoming_tcp": a.utp != "only",
+        "enable_outgoing_tcp": a.utp != "only",
+        "prefer_rc4": a.rc4,
         "allow_multiple_connections_per_ip": True,
         "out_enc_policy": policy,
         "in_enc_policy": policy,
@@ -87,7 +98,10 @@ def main():
         now = time.time()
         if now - last >= 0.5:
             last = now
-            say("progress", progress=s.progress, peers=s.num_peers, state=str(s.state), paused=bool(s.flags & lt.torrent_flags.paused), uploaded=s.all_time_upload)
+            # How each peer is connected: uTP or TCP; RC4, or plaintext after an MSE handshake, or plain.
+            links = [{"utp": bool(int(p.flags) & UTP_SOCKET), "rc4": bool(p.flags & lt.peer_info.rc4_encrypted),
+                      "mse": bool(p.flags & (lt.peer_info.rc4_encrypted | lt.peer_info.plaintext_encrypted))} for p in handle.get_peer_info()]
+            say("progress", progress=s.progress, peers=s.num_peers, state=str(s.state), paused=bool(s.flags & lt.torrent_flags.paused), uploaded=s.all_time_upload, links=links)
             # A peer named on the command line is dialled again while nobody is connected.
             if s.num_peers == 0:
                 for p in a.peer:

@@ -26,6 +26,8 @@ export interface CallOptions {
    */
   unsigned?: boolean;
   macKey?: Buffer;
+  /** The local address to connect from (127.0.0.2 and so on: another client address on loopback). */
+  localAddress?: string;
 }
 
 export function call(base: string, method: string, path: string, opts: CallOptions = {}): Promise<Answer> {
@@ -44,7 +46,7 @@ export function call(base: string, method: string, path: string, opts: CallOptio
     Object.assign(headers, nodeApiAuth(method, `${url.pathname}${url.search}`, text, { macKey: opts.macKey, as: nodeApiWrite && !opts.unsigned ? undefined : null }));
   }
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress: opts.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -76,6 +78,7 @@ export function client(base: string, defaults: Record<string, string> = {}) {
     head: (path: string, opts?: CallOptions) => go('HEAD', path, opts),
     post: (path: string, opts?: CallOptions) => go('POST', path, opts),
     put: (path: string, opts?: CallOptions) => go('PUT', path, opts),
+    patch: (path: string, opts?: CallOptions) => go('PATCH', path, opts),
     del: (path: string, opts?: CallOptions) => go('DELETE', path, opts),
     call: go,
   };

@@ -7,7 +7,8 @@
  *   one). It is accepted as
  *   `Authorization: Bearer <token>`, as the HttpOnly SameSite=Strict cookie that a page
  *   load with `?token=<token>` sets (then redirected to the same URL without it), and by
- *   socket.io as that cookie or `auth.token` in its handshake. Compared in constant time.
+ *   socket.io as that cookie, the header or `?token=` on the engine.io handshake
+ *   (checked before a session is allocated). Compared in constant time.
  * - **Cross-site requests.** A state-changing request (POST, PUT, PATCH, DELETE) is
  *   refused when the browser says it comes from another site (`Sec-Fetch-Site`) or its
  *   `Origin` names another host:port than `Host`; JSON routes also insist on
@@ -144,6 +145,18 @@ export class Auth {
       if (m) return m[1];
     }
     return parseCookies(req.headers.cookie).get(this.cookieName);
+  }
+
+  /**
+   * May this engine.io handshake (the request that would allocate a live-connection session)
+   * go ahead? The token must come with it: the cookie, `Authorization: Bearer`, or `?token=`
+   * on the socket.io URL (the client's `query` option). Checked before anything is allocated.
+   */
+  allowedLive(req: IncomingMessage): boolean {
+    if (this.allowed(req)) return true;
+    const token = this.current;
+    const offered = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+    return token !== undefined && offered !== null && sameToken(offered, token);
   }
 
   /** Authenticated (or no token in use)? `extra` is a token given another way (socket.io `auth.token`). */

@@ -1,5 +1,7 @@
 /**
- * `GET|HEAD /api/files/:infohash/content`: a file's bytes, also while it downloads.
+ * `GET|HEAD /api/files/:infohash/content`: a file's bytes, also while it downloads. A
+ * multi-file torrent's files are read one at a time: `?file=N`, N its index in the torrent
+ * (the download's `fileList`); asked without one, such a torrent answers 400.
  *
  * - With one `Range`: 206 with that range, or, while the file downloads, with the part of it
  *   that is verified so far (Content-Range says how much): what a video element wants, it
@@ -16,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import type express from 'express';
 import type { Request, Response } from 'express';
 import { HttpError, ContentUnavailableError, UnknownContentError, checkInput, type Node, type Logger } from '../network/index.js';
-import { InfohashSchema } from './contract.js';
+import { ContentQuerySchema, InfohashSchema } from './contract.js';
 
 /** Content types by extension; HTML goes out as text so a shared page cannot run here. */
 const CONTENT_TYPES: Record<string, string> = {
@@ -74,8 +76,10 @@ export function contentRoute(api: express.Router, init: ContentRouteInit): void 
   const { node, log, contentWaitMs } = init;
   api.get('/files/:infohash/content', async (req: Request, res: Response) => {
     const h = checkInput(InfohashSchema, String(req.params.infohash ?? '').toLowerCase(), 'infohash in the path');
-    const c = node.content(h);
-    if (!c) throw new HttpError(404, `no file or download with infohash ${h}`);
+    const { file } = checkInput(ContentQuerySchema, { file: req.query.file }, 'query parameter "file"');
+    const c = node.content(h, file);
+    if (!c) throw new HttpError(404, file === undefined ? `no file or download with infohash ${h}` : `${h} has no file ${file}`);
+    if (c.multiFile && file === undefined) throw new HttpError(400, `${c.name} is a folder of ${c.files} files: read one with ?file=N (0 to ${c.files - 1}; GET /api/downloads/${h} lists them)`);
     const range = parseRange(req.headers.range, c.length);
     res.setHeader('Accept-Ranges', 'bytes');
     if (range === 'unsatisfiable') {
@@ -106,7 +110,7 @@ export function contentRoute(api: express.Router, init: ContentRouteInit): void 
     const whole = range === null;
     let stream;
     try {
-      ({ stream, end } = await node.readContent(h, start, end, { waitMs: contentWaitMs, signal: ac.signal, follow: whole }));
+      ({ stream, end } = await node.readContent(h, start, end, { waitMs: contentWaitMs, signal: ac.signal, follow: whole, file }));
     } catch (err) {
       if (err instanceof ContentUnavailableError) throw new HttpError(503, err.message, { 'Retry-After': '2' });
       if (err instanceof UnknownContentError) throw new HttpError(404, err.message);

@@ -88,9 +88,11 @@ export const FileViewSchema = z.object({
   /** Known nodes other than this one that share the same infohash. */
   holders: z.number().int(),
   magnet: z.string(),
-  /** Where its .torrent and its content are served (relative URLs). */
+  /** Where its .torrent and its content are served (relative URLs); a folder's content is read one file at a time (`?file=N`). */
   torrentUrl: z.string(),
   contentUrl: z.string(),
+  /** Files in its torrent: 1 for a shared file, more for a folder shared whole as one torrent. */
+  files: z.number().int(),
 });
 export const FilesResponseSchema = z.object({ files: z.array(FileViewSchema) });
 /** `PUT /api/files?name=<relative name>` with the raw bytes as the body. */
@@ -121,8 +123,9 @@ export const DownloadViewSchema = z.object({
   name: z.string(),
   size: z.number().int(),
   state: DownloadStateSchema,
-  /** Verified share of the file, 0 to 1. */
+  /** Verified share of the file (of the selected files), 0 to 1. */
   progress: z.number().min(0).max(1),
+  /** Pieces to download (those of the selected files), and how many of them are verified. */
   pieces: z.number().int(),
   verified: z.number().int(),
   ...transfer,
@@ -133,6 +136,25 @@ export const DownloadViewSchema = z.object({
   startedAt: z.number(),
   path: z.string().optional(),
   error: z.string().optional(),
+  /** A single file's bytes; for a multi-file torrent each file has its own (`fileList`, `?file=N`). */
+  contentUrl: z.string(),
+  /** A folder (multi-file torrent): its content is read one file at a time (`fileList`). */
+  multiFile: z.boolean(),
+  /** Files in the torrent (1 for a single-file torrent) and how many of them are downloaded. */
+  files: z.number().int(),
+  selectedFiles: z.number().int(),
+});
+/** One file of a download's torrent. */
+export const DownloadFileViewSchema = z.object({
+  /** Its index in the torrent: what `PATCH /api/downloads/:infohash` and `?file=` take. */
+  index: z.number().int(),
+  /** Path inside the torrent's folder, '/'-separated (the name, for a single-file torrent). */
+  path: z.string(),
+  size: z.number().int(),
+  /** Downloaded (or to be); files left out are not written, but for the pieces they share with selected files. */
+  selected: z.boolean(),
+  /** Bytes of it in verified pieces. */
+  verified: z.number().int(),
   contentUrl: z.string(),
 });
 export const DownloadPeerViewSchema = z.object({
@@ -148,8 +170,18 @@ export const DownloadPeerViewSchema = z.object({
 export const DownloadDetailSchema = DownloadViewSchema.extend({
   /** The verified-pieces bitfield (BEP 3 bit order: piece 0 is the high bit of byte 0), base64. */
   pieceMap: z.string(),
+  /** Pieces in the torrent, as many as the piece map has bits (`pieces` counts the selected files' only). */
+  pieceCount: z.number().int(),
   peerList: z.array(DownloadPeerViewSchema),
+  fileList: z.array(DownloadFileViewSchema),
 });
+/**
+ * `PATCH /api/downloads/:infohash`: the files to download from now on, by index (null: every
+ * file). Only a download still running or paused; what is verified stays.
+ */
+export const SelectFilesBodySchema = z.strictObject({ files: z.array(z.number().int().min(0)).min(1).max(100_000).nullable() });
+/** `GET /api/files/:infohash/content?file=N`: which file of a multi-file torrent (required there; 0 or absent for a single file). */
+export const ContentQuerySchema = z.object({ file: z.string().regex(/^\d{1,6}$/, 'a file index').transform(Number).optional() });
 export const DownloadsResponseSchema = z.object({ downloads: z.array(DownloadViewSchema) });
 /** `POST /api/downloads`: a name, an infohash or a magnet link (or, as application/x-bittorrent, a .torrent). */
 export const StartDownloadBodySchema = z.object({ target: z.string().trim().min(1).max(8192) });
@@ -258,6 +290,7 @@ export type SearchResultView = z.infer<typeof SearchResultViewSchema>;
 export type DownloadView = z.infer<typeof DownloadViewSchema>;
 export type DownloadDetail = z.infer<typeof DownloadDetailSchema>;
 export type DownloadPeerView = z.infer<typeof DownloadPeerViewSchema>;
+export type DownloadFileView = z.infer<typeof DownloadFileViewSchema>;
 export type SeedingView = z.infer<typeof SeedingViewSchema>;
 export type SeedingResponse = z.infer<typeof SeedingResponseSchema>;
 export type SettingsView = z.infer<typeof SettingsViewSchema>;

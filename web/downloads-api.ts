@@ -5,10 +5,10 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
-  HttpError, NotFoundError, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, checkInput, type Node, type Logger,
+  HttpError, NotFoundError, AmbiguousTargetError, BadTargetError, MagnetError, MetainfoError, SelectionError, checkInput, type Node, type Logger,
 } from '../network/index.js';
 import {
-  InfohashSchema, MAX_TORRENT_BODY_BYTES, RemoveDownloadQuerySchema, StartDownloadBodySchema, TORRENT_TYPE, type DownloadView,
+  InfohashSchema, MAX_TORRENT_BODY_BYTES, RemoveDownloadQuerySchema, SelectFilesBodySchema, StartDownloadBodySchema, TORRENT_TYPE, type DownloadView,
 } from './contract.js';
 import { downloadDetailView, downloadView, downloadViews, seedingView } from './views-data.js';
 
@@ -115,6 +115,21 @@ export function downloadRoutes(api: express.Router, init: DownloadRoutesInit): v
   });
   api.get('/downloads/:infohash', (req, res) => {
     const h = infohashParam(req);
+    const d = node.downloadDetail(h);
+    if (!d) throw new HttpError(404, `no download with infohash ${h}`);
+    res.json(downloadDetailView(d));
+  });
+  api.patch('/downloads/:infohash', async (req, res) => {
+    const h = infohashParam(req);
+    const { files } = checkInput(SelectFilesBodySchema, jsonBody(req));
+    const before = mustFindDownload(h);
+    try {
+      if (!(await node.select(h, files))) throw new HttpError(409, `the download is ${before.state === 'done' ? 'done: its files are in place' : before.state}; only a download in progress can change its files`);
+    } catch (err) {
+      if (err instanceof SelectionError) throw new HttpError(400, err.message);
+      throw err;
+    }
+    log.info({ infohash: h, files: files?.length ?? 'all' }, 'download selection changed from the dashboard');
     const d = node.downloadDetail(h);
     if (!d) throw new HttpError(404, `no download with infohash ${h}`);
     res.json(downloadDetailView(d));

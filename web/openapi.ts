@@ -26,6 +26,8 @@ const COMPONENTS: Record<string, z.ZodType> = {
   DownloadState: C.DownloadStateSchema,
   DownloadView: C.DownloadViewSchema,
   DownloadPeerView: C.DownloadPeerViewSchema,
+  DownloadFileView: C.DownloadFileViewSchema,
+  SelectFilesBody: C.SelectFilesBodySchema,
   DownloadDetail: C.DownloadDetailSchema,
   DownloadsResponse: C.DownloadsResponseSchema,
   StartDownloadBody: C.StartDownloadBodySchema,
@@ -165,12 +167,15 @@ function build(): Json {
         operationId: 'getContent',
         summary: 'The bytes of a file, also while it downloads (verified pieces only); one Range per request',
         description:
+          'A multi-file torrent (a folder) is read one file at a time: `?file=N`, N the file\'s index in the torrent (a download\'s `fileList`); ' +
+          'without it such a torrent answers 400. The same rules apply to each file as to a single one. ' +
           'Without Range the answer is the whole file (200, the whole Content-Length), also while it downloads: each missing piece is fetched first ' +
           'and awaited as the body reaches it; if one does not come in time the connection is cut, so a client sees an incomplete body, never a short ' +
           'one that looks complete. With a Range the answer is that range, or, while it downloads, the part of it verified so far (206; a player asks again for the rest).',
         tags: ['files'],
         parameters: [
           infohashParameter,
+          ...queryParameters(C.ContentQuerySchema, { file: "which file of a multi-file torrent (its index); required there, 0 or absent for a single file" }),
           { name: 'Range', in: 'header', required: false, schema: { type: 'string', examples: ['bytes=0-1023', 'bytes=1024-', 'bytes=-500'] } },
         ],
         responses: {
@@ -180,8 +185,8 @@ function build(): Json {
             headers: { 'Content-Range': { schema: { type: 'string' } } },
             content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
           },
-          '400': error('Not an infohash'),
-          '404': error('No such file or download'),
+          '400': error('Not an infohash, a bad `file`, or a multi-file torrent asked without `file`'),
+          '404': error('No such file or download (or the torrent has no such file)'),
           '416': { ...error('Range outside the file'), headers: { 'Content-Range': { schema: { type: 'string', examples: ['bytes */1048576'] } } } },
           '503': { ...error('The first piece is not downloaded yet (within the wait), or the download is paused or failed with pieces missing'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
           ...common,
@@ -232,6 +237,25 @@ function build(): Json {
         tags: ['downloads'],
         parameters: [infohashParameter],
         responses: { '200': json(ref('DownloadDetail'), 'Download detail'), '400': error('Not an infohash'), '404': error('No such download'), ...common },
+      },
+      patch: {
+        operationId: 'selectFiles',
+        summary: 'Choose which files of a (multi-file) download to fetch',
+        description:
+          'The files to download from now on, by their `index` in `fileList` (`null`: every file). Files left out are not written, except the ' +
+          'pieces they share with selected files, which must be verified whole (their bytes go to a side file in the .part folder and are ' +
+          'dropped at the end). Verified pieces are kept whatever changes; the download is done when every piece of the selected files is ' +
+          'verified, and only those files are in the finished folder. Only a download in progress (downloading or paused) can change.',
+        tags: ['downloads'],
+        parameters: [infohashParameter],
+        requestBody: jsonBody('SelectFilesBody'),
+        responses: {
+          '200': json(ref('DownloadDetail'), 'The download with its new selection'),
+          '400': error('Not an infohash, a malformed body, an index the torrent does not have, or no file selected'),
+          '404': error('No such download'),
+          '409': error('The download is done or failed: its files can no longer change'),
+          ...withJsonBody,
+        },
       },
       delete: {
         operationId: 'removeDownload',

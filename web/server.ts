@@ -13,11 +13,14 @@
  *   *attributes* are allowed (progress bar widths), <style> elements are not. Images from
  *   self and data: URLs; connections (fetch, socket.io) to this origin only.
  * - socket.io needs no token from the page: the HttpOnly cookie set by `/?token=` rides
- *   along with its requests. Scripts outside a browser pass `auth: { token }`.
+ *   along with its requests. Scripts outside a browser pass the token with the first
+ *   request (the client's `query: { token }` or `extraHeaders: { Authorization }`): no
+ *   engine.io session is allocated without it. Live connections are bounded, in all
+ *   (MAX_LIVE_CLIENTS) and per address (MAX_LIVE_PER_ADDRESS).
  * - After a (re)connect, pages should reload their lists from the API: events missed while
  *   disconnected are not replayed.
  */
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +37,9 @@ import { downloadViews, fileViews, machineAddresses, peerViews, searchResultView
 
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const WARN_PER_MINUTE = 20;
+/** Live (socket.io) connections at once, and from one address: each costs a session and a stream of pushes. */
+export const MAX_LIVE_CLIENTS = 64;
+export const MAX_LIVE_PER_ADDRESS = 16;
 
 export interface WebServerInit {
   node: Node;
@@ -188,14 +194,24 @@ export class WebServer {
       // Host and Origin are checked on every engine.io request (polling and the websocket
       // upgrade): a page of another site must not even read the live stream.
       allowRequest: (req, cb) => {
-        const refusal = this.auth.checkHost(req) ?? this.auth.checkOrigin(req);
-        if (refusal) this.warn({ remote: req.socket.remoteAddress, reason: refusal.error }, 'socket.io request refused');
-        cb(refusal ? refusal.error : null, refusal === null);
+        const refusal = this.auth.checkHost(req)?.error ?? this.auth.checkOrigin(req)?.error ?? this.liveRefusal(req);
+        if (refusal) this.warn({ remote: req.socket.remoteAddress, reason: refusal }, 'socket.io request refused');
+        cb(refusal ?? null, refusal === null);
       },
+    });
+    // engine.io sessions by remote address (the bound above counts them).
+    this.io.engine.on('connection', (conn: { request: IncomingMessage; once(e: 'close', f: () => void): void }) => {
+      const from = conn.request.socket.remoteAddress ?? '?';
+      this.liveSessions.set(from, (this.liveSessions.get(from) ?? 0) + 1);
+      conn.once('close', () => {
+        const n = (this.liveSessions.get(from) ?? 1) - 1;
+        if (n > 0) this.liveSessions.set(from, n);
+        else this.liveSessions.delete(from);
+      });
     });
     this.io.use((socket, next) => {
       const given = (socket.handshake.auth as Record<string, unknown> | undefined)?.token;
-      if (this.auth.allowed(socket.request, given)) return next();
+      if (this.auth.allowedLive(socket.request) || this.auth.allowed(socket.request, given)) return next();
       this.warn({ remote: socket.handshake.address }, 'socket.io connection without a valid token');
       next(new Error('unauthorized: an access token is required'));
       // The refusal is on its way; a client that does not go away by itself is cut off.
@@ -204,6 +220,23 @@ export class WebServer {
     this.live = new Live({ io: this.io, node: this.node, httpUrl: () => this.url, tokenInUse: () => this.token !== undefined, log: this.log });
     this.live.start();
     this.log.info({ url: this.url, token: this.token !== undefined }, 'dashboard listening');
+  }
+
+  /**
+   * Why a new live connection (an engine.io handshake: no `sid` yet) may not have a session,
+   * or null. Nothing is allocated for a client without the token, and the sessions are
+   * bounded in all and per address, so a flood of handshakes costs the node nothing lasting.
+   */
+  private readonly liveSessions = new Map<string, number>();
+
+  private liveRefusal(req: IncomingMessage): string | null {
+    if (new URL(req.url ?? '/', 'http://x').searchParams.has('sid')) return null; // a session's later request
+    if (!this.auth.allowedLive(req)) return 'unauthorized: an access token is required (the cookie, Authorization: Bearer <token>, or ?token= on the socket.io URL)';
+    const from = req.socket.remoteAddress ?? '?';
+    const all = [...this.liveSessions.values()].reduce((a, b) => a + b, 0);
+    if (all >= MAX_LIVE_CLIENTS) return `too many live connections (${MAX_LIVE_CLIENTS})`;
+    if ((this.liveSessions.get(from) ?? 0) >= MAX_LIVE_PER_ADDRESS) return `too many live connections from ${from} (${MAX_LIVE_PER_ADDRESS})`;
+    return null;
   }
 
   /** Close every connection and stop pushing. Idempotent; the node is not stopped. */

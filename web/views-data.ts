@@ -102,6 +102,7 @@ export function fileView(node: Node, f: SharedFile): FileView {
     magnet: node.magnet(h) ?? makeMagnet(f.metainfo),
     torrentUrl: torrentUrl(h),
     contentUrl: contentUrl(h),
+    files: f.metainfo.files.filter((x) => !x.pad).length,
   };
 }
 
@@ -125,6 +126,9 @@ export function downloadView(d: DownloadInfo): DownloadView {
     ...(d.path !== undefined && { path: d.path }),
     ...(d.error !== undefined && { error: d.error }),
     contentUrl: contentUrl(d.infohash),
+    multiFile: d.multiFile,
+    files: d.files,
+    selectedFiles: d.selectedFiles,
   };
 }
 
@@ -132,6 +136,7 @@ export function downloadDetailView(d: NodeDownloadDetail): DownloadDetail {
   return {
     ...downloadView(d),
     pieceMap: d.bitfield.toString('base64'),
+    pieceCount: d.pieceCount,
     peerList: d.peerList.map((p) => ({
       address: p.address,
       client: p.client,
@@ -141,6 +146,14 @@ export function downloadDetailView(d: NodeDownloadDetail): DownloadDetail {
       uploadRate: p.uploadRate,
       has: Math.max(0, Math.min(1, p.has)),
       outgoing: p.outgoing,
+    })),
+    fileList: d.fileList.map((f) => ({
+      index: f.index,
+      path: f.path,
+      size: f.length,
+      selected: f.selected,
+      verified: f.verified,
+      contentUrl: `${contentUrl(d.infohash)}?file=${f.index}`,
     })),
   };
 }

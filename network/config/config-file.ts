@@ -64,6 +64,7 @@ export const ConfigFileSchema = z
     peerPort: port,
     peerHost: text,
     shared: list(text),
+    shareFolderAsTorrent: list(text),
     downloads: text,
     peer: list(z.string().regex(/^\[?[^\]\s]+?\]?:\d{1,5}$/, 'must be HOST:PORT')),
     tracker: list(httpUrl),
@@ -85,6 +86,8 @@ export const ConfigFileSchema = z
     httpPort: port,
     httpToken: z.string().regex(/^[\x21-\x7e]{8,256}$/, 'must be 8 to 256 printable characters without spaces'),
     logLevel: z.enum(LOG_LEVELS),
+    encryption: z.enum(['prefer', 'require', 'off']),
+    utp: z.enum(['on', 'prefer', 'off']),
   })
   .partial();
 

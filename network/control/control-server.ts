@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Logger } from '../util/log.js';
+import type { Logger, WarnLimiter } from '../util/log.js';
 import {
   LineDecoder, LineTooLongError, parseRequest, encodeMessage, ControlProtocolError, MAX_REQUEST_LINE,
   type ControlRequest, type ControlResponse,
@@ -17,7 +17,11 @@ export interface ControlHandler {
 /** One subscribed connection, as the node sees it: push a message, nothing else. */
 export interface Subscriber {
   readonly who: string;
+  /** The remote address, which subscriber slots are shared by. */
+  readonly address: string;
   send(msg: ControlResponse): void;
+  /** End the subscription, telling the subscriber why. */
+  close(why: string): void;
 }
 
 /** An idle subscription gets a HEARTBEAT this often, so both ends notice a dead link. */
@@ -26,10 +30,17 @@ export const SUBSCRIPTION_HEARTBEAT_MS = 15_000;
 export const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
 
 export interface ControlLimits {
-  /** A control connection that sends no request for this long is closed. */
+  /** A control connection that completes no request for this long is closed (bytes that never end a line do not count). */
   idleMs: number;
+  /** A request line must be complete this long after its first byte arrived (slow senders hold a slot otherwise). */
+  lineDeadlineMs?: number;
   maxLineBytes?: number;
+  /** Where warnings about the client go, at a bounded rate; the logger when absent. */
+  warnings?: WarnLimiter;
 }
+
+/** The default of ControlLimits.lineDeadlineMs. */
+export const LINE_DEADLINE_MS = 10_000;
 
 /** Requests one connection may have waiting for their answers; more is a flood, and closes it. */
 export const MAX_PIPELINED = 64;
@@ -50,20 +61,45 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
   const pending: Array<ControlRequest | 'subscribe'> = [];
   let working = false;
   let closed = false;
-  socket.setTimeout(limits.idleMs, () => {
-    log.debug({ peer: who }, 'closing idle control connection');
-    socket.destroy();
-  });
   let unsubscribe: (() => void) | null = null;
+  // Deadlines: the next request within idleMs of the last one answered, a started line
+  // completed within lineDeadlineMs. Any byte would do for socket.setTimeout; not here.
+  const lineDeadlineMs = limits.lineDeadlineMs ?? LINE_DEADLINE_MS;
+  let lastRequest = Date.now();
+  let lineStarted = 0;
+  let deadlines: NodeJS.Timeout | null = null;
+  const checkDeadlines = () => {
+    deadlines = null;
+    if (closed || unsubscribe) return;
+    const now = Date.now();
+    // While requests wait for their answers the client is not the one to blame (and not read).
+    const busy = working || pending.length > 0;
+    if (!busy && lineStarted > 0 && now - lineStarted >= lineDeadlineMs) return fail(`request line not completed within ${lineDeadlineMs} ms`);
+    if (!busy && now - lastRequest >= limits.idleMs) {
+      log.debug({ peer: who }, 'closing idle control connection');
+      closed = true;
+      return void socket.destroy();
+    }
+    armDeadlines();
+  };
+  const armDeadlines = () => {
+    if (deadlines) clearTimeout(deadlines);
+    const now = Date.now();
+    const next = Math.min(lastRequest + limits.idleMs, lineStarted > 0 ? lineStarted + lineDeadlineMs : Infinity);
+    deadlines = setTimeout(checkDeadlines, Math.max(10, next - now));
+    deadlines.unref();
+  };
   socket.on('close', () => {
     closed = true;
+    if (deadlines) clearTimeout(deadlines);
     unsubscribe?.();
   });
+  const warn = (why: string) => (limits.warnings ? limits.warnings.warn({ peer: who }, why) : log.warn({ peer: who }, why));
   const fail = (why: string) => {
     if (closed) return;
     closed = true;
     pending.length = 0;
-    log.warn({ peer: who }, `closing control connection: ${why}`);
+    warn(`closing control connection: ${why}`);
     socket.end(encodeMessage({ type: 'ERROR', error: why }));
     setTimeout(() => socket.destroy(), 1000).unref();
   };
@@ -73,6 +109,7 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
     while (pending.length > 0 && !closed) {
       const req = pending.shift()!;
       if (req === 'subscribe') {
+        if (deadlines) clearTimeout(deadlines);
         startSubscription(socket, who, handler, log, fail, (u) => (unsubscribe = u), () => closed);
         break;
       }
@@ -87,7 +124,12 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
       // A client that does not read its answers gets no more until it does.
       if (!socket.write(encodeMessage(res))) await new Promise<void>((resolve) => (socket.once('drain', resolve), socket.once('close', resolve)));
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (!closed && pending.length < PAUSE_AT && socket.isPaused() && !pending.includes('subscribe')) socket.resume();
+      lastRequest = Date.now();
+      if (!closed && pending.length < PAUSE_AT && socket.isPaused() && !pending.includes('subscribe')) {
+        socket.resume();
+        // A line cut short by our own pause gets its full time from when we read again.
+        if (lineStarted > 0) lineStarted = Date.now();
+      }
     }
     working = false;
   };
@@ -99,8 +141,10 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
     } catch (err) {
       return fail(err instanceof LineTooLongError ? `request line longer than ${limits.maxLineBytes ?? MAX_REQUEST_LINE} bytes` : (err as Error).message);
     }
+    lineStarted = decoder.bufferedBytes === 0 ? 0 : lines.length > 0 || lineStarted === 0 ? Date.now() : lineStarted;
     for (const line of lines) {
-      if (line.trim() === '') continue;
+      if (line.trim() === '') continue; // allowed, but keeps nothing alive
+      lastRequest = Date.now();
       let req: ControlRequest;
       try {
         req = parseRequest(line);
@@ -117,6 +161,7 @@ export function serveControl(socket: Socket, first: Buffer, handler: ControlHand
       pending.push(req);
     }
     if (pending.length >= PAUSE_AT) socket.pause();
+    if (!closed && !pending.includes('subscribe')) armDeadlines();
     void work();
   };
   socket.on('data', onData);
@@ -137,6 +182,8 @@ function startSubscription(
   let lastWrite = Date.now();
   const sub: Subscriber = {
     who,
+    address: socket.remoteAddress ?? '?',
+    close: (why) => fail(why),
     send: (msg) => {
       // destroyed: cut off below, its 'close' (which unsubscribes) not yet delivered.
       if (isClosed() || socket.destroyed) return;

@@ -10,9 +10,12 @@ import { MAX_FILES, MAX_PEERS, type ControlRequest, type ControlResponse, type F
 import type { PeerRegistry } from '../discovery/peer-registry.js';
 import type { Library, SharedFile } from '../library/library.js';
 import type { ControlHandler, Subscriber } from './control-server.js';
+import { FairShare } from '../util/fair-share.js';
 
 /** Nodes that may hold a `subscribe` stream to this one at once. */
 export const MAX_SUBSCRIBERS = 64;
+/** Of which one address (an IPv6 /64) may hold this many. */
+export const MAX_SUBSCRIBERS_PER_ADDRESS = 16;
 
 export interface ControlServiceInit {
   self: () => { id: string; name: string };
@@ -28,7 +31,8 @@ export function describeFile(f: SharedFile): FileEntry {
 }
 
 export class ControlService implements ControlHandler {
-  private readonly subscribers = new Set<Subscriber>();
+  /** Shared fairly: subscribers that never read cannot keep other addresses out (see FairShare). */
+  private readonly subscribers = new FairShare<Subscriber>(MAX_SUBSCRIBERS, MAX_SUBSCRIBERS_PER_ADDRESS, 'subscribers');
 
   constructor(private readonly init: ControlServiceInit) {}
 
@@ -43,7 +47,8 @@ export class ControlService implements ControlHandler {
         return { type: 'LIST', files: library.files().slice(0, MAX_FILES).map(describeFile) };
       case 'metainfo': {
         const m = this.init.metainfo(req.infohash);
-        if (!m) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
+        // A private torrent is told to nobody (BEP 27): its peers have it from its own trackers.
+        if (!m || m.private) return { type: 'ERROR', error: `unknown infohash ${req.infohash}` };
         return { type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') };
       }
       case 'peers': {
@@ -59,8 +64,15 @@ export class ControlService implements ControlHandler {
   }
 
   subscribe(sub: Subscriber): { snapshot: ControlResponse; unsubscribe(): void } | { refused: string } {
-    if (this.subscribers.size >= MAX_SUBSCRIBERS) return { refused: `this node already has ${MAX_SUBSCRIBERS} subscribers` };
-    this.subscribers.add(sub);
+    const admission = this.subscribers.admit(sub.address);
+    if (!admission.ok) return { refused: `this node has no subscriber slot for you: ${admission.reason}` };
+    if (admission.evict) {
+      const old = admission.evict;
+      this.subscribers.delete(old);
+      this.init.log.info({ peer: old.who, for: sub.who }, 'ending a subscription: its address holds the most subscriber slots, and another address needs one');
+      old.close('subscription ended: your address holds the most subscriber slots, and another address needs one');
+    }
+    this.subscribers.add(sub, sub.address);
     this.init.log.debug({ peer: sub.who }, 'subscriber joined');
     const files = this.init.library.files().slice(0, MAX_FILES).map(describeFile);
     return { snapshot: { type: 'SUBSCRIBED', self: this.selfView(), files }, unsubscribe: () => this.subscribers.delete(sub) };
@@ -68,7 +80,7 @@ export class ControlService implements ControlHandler {
 
   /** Tell every subscriber that the library changed. */
   publish(event: 'file-added' | 'file-removed', f: SharedFile): void {
-    for (const sub of this.subscribers) sub.send({ type: 'EVENT', event, file: describeFile(f) });
+    for (const sub of this.subscribers.values()) sub.send({ type: 'EVENT', event, file: describeFile(f) });
   }
 
   private selfView(): { id: string; name: string } {

@@ -23,6 +23,8 @@ export interface SubscriptionOptions {
   timeoutMs?: number;
   /** Silence longer than this ends the subscription; three heartbeats by default. */
   idleMs?: number;
+  /** The local address to connect from (a host with several). */
+  localAddress?: string;
 }
 
 export interface Subscription {
@@ -31,7 +33,7 @@ export interface Subscription {
 
 export function subscribe(host: string, port: number, h: SubscriptionHandlers, opts: SubscriptionOptions = {}): Subscription {
   const decoder = new LineDecoder(MAX_RESPONSE_LINE);
-  const socket = net.connect({ host, port });
+  const socket = net.connect({ host, port, localAddress: opts.localAddress });
   let snapshotSeen = false;
   let ended = false;
   const end = (err: Error | null) => {
@@ -58,7 +60,7 @@ export function subscribe(host: string, port: number, h: SubscriptionHandlers, o
           h.snapshot(msg.files, msg.self);
         } else if (msg.type === 'EVENT' && snapshotSeen) h.event(msg.event, msg.file);
         else if (msg.type === 'HEARTBEAT' && snapshotSeen) continue;
-        else if (msg.type === 'ERROR') return end(new Error(`${host}:${port} refused the subscription: ${msg.error}`));
+        else if (msg.type === 'ERROR') return end(new Error(`${host}:${port} ${snapshotSeen ? 'ended' : 'refused'} the subscription: ${msg.error}`));
         else return end(new Error(`${host}:${port} sent ${msg.type} on a subscription`));
       }
     } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * A file's bytes over HTTP ranges, also while it downloads. A complete file streams from
- * disk. A download serves only verified pieces (never rewritten once verified): the range
+ * A file's bytes over HTTP ranges, also while it downloads: a single-file torrent's file, or
+ * one file of a multi-file torrent (its bytes are one run of the torrent's, from its offset;
+ * on disk they are one file of the .part folder). A complete file streams from disk. A download serves only verified pieces (never rewritten once verified): the range
  * ends where the run of verified pieces from `start` ends, so a player asks again for the
  * rest; a reader at a piece not yet here moves that piece to the front of the picker and
  * waits a bounded time for it. A reader that wants every byte (a download without Range:
@@ -15,9 +16,6 @@ import { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bitfield } from '../wire/bitfield.js';
-import type { Metainfo } from '../metainfo/metainfo.js';
-import type { SharedFile } from '../library/library.js';
-import type { Download } from './download.js';
 
 /** The piece a reader needs did not arrive in time (or cannot: paused, failed). */
 export class ContentUnavailableError extends Error {
@@ -37,12 +35,14 @@ export class UnknownContentError extends Error {
   readonly code = 'ENOTFOUND';
 }
 
-export interface ContentInfo {
+/** One file of a torrent as a reader sees it: where its bytes sit in the torrent's. */
+export interface FileView {
+  /** Its name (a multi-file torrent's file: its path inside the torrent's folder). */
   name: string;
   length: number;
+  /** Where its first byte is in the torrent's byte stream (0 for a single-file torrent). */
+  offset: number;
   pieceLength: number;
-  /** Every byte is there (a shared file, or a download with every piece verified). */
-  complete: boolean;
 }
 
 export interface ReadOptions {
@@ -63,7 +63,7 @@ const FOLLOW_CHUNK = 256 * 1024;
 
 /** A download's verified pieces, as the reader needs them. */
 export interface VerifiedSource {
-  readonly metainfo: Metainfo;
+  readonly view: FileView;
   /** Verified pieces now (full once the download completed). */
   have(): Bitfield;
   /** Where to open the bytes, in order: the .part while it exists, then the finished file. */
@@ -82,12 +82,15 @@ export function checkRange(length: number, start: number, end: number): void {
     throw new RangeError(`range ${start}-${end} is outside the file (0-${length - 1})`);
 }
 
-/** Last byte of the run of verified pieces that holds `start`, or -1 if start's piece is missing. */
-export function verifiedRunEnd(have: Bitfield, m: Pick<Metainfo, 'pieceLength' | 'length'>, start: number): number {
-  let i = Math.floor(start / m.pieceLength);
+/** The piece holding byte `pos` of the file. */
+const pieceOf = (v: FileView, pos: number) => Math.floor((v.offset + pos) / v.pieceLength);
+
+/** Last byte (of the file) of the run of verified pieces that holds `start`, or -1 if start's piece is missing. */
+export function verifiedRunEnd(have: Bitfield, v: FileView, start: number): number {
+  let i = pieceOf(v, start);
   if (!have.get(i)) return -1;
   while (i + 1 < have.length && have.get(i + 1)) i++;
-  return Math.min(m.length, (i + 1) * m.pieceLength) - 1;
+  return Math.min(v.length, (i + 1) * v.pieceLength - v.offset) - 1;
 }
 
 /** Bytes start..end (inclusive) of a complete file on disk, read as the consumer pulls. */
@@ -101,17 +104,17 @@ export async function readFileRange(file: string, length: number, start: number,
  * the last byte it will give (`end`, or less where the verified run stops).
  */
 export async function readVerified(src: VerifiedSource, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
-  const m = src.metainfo;
-  checkRange(m.length, start, end);
+  const v = src.view;
+  checkRange(v.length, start, end);
   if (opts.follow) return { stream: await follow(src, start, end, opts), end };
-  let last = verifiedRunEnd(src.have(), m, start);
+  let last = verifiedRunEnd(src.have(), v, start);
   if (last < 0) {
-    await waitForPiece(src, Math.floor(start / m.pieceLength), opts);
-    last = verifiedRunEnd(src.have(), m, start);
+    await waitForPiece(src, pieceOf(v, start), opts);
+    last = verifiedRunEnd(src.have(), v, start);
   }
   const stop = Math.min(end, last);
   const fh = await openFirst(src);
-  return { stream: await streamFrom(fh.handle, fh.path, m.length, start, stop), end: stop };
+  return { stream: await streamFrom(fh.handle, fh.path, v.length, start, stop), end: stop };
 }
 
 /**
@@ -120,16 +123,16 @@ export async function readVerified(src: VerifiedSource, start: number, end: numb
  * stream is handed out, so a caller can still answer "not yet" instead of starting a body.
  */
 async function follow(src: VerifiedSource, start: number, end: number, opts: ReadOptions): Promise<Readable> {
-  const m = src.metainfo;
+  const v = src.view;
   const why = src.blocked();
-  const missing = firstMissing(src.have(), m, start, end);
-  if (why && missing >= 0) throw new ContentUnavailableError(missing, `piece ${missing} of ${m.name} is not downloaded yet and ${why}`);
-  const first = Math.floor(start / m.pieceLength);
+  const missing = firstMissing(src.have(), v, start, end);
+  if (why && missing >= 0) throw new ContentUnavailableError(missing, `piece ${missing} of ${v.name} is not downloaded yet and ${why}`);
+  const first = pieceOf(v, start);
   if (!src.have().get(first)) await waitForPiece(src, first, opts);
   const { handle, path: file } = await openFirst(src);
   try {
     const { size } = await handle.stat();
-    if (size !== m.length) throw new Error(`${file} is ${size} bytes now, its torrent says ${m.length}`);
+    if (size !== v.length) throw new Error(`${file} is ${size} bytes now, its torrent says ${v.length}`);
   } catch (err) {
     await handle.close().catch(() => {});
     throw err;
@@ -138,21 +141,21 @@ async function follow(src: VerifiedSource, start: number, end: number, opts: Rea
 }
 
 async function* followPieces(src: VerifiedSource, handle: fsp.FileHandle, start: number, end: number, opts: ReadOptions): AsyncGenerator<Buffer> {
-  const m = src.metainfo;
+  const v = src.view;
   try {
     let pos = start;
     while (pos <= end) {
-      const piece = Math.floor(pos / m.pieceLength);
+      const piece = pieceOf(v, pos);
       if (!src.have().get(piece)) await waitForPiece(src, piece, opts);
-      const stop = Math.min(end, verifiedRunEnd(src.have(), m, pos));
+      const stop = Math.min(end, verifiedRunEnd(src.have(), v, pos));
       // Ask for the piece after this run now, so it is on its way while the run is sent.
-      const next = firstMissing(src.have(), m, stop + 1, end);
+      const next = firstMissing(src.have(), v, stop + 1, end);
       if (next >= 0) src.prioritize(next);
       while (pos <= stop) {
         const n = Math.min(FOLLOW_CHUNK, stop - pos + 1);
         const buf = Buffer.allocUnsafe(n);
         const { bytesRead } = await handle.read(buf, 0, n, pos);
-        if (bytesRead === 0) throw new Error(`${m.name} ends at ${pos} bytes on disk, its torrent says ${m.length}`);
+        if (bytesRead === 0) throw new Error(`${v.name} ends at ${pos} bytes on disk, its torrent says ${v.length}`);
         pos += bytesRead;
         yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
       }
@@ -163,9 +166,9 @@ async function* followPieces(src: VerifiedSource, handle: fsp.FileHandle, start:
 }
 
 /** The first piece holding a byte of start..end that is not verified, or -1 (also when start > end). */
-function firstMissing(have: Bitfield, m: Pick<Metainfo, 'pieceLength'>, start: number, end: number): number {
+function firstMissing(have: Bitfield, v: FileView, start: number, end: number): number {
   if (start > end) return -1;
-  for (let i = Math.floor(start / m.pieceLength); i <= Math.floor(end / m.pieceLength); i++) if (!have.get(i)) return i;
+  for (let i = pieceOf(v, start); i <= pieceOf(v, end); i++) if (!have.get(i)) return i;
   return -1;
 }
 
@@ -182,7 +185,7 @@ async function streamFrom(fh: fsp.FileHandle, file: string, length: number, star
 
 /** Wait until `piece` is verified; a ContentUnavailableError after `waitMs` or when it cannot come. */
 function waitForPiece(src: VerifiedSource, piece: number, opts: ReadOptions): Promise<void> {
-  const name = src.metainfo.name;
+  const name = src.view.name;
   return new Promise<void>((resolve, reject) => {
     let done = false;
     const finish = (err?: unknown) => {
@@ -231,48 +234,5 @@ async function openFirst(src: VerifiedSource): Promise<{ handle: fsp.FileHandle;
     if (src.blocked() === 'the download was cancelled') break;
     await sleep(25);
   }
-  throw lastErr ?? new Error(`no file to read ${src.metainfo.name} from`);
-}
-
-/** Where a node's content comes from: its downloads and its shared files. */
-export interface ContentSources {
-  download(infohash: string): Download | undefined;
-  shared(infohash: string): SharedFile | undefined;
-}
-
-type Source = { file: string; metainfo: Metainfo } | { download: Download };
-
-/** A download in progress (any state but done), else a complete file on disk. */
-function sourceOf(src: ContentSources, infohash: string): Source | undefined {
-  const h = infohash.toLowerCase();
-  const d = src.download(h);
-  if (d && d.state !== 'done' && d.part) return { download: d };
-  const f = src.shared(h);
-  if (f) return { file: f.path, metainfo: f.metainfo };
-  if (d?.path) return { file: d.path, metainfo: d.metainfo };
-  return undefined;
-}
-
-/** Name, size and piece length of a shared file or a download (any state), or undefined. */
-export function contentInfo(src: ContentSources, infohash: string): ContentInfo | undefined {
-  const s = sourceOf(src, infohash);
-  if (!s) return undefined;
-  const m = 'file' in s ? s.metainfo : s.download.metainfo;
-  const complete = 'file' in s || s.download.have.complete();
-  return { name: m.name, length: m.length, pieceLength: m.pieceLength, complete };
-}
-
-/**
- * Bytes `start`..`end` (inclusive) of a file. A complete file streams from disk; a download
- * gives verified pieces only (see readVerified). RangeError outside the file,
- * UnknownContentError for an unknown infohash, ContentUnavailableError when a piece will not come.
- */
-export async function readContent(src: ContentSources, infohash: string, start: number, end: number, opts: ReadOptions): Promise<{ stream: Readable; end: number }> {
-  const s = sourceOf(src, infohash);
-  if (!s) throw new UnknownContentError(`no shared file or download has infohash ${infohash}`);
-  if ('file' in s) {
-    checkRange(s.metainfo.length, start, end);
-    return { stream: await readFileRange(s.file, s.metainfo.length, start, end), end };
-  }
-  return readVerified(s.download.verifiedSource(), start, end, opts);
+  throw lastErr ?? new Error(`no file to read ${src.view.name} from`);
 }

@@ -1,8 +1,9 @@
 import type { Metainfo } from '../metainfo/metainfo.js';
-import type { Bitfield } from '../wire/bitfield.js';
+import { Bitfield } from '../wire/bitfield.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Torrent, TorrentStats } from '../swarm/torrent.js';
 import type { VerifiedSource } from './content.js';
+import { fileView, onDisk } from './content-sources.js';
 
 /** Where a download stands, as callers see it. A cancelled download is gone from every list. */
 export type DownloadState = 'downloading' | 'paused' | 'done' | 'failed';
@@ -29,6 +30,10 @@ export interface DownloadInfo extends TorrentStats {
   eta: number | null;
   path?: string;
   error?: string;
+  /** The torrent is a folder (its content is read one file at a time); its files (padding left out), and how many are downloaded. */
+  multiFile: boolean;
+  files: number;
+  selectedFiles: number;
 }
 
 export interface DownloadInit {
@@ -128,15 +133,25 @@ export class Download {
   info(): DownloadInfo {
     const s = this.torrent.info();
     const state = this.current === 'cancelled' ? 'failed' : this.current;
-    return { ...s, state, startedAt: this.startedAt, eta: this.eta(s), path: this.finalPath, error: this.failure };
+    const real = this.metainfo.files.filter((f) => !f.pad).length;
+    const selection = this.selection();
+    const selectedFiles = selection ? selection.filter(Boolean).length : real;
+    return { ...s, state, startedAt: this.startedAt, eta: this.eta(s), path: this.finalPath, error: this.failure, multiFile: this.metainfo.multiFile, files: real, selectedFiles };
   }
 
-  /** Bytes not in a verified piece yet (the last piece may be short). */
+  /** Which files are (or were) being downloaded, in torrent order; null: every file. */
+  selection(): boolean[] | null {
+    return this.part?.selection() ?? null;
+  }
+
+  /** Bytes of wanted pieces not verified yet (the last piece may be short): what trackers hear as `left`. */
   bytesLeft(): number {
+    if (!this.active || !this.part) return 0;
+    const { wanted, have } = this.part;
     const m = this.metainfo;
-    const have = this.have;
-    const lastShort = have.get(m.pieceCount - 1) ? m.pieceCount * m.pieceLength - m.length : 0;
-    return Math.max(0, m.length - (have.count() * m.pieceLength - lastShort));
+    let left = 0;
+    for (const i of wanted.indices()) if (!have.get(i)) left += i === m.pieceCount - 1 ? m.length - i * m.pieceLength : m.pieceLength;
+    return left;
   }
 
   /** Wake the readers waiting on this download (a piece came, or the state changed). */
@@ -144,16 +159,21 @@ export class Download {
     for (const w of [...this.waiters]) w();
   }
 
-  /** Its verified pieces as a content reader needs them. */
-  verifiedSource(): VerifiedSource {
+  /** File `file`'s verified pieces as a content reader needs them (a file not selected has none). */
+  verifiedSource(file = 0): VerifiedSource {
+    const m = this.metainfo;
+    const view = fileView(m, file)!;
+    const selected = () => this.selection()?.[file] ?? true;
+    const none = new Bitfield(m.pieceCount);
     return {
-      metainfo: this.metainfo,
-      have: () => this.have,
-      paths: () => [this.part?.partPath, this.finalPath],
+      view,
+      have: () => (selected() ? this.have : none),
+      paths: () => [this.part?.partPath, this.finalPath].map((root) => root && onDisk(root, m, file)),
       blocked: () => {
         if (this.current === 'cancelled') return 'the download was cancelled';
         if (this.current === 'paused') return 'the download is paused';
         if (this.current === 'failed') return `the download failed${this.failure ? `: ${this.failure}` : ''}`;
+        if (!selected()) return 'the file is not selected for download';
         return null;
       },
       prioritize: (i) => this.torrent.prioritize(i),

@@ -10,8 +10,7 @@ import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import { Cooldown } from '../util/cooldown.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { PartFile, type Hasher } from '../storage/part-file.js';
-import { SeedStore } from '../storage/seed-store.js';
+import { PartFile, checkSelection, type Hasher } from '../storage/part-file.js';
 import { exists } from '../storage/stores.js';
 import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
@@ -36,8 +35,10 @@ export interface DownloadsInit {
   trackers: string[];
   /** Every peer known now: a new or resumed download dials them all. */
   knownPeers(): Endpoint[];
-  /** Share a finished file (its digests are known: no rehash). */
-  adopt(path: string, m: Metainfo): Promise<unknown>;
+  /** Share a finished file or folder (its digests are known: no rehash); `whole` unless some files were left out. */
+  adopt(path: string, m: Metainfo, whole: boolean): Promise<unknown>;
+  /** Every piece is verified and the .part is about to be renamed (a private torrent's file is claimed now). */
+  finishing?(m: Metainfo, partPath: string): Promise<void>;
   /** A finished file was deleted: stop sharing it. */
   unshare(path: string): Promise<unknown>;
   /** The node is stopping: failures from here on are expected. */
@@ -92,9 +93,9 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     return d ? d.done : Promise.reject(new UnknownDownloadError(`no download with infohash ${infohash}`));
   }
 
-  /** Dial these peers for every running download. */
+  /** Dial these peers (the node's known peers) for every running download but the private ones. */
   addPeers(peers: Endpoint[]): void {
-    for (const d of this.all.values()) if (d.state === 'downloading') d.torrent.addPeers(peers);
+    for (const d of this.all.values()) if (d.state === 'downloading' && !d.metainfo.private) d.torrent.addPeers(peers);
   }
 
   /**
@@ -120,30 +121,51 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     }
   }
 
-  /** Start (or join the start already under way of) the download of `m`. */
-  start(m: Metainfo, peers: Endpoint[], extraTrackers: string[] = [], paused = false): Promise<void> {
+  /**
+   * Start (or join the start already under way of) the download of `m`; `select` names the
+   * files to fetch (torrent order; every file when absent), for a download already known too.
+   */
+  async start(m: Metainfo, peers: Endpoint[], extraTrackers: string[] = [], paused = false, select: boolean[] | null = null): Promise<void> {
     const h = m.infoHashHex;
-    if (this.halt.signal.aborted) return Promise.reject(new ClosedError('the node is stopping'));
+    if (this.halt.signal.aborted) throw new ClosedError('the node is stopping');
     const running = this.opening.get(h);
-    if (running) return running.then(() => this.all.get(h)?.torrent.addPeers(peers));
+    if (running) await running;
     const known = this.all.get(h);
     if (known) {
       known.torrent.addPeers(peers);
-      return Promise.resolve();
+      if (select) await this.select(h, select);
+      return;
     }
-    const p = this.open(m, peers, extraTrackers, paused).finally(() => this.opening.delete(h));
+    const p = this.open(m, peers, extraTrackers, paused, select).finally(() => this.opening.delete(h));
     this.opening.set(h, p);
     return p;
   }
 
-  /** A download of something shared here already: done at once. */
-  async alreadyShared(f: SharedFile): Promise<void> {
+  /**
+   * Fetch these files of a running or paused download from now on (torrent order; null: every
+   * file). What is verified stays; the download is done when the selected files are. False
+   * when there is no such download still to finish; SelectionError when it selects nothing.
+   */
+  async select(infohash: string, selected: readonly boolean[] | null): Promise<boolean> {
+    const d = this.get(infohash);
+    if (!d?.active || !d.part || d.part.done()) return false;
+    await d.part.select(selected);
+    if (!d.active) return false;
+    d.torrent.wantedChanged();
+    const n = d.info();
+    this.init.log.info({ file: d.metainfo.name, files: n.selectedFiles, of: n.files }, 'download selection changed');
+    this.stateChanged(d);
+    return true;
+  }
+
+  /** A download of something shared here already: done at once (`done` is not told again of a torrent kept from an earlier run). */
+  async alreadyShared(f: Pick<SharedFile, 'name' | 'path' | 'metainfo'>, tell = true): Promise<void> {
     const torrent = await this.init.torrents.find(f.metainfo.infoHashHex);
     if (!torrent) throw new UnknownDownloadError(`${f.name} is no longer shared here`);
     const d = new Download({ torrent, part: null, state: 'done', trackerUrls: [], path: f.path });
     this.all.set(d.infohash, d);
     this.stateChanged(d);
-    this.emit('done', d.info());
+    if (tell) this.emit('done', d.info());
   }
 
   /**
@@ -178,7 +200,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     await this.mark(d.infohash, false);
     if (d.state !== 'downloading') return false;
     d.torrent.resume();
-    d.torrent.addPeers(this.init.knownPeers());
+    d.torrent.addPeers(this.known(d.metainfo));
     this.announce(d);
     this.init.log.info({ file: d.metainfo.name }, 'download resumed');
     this.stateChanged(d);
@@ -220,7 +242,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       if (d.state === 'failed') await d.part?.discard();
       const file = d.path;
       if (file) {
-        await fsp.rm(file, { force: true });
+        // A multi-file download is a folder of our own making: it goes whole.
+        await fsp.rm(file, { force: true, recursive: d.metainfo.multiFile });
         await this.init.unshare(file);
       }
       log.info({ file: d.metainfo.name, path: file }, 'download removed and its file deleted');
@@ -232,7 +255,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   /** What the bootstrap server shows of our downloads. */
   progress(): Array<{ infohash: string; name: string; progress: number }> {
     return this.list()
-      .filter((d) => d.state === 'downloading')
+      // A private torrent is never in the bootstrap index (BEP 27).
+      .filter((d) => d.state === 'downloading' && !d.metainfo.private)
       .map((d) => {
         const i = d.torrent.info();
         return { infohash: i.infohash, name: i.name, progress: i.pieces > 0 ? i.verified / i.pieces : 0 };
@@ -241,12 +265,16 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
 
   // ---- internals ------------------------------------------------------------------------
 
-  private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean): Promise<void> {
+  private async open(m: Metainfo, peers: Endpoint[], extraTrackers: string[], paused: boolean, select: boolean[] | null): Promise<void> {
     const { log } = this.init;
-    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir: this.init.downloadDir, resumeDir: this.init.resumeDir, hasher: this.init.hasher, logger: log, signal: this.halt.signal });
+    const { downloadDir, resumeDir, hasher } = this.init;
+    const { part, resumed } = await PartFile.open({ metainfo: m, downloadDir, resumeDir, hasher, logger: log, signal: this.halt.signal, select, memory: this.init.torrents.memory });
+    // A resumed download keeps the selection it had, unless another is asked for now.
+    if (select && JSON.stringify(part.selection()) !== JSON.stringify(checkSelection(m, select))) await part.select(select);
     if (resumed > 0) log.info({ file: m.name, verified: resumed, of: m.pieceCount }, 'resuming from verified pieces on disk');
     const torrent = this.init.torrents.open(m, part, paused);
-    const trackerUrls = [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
+    // A private torrent is announced to its own trackers only (BEP 27).
+    const trackerUrls = m.private ? m.announce : [...new Set([...m.announce, ...extraTrackers, ...this.init.trackers])];
     const d = new Download({ torrent, part, state: paused ? 'paused' : 'downloading', trackerUrls });
     this.all.set(d.infohash, d);
     torrent.on('piece', () => {
@@ -256,12 +284,13 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     torrent.on('complete', () => void this.finish(d));
     torrent.on('error', (err) => this.fail(d, err));
     this.stateChanged(d);
-    // A crash right before the rename leaves every piece verified: finish it now.
-    if (part.have.complete()) void this.finish(d);
+    // A crash right before the rename leaves every wanted piece verified: finish it now.
+    if (part.done()) void this.finish(d);
     // A paused torrent keeps these as candidates and dials none until resumed.
-    torrent.addPeers([...peers, ...this.init.knownPeers()]);
+    torrent.addPeers([...peers, ...this.known(m)]);
     if (!paused) this.announce(d);
-    log.info({ file: m.name, infohash: m.infoHashHex, size: m.length, paused }, 'download started');
+    const { files, selectedFiles } = d.info();
+    log.info({ file: m.name, infohash: m.infoHashHex, size: m.length, paused, ...(m.multiFile && { files, selected: selectedFiles }) }, 'download started');
   }
 
   /** Every piece is verified: the .part becomes the file, the torrent seeds from it, the library shares it. */
@@ -269,8 +298,10 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     const { log } = this.init;
     let finalPath: string;
     try {
+      const selection = d.part!.selection();
+      await this.init.finishing?.(d.metainfo, d.part!.partPath);
       finalPath = await d.part!.finish();
-      d.torrent.seedFrom(await SeedStore.open(finalPath, d.metainfo));
+      d.torrent.seedFrom(await this.init.torrents.seedStore(finalPath, d.metainfo, selection));
     } catch (err) {
       log.error({ torrent: d.metainfo.name, err: (err as Error).message }, 'could not finish a complete download');
       return this.fail(d, err as Error);
@@ -279,7 +310,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     log.info({ file: d.metainfo.name, path: finalPath }, 'download complete and verified');
     this.init.announcer.complete(d.infohash);
     void this.mark(d.infohash, false).catch(() => {});
-    this.init.adopt(finalPath, d.metainfo).catch((err: Error) => {
+    this.init.adopt(finalPath, d.metainfo, d.selection() === null).catch((err: Error) => {
       if (!this.init.stopping()) log.warn({ path: finalPath, err: err.message }, 'could not add the finished file to the library');
     });
     this.stateChanged(d);
@@ -297,6 +328,14 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
       const s = d.torrent.info();
       return { uploaded: s.uploaded, downloaded: s.downloaded, left: d.bytesLeft() };
     }, (p) => d.torrent.addPeers([p]));
+  }
+
+  /**
+   * The node's known peers a download dials: none for a private torrent, whose peers come
+   * from its own trackers only (BEP 27), so no other node hears its infohash from us.
+   */
+  private known(m: Metainfo): Endpoint[] {
+    return m.private ? [] : this.init.knownPeers();
   }
 
   private progressed(d: Download): void {

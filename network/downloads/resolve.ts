@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { fromInfo, type Metainfo } from '../metainfo/metainfo.js';
 import { announce } from '../tracker/announce.js';
 import { fetchMetadata } from '../swarm/metadata-fetch.js';
+import type { TransportPolicy } from '../swarm/dial.js';
 import type { PeerTimeouts } from '../swarm/peer.js';
 import { NotFoundError } from '../errors.js';
 
@@ -31,6 +32,8 @@ export interface ResolveInit {
   askNodes(infohash: string, hint: Endpoint[]): Promise<Metainfo>;
   timeoutMs: number;
   timeouts: PeerTimeouts;
+  /** How metadata peers are dialled (plain TCP when not given). */
+  transport?: TransportPolicy;
   log: Logger;
 }
 
@@ -64,6 +67,7 @@ export async function resolveMetainfo(
       peers: found,
       timeoutMs: init.timeoutMs,
       timeouts: init.timeouts,
+      transport: init.transport,
       log: init.log,
       signal: abort.signal,
     });

@@ -19,6 +19,12 @@ export interface TargetOptions {
    * user asked (the dashboard): such a target is a name to search for instead.
    */
   readTorrentFiles?: boolean;
+  /**
+   * Download only the files these shell patterns match (`--only`): one without `/` matches a
+   * file's name, one with `/` its path inside the torrent's folder. Every file when absent.
+   * SelectionError when a pattern is bad or matches no file of the torrent.
+   */
+  only?: readonly string[];
 }
 
 /**

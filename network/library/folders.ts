@@ -1,6 +1,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
+import { sameStamp, stampOf } from '../util/file-stamp.js';
 
 /** Where a file lives among the shared folders: the folder, and the '/'-separated path inside it. */
 export interface Place {
@@ -17,6 +18,15 @@ export function locate(folders: readonly string[], abs: string): Place | null {
   return best === null ? null : { folder: best, rel: path.relative(best, abs).split(path.sep).join('/') };
 }
 
+/** What the watcher need not follow: dot-entries and `.part` files under a folder. */
+export function ignoredByWatcher(folders: readonly string[], p: string, st?: Stats): boolean {
+  const where = locate(folders, path.resolve(p));
+  if (!where || where.rel === '') return false;
+  const parts = where.rel.split('/');
+  // A `.part` folder is a multi-file download in progress: nothing in it is shared either.
+  return parts.some((c) => c.startsWith('.')) || parts.slice(0, -1).some((c) => c.endsWith('.part')) || (st?.isFile() === true && where.rel.endsWith('.part'));
+}
+
 /**
  * True when `abs` is reached through real directories of its folder: a directory swapped
  * for a symlink must not make us serve what it points to.
@@ -30,9 +40,9 @@ export async function reachedDirectly(abs: string, where: Place): Promise<boolea
   }
 }
 
-/** Same file, unchanged: size, mtime and inode agree. */
+/** Same file, unchanged: size, mtime, ctime and inode agree (see util/file-stamp.ts). */
 export function sameStat(a: Stats, b: Stats): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+  return sameStamp(stampOf(a), stampOf(b));
 }
 
 export interface WalkInit {
@@ -45,7 +55,7 @@ export interface WalkInit {
   log: Logger;
 }
 
-/** Every regular file under `dir` that `keep` accepts. Dot-entries are skipped and symlinks never followed. */
+/** Every regular file under `dir` that `keep` accepts. Dot-entries and `.part` folders are skipped, symlinks never followed. */
 export async function walkFolder(dir: string, w: WalkInit): Promise<void> {
   if (w.stopped()) return;
   let dirents;
@@ -59,6 +69,8 @@ export async function walkFolder(dir: string, w: WalkInit): Promise<void> {
   for (const d of dirents) {
     // Dirent types come from readdir itself (lstat semantics): a symlink is never followed.
     if (d.name.startsWith('.') || d.isSymbolicLink()) continue;
+    // A `<name>.part/` folder is a multi-file download in progress: nothing in it is shared.
+    if (d.isDirectory() && d.name.endsWith('.part')) continue;
     const abs = path.join(dir, d.name);
     if (d.isDirectory()) await walkFolder(abs, w);
     else if (d.isFile() && w.keep(abs)) w.seen.add(abs);

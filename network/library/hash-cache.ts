@@ -24,6 +24,8 @@ export interface CacheKey {
   path: string;
   size: number;
   mtimeMs: number;
+  /** The change time: a file rewritten in place and given its old mtime back still has a new one. */
+  ctimeMs: number;
   pieceLength: number;
 }
 
@@ -33,6 +35,8 @@ const Entry = z.object({
   path: z.string().min(1),
   size: z.number().int().nonnegative(),
   mtimeMs: z.number(),
+  /** Absent in caches written before it was kept: such an entry matches any ctime. */
+  ctimeMs: z.number().optional(),
   pieceLength: z.number().int().positive(),
   /** Base64 of the concatenated 20-byte digests. */
   pieces: z.string(),
@@ -74,7 +78,7 @@ export class HashCache {
   /** The digests cached for exactly this file state, or undefined. */
   get(key: CacheKey): Buffer | undefined {
     const e = this.entries.get(keyOf(key));
-    if (!e || e.size !== key.size || e.mtimeMs !== key.mtimeMs) return undefined;
+    if (!e || e.size !== key.size || e.mtimeMs !== key.mtimeMs || (e.ctimeMs !== undefined && e.ctimeMs !== key.ctimeMs)) return undefined;
     return Buffer.from(e.pieces, 'base64');
   }
 
@@ -151,7 +155,7 @@ export class HashCache {
     }
   }
 
-  /** Drop entries whose file is gone or no longer matches (size or mtime changed). */
+  /** Drop entries whose file is gone or no longer matches (size, mtime or ctime changed). */
   private async dropStale(): Promise<void> {
     const list = [...this.entries];
     for (let i = 0; i < list.length; i += STAT_BATCH) {
@@ -159,7 +163,8 @@ export class HashCache {
         list.slice(i, i + STAT_BATCH).map(async ([k, e]) => {
           const st = await fsp.lstat(e.path).catch(() => null);
           // Compare with the live entry: it may have been replaced while we were stating.
-          if ((!st || !st.isFile() || st.size !== e.size || st.mtimeMs !== e.mtimeMs) && this.entries.get(k) === e) this.entries.delete(k);
+          const stale = !st || !st.isFile() || st.size !== e.size || st.mtimeMs !== e.mtimeMs || (e.ctimeMs !== undefined && st.ctimeMs !== e.ctimeMs);
+          if (stale && this.entries.get(k) === e) this.entries.delete(k);
         }),
       );
     }

@@ -91,6 +91,17 @@ export class HashPool {
   }
 
   /**
+   * Hash `files` end to end as one byte stream, pieces crossing from one file into the next
+   * (a multi-file torrent's pieces), in a worker as hashFile does. Symlinks are not followed.
+   */
+  hashFiles(files: string[], pieceLength: number, signal?: AbortSignal): Promise<Buffer> {
+    if (!Number.isSafeInteger(pieceLength) || pieceLength < 1) return Promise.reject(new RangeError(`bad piece length ${pieceLength}`));
+    if (signal?.aborted) return Promise.reject(new AbortError('hashing aborted', { cause: signal.reason }));
+    const id = this.nextId++;
+    return this.submit('file', { id, files, pieceLength }, [], signal);
+  }
+
+  /**
    * SHA-1 of `data`. A view on a SharedArrayBuffer is handed to the worker as is (no
    * copy); other bytes are copied once into a buffer that is transferred, not cloned.
    */

@@ -14,6 +14,8 @@ import { parentPort } from 'node:worker_threads';
 export type WorkerRequest =
   | { id: number; data: Uint8Array; lent?: boolean }
   | { id: number; file: string; pieceLength: number }
+  /** Several files as one byte stream, pieces crossing from one into the next (a multi-file torrent). */
+  | { id: number; files: string[]; pieceLength: number }
   | { abort: number };
 
 /** Worker → main thread. */
@@ -37,39 +39,43 @@ let readBuffer: Buffer | null = null;
 const running = new Set<number>();
 const aborted = new Set<number>();
 
-async function hashFile(id: number, file: string, pieceLength: number): Promise<WorkerReply> {
+/** Hash `files` end to end as one byte stream (one file for a single-file torrent). */
+async function hashFiles(id: number, files: string[], pieceLength: number): Promise<WorkerReply> {
   running.add(id);
-  const fh = await fsp.open(file, OPEN_FLAGS).catch((err: unknown) => {
-    running.delete(id);
-    aborted.delete(id);
-    throw err;
-  });
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error(`not a regular file: ${file}`), { code: 'ENOTFILE' });
     readBuffer ??= Buffer.allocUnsafe(READ_SIZE);
     const buf = readBuffer;
     const digests: Buffer[] = [];
     let hash: Hash = createHash('sha1');
     let inPiece = 0;
-    let position = 0;
-    for (;;) {
-      if (aborted.delete(id)) return { id, error: 'hashing aborted', code: 'ABORT_ERR' };
-      const { bytesRead } = await fh.read(buf, 0, buf.length, position);
-      // Read until EOF rather than up to the size at open: the caller compares the
-      // file's size before and after, and rehashes when it changed.
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      for (let off = 0; off < bytesRead; ) {
-        const n = Math.min(bytesRead - off, pieceLength - inPiece);
-        hash.update(buf.subarray(off, off + n));
-        off += n;
-        inPiece += n;
-        if (inPiece === pieceLength) {
-          digests.push(hash.digest());
-          hash = createHash('sha1');
-          inPiece = 0;
+    let total = 0;
+    for (const file of files) {
+      const fh = await fsp.open(file, OPEN_FLAGS);
+      try {
+        const st = await fh.stat();
+        if (!st.isFile()) throw Object.assign(new Error(`not a regular file: ${file}`), { code: 'ENOTFILE' });
+        for (let position = 0; ; ) {
+          if (aborted.delete(id)) return { id, error: 'hashing aborted', code: 'ABORT_ERR' };
+          const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+          // Read until EOF rather than up to the size at open: the caller compares the
+          // file's size before and after, and rehashes when it changed.
+          if (bytesRead === 0) break;
+          position += bytesRead;
+          total += bytesRead;
+          for (let off = 0; off < bytesRead; ) {
+            const n = Math.min(bytesRead - off, pieceLength - inPiece);
+            hash.update(buf.subarray(off, off + n));
+            off += n;
+            inPiece += n;
+            if (inPiece === pieceLength) {
+              digests.push(hash.digest());
+              hash = createHash('sha1');
+              inPiece = 0;
+            }
+          }
         }
+      } finally {
+        await fh.close();
       }
     }
     if (inPiece > 0) digests.push(hash.digest());
@@ -77,11 +83,10 @@ async function hashFile(id: number, file: string, pieceLength: number): Promise<
     // hand back a slice of Node's shared pool).
     const pieces = new Uint8Array(digests.length * 20);
     digests.forEach((d, i) => pieces.set(d, i * 20));
-    return { id, pieces, bytes: position };
+    return { id, pieces, bytes: total };
   } finally {
     running.delete(id);
     aborted.delete(id);
-    await fh.close();
   }
 }
 
@@ -110,7 +115,7 @@ if (parentPort) {
         reply(fail(msg.id, err));
       }
     } else {
-      hashFile(msg.id, msg.file, msg.pieceLength).then(reply, (err: unknown) => reply(fail(msg.id, err)));
+      hashFiles(msg.id, 'files' in msg ? msg.files : [msg.file], msg.pieceLength).then(reply, (err: unknown) => reply(fail(msg.id, err)));
     }
   });
 }

@@ -6,7 +6,9 @@
  *
  * What is never served: dot-files and dot-directories, `*.part`, names that fail
  * badRelativePath, symlinks (a file is only reached through real directories of its
- * folder), and anything that is not a regular file.
+ * folder), anything that is not a regular file, what `withholds` says (private data), and
+ * the files of a private multi-file torrent's folder. A folder may also be shared whole, as
+ * one multi-file torrent (shareWhole, from library/folder-torrents.ts): one more entry.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { promises as fsp, type Stats } from 'node:fs';
@@ -14,26 +16,16 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { buildMetainfo, pieceCountFor, DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH, type Metainfo } from '../metainfo/metainfo.js';
-import { unservablePath } from '../util/names.js';
-import { FileIndex } from './file-index.js';
-import { locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
+import { PRIVATE_FOLDER_MARKER, unservablePath } from '../util/names.js';
+import { FileIndex, type SharedFile } from './file-index.js';
+import { ignoredByWatcher, locate, reachedDirectly, sameStat, walkFolder, type Place } from './folders.js';
 import { HashCache } from './hash-cache.js';
 import type { HashPool } from './hash-pool.js';
 import { ClosedError, TimeoutError } from '../util/errors.js';
+import { sameStamp, stampOf, type FileStamp } from '../util/file-stamp.js';
 import { silentLogger, type Logger } from '../util/log.js';
 
-export interface SharedFile {
-  /** Path relative to its folder, '/'-separated, checked by badRelativePath. */
-  name: string;
-  /** Absolute path. */
-  path: string;
-  /** The shared folder it lives in (absolute). */
-  folder: string;
-  size: number;
-  mtimeMs: number;
-  /** Single-file torrent; its name is the file's basename. */
-  metainfo: Metainfo;
-}
+export type { SharedFile } from './file-index.js';
 
 export interface LibraryInit {
   folders: string[];
@@ -43,9 +35,14 @@ export interface LibraryInit {
   logger?: Logger;
   /** Follow changes after the first scan; default true. */
   watch?: boolean;
+  /** Files never shared whatever their name (a private torrent's data, BEP 27). */
+  withholds?: (abs: string, st: Stats) => boolean;
   /** A changed file must be stable this long before (re)hashing; default DEFAULT_SETTLE_MS. */
   settleMs?: number;
-  /** Period of the safety-net stat rescan while watching; default DEFAULT_RESCAN_INTERVAL_MS. */
+  /**
+   * Period of the stat rescan, watching or not (with a watcher it catches what the watcher
+   * missed; without one it is how changes are found); default DEFAULT_RESCAN_INTERVAL_MS, 0 = none.
+   */
   rescanIntervalMs?: number;
 }
 
@@ -63,7 +60,6 @@ const MAX_ATTEMPTS = 5;
 /** How often waitFor() looks at its path again when no event has told it anything. */
 const WAIT_POLL_MS = 250;
 
-
 interface Job {
   /** Asked to look again while running: loop once more when done. */
   again: boolean;
@@ -75,12 +71,15 @@ export class Library extends EventEmitter<LibraryEvents> {
   private readonly pool: HashPool;
   private readonly cache: HashCache;
   private readonly log: Logger;
-  private readonly pieceLength: number;
+  private readonly withholds: (abs: string, st: Stats) => boolean;
+  readonly pieceLength: number;
   private readonly watching: boolean;
   private readonly settleMs: number;
   private readonly rescanMs: number;
   private readonly index = new FileIndex();
   private readonly jobs = new Map<string, Job>();
+  /** Paths to hash again at their next look even if their stamp did not change (`reverify`). */
+  private readonly forced = new Set<string>();
   private readonly warned = new Set<string>();
   private readonly waiters = new Set<(err: Error) => void>();
   private readonly abort = new AbortController();
@@ -97,6 +96,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     this.pool = init.hashPool;
     this.cache = new HashCache({ file: init.cacheFile, logger: init.logger });
     this.log = init.logger ?? silentLogger();
+    this.withholds = init.withholds ?? (() => false);
     this.pieceLength = init.pieceLength ?? DEFAULT_PIECE_LENGTH;
     if (!Number.isSafeInteger(this.pieceLength) || this.pieceLength < MIN_PIECE_LENGTH || this.pieceLength > MAX_PIECE_LENGTH)
       throw new RangeError(`pieceLength must be an integer from ${MIN_PIECE_LENGTH} to ${MAX_PIECE_LENGTH}`);
@@ -113,8 +113,8 @@ export class Library extends EventEmitter<LibraryEvents> {
       await this.cache.load();
       // The watcher is ready before the scan ends, so nothing created meanwhile is missed.
       await Promise.all([this.watching ? this.startWatcher() : null, this.scan(this.folders)]);
-      if (this.watching && !this.stopped) {
-        // The safety net: a light stat of every file, for whatever the watcher missed.
+      if (this.rescanMs > 0 && !this.stopped) {
+        // A light stat of every file: whatever the watcher missed, or every change when there is no watcher.
         this.timer = setInterval(() => {
           if (!this.scanning) this.rescan().catch((err: Error) => this.log.warn({ err: err.message }, 'library rescan failed'));
         }, this.rescanMs);
@@ -148,6 +148,11 @@ export class Library extends EventEmitter<LibraryEvents> {
   /** Case-insensitive substring match on the relative name; the text is never a pattern. */
   search(text: string): SharedFile[] {
     return this.index.search(text);
+  }
+
+  /** Look at one file again now (it may be withheld now, or no more); resolves when the index says what it is. */
+  look(absPath: string): Promise<void> {
+    return this.check(path.resolve(absPath));
   }
 
   /** Scan every folder now; resolves when what it found is indexed. */
@@ -199,10 +204,36 @@ export class Library extends EventEmitter<LibraryEvents> {
     if (pieceLength === this.pieceLength) {
       const st = await fsp.lstat(abs);
       if (st.isFile() && pieces.length === pieceCountFor(st.size, pieceLength) * 20)
-        this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength }, pieces);
+        this.cache.set({ path: abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength }, pieces);
     }
     await this.check(abs);
     return this.index.at(abs)?.file;
+  }
+
+  /** Share folder `abs` whole, as the multi-file torrent of `file` (folder-torrents.ts made it), or no more (null). */
+  shareWhole(abs: string, file: SharedFile | null): void {
+    const old = file ? this.index.putFolder(file) : this.index.removeFolder(abs);
+    if (old && old.metainfo.infoHashHex === file?.metainfo.infoHashHex) return;
+    if (old) this.emit('removed', old);
+    if (file) this.emit('added', file);
+  }
+
+  /** The stamp `absPath` was hashed at, if it is indexed as the torrent `infohash`. */
+  hashedStamp(absPath: string, infohash: string): FileStamp | undefined {
+    const e = this.index.at(path.resolve(absPath));
+    return e && e.file.metainfo.infoHashHex === infohash ? e.stamp : undefined;
+  }
+
+  /**
+   * Hash `absPath` again now, even if its stamp did not change (a piece read from it failed
+   * its hash): what it holds now is indexed, and a new torrent replaces the old one.
+   */
+  reverify(absPath: string): Promise<void> {
+    const abs = path.resolve(absPath);
+    const running = this.jobs.get(abs);
+    if (running && this.forced.has(abs)) return running.done;
+    this.forced.add(abs);
+    return this.check(abs);
   }
 
   /** Resolve once `absPath` is indexed with its current content; reject with a TimeoutError. */
@@ -257,7 +288,7 @@ export class Library extends EventEmitter<LibraryEvents> {
       followSymlinks: false,
       // Our own stop() closes it; a forgotten library must not hold the process open.
       persistent: false,
-      ignored: (p: string, st?: Stats) => this.ignoredByWatcher(p, st),
+      ignored: (p: string, st?: Stats) => ignoredByWatcher(this.folders, p, st),
     });
     this.watcher = w;
     const look = (p: string) => void this.check(path.resolve(p));
@@ -276,12 +307,6 @@ export class Library extends EventEmitter<LibraryEvents> {
     });
   }
 
-  private ignoredByWatcher(p: string, st?: Stats): boolean {
-    const where = locate(this.folders, path.resolve(p));
-    if (!where || where.rel === '') return false;
-    return where.rel.split('/').some((c) => c.startsWith('.')) || (st?.isFile() === true && where.rel.endsWith('.part'));
-  }
-
   /** Where `abs` would be served from, or null if it must never be. */
   private servable(abs: string): Place | null {
     const where = locate(this.folders, abs);
@@ -289,7 +314,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     const why = unservablePath(where.rel);
     if (why) {
       // Dot-files and .part are skipped quietly: they are ours or meant to be hidden.
-      const quiet = where.rel.split('/').some((c) => c.startsWith('.')) || where.rel.endsWith('.part');
+      const quiet = where.rel.split('/').some((c) => c.startsWith('.') || c.endsWith('.part'));
       if (quiet) return null;
       if (!this.warned.has(abs)) this.log.warn({ path: abs, why }, 'not sharing a file with an unsafe name');
       this.warned.add(abs);
@@ -346,9 +371,10 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (let attempt = 0; ; ) {
       if (this.stopped) return;
       const st = await fsp.lstat(abs).catch(() => null);
-      if (!st || !st.isFile() || !(await reachedDirectly(abs, where))) return this.drop(abs);
+      if (!st || !st.isFile() || this.withholds(abs, st) || (await inPrivateFolder(where)) || !(await reachedDirectly(abs, where))) return this.drop(abs);
       const cur = this.index.at(abs);
-      if (cur && cur.file.size === st.size && cur.file.mtimeMs === st.mtimeMs && cur.ino === st.ino) return;
+      const forced = this.forced.has(abs);
+      if (cur && !forced && sameStamp(cur.stamp, stampOf(st))) return;
       // Let a file being written settle, so we hash it once, at the end. A future mtime
       // (clock skew) settles when two looks settleMs apart agree.
       const age = Date.now() - st.mtimeMs;
@@ -357,8 +383,9 @@ export class Library extends EventEmitter<LibraryEvents> {
         await sleep(age >= 0 ? this.settleMs - age : this.settleMs, undefined, { signal });
         continue;
       }
-      const key = { path: abs, size: st.size, mtimeMs: st.mtimeMs, pieceLength: this.pieceLength };
-      let pieces = this.cache.get(key);
+      const key = { path: abs, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength: this.pieceLength };
+      this.forced.delete(abs);
+      let pieces = forced ? undefined : this.cache.get(key);
       if (!pieces) {
         try {
           pieces = await this.pool.hashFile(abs, this.pieceLength, signal);
@@ -375,7 +402,8 @@ export class Library extends EventEmitter<LibraryEvents> {
         this.cache.set(key, pieces);
       }
       if (this.stopped) return;
-      return this.put(abs, where, st, pieces);
+      // Withheld while it was hashed (a private download renamed into place): never indexed.
+      return this.withholds(abs, st) || (await inPrivateFolder(where)) ? this.drop(abs) : this.put(abs, where, st, pieces);
     }
   }
 
@@ -383,7 +411,7 @@ export class Library extends EventEmitter<LibraryEvents> {
     const metainfo = buildMetainfo({ name: path.basename(abs), length: st.size, pieceLength: this.pieceLength, pieces });
     const file: SharedFile = { name: where.rel, path: abs, folder: where.folder, size: st.size, mtimeMs: st.mtimeMs, metainfo };
     // Touched but identical: the torrent is the same, so nobody needs to hear about it.
-    const { removed, added } = this.index.put(file, st.ino);
+    const { removed, added } = this.index.put(file, stampOf(st));
     if (removed) this.emit('removed', removed);
     if (added) this.emit('added', added);
   }
@@ -392,4 +420,16 @@ export class Library extends EventEmitter<LibraryEvents> {
     const old = this.index.remove(abs);
     if (old) this.emit('removed', old);
   }
+}
+
+/**
+ * Whether the file is inside the folder of a private multi-file torrent (BEP 27): such a folder
+ * carries a PRIVATE_FOLDER_MARKER from its first moment as a `.part` folder, through the rename,
+ * and across restarts, so none of its files is ever in a public catalog.
+ */
+async function inPrivateFolder(where: Place): Promise<boolean> {
+  const slash = where.rel.indexOf('/');
+  if (slash < 0) return false;
+  const marker = path.join(where.folder, where.rel.slice(0, slash), PRIVATE_FOLDER_MARKER);
+  return (await fsp.lstat(marker).catch(() => null)) !== null;
 }

@@ -1,11 +1,15 @@
 /**
- * Single-file BitTorrent metainfo (BEP 3). A shared file is one torrent whose info
- * dictionary has exactly `length`, `name`, `piece length` and `pieces` (plus `private`
- * when a .torrent says so), so its infohash equals mktorrent's for the same piece length.
+ * BitTorrent metainfo (BEP 3), single-file and multi-file. A shared file is one torrent whose
+ * info dictionary has exactly `length`, `name`, `piece length` and `pieces` (plus `private`
+ * when a .torrent says so); a shared folder one with `files` instead of `length`, in
+ * mktorrent's order: either way the infohash equals mktorrent's for the same piece length.
  */
 import { createHash } from 'node:crypto';
 import bencode from 'bencode';
-import { badFileName } from '../util/names.js';
+import { badTorrentPath } from '../util/names.js';
+import { FilesError, parseFiles, singleFile, type TorrentFile } from './files.js';
+
+export { MAX_TORRENT_FILES, mktorrentOrder, type TorrentFile } from './files.js';
 
 export const DEFAULT_PIECE_LENGTH = 512 * 1024;
 export const MIN_PIECE_LENGTH = 16 * 1024;
@@ -18,9 +22,14 @@ export interface Metainfo {
   readonly infoHash: Buffer;
   /** `infoHash` as 40 lower-case hex digits. */
   readonly infoHashHex: string;
-  /** The suggested file name: one plain path component, already checked. */
+  /** The suggested file name (the folder's, for a multi-file torrent): one plain path component, already checked. */
   readonly name: string;
+  /** Bytes in all: the one file's, or every file's together. */
   readonly length: number;
+  /** The info dictionary lists `files`: the torrent is a folder called `name` (even with one file in it). */
+  readonly multiFile: boolean;
+  /** Its files in the torrent's order, each with its offset in the byte stream; one, called `name`, for a single-file torrent. */
+  readonly files: readonly TorrentFile[];
   readonly pieceLength: number;
   readonly pieceCount: number;
   /** Concatenated 20-byte SHA-1 digests, one per piece. */
@@ -53,21 +62,25 @@ export function pieceHash(m: Metainfo, index: number): Buffer {
 
 export interface BuildInit {
   name: string;
+  /** The file's length (single-file); ignored when `files` is given. */
   length: number;
+  /** A multi-file torrent's files, in the order given (mktorrent's for a folder: see mktorrentOrder). */
+  files?: ReadonlyArray<{ path: readonly string[]; length: number }>;
   pieceLength: number;
   pieces: Buffer;
   announce?: string[];
   private?: boolean;
 }
 
-/** Build the metainfo of a file from its piece digests. */
+/** Build the metainfo of a file, or of a folder's files, from its piece digests. */
 export function buildMetainfo(init: BuildInit): Metainfo {
   const info: Record<string, unknown> = {
-    length: init.length,
     name: Buffer.from(init.name),
     'piece length': init.pieceLength,
     pieces: init.pieces,
   };
+  if (init.files) info.files = init.files.map((f) => ({ length: f.length, path: f.path.map((c) => Buffer.from(c)) }));
+  else info.length = init.length;
   if (init.private) info.private = 1;
   return fromInfo(Buffer.from(bencode.encode(info)), init.announce ?? []);
 }
@@ -82,27 +95,38 @@ export function fromInfo(infoBytes: Buffer, announce: string[] = []): Metainfo {
   }
   if (!isDict(decoded)) throw new MetainfoError('info is not a dictionary');
   const info = decoded;
-  if ('files' in info) throw new MetainfoError('multi-file torrents are not supported: Shoal shares one file per torrent');
-  const length = info.length;
+  // A hybrid torrent (BEP 52) has v1 pieces too and is taken as v1; one with v2 merkle trees only is not (docs/bittorrent.md).
+  if (info['meta version'] === 2 && !('pieces' in info)) throw new MetainfoError('a BitTorrent v2-only torrent (BEP 52): Shoal takes v1 and hybrid torrents, not v2-only ones');
+  const multiFile = 'files' in info;
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
   const nameBytes = info['name.utf-8'] instanceof Uint8Array ? info['name.utf-8'] : info.name;
-  if (!Number.isSafeInteger(length) || (length as number) < 0) throw new MetainfoError('info.length must be a non-negative integer');
+  if (!multiFile && (!Number.isSafeInteger(info.length) || (info.length as number) < 0)) throw new MetainfoError('info.length must be a non-negative integer');
   if (!Number.isSafeInteger(pieceLength) || (pieceLength as number) < MIN_PIECE_LENGTH || (pieceLength as number) > MAX_PIECE_LENGTH)
     throw new MetainfoError(`info["piece length"] must be an integer from ${MIN_PIECE_LENGTH} to ${MAX_PIECE_LENGTH}`);
   if (!(pieces instanceof Uint8Array)) throw new MetainfoError('info.pieces must be a byte string');
   if (!(nameBytes instanceof Uint8Array)) throw new MetainfoError('info.name must be a byte string');
   const name = Buffer.from(nameBytes).toString('utf8');
-  const why = badFileName(name);
-  if (why) throw new MetainfoError(`unsafe file name in torrent: ${why}`);
-  const count = pieceCountFor(length as number, pieceLength as number);
+  const why = badTorrentPath([name]);
+  if (why) throw new MetainfoError(`unsafe ${multiFile ? 'folder' : 'file'} name in torrent: ${why}`);
+  let files: TorrentFile[];
+  let length: number;
+  try {
+    ({ files, length } = multiFile ? parseFiles(info.files) : { files: singleFile(name, info.length as number), length: info.length as number });
+  } catch (err) {
+    if (err instanceof FilesError) throw new MetainfoError(err.message);
+    throw err;
+  }
+  const count = pieceCountFor(length, pieceLength as number);
   if (pieces.length !== count * 20) throw new MetainfoError(`info.pieces holds ${pieces.length / 20} digests, expected ${count}`);
   const infoHash = createHash('sha1').update(infoBytes).digest();
   return {
     infoHash,
     infoHashHex: infoHash.toString('hex'),
     name,
-    length: length as number,
+    length,
+    multiFile,
+    files,
     pieceLength: pieceLength as number,
     pieceCount: count,
     pieces: Buffer.from(pieces),
@@ -142,9 +166,11 @@ export function parseTorrent(bytes: Buffer): Metainfo {
 
 /**
  * The same torrent with `urls` added to its trackers (after its own, without duplicates).
- * The infohash covers the info dictionary only, so it does not change.
+ * The infohash covers the info dictionary only, so it does not change. A private torrent
+ * keeps its own trackers only (BEP 27): it is returned as it is.
  */
 export function withTrackers(m: Metainfo, urls: readonly string[]): Metainfo {
+  if (m.private) return m;
   const all = [...new Set([...m.announce, ...urls])];
   return all.length === m.announce.length ? m : { ...m, announce: all };
 }

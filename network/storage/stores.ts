@@ -9,6 +9,8 @@ import type { BufferPool } from './buffer-pool.js';
  */
 export interface PieceStore {
   readonly have: Bitfield;
+  /** The pieces it is meant to hold (a download of some files only); every piece when absent. */
+  readonly wanted?: Bitfield;
   /** Reads verified pieces for uploading; callers check `have` first. */
   readonly reader: PieceReader;
   close(): Promise<void>;
@@ -19,6 +21,10 @@ export interface PieceStore {
  * from `pool`, writes it, and only then marks it verified. Seeding stores have no write side.
  */
 export interface PieceWriter extends PieceStore {
+  /** The pieces to fetch: those of the selected files (every piece unless files were left out). */
+  readonly wanted: Bitfield;
+  /** Every wanted piece is verified. */
+  done(): boolean;
   /** Piece buffers for pieces being fetched and verified; bounded, so RSS is too. */
   readonly pool: BufferPool;
   /** Write a verified piece at its offset; `markVerified` comes after the write. */

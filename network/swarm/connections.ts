@@ -1,6 +1,9 @@
 import type { Logger } from '../util/log.js';
 import { hostPort } from '../util/addresses.js';
-import { Peer, dialSocket, type Hello, type PeerTimeouts } from './peer.js';
+import type { Peer, Hello, PeerTimeouts } from './peer.js';
+import { Dial, PLAIN_TCP, type TransportPolicy } from './dial.js';
+
+export type { TransportPolicy } from './dial.js';
 
 export interface ConnectionsInit {
   /** The torrent's infohash: a dialled peer's handshake must name it. */
@@ -11,6 +14,8 @@ export interface ConnectionsInit {
   maxPeers: number;
   connectTimeoutMs: number;
   timeouts: PeerTimeouts;
+  /** TCP or uTP, MSE or plain, and in which order (plain TCP when not given). */
+  transport?: TransportPolicy;
   log: Logger;
   /** Peers connected now (sessions of the torrent). */
   connected(): number;
@@ -98,31 +103,19 @@ export class Connections {
 
   private open(key: string, c: Candidate): void {
     this.connecting.add(key);
-    const { connectTimeoutMs } = this.init;
-    let peer: Peer | null = null;
-    const socket = dialSocket(c.host, c.port, (chunk) => peer?.feed(chunk));
-    peer = new Peer(socket, c.host, c.port, true, this.init.timeouts);
-    const timer = setTimeout(() => peer.close(`connect timed out after ${connectTimeoutMs} ms`), connectTimeoutMs);
-    timer.unref();
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      peer.send(this.init.handshake);
-    });
-    peer.events = {
-      message: (p, msg) => {
-        if (msg.type !== 'handshake') return p.close('message before handshake');
-        if (!msg.infoHash.equals(this.init.infoHash)) return p.close('handshake for another torrent');
+    const { infoHash, handshake, timeouts, connectTimeoutMs } = this.init;
+    new Dial({ host: c.host, port: c.port, infoHash, handshake, policy: this.init.transport ?? PLAIN_TCP, timeouts, connectTimeoutMs }, {
+      established: (p, msg) => {
         this.connecting.delete(key);
         c.failures = 0;
         this.init.established(p, { peerId: msg.peerId, reserved: msg.reserved });
       },
-      close: (_p, reason) => {
-        clearTimeout(timer);
+      failed: (reason) => {
         this.connecting.delete(key);
         c.failures++;
         c.nextTry = Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(c.failures, 8));
         this.init.log.debug({ peer: key, reason }, 'could not connect to peer');
       },
-    };
+    });
   }
 }

@@ -1,5 +1,5 @@
 import { encodeCancel } from '../wire/peer-wire.js';
-import type { Bitfield } from '../wire/bitfield.js';
+import { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import type { PieceWriter } from '../storage/stores.js';
@@ -33,7 +33,7 @@ export interface FetcherInit {
   ban(session: PeerSession): void;
   /** A piece was verified and written. */
   verified(index: number): void;
-  /** The last piece was verified and written. */
+  /** The last wanted piece was verified and written. */
   complete(): void;
   /** A local failure (disk, hash worker): the download cannot go on. */
   failed(err: Error): void;
@@ -53,7 +53,20 @@ export class Fetcher {
 
   constructor(private readonly init: FetcherInit) {
     const pool = init.writer.pool;
-    this.picker = new PiecePicker<PeerSession>(init.metainfo, init.writer.have, () => pool.acquire());
+    this.picker = new PiecePicker<PeerSession>(init.metainfo, init.writer.have, () => pool.acquire(), undefined, init.writer.wanted);
+    // Peers already connected (a fetcher made again for files selected after the last piece).
+    for (const p of init.peers()) this.sawBitfield(p, new Bitfield(p.bitfield.length), p.bitfield);
+  }
+
+  /**
+   * The selection of files changed: fetch the writer's wanted pieces from now on. Peers that
+   * have one of them become interesting; when every wanted piece is here already, done.
+   */
+  reselect(): void {
+    this.picker.want(this.init.writer.wanted);
+    if (this.init.writer.done()) return this.finished();
+    for (const p of this.init.peers()) if (this.picker.interesting(p)) p.setInterested(true);
+    this.requestAll();
   }
 
   // ---- what peers have ------------------------------------------------------------------
@@ -187,10 +200,13 @@ export class Fetcher {
     this.picker.verified(ap.index);
     this.init.stats.fetched += ap.size;
     this.init.verified(ap.index);
-    if (this.init.writer.have.complete() && !this.done) {
-      this.done = true;
-      this.init.complete();
-    }
+    if (this.init.writer.done()) this.finished();
+  }
+
+  private finished(): void {
+    if (this.done) return;
+    this.done = true;
+    this.init.complete();
   }
 
   /**

@@ -17,6 +17,8 @@ export interface SwarmLimits {
   maxQueueDepth: number;
   /** How often each peer hears of the others (peer exchange, BEP 11). */
   pexIntervalMs: number;
+  /** A peer whose socket holds blocks we sent and reads none of them for this long is closed (it pins memory). */
+  sendStallMs: number;
 }
 
 export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
@@ -29,6 +31,7 @@ export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
   connectTimeoutMs: 5_000,
   maxQueueDepth: 256,
   pexIntervalMs: 60_000,
+  sendStallMs: 30_000,
 };
 
 /** Accepted connections beyond `maxPeers` (dials stop at the limit; a few incoming may still come in). */

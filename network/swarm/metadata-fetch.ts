@@ -11,13 +11,14 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import { hostPort } from '../util/addresses.js';
-import { WireError, encodeHandshake, maxFrameFor } from '../wire/peer-wire.js';
+import { WireError, encodeHandshake, maxFrameFor, type WireMessage } from '../wire/peer-wire.js';
 import {
   LOCAL_EXTENSIONS, MAX_METADATA_SIZE, METADATA_PIECE, EXTENDED_HANDSHAKE, decodeExtendedHandshake, decodeMetadataMessage,
   encodeExtendedHandshake, encodeMetadataRequest, featuresOf, metadataPieces, reservedBytes,
 } from '../wire/extension.js';
 import { NotFoundError } from '../errors.js';
-import { Peer, dialSocket, type PeerTimeouts } from './peer.js';
+import type { Peer, PeerTimeouts } from './peer.js';
+import { Dial, PLAIN_TCP, type TransportPolicy } from './dial.js';
 import { CLIENT_NAME } from './extensions.js';
 
 /** Peers asked at once. */
@@ -32,6 +33,8 @@ export interface MetadataFetchInit {
   /** The whole fetch, every peer together. */
   timeoutMs: number;
   timeouts: PeerTimeouts;
+  /** TCP or uTP, MSE or plain (plain TCP when not given). */
+  transport?: TransportPolicy;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -41,7 +44,7 @@ export function fetchMetadata(init: MetadataFetchInit): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const hex = init.infoHash.toString('hex');
     const queue = [...dedupe(init.peers)];
-    const open = new Set<Peer>();
+    const open = new Set<Asking>();
     const why: string[] = [];
     let settled = false;
     const finish = (err: Error | null, info?: Buffer): void => {
@@ -49,7 +52,7 @@ export function fetchMetadata(init: MetadataFetchInit): Promise<Buffer> {
       settled = true;
       clearTimeout(timer);
       init.signal?.removeEventListener('abort', onAbort);
-      for (const p of [...open]) p.close('metadata fetch over');
+      for (const a of [...open]) a.close('metadata fetch over');
       if (info) resolve(info);
       else reject(err);
     };
@@ -63,75 +66,74 @@ export function fetchMetadata(init: MetadataFetchInit): Promise<Buffer> {
       if (!settled && open.size === 0 && queue.length === 0) finish(new NotFoundError(`no peer sent the metadata of ${hex}${summary(why)}`));
     };
     const ask = (target: { host: string; port: number }): void => {
-      const peer = askOne(target, init, (info) => finish(null, info));
-      open.add(peer);
-      const events = peer.events!;
-      peer.events = {
-        message: events.message,
-        close: (p, reason) => {
-          open.delete(p);
-          if (!settled) {
-            why.push(`${hostPort(target.host, target.port)}: ${reason}`);
-            init.log.debug({ peer: hostPort(target.host, target.port), reason }, 'metadata: peer gave up');
-          }
-          next();
-        },
-      };
+      const asking: Asking = askOne(target, init, (info) => finish(null, info), (reason) => {
+        open.delete(asking);
+        if (!settled) {
+          why.push(`${hostPort(target.host, target.port)}: ${reason}`);
+          init.log.debug({ peer: hostPort(target.host, target.port), reason }, 'metadata: peer gave up');
+        }
+        next();
+      });
+      open.add(asking);
     };
     next();
   });
 }
 
-/** Dial one peer and ask it for the metadata; `done` gets the checked info dictionary. */
-function askOne(target: { host: string; port: number }, init: MetadataFetchInit, done: (info: Buffer) => void): Peer {
+/** One peer being asked: closing it ends the dial or the connection. */
+interface Asking {
+  close(reason: string): void;
+}
+
+/** Dial one peer and ask it for the metadata; `done` gets the checked info dictionary, `gone` why the peer gave nothing. */
+function askOne(target: { host: string; port: number }, init: MetadataFetchInit, done: (info: Buffer) => void, gone: (reason: string) => void): Asking {
   let peer: Peer | null = null;
-  const socket = dialSocket(target.host, target.port, (chunk) => peer?.feed(chunk));
-  peer = new Peer(socket, target.host, target.port, true, init.timeouts);
-  socket.once('connect', () => peer!.send(encodeHandshake(init.infoHash, init.peerId, reservedBytes())));
+  const handshake = encodeHandshake(init.infoHash, init.peerId, reservedBytes());
+  const policy = init.transport ?? PLAIN_TCP;
+  const dial = new Dial({ ...target, infoHash: init.infoHash, handshake, policy, timeouts: init.timeouts, connectTimeoutMs: init.timeouts.handshakeMs }, {
+    failed: gone,
+    established: (p, hello) => {
+      peer = p;
+      p.events = { close: (_p, reason) => gone(reason), message: onMessage };
+      if (!featuresOf(hello.reserved).extensions) return p.close('it does not speak the extension protocol');
+      p.established(MAX_FRAME);
+      p.send(encodeExtendedHandshake({ v: CLIENT_NAME, m: LOCAL_EXTENSIONS }));
+    },
+  });
   let theirId: number | undefined;
   let size = 0;
   let pieces: Array<Buffer | undefined> = [];
-  peer.events = {
-    close: () => {},
-    message: (p, msg) => {
-      if (msg.type === 'handshake') {
-        if (!msg.infoHash.equals(init.infoHash)) return p.close('handshake for another torrent');
-        if (!featuresOf(msg.reserved).extensions) return p.close('it does not speak the extension protocol');
-        p.established(MAX_FRAME);
-        p.send(encodeExtendedHandshake({ v: CLIENT_NAME, m: LOCAL_EXTENSIONS }));
+  const onMessage = (p: Peer, msg: WireMessage): void => {
+    if (msg.type !== 'extended') return; // bitfield, have, choke...: nothing we need here
+    try {
+      if (msg.id === EXTENDED_HANDSHAKE) {
+        if (theirId !== undefined) return;
+        const h = decodeExtendedHandshake(msg.payload);
+        theirId = h.m.get('ut_metadata');
+        if (!theirId) return p.close('it does not offer metadata (no ut_metadata)');
+        if (!h.metadataSize) return p.close('it does not say the metadata size');
+        size = h.metadataSize;
+        pieces = Array.from({ length: metadataPieces(size) }, () => undefined);
+        p.send(Buffer.concat(pieces.map((_, i) => encodeMetadataRequest(theirId!, i))));
         return;
       }
-      if (msg.type !== 'extended') return; // bitfield, have, choke...: nothing we need here
-      try {
-        if (msg.id === EXTENDED_HANDSHAKE) {
-          if (theirId !== undefined) return;
-          const h = decodeExtendedHandshake(msg.payload);
-          theirId = h.m.get('ut_metadata');
-          if (!theirId) return p.close('it does not offer metadata (no ut_metadata)');
-          if (!h.metadataSize) return p.close('it does not say the metadata size');
-          size = h.metadataSize;
-          pieces = Array.from({ length: metadataPieces(size) }, () => undefined);
-          p.send(Buffer.concat(pieces.map((_, i) => encodeMetadataRequest(theirId!, i))));
-          return;
-        }
-        if (msg.id !== LOCAL_EXTENSIONS.ut_metadata || theirId === undefined) return;
-        const m = decodeMetadataMessage(msg.payload);
-        if (m.type === 'reject') return p.close(`it refused metadata piece ${m.piece}`);
-        if (m.type !== 'data') return;
-        const expected = Math.min(METADATA_PIECE, size - m.piece * METADATA_PIECE);
-        if (m.totalSize !== size || m.piece >= pieces.length || m.data.length !== expected) return p.close('it sent a metadata piece that does not fit');
-        pieces[m.piece] = m.data;
-        if (pieces.some((x) => x === undefined)) return;
-        const info = Buffer.concat(pieces as Buffer[]);
-        if (!createHash('sha1').update(info).digest().equals(init.infoHash)) return p.close('its metadata does not match the infohash');
-        done(info);
-      } catch (err) {
-        if (!(err instanceof WireError)) throw err; // ours: the transport closes with it, named
-        p.close(`protocol violation: ${err.message}`);
-      }
-    },
+      if (msg.id !== LOCAL_EXTENSIONS.ut_metadata || theirId === undefined) return;
+      const m = decodeMetadataMessage(msg.payload);
+      if (m.type === 'reject') return p.close(`it refused metadata piece ${m.piece}`);
+      if (m.type !== 'data') return;
+      const expected = Math.min(METADATA_PIECE, size - m.piece * METADATA_PIECE);
+      if (m.totalSize !== size || m.piece >= pieces.length || m.data.length !== expected) return p.close('it sent a metadata piece that does not fit');
+      pieces[m.piece] = m.data;
+      if (pieces.some((x) => x === undefined)) return;
+      const info = Buffer.concat(pieces as Buffer[]);
+      if (!createHash('sha1').update(info).digest().equals(init.infoHash)) return p.close('its metadata does not match the infohash');
+      done(info);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err; // ours: the transport closes with it, named
+      p.close(`protocol violation: ${err.message}`);
+    }
   };
-  return peer;
+  return { close: (reason) => (peer ? peer.close(reason) : dial.cancel(reason)) };
 }
 
 function dedupe(peers: Array<{ host: string; port: number }>): Array<{ host: string; port: number }> {

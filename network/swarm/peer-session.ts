@@ -3,6 +3,8 @@ import { featuresOf, type ExtendedHandshake, type PeerFeatures } from '../wire/e
 import { Bitfield } from '../wire/bitfield.js';
 import type { Logger } from '../util/log.js';
 import type { PieceReader } from '../storage/piece-reader.js';
+import type { UploadMemory } from '../storage/upload-memory.js';
+import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Hello, Peer } from './peer.js';
 import type { PickerPeer, PiecePicker } from './picker.js';
 import type { ChokerPeer } from './choker.js';
@@ -20,10 +22,12 @@ const QUEUE_SECONDS = 0.5;
 export interface PeerSessionInit {
   peer: Peer;
   hello: Hello;
-  pieceCount: number;
+  metainfo: Metainfo;
   /** The torrent's store reader now (it changes when a download finishes). */
   reader(): PieceReader;
   limiter: RateLimiter;
+  /** The node's memory for uploads (what this peer's socket holds is counted there). */
+  memory: UploadMemory;
   log: Logger;
   /** Payload bytes sent to this peer, for the torrent's and the node's totals. */
   sent(bytes: number): void;
@@ -66,13 +70,16 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     this.peer = init.peer;
     this.peerId = init.hello.peerId;
     this.features = featuresOf(init.hello.reserved);
-    this.bits = new Bitfield(init.pieceCount);
+    this.bits = new Bitfield(init.metainfo.pieceCount);
     this.uploads = new Uploads({
       peer: init.peer,
+      metainfo: init.metainfo,
       reader: init.reader,
       limiter: init.limiter,
+      memory: init.memory,
       log: init.log,
       allowed: () => !this.choking,
+      refused: (r) => this.reject(r),
       sent: (n) => {
         this.up.add(n);
         init.sent(n);
@@ -120,6 +127,10 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   }
   get queuedUploads(): number {
     return this.uploads.length;
+  }
+  /** Bytes of upload memory its socket keeps alive now. */
+  get uploadHolding(): number {
+    return this.uploads.holding;
   }
   /** Both sides speak the fast extension (BEP 6): have-all/none, and explicit rejects. */
   get fast(): boolean {
@@ -283,8 +294,14 @@ export class PeerSession implements PickerPeer, ChokerPeer {
 
   // ---- its requests to us ---------------------------------------------------------------
 
-  queueUpload(r: UploadRequest): void {
-    this.uploads.add(r);
+  /** Queue a request; true when it asks again for a block it was already sent (its hash check may have failed). */
+  queueUpload(r: UploadRequest): boolean {
+    return this.uploads.add(r);
+  }
+
+  /** It has held upload memory for `ms` without reading any of it. */
+  uploadStalled(now: number, ms: number): boolean {
+    return this.uploads.stalled(now, ms);
   }
 
   cancelUpload(index: number, begin: number, length: number): void {
@@ -292,6 +309,6 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   }
 
   serveUploads(): void {
-    void this.uploads.pump();
+    this.uploads.schedule();
   }
 }

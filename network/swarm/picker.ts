@@ -1,6 +1,7 @@
 import { BLOCK_LENGTH } from '../wire/peer-wire.js';
 import type { Bitfield } from '../wire/bitfield.js';
 import { PriorityWindows, type Window } from './priority-windows.js';
+import { IdlePieces } from './idle-pieces.js';
 import { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
 
 export { ActivePiece, type BlockRequest, type Geometry, type PickerPeer, type Received } from './active-piece.js';
@@ -24,6 +25,8 @@ const enum PieceState {
   Active,
   Verifying,
   Have,
+  /** Not wanted: no selected file has a byte in it. Never asked for. */
+  Skipped,
 }
 
 /**
@@ -38,8 +41,8 @@ export const RANDOM_FIRST_PIECES = 4;
  * Chooses which blocks to ask which peer for, and is the one owner of who was asked for
  * what: a peer's outstanding requests, the pieces it fetches and each block's request count
  * live here and nowhere else. Random for the first few pieces, then rarest first: needed,
- * idle pieces sit in buckets by availability, so a pick is O(1) when the peer is a seed and
- * a scan of one bucket otherwise. Each peer owns the pieces it starts, which keeps a piece's
+ * idle pieces sit in buckets by availability (IdlePieces). Only wanted pieces (those of the
+ * selected files) are ever needed; the others are skipped. Each peer owns the pieces it starts, which keeps a piece's
  * blocks from one source (exact blame on a hash failure, sequential reads for the seed); a
  * piece whose owner leaves is an orphan that any peer having it adopts. When nothing new is
  * left, end-game asks a second peer for blocks still outstanding. Pieces in a streaming
@@ -48,66 +51,83 @@ export const RANDOM_FIRST_PIECES = 4;
 export class PiecePicker<P extends PickerPeer = PickerPeer> {
   readonly blocksPerPiece: number;
   readonly active = new Map<number, ActivePiece<P>>();
-  private readonly availability: Uint32Array;
   private readonly state: Uint8Array;
   private readonly exclusive: Uint8Array;
-  private readonly buckets: number[][] = [[]];
-  private readonly pos: Int32Array;
   private readonly orphans = new Set<ActivePiece<P>>();
   private readonly peers = new Map<P, PeerRequests<P>>();
-  private idleCount = 0;
+  private readonly idleSet: IdlePieces;
   private haveCount = 0;
   private readonly windows: PriorityWindows;
+  private wanted: Bitfield | null;
 
+  /** `wanted`: the pieces to fetch (those of the selected files); every piece when absent. */
   constructor(
     private readonly g: Geometry,
     have: Bitfield,
     private readonly allocate: () => Buffer | null,
     private readonly maxDuplicates = 2,
+    wanted?: Bitfield,
   ) {
+    this.wanted = wanted ?? null;
     this.blocksPerPiece = Math.ceil(g.pieceLength / BLOCK_LENGTH);
-    this.availability = new Uint32Array(g.pieceCount);
     this.state = new Uint8Array(g.pieceCount);
     this.exclusive = new Uint8Array(g.pieceCount);
-    this.pos = new Int32Array(g.pieceCount).fill(-1);
+    this.idleSet = new IdlePieces(g.pieceCount);
     this.windows = new PriorityWindows(g.pieceCount);
     for (let i = 0; i < g.pieceCount; i++) {
       if (have.get(i)) {
         this.state[i] = PieceState.Have;
         this.haveCount++;
-      } else this.insert(i);
+      } else if (this.wanted && !this.wanted.get(i)) this.state[i] = PieceState.Skipped;
+      else this.insert(i);
+    }
+  }
+
+  /**
+   * Fetch these pieces from now on: a needed piece no longer wanted is skipped, a skipped one
+   * wanted again is needed. Pieces being fetched or verified finish either way.
+   */
+  want(wanted: Bitfield): void {
+    this.wanted = wanted;
+    for (let i = 0; i < this.g.pieceCount; i++) {
+      const s = this.state[i];
+      if (s === PieceState.Needed && !wanted.get(i)) {
+        this.remove(i);
+        this.state[i] = PieceState.Skipped;
+      } else if (s === PieceState.Skipped && wanted.get(i)) this.insert(i);
     }
   }
 
   /** Pieces needed and not being fetched. */
   get idle(): number {
-    return this.idleCount;
+    return this.idleSet.size;
   }
 
   get endgame(): boolean {
-    return this.idleCount === 0;
+    return this.idleSet.size === 0;
   }
 
   addAvailability(bits: Bitfield): void {
-    for (let i = 0; i < bits.length; i++) if (bits.get(i)) this.bump(i, 1);
+    for (let i = 0; i < bits.length; i++) if (bits.get(i)) this.idleSet.bump(i, 1);
   }
 
   removeAvailability(bits: Bitfield): void {
-    for (let i = 0; i < bits.length; i++) if (bits.get(i)) this.bump(i, -1);
+    for (let i = 0; i < bits.length; i++) if (bits.get(i)) this.idleSet.bump(i, -1);
   }
 
   addHave(i: number): void {
-    this.bump(i, 1);
+    this.idleSet.bump(i, 1);
   }
 
   /** Does `peer` have any piece we still need? */
   interesting(peer: P): boolean {
-    for (let i = 0; i < this.g.pieceCount; i++) if (this.state[i] !== PieceState.Have && peer.bitfield.get(i)) return true;
+    for (let i = 0; i < this.g.pieceCount; i++) if (this.isNeeded(i) && peer.bitfield.get(i)) return true;
     return false;
   }
 
+  /** Wanted and not verified yet (needed, being fetched or being verified). */
   isNeeded(i: number): boolean {
-    return this.state[i] !== PieceState.Have;
+    return this.state[i] !== PieceState.Have && this.state[i] !== PieceState.Skipped;
   }
 
   /** Fetch pieces `from` .. `from + count - 1` before anything else (a reader waits there). */
@@ -171,7 +191,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
       const i = more >= 0 ? more : mine.size < maxOwned ? this.next(peer) : -1;
       if (i < 0 || !this.begin(peer, i, mine, max, out)) break;
     }
-    if (out.length === 0 && this.idleCount === 0) this.endgamePick(peer, max, out);
+    if (out.length === 0 && this.idleSet.size === 0) this.endgamePick(peer, max, out);
     return out;
   }
 
@@ -282,7 +302,8 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   /** The piece failed its hash: fetch it again, from a single peer this time. */
   failed(i: number): void {
     this.exclusive[i] = 1;
-    this.insert(i);
+    if (this.wanted && !this.wanted.get(i)) this.state[i] = PieceState.Skipped;
+    else this.insert(i);
   }
 
   private requestsOf(peer: P): PeerRequests<P> {
@@ -345,7 +366,7 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   private prioritizedStart(peer: P): ActivePiece<P> | number {
     for (const i of this.windows.pieces()) {
       if (!peer.bitfield.get(i)) continue;
-      if (this.pos[i]! >= 0) return i;
+      if (this.idleSet.has(i)) return i;
       const ap = this.active.get(i);
       if (ap && ap.owner === null && this.orphans.has(ap)) return ap;
     }
@@ -354,69 +375,23 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
 
   /** The first needed idle piece of the newest window that `peer` has, or -1. */
   private prioritized(peer: P): number {
-    for (const i of this.windows.pieces()) if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
+    for (const i of this.windows.pieces()) if (this.idleSet.has(i) && peer.bitfield.get(i)) return i;
     return -1;
   }
 
   /** The next idle piece to start for `peer`: random for the first few, then rarest first; -1 if none. */
   private next(peer: P): number {
-    return this.haveCount < RANDOM_FIRST_PIECES ? this.random(peer) : this.rarest(peer);
-  }
-
-  /** The first needed idle piece that `peer` has from a random starting point, or -1. */
-  private random(peer: P): number {
-    const n = this.g.pieceCount;
-    const start = (Math.random() * n) | 0;
-    for (let k = 0; k < n; k++) {
-      const i = (start + k) % n;
-      if (this.pos[i]! >= 0 && peer.bitfield.get(i)) return i;
-    }
-    return -1;
-  }
-
-  /** The needed idle piece with the lowest availability that `peer` has, or -1. */
-  private rarest(peer: P): number {
-    for (let a = 1; a < this.buckets.length; a++) {
-      const bucket = this.buckets[a]!;
-      const n = bucket.length;
-      if (n === 0) continue;
-      const start = (Math.random() * n) | 0;
-      for (let k = 0; k < n; k++) {
-        const i = bucket[(start + k) % n]!;
-        if (peer.bitfield.get(i)) return i;
-      }
-    }
-    return -1;
-  }
-
-  private bump(i: number, delta: number): void {
-    if (i >= this.g.pieceCount) return;
-    const was = this.pos[i]! >= 0;
-    if (was) this.remove(i);
-    this.availability[i] = Math.max(0, this.availability[i]! + delta);
-    if (was) this.insert(i);
+    const has = (i: number) => peer.bitfield.get(i);
+    return this.haveCount < RANDOM_FIRST_PIECES ? this.idleSet.random(has) : this.idleSet.rarest(has);
   }
 
   private insert(i: number): void {
     this.state[i] = PieceState.Needed;
-    const a = this.availability[i]!;
-    while (this.buckets.length <= a) this.buckets.push([]);
-    const bucket = this.buckets[a]!;
-    this.pos[i] = bucket.length;
-    bucket.push(i);
-    this.idleCount++;
+    this.idleSet.insert(i);
   }
 
   private remove(i: number): void {
-    const bucket = this.buckets[this.availability[i]!]!;
-    const p = this.pos[i]!;
-    const last = bucket.pop()!;
-    if (last !== i) {
-      bucket[p] = last;
-      this.pos[last] = p;
-    }
-    this.pos[i] = -1;
-    this.idleCount--;
+    this.idleSet.remove(i);
   }
 }
 

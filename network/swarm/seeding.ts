@@ -6,6 +6,7 @@
  */
 import { clientName } from './client-name.js';
 import type { Torrent } from './torrent.js';
+import type { Encryption, TransportKind } from './peer.js';
 
 /** One peer we upload to (or that waits for us to). */
 export interface SeedingPeer {
@@ -22,6 +23,9 @@ export interface SeedingPeer {
   interested: boolean;
   unchoked: boolean;
   outgoing: boolean;
+  /** TCP or uTP; plain BitTorrent, or MSE with a plaintext or an RC4 stream. */
+  transport: TransportKind;
+  encryption: Encryption;
 }
 
 export interface SeedingEntry {
@@ -58,6 +62,8 @@ export function seedingReport(torrents: Iterable<Torrent>): SeedingEntry[] {
         interested: p.peerInterested,
         unchoked: !p.amChoking,
         outgoing: p.outgoing,
+        transport: p.peer.transport,
+        encryption: p.peer.encryption,
       });
     }
     if (s.uploaded === 0 && peers.length === 0) continue;

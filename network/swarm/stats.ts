@@ -1,5 +1,8 @@
 import { clientName } from './client-name.js';
+import type { Bitfield } from '../wire/bitfield.js';
+import { countBoth } from '../storage/layout.js';
 import type { PeerSession } from './peer-session.js';
+import type { Encryption, TransportKind } from './peer.js';
 
 /** One connected peer as the dashboard shows it. */
 export interface PeerStat {
@@ -15,6 +18,9 @@ export interface PeerStat {
   /** Share of the pieces it has, 0 to 1. */
   has: number;
   outgoing: boolean;
+  /** TCP or uTP; plain BitTorrent, or MSE with a plaintext or an RC4 stream. */
+  transport: TransportKind;
+  encryption: Encryption;
 }
 
 /** A torrent's counters: what `status`, the dashboard and the bootstrap monitor show. */
@@ -22,7 +28,9 @@ export interface TorrentStats {
   infohash: string;
   name: string;
   length: number;
+  /** Pieces to have: every piece, or those of the selected files (a download of some files). */
   pieces: number;
+  /** Of those, the verified ones. */
   verified: number;
   /** Payload bytes received, including duplicates and data that failed its hash. */
   downloaded: number;
@@ -47,5 +55,13 @@ export function peerStat(p: PeerSession, pieceCount: number): PeerStat {
     uploadRate: p.uploadRate(),
     has: pieceCount > 0 ? p.bitfield.count() / pieceCount : 0,
     outgoing: p.outgoing,
+    transport: p.peer.transport,
+    encryption: p.peer.encryption,
   };
+}
+
+/** Pieces to have and how many of them are verified: the wanted ones when a store has a selection. */
+export function wantedCounts(store: { have: Bitfield; wanted?: Bitfield }, pieceCount: number): { pieces: number; verified: number } {
+  const { have, wanted } = store;
+  return wanted ? { pieces: wanted.count(), verified: countBoth(have, wanted) } : { pieces: pieceCount, verified: have.count() };
 }

@@ -6,12 +6,13 @@ import type { Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import { isPieceWriter, type PieceStore, type PieceWriter } from '../storage/stores.js';
 import type { Hasher } from '../storage/part-file.js';
+import { UploadMemory } from '../storage/upload-memory.js';
 import { DEFAULT_PEER_TIMEOUTS, type Hello, type Peer, type PeerTimeouts } from './peer.js';
 import { PeerSession } from './peer-session.js';
-import { Connections } from './connections.js';
+import { Connections, type TransportPolicy } from './connections.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Choker } from './choker.js';
-import { peerStat, type PeerStat, type TorrentStats } from './stats.js';
+import { peerStat, wantedCounts, type PeerStat, type TorrentStats } from './stats.js';
 import { INCOMING_SLACK, type SwarmLimits } from './limits.js';
 import { Fetcher } from './fetcher.js';
 import { badRequest } from './uploads.js';
@@ -30,7 +31,10 @@ export interface TorrentInit {
   logger: Logger;
   limits: SwarmLimits;
   timeouts?: PeerTimeouts;
+  transport?: TransportPolicy;
   uploadLimiter: RateLimiter;
+  /** The node's memory for uploads; a torrent of its own gets a private one. */
+  uploadMemory?: UploadMemory;
   /** Node-wide meters every torrent also counts its payload bytes in. */
   totals?: { down: RateMeter; up: RateMeter };
   /** Start paused: no dialing, incoming peers refused, until `resume()`. */
@@ -74,9 +78,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private readonly handshake: Buffer;
   private readonly maxFrame: number;
   private readonly extensions: ExtensionContext;
+  private readonly memory: UploadMemory;
 
   constructor(private readonly init: TorrentInit) {
     super();
+    this.memory = init.uploadMemory ?? new UploadMemory();
     this.metainfo = init.metainfo;
     this.store = init.store;
     this.mode = init.paused ? 'paused' : 'running';
@@ -97,12 +103,13 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       maxPeers: init.limits.maxPeers,
       connectTimeoutMs: init.limits.connectTimeoutMs,
       timeouts: init.timeouts ?? DEFAULT_PEER_TIMEOUTS,
+      transport: init.transport,
       log: init.logger,
       connected: () => this.peers.size,
       isConnected: (host, port) => [...this.peers].some((p) => p.outgoing && p.peer.address === host && p.peer.port === port),
       established: (peer, hello) => this.attach(peer, hello),
     });
-    if (isPieceWriter(init.store) && !init.store.have.complete()) this.fetcher = this.fetcherFor(init.store);
+    if (isPieceWriter(init.store) && !init.store.done()) this.fetcher = this.fetcherFor(init.store);
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
@@ -131,8 +138,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       infohash: m.infoHashHex,
       name: m.name,
       length: m.length,
-      pieces: m.pieceCount,
-      verified: this.store.have.count(),
+      ...wantedCounts(this.store, m.pieceCount),
       ...this.stats,
       downloadRate: this.down.rate(),
       uploadRate: this.up.rate(),
@@ -152,11 +158,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.dial();
   }
 
-  /**
-   * Stop moving bytes but keep everything needed to go on: every connection closes, no
-   * dialing, incoming peers are turned away; the store (and the picker's pieces in
-   * progress) stay open. The owner flushes its resume record.
-   */
+  /** Stop moving bytes, keep what is needed to go on (store, pieces in progress): no connection, no dialing. */
   pause(): void {
     if (this.mode !== 'running') return;
     this.mode = 'paused';
@@ -176,6 +178,12 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.fetcher?.prioritize(index, count);
   }
 
+  /** The download's selection of files changed (its writer's `wanted`): fetch what it wants now. */
+  wantedChanged(): void {
+    if (this.fetcher) return this.fetcher.reselect();
+    if (isPieceWriter(this.store) && !this.store.done() && !this.stopped) this.fetcher = this.fetcherFor(this.store);
+  }
+
   /** An incoming connection whose handshake named this torrent. */
   accept(peer: Peer, hello: Hello, early: WireMessage[] = []): void {
     peer.send(this.handshake);
@@ -184,15 +192,15 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (session) for (const m of early) if (this.peers.has(session) && !session.closed) this.onMessage(session, m);
   }
 
-  /**
-   * The download is complete and its file moved to its final place: serve from `store` from
-   * now on, tell peers we want nothing more, and let seeds go.
-   */
+  /** The download is complete and in its final place: serve from `store`, want nothing more, let seeds go. */
   seedFrom(store: PieceStore): void {
+    // A download of some files keeps fewer pieces than it announced: peers must hear it anew.
+    const fewer = store.have.count() < this.store.have.count();
     this.store = store;
     this.fetcher = null;
     for (const p of [...this.peers]) {
-      if (p.bitfield.complete()) p.close('download complete: both sides are seeds');
+      if (fewer) p.close('download of some files complete: reconnect to learn the pieces kept');
+      else if (p.bitfield.complete() && this.seeding) p.close('download complete: both sides are seeds');
       else p.setInterested(false);
     }
   }
@@ -233,9 +241,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const session = new PeerSession({
       peer,
       hello,
-      pieceCount: this.metainfo.pieceCount,
+      metainfo: this.metainfo,
       reader: () => this.store.reader,
       limiter: this.init.uploadLimiter,
+      memory: this.memory,
       log: this.log,
       sent: (n) => {
         this.up.add(n);
@@ -250,7 +259,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (session.fast && have.complete()) session.send(HAVE_ALL);
     else if (session.fast && have.count() === 0) session.send(HAVE_NONE);
     else if (have.count() > 0) session.send(encodeBitfield(have.bytes));
-    this.log.debug({ peer: session.label, incoming: !peer.outgoing }, 'peer connected');
+    this.log.debug({ peer: session.label, incoming: !peer.outgoing, transport: peer.transport, encryption: peer.encryption }, 'peer connected');
     this.emit('peer-added', session);
     return session;
   }
@@ -287,14 +296,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'bitfield': {
         const bits = Bitfield.fromWire(this.metainfo.pieceCount, msg.bits);
         if (!bits) return this.violation(session, 'malformed bitfield');
-        // BEP 3 sends it once, first; aria2c sends it again later instead of HAVEs. A later
-        // one replaces the earlier (the availability counts are swapped), so accept it.
+        // BEP 3 sends it once, first; aria2c sends it again later instead of HAVEs: it replaces the earlier.
         return this.setBitfield(session, bits);
       }
       case 'have-all':
         return this.setBitfield(session, Bitfield.full(this.metainfo.pieceCount));
-      case 'have-none':
-        return;
       case 'choke':
         session.setPeerChoking(true);
         return this.fetcher?.choked(session);
@@ -321,7 +327,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'handshake':
         return this.violation(session, 'second handshake');
       default:
-        return; // keep-alive, port, suggest, allowed-fast, unknown ids: nothing to do
+        return; // keep-alive, have-none, port, suggest, allowed-fast, unknown ids: nothing to do
     }
   }
 
@@ -339,8 +345,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     this.down.add(block.length);
     this.init.totals?.down.add(block.length);
     this.stats.downloaded += block.length;
-    // A seed now: a late block is only waste.
-    this.fetcher?.onBlock(session, index, begin, block);
+    this.fetcher?.onBlock(session, index, begin, block); // none once a seed: a late block is only waste
   }
 
   private fetcherFor(writer: PieceWriter): Fetcher {
@@ -362,7 +367,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       },
       complete: () => {
         this.fetcher = null;
-        this.log.info({ file: this.metainfo.name }, 'every piece verified');
+        this.log.info({ file: this.metainfo.name }, 'every wanted piece verified');
         this.emit('complete');
       },
       failed: (err) => {
@@ -381,8 +386,9 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     // BEP 3: requests while choked are dropped; beyond the queue we advertise (reqq), too.
     // Either way a peer that speaks the fast extension hears a reject (BEP 6), none is closed.
     if (session.amChoking || session.queuedUploads >= this.init.limits.maxQueuedUploads) return session.reject({ index, begin, length });
-    session.queueUpload({ index, begin, length });
-    this.store.reader.prefetch(index);
+    // Asked again for a block it had: a downloader does that when the piece failed its hash. Check ours.
+    if (session.queueUpload({ index, begin, length }) && this.store.reader.suspect(index))
+      this.log.info({ peer: session.label, torrent: this.metainfo.name, piece: index }, 'a peer asked again for a block it was sent: hashing that piece again before serving it');
     session.serveUploads();
   }
 
@@ -392,6 +398,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     const now = Date.now();
     for (const session of [...this.peers]) {
       session.peer.tick(now);
+      if (!session.closed && session.uploadStalled(now, this.init.limits.sendStallMs)) {
+        this.log.warn({ peer: session.label, torrent: this.metainfo.name, holding: session.uploadHolding }, `closing peer: it read none of what we sent for ${this.init.limits.sendStallMs} ms`);
+        session.close('does not read what we send');
+      }
       if (!session.closed) this.fetcher?.tick(session, now);
       if (!session.closed) this.extensions.pex?.tick(session, this.peers, now);
     }

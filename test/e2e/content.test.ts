@@ -56,7 +56,7 @@ describe('content over HTTP ranges', function () {
   it('reads ranges of a complete shared file: first byte, last byte, middle, whole', async () => {
     const size = 3 * MiB + 123;
     const { node, file, h } = await sharing('seed', size);
-    expect(node.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: 512 * KiB, complete: true });
+    expect(node.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: 512 * KiB, complete: true, multiFile: false, files: 1 });
     for (const [start, end] of [[0, 0], [size - 1, size - 1], [1000, 700_000], [0, size - 1]] as const) {
       const r = await node.readContent(h, start, end, { waitMs: 0 });
       expect(r.end).to.equal(end);
@@ -85,7 +85,7 @@ describe('content over HTTP ranges', function () {
       const leech = await startNode(path.join(fx.dir, 'leech'), { peers: [{ host: '127.0.0.1', port: seed.port }] });
       nodes.push(leech);
       await leech.download(h);
-      expect(leech.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: L, complete: false });
+      expect(leech.content(h)).to.deep.equal({ name: 'video.bin', length: size, pieceLength: L, complete: false, multiFile: false, files: 1 });
       const has = (i: number) => (leech.downloadDetail(h)!.bitfield[i >> 3]! & (0x80 >> (i & 7))) !== 0;
       const pieces = leech.content(h)!.length / L;
       // A verified piece other than the last (so its run cannot reach the end of the file).

@@ -13,6 +13,7 @@ import { findExecutable } from '../opentracker.js';
 import { parseTorrent } from '../../network/metainfo/metainfo.js';
 import { parseMagnet } from '../../network/metainfo/magnet.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
+import { mixedTree, writeTree } from '../tree.js';
 import type { Node } from '../../network/index.js';
 
 const SHOAL = path.join(ROOT, 'dist', 'cli', 'shoal.js');
@@ -90,6 +91,51 @@ describe('create and info', function () {
       });
     }
 
+    for (const [pl, log2] of [['32k', 15], ['64k', 16], ['256k', 18]] as const) {
+      it(`node-cli create DIR: one multi-file torrent, the infohash mktorrent gives the folder (${pl} pieces)`, async function () {
+        const spec = mixedTree(50, 600 * 1024);
+        await writeTree(path.join(fx.dir, 'Album'), spec);
+        const mk = path.join(fx.dir, 'mk.torrent');
+        execFileSync('mktorrent', ['-l', String(log2), '-a', 'http://127.0.0.1:1/announce', '-o', mk, 'Album'], { cwd: fx.dir, stdio: 'ignore' });
+        const want = parseTorrent(await fsp.readFile(mk));
+        expect(want.multiFile).to.equal(true);
+        const res = await run(CLI, ['create', 'Album', '--piece-length', pl], fx.dir);
+        expect(res.code, res.stderr).to.equal(0);
+        expect(lines(res.stdout)[0]).to.match(new RegExp(`^wrote Album\\.torrent: Album \\(${want.files.length} files\\), .* infohash ${want.infoHashHex}$`));
+        expect(res.stderr, 'nothing left out').to.equal('');
+        const made = parseTorrent(await fsp.readFile(path.join(fx.dir, 'Album.torrent')));
+        expect(made.infoHashHex).to.equal(want.infoHashHex);
+        expect(made.files.map((f) => f.name)).to.deep.equal(want.files.map((f) => f.name));
+        const info = await run(CLI, ['info', '--json', 'Album.torrent'], fx.dir);
+        const o = JSON.parse(info.stdout) as { files: Array<{ path: string; size: number }> };
+        expect(o.files).to.have.length(Object.keys(spec).length);
+        expect(o.files.find((f) => f.path === 'sub/deep/er/still/nested.bin')).to.deep.equal({ path: 'sub/deep/er/still/nested.bin', size: 100_000 });
+      });
+    }
+
+    it('create DIR leaves dot-files, symlinks and .part out, and says so (mktorrent would take them)', async function () {
+      await writeTree(path.join(fx.dir, 'Mixed'), { 'keep.bin': 5000, 'sub/also.bin': 300, '.hidden': 10, '.git/config': 20, 'half.part': 7 });
+      await fsp.symlink('keep.bin', path.join(fx.dir, 'Mixed', 'link.bin'));
+      const res = await run(CLI, ['create', 'Mixed', '--piece-length', '32k'], fx.dir);
+      expect(res.code, res.stderr).to.equal(0);
+      expect(lines(res.stderr).sort()).to.deep.equal([
+        'left out .git/: dot-folder (never shared)',
+        'left out .hidden: dot-files and dot-directories are never shared',
+        'left out half.part: .part files and folders are downloads in progress, never shared',
+        'left out link.bin: symlink (never followed)',
+      ]);
+      expect(parseTorrent(await fsp.readFile(path.join(fx.dir, 'Mixed.torrent'))).files.map((f) => f.name)).to.deep.equal(['keep.bin', 'sub/also.bin']);
+      // The same folder without them is what mktorrent hashes to the same infohash.
+      await writeTree(path.join(fx.dir, 'clean', 'Mixed'), {});
+      for (const f of ['keep.bin', 'sub/also.bin']) {
+        await fsp.mkdir(path.dirname(path.join(fx.dir, 'clean', 'Mixed', f)), { recursive: true });
+        await fsp.copyFile(path.join(fx.dir, 'Mixed', f), path.join(fx.dir, 'clean', 'Mixed', f));
+      }
+      execFileSync('mktorrent', ['-l', '15', '-a', 'http://127.0.0.1:1/announce', '-o', path.join(fx.dir, 'clean.torrent'), 'Mixed'], { cwd: path.join(fx.dir, 'clean'), stdio: 'ignore' });
+      const mk = parseTorrent(await fsp.readFile(path.join(fx.dir, 'clean.torrent')));
+      expect(parseTorrent(await fsp.readFile(path.join(fx.dir, 'Mixed.torrent'))).infoHashHex).to.equal(mk.infoHashHex);
+    });
+
     it('info prints what a torrent mktorrent made holds', async function () {
       const file = path.join(fx.dir, 'movie.bin');
       await randomFile(file, 5 * 1024 * 1024 + 1);
@@ -151,13 +197,13 @@ describe('create and info', function () {
       await randomFile(path.join(fx.dir, 'f.bin'), 1000);
       await fsp.writeFile(path.join(fx.dir, 'f.bin.torrent'), 'precious');
       const cases: Array<[string[], number, RegExp]> = [
-        [['create', 'folder'], 1, /^node-cli create: folder is a folder/],
+        [['create', 'folder'], 1, /^node-cli create: folder holds no file to share$/],
         [['create', 'missing.bin'], 1, /^node-cli create: cannot read missing\.bin: no such file$/],
         [['create', 'f.bin'], 1, /^node-cli create: f\.bin\.torrent exists: .*--force/],
         [['create', 'f.bin', '--piece-length', '1000'], 2, /^node-cli create: --piece-length must be a power of two/],
         [['create', 'f.bin', '--tracker', 'udp://x:1'], 2, /^node-cli create: --tracker must be an http\(s\) URL/],
         [['create', 'f.bin', '-o', 'nowhere/f.torrent'], 1, /^node-cli create: cannot write nowhere\/f\.torrent: no such folder$/],
-        [['create'], 2, /^node-cli create: missing required argument 'file'/],
+        [['create'], 2, /^node-cli create: missing required argument 'file\|dir'/],
         [['info', 'f.bin'], 1, /^node-cli info: not a torrent file/],
         [['info', 'missing.torrent'], 1, /^node-cli info: cannot read missing\.torrent: no such file$/],
       ];

@@ -227,12 +227,12 @@ describe('library', function () {
       const data = path.join(dir, 'data.bin');
       await fsp.writeFile(data, 'x');
       const st = await fsp.stat(data);
-      cache.set({ path: data, size: st.size, mtimeMs: st.mtimeMs, pieceLength: PL }, Buffer.alloc(20, 1));
+      cache.set({ path: data, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength: PL }, Buffer.alloc(20, 1));
       await cache.flush();
       const again = new HashCache({ file });
       await again.load();
-      expect(again.get({ path: data, size: st.size, mtimeMs: st.mtimeMs, pieceLength: PL })?.equals(Buffer.alloc(20, 1))).to.equal(true);
-      expect(again.get({ path: data, size: st.size, mtimeMs: st.mtimeMs + 1, pieceLength: PL })).to.equal(undefined);
+      expect(again.get({ path: data, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength: PL })?.equals(Buffer.alloc(20, 1))).to.equal(true);
+      expect(again.get({ path: data, size: st.size, mtimeMs: st.mtimeMs + 1, ctimeMs: st.ctimeMs, pieceLength: PL })).to.equal(undefined);
       expect((await fsp.readdir(dir)).filter((n) => n.includes('.tmp-'))).to.deep.equal([]);
     });
 
@@ -243,8 +243,8 @@ describe('library', function () {
       const a = path.join(dir, 'a.bin');
       await fsp.writeFile(a, 'a');
       const st = await fsp.stat(a);
-      cache.set({ path: a, size: 1, mtimeMs: st.mtimeMs, pieceLength: PL }, Buffer.alloc(20));
-      cache.set({ path: path.join(dir, 'gone.bin'), size: 1, mtimeMs: 1, pieceLength: PL }, Buffer.alloc(20));
+      cache.set({ path: a, size: 1, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, pieceLength: PL }, Buffer.alloc(20));
+      cache.set({ path: path.join(dir, 'gone.bin'), size: 1, mtimeMs: 1, ctimeMs: 1, pieceLength: PL }, Buffer.alloc(20));
       await cache.flush();
       const saved = JSON.parse(await fsp.readFile(file, 'utf8')) as { entries: Array<{ path: string }> };
       expect(saved.entries.map((e) => e.path)).to.deep.equal([a]);

@@ -14,9 +14,9 @@ import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Node, NodeInit } from '../../network/index.js';
-import { MAX_SUBSCRIBERS } from '../../network/control/control-service.js';
+import { MAX_SUBSCRIBERS, MAX_SUBSCRIBERS_PER_ADDRESS } from '../../network/control/control-service.js';
 import { MAX_PIPELINED } from '../../network/control/control-server.js';
-import { MAX_EARLY_MESSAGES } from '../../network/peer-server.js';
+import { MAX_EARLY_MESSAGES, PEER_WARNINGS_PER_MINUTE } from '../../network/peer-server.js';
 import {
   encodeHandshake, encodeRequest, encodeBitfield, encodeHave, WireDecoder, maxFrameFor,
   type WireMessage, INTERESTED, DEFAULT_MAX_FRAME, MAX_REQUEST_LENGTH,
@@ -43,8 +43,8 @@ interface RawClient {
 }
 
 /** A raw client socket that records what it receives and when it is closed. */
-async function rawClient(port: number): Promise<RawClient> {
-  const sock = net.connect(port, '127.0.0.1');
+async function rawClient(port: number, localAddress?: string): Promise<RawClient> {
+  const sock = net.connect({ port, host: '127.0.0.1', localAddress });
   await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
   const data: Buffer[] = [];
   let closed = false;
@@ -86,8 +86,8 @@ async function btClient(port: number, m: Metainfo, reserved?: Buffer): Promise<R
   return { ...c, got };
 }
 
-async function control(port: number, line: string): Promise<Record<string, unknown>> {
-  const c = await rawClient(port);
+async function control(port: number, line: string, localAddress?: string): Promise<Record<string, unknown>> {
+  const c = await rawClient(port, localAddress);
   c.sock.write(`${line}\n`);
   const text = await waitFor(() => {
     if (c.text().includes('\n')) return c.text();
@@ -253,29 +253,47 @@ describe('peer port: protocol dispatch and limits', function () {
       expect(c.text()).to.not.match(/"LIST"/);
     });
 
-    it(`refuses a subscriber beyond MAX_SUBSCRIBERS (${MAX_SUBSCRIBERS}) and takes one again once a slot is free`, async function () {
+    it(`shares MAX_SUBSCRIBERS (${MAX_SUBSCRIBERS}) slots fairly: ${MAX_SUBSCRIBERS_PER_ADDRESS} per address, and a newcomer takes one from the address holding the most`, async function () {
       const subs: Subscription[] = [];
-      const open = () =>
+      const open = (from: string) =>
         new Promise<{ sub: Subscription; err: Error | null }>((resolve) => {
           const sub: Subscription = subscribe('127.0.0.1', node.port, {
             snapshot: () => resolve({ sub, err: null }),
             event: () => {},
             closed: (err) => resolve({ sub, err }),
-          });
+          }, { localAddress: from });
           subs.push(sub);
         });
+      const ended: Error[] = [];
       try {
-        const first = await Promise.all(Array.from({ length: MAX_SUBSCRIBERS }, open));
-        expect(first.filter((r) => r.err !== null)).to.have.length(0);
-        const over = await open();
-        expect(over.err, 'the subscription past the limit is refused').to.be.an('error');
-        expect(over.err!.message).to.include(`refused the subscription: this node already has ${MAX_SUBSCRIBERS} subscribers`);
-        first[0]!.sub.close();
-        const again = await waitFor(async () => {
-          const r = await open();
-          return r.err === null ? r : null;
-        }, 5_000, 'a free slot after one subscriber left');
-        expect(again.err).to.equal(null);
+        // Four addresses of the loopback net fill every slot; none of these subscribers reads past its snapshot.
+        const addresses = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
+        const holders: Array<{ sub: Subscription; err: Error | null; ended?: Error }> = [];
+        for (const a of addresses) {
+          for (let i = 0; i < MAX_SUBSCRIBERS / addresses.length; i++) {
+            const r = await new Promise<{ sub: Subscription; err: Error | null }>((resolve) => {
+              let settled = false;
+              const sub: Subscription = subscribe('127.0.0.1', node.port, {
+                snapshot: () => ((settled = true), resolve({ sub, err: null })),
+                event: () => {},
+                closed: (err) => (settled ? err && ended.push(err) : resolve({ sub, err })),
+              }, { localAddress: a });
+              subs.push(sub);
+            });
+            holders.push(r);
+          }
+        }
+        expect(holders.filter((r) => r.err !== null)).to.have.length(0);
+        // An address at its share is refused, with the reason.
+        const over = await open('127.0.0.1');
+        expect(over.err, 'the subscription past the per-address share is refused').to.be.an('error');
+        expect(over.err!.message).to.include(`refused the subscription: this node has no subscriber slot for you: ${MAX_SUBSCRIBERS_PER_ADDRESS} subscribers from 127.0.0.1 already`);
+        // A fifth address gets a slot: the oldest subscriber of an address holding the most gives it up, told why.
+        const fresh = await open('127.0.0.5');
+        expect(fresh.err).to.equal(null);
+        await waitFor(() => ended.length === 1, 5_000, 'one subscriber to be ended');
+        expect(ended[0]!.message).to.include('ended the subscription: subscription ended: your address holds the most subscriber slots');
+        await expectLogged(INFO, /^ending a subscription: its address holds the most subscriber slots, and another address needs one$/);
       } finally {
         for (const s of subs) s.close();
       }
@@ -418,12 +436,13 @@ describe('peer port: protocol dispatch and limits', function () {
     });
 
     it('refuses connections over maxConnections at once, and keeps serving the others', async () => {
-      await restart({ maxConnections: 4 });
+      await restart({ maxConnections: 4, maxConnectionsPerAddress: 4 });
       // Silent connections: only the cap can close the fifth before the 30 s handshake timer.
-      const held = await Promise.all([1, 2, 3, 4].map(() => rawClient(node.port)));
-      const extra = await rawClient(node.port);
+      // One per address: no address holds more than the newcomer's, so none gives way.
+      const held = await Promise.all([1, 2, 3, 4].map((i) => rawClient(node.port, `127.0.0.${i}`)));
+      const extra = await rawClient(node.port, '127.0.0.5');
       await closesWithin(extra);
-      await expectLogged(WARN, /^refusing connection: too many connections$/);
+      await expectLogged(WARN, /^refusing connection: all 4 connections taken$/);
       expect(held.filter((h) => h.isClosed()), 'the connections under the cap stay').to.have.length(0);
       for (const h of held) h.sock.destroy();
       await waitFor(async () => {
@@ -433,6 +452,40 @@ describe('peer port: protocol dispatch and limits', function () {
           return false;
         }
       }, 5_000, 'service after the burst');
+    });
+
+    it('refuses an address over maxConnectionsPerAddress, and serves another address meanwhile', async () => {
+      await restart({ maxConnections: 16, maxConnectionsPerAddress: 3 });
+      const held = await Promise.all([1, 2, 3].map(() => rawClient(node.port, '127.0.0.7')));
+      const extra = await rawClient(node.port, '127.0.0.7');
+      await closesWithin(extra);
+      await expectLogged(WARN, /^refusing connection: 3 connections from 127\.0\.0\.7 already$/);
+      expect((await control(node.port, '{"type":"list"}', '127.0.0.1')).type).to.equal('LIST');
+      expect(held.filter((h) => h.isClosed())).to.have.length(0);
+      for (const h of held) h.sock.destroy();
+    });
+
+    it('when every slot is held by one address, a connection from another takes the oldest of them and is served', async () => {
+      await restart({ maxConnections: 4, maxConnectionsPerAddress: 4 });
+      const held: RawClient[] = [];
+      for (let i = 0; i < 4; i++) held.push(await rawClient(node.port, '127.0.0.8'));
+      // Without fair sharing this one would be refused (the test above), or wait 30 s for a handshake timer.
+      const res = await control(node.port, '{"type":"list"}', '127.0.0.1');
+      expect(res.type).to.equal('LIST');
+      await closesWithin(held[0]!);
+      expect(held.slice(1).filter((h) => h.isClosed()), 'only the oldest gave way').to.have.length(0);
+      await expectLogged(WARN, /^closing connection: its address holds the most of the slots, and another address needs one$/);
+      for (const h of held) h.sock.destroy();
+    });
+
+    it(`logs at most ${PEER_WARNINGS_PER_MINUTE} warnings a minute about refused connections`, async () => {
+      const before = log.records.filter((r) => r.level === WARN).length;
+      const bad = await Promise.all(Array.from({ length: 100 }, () => rawClient(node.port)));
+      for (const c of bad) c.sock.write('GET / HTTP/1.1\r\n\r\n');
+      await Promise.all(bad.map((c) => closesWithin(c, 10_000)));
+      const warned = log.records.filter((r) => r.level === WARN).length - before;
+      expect(warned, 'refusals logged').to.be.within(1, PEER_WARNINGS_PER_MINUTE);
+      await alive();
     });
   });
 
@@ -489,7 +542,8 @@ describe('peer port: timers', function () {
     const c = await rawClient(node.port);
     c.sock.write(Buffer.from([0x13, 0x42])); // the first bytes of a handshake, then nothing
     expect(await closesWithin(c)).to.be.at.least(300);
-    await waitFor(() => logged(log.records, DEBUG, /^no handshake within 400 ms$/), 1_000, 'the reason');
+    // Held by the server until the protocol string is whole (an MSE key may start with 0x13 too).
+    await waitFor(() => logged(log.records, WARN, /^closing connection: no complete handshake within 400 ms$/), 1_000, 'the reason');
   });
 
   it('closes a BitTorrent connection that goes idle', async () => {
@@ -498,6 +552,35 @@ describe('peer port: timers', function () {
     // The idle check runs once a second.
     expect(await closesWithin(c, 5_000)).to.be.at.least(400);
     await waitFor(() => logged(log.records, DEBUG, /^idle for 600 ms$/), 1_000, 'the reason');
+  });
+
+  it('closes a control connection that keeps sending bytes but never ends its line (slow loris)', async () => {
+    await node.stop();
+    node = await startNode(dir, { controlIdleMs: 30_000, controlLineDeadlineMs: 500, logger: log.logger });
+    const c = await rawClient(node.port);
+    c.sock.write('{"type":');
+    // A byte every 100 ms would reset an idle timer forever; the line deadline does not care.
+    const drip = setInterval(() => c.sock.writable && c.sock.write(' '), 100);
+    try {
+      expect(await closesWithin(c)).to.be.at.least(400);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(c.text()).to.include('"error":"request line not completed within 500 ms"');
+    expect(logged(log.records, WARN, /^closing control connection: request line not completed within 500 ms$/)).to.equal(true);
+  });
+
+  it('closes an idle control connection even if it sends empty lines', async () => {
+    const c = await rawClient(node.port);
+    c.sock.write('{"type":"list"}\n');
+    const drip = setInterval(() => c.sock.writable && c.sock.write('\n'), 100);
+    try {
+      expect(await closesWithin(c)).to.be.at.least(400);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(c.text()).to.match(/LIST/);
+    await waitFor(() => logged(log.records, DEBUG, /^closing idle control connection$/), 1_000, 'the reason');
   });
 
   it('closes an idle control connection, answers first', async () => {

@@ -182,7 +182,7 @@ describe('settings (API, real nodes on loopback)', function () {
     expect((await fsp.readFile(tokenFile, 'utf8')).trim()).to.equal(token);
     expect((await fsp.stat(tokenFile)).mode & 0o777).to.equal(0o600);
     expect(settingsOf(await api.get('/api/settings')).tokenInUse).to.equal(true);
-    const old = await liveClient(web.url, {}, { token });
+    const old = await liveClient(web.url, { Authorization: `Bearer ${token}` }, { token });
     lives.push(old);
     expect(old.connect).to.match(/^40/);
 
@@ -200,10 +200,13 @@ describe('settings (API, real nodes on loopback)', function () {
     const cookie = String(res.headers['set-cookie']).split(';')[0]!;
     expect((await client(web.url, { Cookie: cookie }).get('/api/status')).status, 'the cookie the answer set').to.equal(200);
     await waitFor(() => old.closed, 10_000, 'the live connection made with the old token to end');
-    const refused = await liveClient(web.url, {}, { token });
-    lives.push(refused);
-    expect(refused.connect).to.match(/^44/);
-    const fresh = await liveClient(web.url, {}, { token: rotated.token });
+    // The old token no longer opens an engine.io session at all.
+    const refused = await liveClient(web.url, { Authorization: `Bearer ${token}` }, { token }).then(
+      () => new Error('a live connection opened with the old token'),
+      (e: unknown) => e,
+    );
+    expect(String(refused)).to.match(/socket\.io open: 403 .*access token/);
+    const fresh = await liveClient(web.url, { Authorization: `Bearer ${rotated.token}` }, { token: rotated.token });
     lives.push(fresh);
     expect(fresh.connect).to.match(/^40/);
 

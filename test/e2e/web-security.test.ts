@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Node } from '../../network/index.js';
-import { WebServer } from '../../web/server.js';
+import { WebServer, MAX_LIVE_CLIENTS, MAX_LIVE_PER_ADDRESS } from '../../web/server.js';
 import { promises as fsp } from 'node:fs';
 import { isLoopbackHost, sameToken } from '../../web/auth.js';
 import { MAX_BACKLOG } from '../../web/live.js';
@@ -28,8 +28,8 @@ function expectError(res: Answer, status: number, match?: RegExp): void {
 }
 
 /** socket.io by hand (engine.io v4 long-polling): open, CONNECT with `auth`, read the answer. */
-async function socketConnect(base: string, headers: Record<string, string> = {}, auth?: Record<string, unknown>): Promise<{ open: Answer; answer?: string; poll?: () => Promise<Answer> }> {
-  const open = await call(base, 'GET', '/socket.io/?EIO=4&transport=polling', { headers });
+async function socketConnect(base: string, headers: Record<string, string> = {}, auth?: Record<string, unknown>, query = ''): Promise<{ open: Answer; answer?: string; poll?: () => Promise<Answer> }> {
+  const open = await call(base, 'GET', `/socket.io/?EIO=4&transport=polling${query}`, { headers });
   if (open.status !== 200) return { open };
   const { sid } = JSON.parse(open.text.slice(1)) as { sid: string };
   const q = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
@@ -127,24 +127,42 @@ describe('web security', function () {
       expect((await call(web.url, 'GET', '/api/docs', { headers: { Cookie: jar } })).status).to.equal(200);
     });
 
-    it('socket.io refuses a connection without the token, accepts the cookie or auth.token', async function () {
-      const none = await socketConnect(web.url);
-      expect(none.open.status).to.equal(200);
-      expect(none.answer).to.match(/^44\{"message":"unauthorized/);
-      const wrong = await socketConnect(web.url, {}, { token: 'nope' });
-      expect(wrong.answer).to.match(/^44/);
-      // A refused client that stays is cut off: its session is gone within about a second.
-      await new Promise((resolve) => setTimeout(resolve, 1300));
-      const after = await none.poll!();
-      // Either the session is gone (400) or this poll carries engine.io's close packet ("1").
-      expect(after.status === 400 || after.text.split('\x1e').includes('1'), `${after.status} ${JSON.stringify(after.text)}`).to.equal(true);
-      const byAuth = await socketConnect(web.url, {}, { token: TOKEN });
-      expect(byAuth.answer).to.match(/^40\{"sid":/);
+    it('socket.io allocates no session without the token, and accepts the cookie, a bearer header or ?token=', async function () {
+      for (const [what, q, headers] of [
+        ['no token', '', {}],
+        ['a wrong token', '&token=nope', {}],
+        ['a wrong cookie', '', { Cookie: `shoal_token_${web.port}=nope` }],
+      ] as const) {
+        const open = await call(web.url, 'GET', `/socket.io/?EIO=4&transport=polling${q}`, { headers });
+        expect(open.status, what).to.equal(403);
+        expect(open.text, what).to.include('unauthorized: an access token is required');
+      }
+      const byQuery = await socketConnect(web.url, {}, undefined, `&token=${TOKEN}`);
+      expect(byQuery.answer).to.match(/^40\{"sid":/);
+      const byBearer = await socketConnect(web.url, { Authorization: `Bearer ${TOKEN}` });
+      expect(byBearer.answer).to.match(/^40\{"sid":/);
       const byCookie = await socketConnect(web.url, { Cookie: `shoal_token_${web.port}=${TOKEN}` });
       expect(byCookie.answer).to.match(/^40\{"sid":/);
       // The status event follows at once (in the same poll or the next).
       const withStatus = byCookie.answer!.includes('42["status"') ? byCookie.answer! : (await byCookie.poll!()).text;
       expect(withStatus).to.include('42["status"');
+    });
+
+    it(`socket.io sessions are bounded: ${MAX_LIVE_PER_ADDRESS} per address, ${MAX_LIVE_CLIENTS} in all`, async function () {
+      const s = await serve();
+      const open = (from: string) => call(s.url, 'GET', '/socket.io/?EIO=4&transport=polling', { localAddress: from });
+      const held = await Promise.all(Array.from({ length: MAX_LIVE_PER_ADDRESS }, () => open('127.0.0.1')));
+      expect(held.map((r) => r.status)).to.deep.equal(new Array(MAX_LIVE_PER_ADDRESS).fill(200));
+      const over = await open('127.0.0.1');
+      expect(over.status).to.equal(403);
+      expect(over.text).to.include(`too many live connections from 127.0.0.1 (${MAX_LIVE_PER_ADDRESS})`);
+      for (let a = 2; a <= MAX_LIVE_CLIENTS / MAX_LIVE_PER_ADDRESS; a++)
+        for (let i = 0; i < MAX_LIVE_PER_ADDRESS; i++) expect((await open(`127.0.0.${a}`)).status).to.equal(200);
+      const full = await open('127.0.0.99');
+      expect(full.status).to.equal(403);
+      expect(full.text).to.include(`too many live connections (${MAX_LIVE_CLIENTS})`);
+      // Pages and the API are not live connections: they still answer.
+      expect((await call(s.url, 'GET', '/api/status')).status).to.equal(200);
     });
 
     it('a generated token (requireToken) is enforced the same way', async function () {

@@ -82,7 +82,7 @@ describe('metainfo', function () {
     const cases: Array<[string, Buffer, RegExp]> = [
       ['bytes that are not bencode', Buffer.from('this is not bencode'), /not a torrent file/],
       ['a dictionary without info', Buffer.from(bencode.encode({ announce: Buffer.from('http://x/') })), /no info dictionary/],
-      ['a multi-file torrent', torrent({ ...goodInfo(), files: [{ length: 1, path: [Buffer.from('a')] }] }), /multi-file/],
+      ['a multi-file torrent with a path of ..', torrent({ ...goodInfo(), files: [{ length: 1, path: [Buffer.from('..'), Buffer.from('a')] }] }), /unsafe path in torrent.*dot entry/],
       ['a piece length that is too small', torrent({ ...goodInfo(), 'piece length': 1000 }), /piece length/],
       ['a piece length that is not an integer', torrent({ ...goodInfo(), 'piece length': Buffer.from('x') }), /piece length/],
       ['pieces of the wrong length', torrent({ ...goodInfo(), pieces: Buffer.alloc(40) }), /pieces holds 2 digests, expected 1/],

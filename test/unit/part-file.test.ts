@@ -330,7 +330,7 @@ describe('part file and resume record', function () {
       const { part } = await open();
       await writeVerified(part, 0, 1, 2, 3);
       const err = await rejection(part.finish());
-      expect(err.message).to.equal('finish() before every piece is verified');
+      expect(err.message).to.equal('finish() before every wanted piece is verified');
       expect((await fsp.stat(part.partPath)).size).to.equal(LENGTH);
       await part.saveNow();
       expect(listed(await readRecord()), 'the record stays, and still saves').to.deep.equal([0, 1, 2, 3]);
@@ -360,6 +360,23 @@ describe('part file and resume record', function () {
       expect(await fsp.readFile(path.join(downloadDir, 'movie (1).bin'), 'utf8')).to.equal('mine too');
       expect(await fsp.readdir(downloadDir)).to.not.include('movie.bin.part');
     });
+
+    for (const [remote, local] of [
+      ['.bashrc', '_bashrc'],
+      ['notes.part', 'notes_part'],
+      ['COM1.txt', '_COM1.txt'],
+      ['invoice\u202Etxt.exe', 'invoicetxt.exe'],
+    ] as const) {
+      it(`a torrent named ${JSON.stringify(remote)} is saved as ${JSON.stringify(local)}, with a warning`, async function () {
+        m = torrentOf(remote, content);
+        const { part } = await open();
+        expect(path.basename(part.partPath)).to.equal(`${local}.part`);
+        await writeVerified(part, 0, 1, 2, 3, 4);
+        expect(await part.finish()).to.equal(path.join(downloadDir, local));
+        expect(await fsp.readdir(downloadDir)).to.have.members([local, '.shoal']);
+        expect(log.warnings().some((w) => w.startsWith('saving under another name: '))).to.equal(true);
+      });
+    }
 
     it('discard removes the .part and the record', async function () {
       const { part } = await open({ saveIntervalMs: 10 });

@@ -1,14 +1,16 @@
 /**
- * PieceReader: whole pieces read from a real file, shared reads, the LRU, pinned buffers
- * and the bound on prefetch. The FileHandle's `read` is wrapped only to count (and in one
- * test hold back) the real reads.
+ * PieceReader and UploadMemory: whole pieces read from a real file, shared reads, the LRU
+ * within the memory budget, pinned buffers, the bound on prefetch, blocks read alone, and
+ * pieces of a changed file hashed before they are served. The FileHandle's `read` is wrapped
+ * only to count (and in one test hold back) the real reads.
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp, type promises } from 'node:fs';
 import path from 'node:path';
 import { buildMetainfo, type Metainfo } from '../../network/metainfo/metainfo.js';
-import { MAX_LOADS, PieceReader, openForRead } from '../../network/storage/piece-reader.js';
+import { MAX_LOADS, PieceReader, PieceRefusedError, openForRead, newReadCounters, type PieceHasher } from '../../network/storage/piece-reader.js';
+import { UploadMemory } from '../../network/storage/upload-memory.js';
 import { cleanup, rejection, tempDir, waitFor } from '../helpers.js';
 
 const PIECE = 16 * 1024;
@@ -43,6 +45,15 @@ function countReads(fd: promises.FileHandle) {
   return spy;
 }
 
+/** SHA-1 on the test's thread, with the lend-and-give-back shape of the node's hash pool. */
+const syncHasher: PieceHasher & { calls: number } = {
+  calls: 0,
+  async lend(buf: Buffer, size: number) {
+    this.calls++;
+    return { digest: createHash('sha1').update(buf.subarray(0, size)).digest(), buf };
+  },
+};
+
 describe('piece reader', function () {
   let dir: string;
   let file: string;
@@ -70,13 +81,13 @@ describe('piece reader', function () {
   it('reads whole pieces whose content and slices match the file, the last one short', async function () {
     const r = new PieceReader(fd, m);
     for (const i of [0, 7, PIECES - 1]) {
-      const p = await r.piece(i);
+      const p = (await r.piece(i))!;
       expect(p.index).to.equal(i);
       expect(p.buf.equals(expected(i)), `piece ${i}`).to.equal(true);
       // A 1 KiB block at 5 KiB into the piece: what a peer's request gets.
       expect(p.buf.subarray(5 * 1024, 6 * 1024).equals(content.subarray(i * PIECE + 5 * 1024, i * PIECE + 6 * 1024))).to.equal(true);
     }
-    expect((await r.piece(PIECES - 1)).buf.length).to.equal(777);
+    expect((await r.piece(PIECES - 1))!.buf.length).to.equal(777);
   });
 
   it('concurrent asks for one piece share a single read, and a cached piece is not read again', async function () {
@@ -92,7 +103,7 @@ describe('piece reader', function () {
     expect(spy.perPiece.get(3)).to.equal(1);
   });
 
-  it('keeps at most cacheBytes of pieces (four at least), dropping the least recently used', async function () {
+  it('keeps pieces within its memory (four at least), dropping the least recently used', async function () {
     const spy = countReads(fd);
     const r = new PieceReader(fd, m, 0); // asks for none: gets the floor of four
     for (const i of [0, 1, 2, 3]) await r.piece(i);
@@ -108,35 +119,63 @@ describe('piece reader', function () {
     expect([...Array(7).keys()].filter((i) => big.cached(i))).to.deep.equal([1, 2, 3, 4, 5, 6]);
   });
 
-  it('a pinned piece keeps its bytes after eviction until unpinned; then its buffer is reused', async function () {
-    const r = new PieceReader(fd, m, 4 * PIECE);
-    const p0 = await r.piece(0);
-    r.pin(p0);
-    r.pin(p0); // two blocks of it on two sockets
-    for (let i = 1; i <= 8; i++) await r.piece(i);
-    expect(p0.evicted).to.equal(true);
-    expect(r.cached(0)).to.equal(undefined);
-    expect(p0.buf.equals(expected(0)), 'a handed-out buffer is never overwritten while pinned').to.equal(true);
-
-    r.unpin(p0);
-    for (let i = 9; i <= 12; i++) expect((await r.piece(i)).buf.buffer).to.not.equal(p0.buf.buffer);
-    expect(p0.buf.equals(expected(0)), 'still pinned once').to.equal(true);
-
-    r.unpin(p0);
-    // Every other evicted buffer was recycled at eviction and reused since; this one is on top now.
-    const next = await r.piece(13);
-    expect(next.buf.buffer, 'recycled once the last pin went').to.equal(p0.buf.buffer);
-    expect(next.buf.equals(expected(13))).to.equal(true);
+  it('one memory for every reader: a second file read pushes the first one\'s idle pieces out, never past the budget', async function () {
+    const memory = new UploadMemory(8 * PIECE);
+    const a = new PieceReader(fd, m, { memory });
+    const other = await openForRead(file);
+    try {
+      const b = new PieceReader(other, m, { memory });
+      for (let i = 0; i < 6; i++) await a.piece(i);
+      for (let i = 0; i < 6; i++) await b.piece(i);
+      expect(memory.stats.used).to.be.at.most(8 * PIECE);
+      expect(memory.stats.peak).to.be.at.most(8 * PIECE);
+      expect([...Array(6).keys()].filter((i) => a.cached(i)), 'a keeps its two most recent').to.deep.equal([4, 5]);
+      a.close();
+      expect(memory.stats.cached, 'a closed reader leaves the LRU').to.equal(6 * PIECE);
+    } finally {
+      await other.close();
+    }
   });
 
-  it('an unpinned piece still in the cache is not recycled', async function () {
-    const r = new PieceReader(fd, m, 4 * PIECE);
-    const p = await r.piece(0);
-    r.pin(p);
-    r.unpin(p);
-    for (let i = 1; i <= 3; i++) await r.piece(i);
-    expect(r.cached(0)).to.equal(p);
-    expect(p.buf.equals(expected(0))).to.equal(true);
+  it('a pinned piece is never evicted by a read: with every piece pinned there is no room (null) until one is unpinned', async function () {
+    const memory = new UploadMemory(4 * PIECE);
+    const r = new PieceReader(fd, m, { memory });
+    const pinned = [];
+    for (let i = 0; i < 4; i++) {
+      const p = (await r.piece(i))!;
+      r.pin(p);
+      pinned.push(p);
+    }
+    expect(await r.piece(4), 'no room: the caller waits').to.equal(null);
+    let woken = false;
+    memory.whenFree(() => (woken = true));
+    r.unpin(pinned[1]!);
+    expect(woken, 'a waiter hears that an unpinned piece can give way').to.equal(true);
+    expect(await r.piece(4), 'an unpinned piece gave way').to.not.equal(null);
+    expect(r.cached(1)).to.equal(undefined);
+    for (const p of [pinned[0]!, pinned[2]!, pinned[3]!]) expect(p.buf.equals(expected(p.index)), 'pinned bytes never overwritten').to.equal(true);
+  });
+
+  it('a piece evicted while pinned keeps its bytes, counts as pinned memory, and is given back once unpinned', async function () {
+    const memory = new UploadMemory(16 * PIECE);
+    const r = new PieceReader(fd, m, { memory });
+    const p0 = (await r.piece(0))!;
+    r.pin(p0);
+    r.pin(p0); // two blocks of it on two sockets
+    r.suspect(0); // a suspect piece leaves the LRU at once
+    expect(p0.evicted).to.equal(true);
+    expect(r.cached(0)).to.equal(undefined);
+    expect(memory.stats.pinned).to.equal(PIECE);
+    for (let i = 1; i <= 8; i++) await r.piece(i);
+    expect(p0.buf.equals(expected(0)), 'a handed-out buffer is never overwritten while pinned').to.equal(true);
+    r.unpin(p0);
+    expect(memory.stats.pinned, 'still pinned once').to.equal(PIECE);
+    r.unpin(p0);
+    expect(memory.stats.pinned).to.equal(0);
+    // Kept as a spare buffer, and the next piece read goes into it.
+    const next = (await r.piece(13))!;
+    expect(next.buf.buffer, 'recycled once the last pin went').to.equal(p0.buf.buffer);
+    expect(next.buf.equals(expected(13))).to.equal(true);
   });
 
   it(`prefetch starts at most MAX_LOADS (${MAX_LOADS}) reads at once, and none for a piece in memory or on its way`, async function () {
@@ -158,16 +197,99 @@ describe('piece reader', function () {
     await waitFor(() => r.cached(MAX_LOADS + 1), 5000, 'the next prefetch');
   });
 
-  it('a file that shrank gives a clear error, each time it is asked', async function () {
+  it('a block read alone: its bytes, counted in the memory until released, and no piece cached', async function () {
+    const memory = new UploadMemory(8 * PIECE);
+    const counters = newReadCounters();
+    const r = new PieceReader(fd, m, { memory, counters });
+    const block = (await r.block(5, 1024, 2048))!;
+    expect(block.equals(content.subarray(5 * PIECE + 1024, 5 * PIECE + 3072))).to.equal(true);
+    expect(memory.stats.used).to.equal(2048);
+    expect(memory.stats.pinned).to.equal(2048);
+    expect(r.cached(5)).to.equal(undefined);
+    expect(counters.blockReads).to.equal(1);
+    memory.release(2048);
+    expect(memory.stats.used).to.equal(0);
+  });
+
+  it('a file that shrank is refused with a clear error, each time it is asked, without reading again', async function () {
     this.timeout(3000); // without the check the read loop spins forever
-    const r = new PieceReader(fd, m);
+    const refused: number[] = [];
+    const r = new PieceReader(fd, m, { refused: (i) => refused.push(i) });
     await fsp.truncate(file, 10 * PIECE + 100);
     const err = await rejection(r.piece(12));
-    expect(err.message).to.equal('short read at piece 12: the file shrank');
+    expect(err).to.be.instanceOf(PieceRefusedError);
+    expect(err.message).to.equal('piece 12 could not be read whole: the file shrank');
     const mid = await rejection(r.piece(10));
-    expect(mid.message).to.equal('short read at piece 10: the file shrank');
+    expect(mid.message).to.equal('piece 10 could not be read whole: the file shrank');
     expect(r.cached(10)).to.equal(undefined);
-    expect((await rejection(r.piece(10))).message, 'not stuck on a failed read').to.equal('short read at piece 10: the file shrank');
-    expect((await r.piece(9)).buf.equals(expected(9)), 'what is still there reads fine').to.equal(true);
+    const spy = countReads(fd);
+    expect((await rejection(r.piece(10))).message, 'not stuck on a failed read').to.equal('piece 10 could not be read whole: the file shrank');
+    expect((await rejection(r.block(10, 0, 100))).message).to.equal('piece 10 could not be read whole: the file shrank');
+    expect(spy.started, 'a refused piece is not read again').to.equal(0);
+    expect(refused, 'each refusal told once').to.deep.equal([12, 10]);
+    expect((await r.piece(9))!.buf.equals(expected(9)), 'what is still there reads fine').to.equal(true);
+  });
+
+  describe('a file that changed since it was hashed', function () {
+    /** The file as a source whose `unchanged()` answers what the test says. */
+    function source(unchanged: () => boolean) {
+      return { read: fd.read.bind(fd) as (b: Buffer, o: number, l: number, p: number) => Promise<{ bytesRead: number }>, unchanged: async () => unchanged() };
+    }
+
+    it('unchanged: pieces are served without hashing', async function () {
+      syncHasher.calls = 0;
+      const r = new PieceReader(source(() => true), m, { hasher: syncHasher });
+      for (let i = 0; i < 5; i++) await r.piece(i);
+      expect(syncHasher.calls).to.equal(0);
+    });
+
+    it('changed: each piece is hashed before it is served; a good one is served, a bad one refused for good and reported once', async function () {
+      syncHasher.calls = 0;
+      const counters = newReadCounters();
+      const reports: string[] = [];
+      const r = new PieceReader(source(() => false), m, { hasher: syncHasher, counters, refused: (_i, why) => reports.push(why) });
+      // Piece 3 rewritten in place; piece 2 left as it was.
+      const h = await fsp.open(file, 'r+');
+      await h.write(randomBytes(100), 0, 100, 3 * PIECE + 50);
+      await h.close();
+      expect((await r.piece(2))!.buf.equals(expected(2)), 'a piece that still matches is served').to.equal(true);
+      const err = await rejection(r.piece(3));
+      expect(err).to.be.instanceOf(PieceRefusedError);
+      expect(err.message).to.equal('piece 3 no longer matches its hash: the file changed since it was hashed');
+      await rejection(r.piece(3));
+      await rejection(r.block(3, 0, 1024));
+      expect(counters.verified).to.equal(2);
+      expect(counters.refused).to.equal(1);
+      expect(reports).to.have.length(1);
+      expect(r.cached(3)).to.equal(undefined);
+    });
+
+    it('changed, without a hasher: nothing is served', async function () {
+      const err = await rejection(new PieceReader(source(() => false), m).piece(0));
+      expect(err).to.be.instanceOf(PieceRefusedError);
+    });
+
+    it('a block of a changed file is served only from a whole piece that was hashed', async function () {
+      syncHasher.calls = 0;
+      const r = new PieceReader(source(() => false), m, { hasher: syncHasher });
+      const b = (await r.block(4, 100, 1000))!;
+      expect(b.equals(content.subarray(4 * PIECE + 100, 4 * PIECE + 1100))).to.equal(true);
+      expect(syncHasher.calls).to.equal(1);
+    });
+
+    it('a suspect piece (a peer asked again for a block it had) is read and hashed again, at most once per cooldown', async function () {
+      syncHasher.calls = 0;
+      const spy = countReads(fd);
+      const r = new PieceReader(source(() => true), m, { hasher: syncHasher });
+      await r.piece(6);
+      expect(r.suspect(6, 1000)).to.equal(true);
+      expect(r.cached(6), 'out of memory at once').to.equal(undefined);
+      await r.piece(6);
+      expect(syncHasher.calls).to.equal(1);
+      expect(spy.perPiece.get(6)).to.equal(2);
+      expect(r.suspect(6, 2000), 'within the cooldown: ignored').to.equal(false);
+      await r.piece(6);
+      expect(syncHasher.calls).to.equal(1);
+    });
   });
 });

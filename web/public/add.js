@@ -39,10 +39,10 @@ function setBusy(text) {
   submit.disabled = Boolean(text);
 }
 
-/** "Downloading NAME" with a link to Transfers (unless we are there). */
+/** "Downloading NAME" (or "NAME is already here: seeding it") with a link to Transfers (unless we are there). */
 function started(d) {
   const onTransfers = document.body.dataset.page === 'transfers';
-  const text = d.state === 'done' ? `${d.name} is already here` : `Downloading ${d.name}`;
+  const text = d.state === 'done' ? `${d.name} is already here: seeding it` : `Downloading ${d.name}`;
   toast(onTransfers ? text : el('span', {}, text, ' · ', el('a', { href: '/transfers' }, 'see Transfers')), 'ok');
 }
 

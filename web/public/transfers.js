@@ -2,9 +2,11 @@
 // four a second each). Pause / resume / cancel call the API; cancel asks first, inline; a
 // finished (or failed) one is removed after a dialog asks whether to keep or delete its file.
 // An open row shows the piece map and the peers, polled from GET /api/downloads/:infohash
-// once a second while it stays open.
+// once a second while it stays open; for a multi-file torrent also its files, each with a
+// checkbox (PATCH /api/downloads/:infohash chooses the files to fetch) and its own link.
 import { $, $$, el, icon, api, on, reloadOnConnect, initial, toast, size, rate, plural, short, timeAgo, badge, progressLine, progressSub, setProgress } from './app.js';
 import { drawPieces } from './piece-map.js';
+import { filesSection, fillFiles, selectedIndices } from './transfer-files.js';
 import { askRemove } from './remove.js';
 
 const downloads = new Map();
@@ -40,11 +42,15 @@ function update(tr, d) {
   const [, nameCell, progressCell, speed, peersCell, actions] = tr.children;
   const link = nameCell.firstChild;
   setText(link, d.name);
-  if (link.getAttribute('href') !== d.contentUrl) link.setAttribute('href', d.contentUrl);
-  link.title = d.state === 'done' ? 'Open in the browser' : 'Open now: the verified pieces are served while the rest downloads';
+  // A folder is opened one file at a time, from its detail.
+  if (d.multiFile) link.removeAttribute('href');
+  else if (link.getAttribute('href') !== d.contentUrl) link.setAttribute('href', d.contentUrl);
+  link.title = d.multiFile ? '' : d.state === 'done' ? 'Open in the browser' : 'Open now: the verified pieces are served while the rest downloads';
   const sub = nameCell.lastChild;
-  if (!prev || prev.state !== d.state || prev.error !== d.error)
-    sub.replaceChildren(badge(d.state + ' state', d.state, true), el('span', {}, size(d.size)), ...(d.error ? [el('span', { class: 'error-text' }, d.error)] : []));
+  if (!prev || prev.state !== d.state || prev.error !== d.error || prev.selectedFiles !== d.selectedFiles) {
+    const files = d.multiFile ? [el('span', { class: 'files-count' }, d.selectedFiles === d.files ? plural(d.files, 'file') : `${d.selectedFiles} of ${plural(d.files, 'file')}`)] : [];
+    sub.replaceChildren(badge(d.state + ' state', d.state, true), el('span', {}, size(d.size)), ...files, ...(d.error ? [el('span', { class: 'error-text' }, d.error)] : []));
+  }
   setProgress(progressCell, d);
   setText(progressCell.lastChild, progressSub(d));
   setText(speed.firstChild, d.state === 'downloading' ? '↓ ' + rate(d.downloadRate) : '—');
@@ -76,13 +82,15 @@ function buttons(d) {
           },
           icon('open'),
         );
+  // A folder's files open from its detail (the chevron).
+  const opens = (done) => (d.multiFile ? [] : [open(done)]);
   switch (d.state) {
     case 'downloading':
-      return [open(false), b('pause', 'pause', 'Pause'), x('cancel', 'Cancel')];
+      return [...opens(false), b('pause', 'pause', 'Pause'), x('cancel', 'Cancel')];
     case 'paused':
-      return [open(false), b('resume', 'play', 'Resume'), x('cancel', 'Cancel')];
+      return [...opens(false), b('resume', 'play', 'Resume'), x('cancel', 'Cancel')];
     case 'done':
-      return [open(true), x('remove', 'Remove from the list…')];
+      return [...opens(true), x('remove', 'Remove from the list…')];
     default:
       return [b('retry', 'download', 'Retry'), x('remove', 'Remove from the list…')];
   }
@@ -233,6 +241,7 @@ function open(tr) {
       ),
       el('div', {}, el('h3', {}, 'Transfer'), el('dl', { class: 'kv facts' })),
     ),
+    ...(d.multiFile ? [filesSection()] : []),
     el('div', {}, el('h3', {}, 'Peers'), el('div', { class: 'peer-table' }, el('div', { class: 'table-wrap' }, el('table', { class: 'data stack' }, el('thead', {}, el('tr', {}, ...peerHead())), el('tbody', { class: 'peer-rows' }, loadingRow()))))),
   );
   const detail = el('tr', { class: 'detail', data: { infohash: d.infohash } }, el('td', { colspan: '6' }, body));
@@ -245,8 +254,9 @@ function open(tr) {
       const full = await api('GET', '/api/downloads/' + d.infohash);
       if (!detail.isConnected) return;
       detail._full = full;
-      drawPieces(canvas, full.pieceMap, full.pieces);
+      drawPieces(canvas, full.pieceMap, full.pieceCount);
       fillPeers(detail, full.peerList);
+      if (full.multiFile) fillFiles(detail, full);
       const row = tbody.querySelector(sel(d.infohash));
       if (row) update(row, { ...tr._d, ...withoutDetail(full) });
     } catch (err) {
@@ -260,9 +270,31 @@ function open(tr) {
 }
 
 function withoutDetail(full) {
-  const { pieceMap, peerList, ...view } = full;
+  const { pieceMap, pieceCount, peerList, fileList, ...view } = full;
   return view;
 }
+
+// A checkbox of a folder's file: the files checked now are the ones to fetch.
+tbody.addEventListener('change', async (e) => {
+  const box = e.target instanceof Element ? e.target.closest('input.file-pick') : null;
+  const detail = box && box.closest('tr.detail');
+  if (!detail) return;
+  const h = detail.dataset.infohash;
+  const files = selectedIndices(detail);
+  detail._picking = true;
+  try {
+    const full = await api('PATCH', '/api/downloads/' + h, { files });
+    detail._full = full;
+    fillFiles(detail, full, true);
+    const row = tbody.querySelector(sel(h));
+    if (row) update(row, { ...row._d, ...withoutDetail(full) });
+  } catch (err) {
+    toast(`${err.message}`);
+    if (detail._full) fillFiles(detail, detail._full, true);
+  } finally {
+    detail._picking = false;
+  }
+});
 
 function close(tr) {
   const h = tr.dataset.infohash;
@@ -296,14 +328,16 @@ function fillFacts(detail, d) {
       ),
     ),
     ...(d.path ? kv('Saved to', el('span', { class: 'mono' }, d.path)) : []),
-    ...kv(
-      'Open',
-      el('a', { href: d.contentUrl, target: '_blank', rel: 'noopener' }, d.state === 'done' ? 'in the browser' : 'now, while it downloads'),
-      d.state === 'done' ? '' : el('div', { class: 'stream-note' }, 'Verified pieces are served at once; a video plays and seeks where its pieces are there.'),
-    ),
+    ...(d.multiFile
+      ? []
+      : kv(
+          'Open',
+          el('a', { href: d.contentUrl, target: '_blank', rel: 'noopener' }, d.state === 'done' ? 'in the browser' : 'now, while it downloads'),
+          d.state === 'done' ? '' : el('div', { class: 'stream-note' }, 'Verified pieces are served at once; a video plays and seeks where its pieces are there.'),
+        )),
   );
   const count = $('.pieces-count', detail);
-  if (count) count.textContent = `${d.verified} of ${d.pieces} verified`;
+  if (count) count.textContent = `${d.verified} of ${d.pieces} ${d.multiFile && d.selectedFiles < d.files ? 'wanted ' : ''}verified`;
 }
 
 const peerHead = () => [el('th', {}, 'Client'), el('th', {}, 'Address'), el('th', { class: 'hide-sm' }, 'Has'), el('th', { class: 'right' }, 'Received'), el('th', { class: 'right hide-xs' }, 'Sent'), el('th', { class: 'right' }, 'Rate')];
@@ -334,7 +368,7 @@ function fillPeers(detail, list) {
 
 window.addEventListener('resize', () => {
   for (const detail of $$('tr.detail', tbody)) {
-    if (detail._full) drawPieces($('canvas', detail), detail._full.pieceMap, detail._full.pieces);
+    if (detail._full) drawPieces($('canvas', detail), detail._full.pieceMap, detail._full.pieceCount);
   }
 });
 
