@@ -32,6 +32,9 @@ import {
   type Download, type FileEntry, type HeartbeatRequest, type NodeView, type PeerView, type RegisterRequest, type SearchHit,
 } from '../network/wire/bootstrap-api.js';
 import { LastSeenList, type LastSeenLinks } from './last-seen.js';
+import { addressBucket, LOOPBACK_BUCKET } from './address-bucket.js';
+
+export { addressBucket, LOOPBACK_BUCKET } from './address-bucket.js';
 import { RegistryStore } from './registry-store.js';
 import { SeedIndex, searchShares } from './share-index.js';
 
@@ -81,24 +84,6 @@ export interface NodeRecord {
   expiresAt: number;
   /** Reporter address (or id, on loopback) → when it reported. */
   reports: Map<string, number>;
-}
-
-/** Loopback is one host: every 127.x.y.z and ::1 count as one address. */
-export const LOOPBACK_BUCKET = 'loopback';
-
-/**
- * The share an address counts in: IPv4 as it is, IPv6 by its /64 (what one host or one
- * customer gets: a /64 holds more addresses than anyone could register), loopback whole.
- */
-export function addressBucket(address: string): string {
-  const a = normalizeAddress(address);
-  if (isLoopbackAddress(a)) return LOOPBACK_BUCKET;
-  if (!a.includes(':')) return a;
-  const [head = '', tail = ''] = a.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = a.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 /** About what a record costs in memory and on disk: its names, and a fixed overhead per entry. */

@@ -38,8 +38,10 @@ import {
 } from '../network/wire/bootstrap-api.js';
 import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
 import { RequestAuthError, RequestCheck } from './request-check.js';
+import { AddressRateLimit } from './rate-limit.js';
+import { addressBucket } from './address-bucket.js';
 import { SwarmSecret } from '../network/security/secret.js';
-import { AUTH_HEADERS } from '../network/wire/request-auth.js';
+import { AUTH_HEADERS, PROOF_HEADER, answerProof } from '../network/wire/request-auth.js';
 import { encodeFailure } from '../network/wire/tracker-codec.js';
 import { Tracker, DEFAULT_ANNOUNCE_INTERVAL_S } from './tracker.js';
 import { Monitor, type MonitorPayload } from './monitor.js';
@@ -67,7 +69,7 @@ export interface BootstrapServerInit {
   port?: number;
   /** Listen address; every interface by default. */
   host?: string;
-  /** Where registry.json and monitor-token live; none = nothing is persisted. */
+  /** Where the registry (nodes/, a file per node) and monitor-token live; none = nothing is persisted. */
   dataDir?: string;
   /**
    * What a visitor from another machine needs to see the monitor. None given: the one kept
@@ -89,12 +91,17 @@ export interface BootstrapServerInit {
    * for it. At least 8 characters (network/security/secret.ts).
    */
   secret?: string;
+  /** Node API requests per second per address share, and how many at once (rate-limit.ts). */
+  requestsPerSecond?: number;
+  requestBurst?: number;
   logger?: Logger;
 }
 
 /** A request whose raw body bytes were kept by the JSON parser (for the signature's digest). */
 interface RawBodyRequest extends http.IncomingMessage {
   rawBody?: Buffer;
+  /** In a private swarm: the nonce of a request that carried the swarm's HMAC (its answer proves ours). */
+  provenNonce?: string;
 }
 
 /** Views and static files sit in the source tree, next to this file or two levels above dist/bootstrap/. */
@@ -115,6 +122,7 @@ export class BootstrapServer {
   private readonly http: http.Server;
   private readonly monitor: Monitor;
   private readonly auth: RequestCheck;
+  private readonly rate: AddressRateLimit;
   private readonly secret: SwarmSecret | null;
   private token = '';
   private timers: NodeJS.Timeout[] = [];
@@ -127,6 +135,7 @@ export class BootstrapServer {
     this.heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.secret = init.secret === undefined ? null : SwarmSecret.from(init.secret);
     this.auth = new RequestCheck({ macKey: this.secret?.bootstrapKey });
+    this.rate = new AddressRateLimit({ perSecond: init.requestsPerSecond, burst: init.requestBurst });
     this.registry = new NodeRegistry({
       ttlMs: init.ttlMs ?? 3 * this.heartbeatMs,
       dir: init.dataDir ? path.join(init.dataDir, 'nodes') : undefined,
@@ -195,9 +204,9 @@ export class BootstrapServer {
     return this.secret !== null;
   }
 
-  /** Requests refused for their authentication since the start, by reason. */
+  /** Requests refused for their authentication since the start, by reason; and those refused for their rate. */
   refusals(): Partial<Record<string, number>> {
-    return this.auth.counts();
+    return { ...this.auth.counts(), ...(this.rate.refused > 0 && { 'rate-limited': this.rate.refused }) };
   }
 
   /** In a private swarm, a tracker request needs the swarm's HMAC like any other; then the tracker answers. */
@@ -207,7 +216,7 @@ export class BootstrapServer {
         this.auth.check({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers }, { signature: false });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        this.warn({ remote: req.socket.remoteAddress, reason: message }, 'tracker request refused');
+        this.warn({ remote: req.socket.remoteAddress, url: (req.url ?? '').slice(0, 200), reason: message }, 'tracker request refused');
         const body = encodeFailure(message);
         res.writeHead(401, { 'content-type': 'text/plain', 'content-length': body.length, 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
@@ -297,11 +306,31 @@ export class BootstrapServer {
 
     const api = express.Router();
     api.use(this.access.notFromBrowsers);
+    api.use((req, res, next) => {
+      const wait = this.rate.take(addressBucket(remoteOf(req)));
+      if (wait === 0) return next();
+      res.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
+      next(new HttpError(429, `too many requests from this address (at most ${this.rate.perSecond} a second): slow down`));
+    });
     // Our clock on every answer: a node whose clock is off signs with ours (bootstrap-client.ts).
     api.use((_req, res, next) => {
       res.setHeader(AUTH_HEADERS.time, String(Date.now()));
       next();
     });
+    // A private swarm's server proves the secret in turn on every answer to a request that
+    // carried it (request-auth.ts): its nodes use no server that cannot.
+    if (this.secret) {
+      const key = this.secret.bootstrapKey;
+      api.use((req, res, next) => {
+        const send = res.send.bind(res);
+        res.send = (body?: unknown) => {
+          const nonce = (req as RawBodyRequest).provenNonce;
+          if (nonce !== undefined && (typeof body === 'string' || Buffer.isBuffer(body))) res.setHeader(PROOF_HEADER, answerProof(key, nonce, res.statusCode, body));
+          return send(body);
+        };
+        next();
+      });
+    }
     api.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: (req: RawBodyRequest, _res, buf) => void (req.rawBody = buf) }));
     /** The node id whose key signed `req` (the signature checked, and the swarm's HMAC in a private swarm). */
     const signer = (req: Request): string => this.check(req, true)!;
@@ -359,7 +388,9 @@ export class BootstrapServer {
    * `signed`, with the swarm's HMAC on a private server. Returns the signer's node id.
    */
   private check(req: Request, signed: boolean): string | null {
-    return this.auth.check({ method: req.method, target: req.originalUrl, headers: req.headers, body: (req as RawBodyRequest).rawBody }, { signature: signed }).signer;
+    const { signer } = this.auth.check({ method: req.method, target: req.originalUrl, headers: req.headers, body: (req as RawBodyRequest).rawBody }, { signature: signed });
+    if (this.secret) (req as RawBodyRequest).provenNonce = String(req.headers[AUTH_HEADERS.nonce]);
+    return signer;
   }
 
   private answer(r: NodeRecord, req: Request): RegisterResponse {

@@ -172,7 +172,7 @@ export class Node extends EventEmitter<NodeEvents> {
       openFiles: init.openFiles,
       uploadMemory: init.uploadMemory,
     });
-    this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
+    this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log, headers: this.trackerHeaders });
     this.downloads = new Downloads({
       downloadDir: this.downloadDir,
       resumeDir: path.join(stateDir, 'resume'),
@@ -620,9 +620,13 @@ export class Node extends EventEmitter<NodeEvents> {
       timeoutMs: Math.max(METADATA_TIMEOUT_MS, this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS),
       timeouts: this.timeouts,
       transport: this.transport,
+      trackerHeaders: this.trackerHeaders,
       log: this.log,
     };
   }
+
+  /** A private swarm's bootstrap tracker takes announces carrying the swarm's HMAC (bootstrap-client.ts). */
+  private readonly trackerHeaders = (target: string, url: URL): Record<string, string> | undefined => this.discovery_?.bootstrap?.trackerHeaders(url, target);
 
   private readonly contentSources = {
     download: (h: string) => this.downloads.get(h),

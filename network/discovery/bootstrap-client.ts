@@ -27,7 +27,7 @@ import {
 import type { z } from 'zod';
 import { Cooldown } from '../util/cooldown.js';
 import { TimeoutError } from '../util/errors.js';
-import { AUTH_HEADERS, authHeaders, type RequestSigner } from '../wire/request-auth.js';
+import { AUTH_HEADERS, PROOF_HEADER, authHeaders, checkAnswerProof, type RequestSigner } from '../wire/request-auth.js';
 
 export interface PublishedState {
   files: FileEntry[];
@@ -99,6 +99,8 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
   private state: DiscoveryHealth = { state: 'stopped', since: Date.now() };
   /** The server's clock minus ours, when they differ by more than CLOCK_OFFSET_MIN_MS. */
   private clockOffsetMs = 0;
+  /** In a private swarm: the server has proven it holds the secret (until then we send it none of our files). */
+  private proven = false;
 
   constructor(private readonly init: BootstrapClientInit) {
     super();
@@ -113,6 +115,15 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
    */
   authorize(method: string, target: string, body?: string): Record<string, string> {
     return authHeaders({ method, target, body }, { signer: this.init.signer, macKey: this.init.bootstrapKey, now: Date.now() + this.clockOffsetMs });
+  }
+
+  /**
+   * In a private swarm, the headers an announce to this server's tracker needs (its HMAC);
+   * none for another tracker, or in an open swarm (the server asks nothing of announces).
+   */
+  trackerHeaders(url: URL, target: string): Record<string, string> | undefined {
+    if (!this.init.bootstrapKey || url.origin !== new URL(this.url).origin) return undefined;
+    return this.authorize('GET', target);
   }
 
   /** The server's tracker: add it to a torrent's trackers so real clients and we meet there. */
@@ -198,6 +209,7 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
       const { files, downloads } = this.published();
       const key = digest(files);
       const wasRegistered = this.registered;
+      let withheld = false;
       let answer: RegisterResponse;
       this.lastSend = Date.now();
       if (wasRegistered) {
@@ -205,14 +217,17 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
         answer = check(RegisterResponseSchema, await this.request('PUT', `/api/nodes/${encodeURIComponent(this.init.self.id)}`, body, undefined, controller.signal), 'heartbeat');
       } else {
         const { id, instance, name, port, host } = this.init.self;
-        const body: RegisterBody = { id, instance, name: (name ?? '').slice(0, 64), port, files, downloads, ...(host ? { host } : {}) };
+        // A private swarm's server must prove the secret before it hears what we share.
+        withheld = this.init.bootstrapKey !== undefined && !this.proven;
+        const body: RegisterBody = { id, instance, name: (name ?? '').slice(0, 64), port, files: withheld ? [] : files, downloads: withheld ? [] : downloads, ...(host ? { host } : {}) };
         answer = check(RegisterResponseSchema, await this.request('POST', '/api/nodes', body, undefined, controller.signal), 'register');
       }
       if (!this.running) return;
       this.registered = true;
-      this.filesKey = key;
+      this.filesKey = withheld ? null : key;
+      if (withheld) this.publishPending = true;
       this.succeeded(answer, wasRegistered);
-      this.schedule(this.publishPending ? (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) : this.heartbeatMs);
+      this.schedule(withheld ? 0 : this.publishPending ? (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) : this.heartbeatMs);
     } catch (err) {
       if (!this.running) return;
       const error = err instanceof BootstrapError ? err : describeNetworkError(err, this.url, this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
@@ -341,6 +356,13 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
+    const macKey = this.init.bootstrapKey;
+    // Refusals need no proof (they give us nothing, and say why: a wrong secret, say).
+    if (macKey && res.ok && res.status !== 204 && !checkAnswerProof(macKey, headers[AUTH_HEADERS.nonce]!, res.status, text, res.headers.get(PROOF_HEADER))) {
+      this.proven = false;
+      throw new BootstrapError(`bootstrap server ${this.url} does not prove it holds this swarm's secret (an open server, or another swarm's): not used`);
+    }
+    if (macKey && res.ok) this.proven = true;
     let json: unknown;
     if (text.length > 0) {
       try {

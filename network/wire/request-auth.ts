@@ -29,12 +29,24 @@
  * another node's id, from anywhere (loopback included). With a secret every request to the
  * server carries the HMAC as well, tracker announces too.
  *
+ * The server of a private swarm proves in turn that it holds the secret: each answer to a
+ * request with a nonce carries
+ *
+ *   X-Shoal-Proof      HMAC-SHA256 under the bootstrap key over "shoal bootstrap answer v1",
+ *                      the request's nonce, the HTTP status and the SHA-256 of the answer's
+ *                      body (lines joined by "\n"), base64url
+ *
+ * so a node of a private swarm uses no server that cannot prove it (an open server it was
+ * pointed at by mistake, or one posing as the swarm's): it takes no peers from it, and
+ * sends it none of its files (its first registration names none until the server's answer
+ * proves it).
+ *
  * Why an HMAC per request and not a bearer token derived from the secret: the server speaks
  * plain HTTP, so whatever a request carries can be read on the way. A token read once opens
  * the server to its reader for good; an HMAC read once is bound to its method, path, body,
  * time and nonce, and the server takes each nonce once, so there is nothing to reuse.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 
 export const AUTH_HEADERS = {
@@ -44,6 +56,10 @@ export const AUTH_HEADERS = {
   signature: 'x-shoal-signature',
   mac: 'x-shoal-mac',
 } as const;
+
+/** The header of a private server's answer that proves it holds the secret (see the top of this file). */
+export const PROOF_HEADER = 'x-shoal-proof';
+const ANSWER_LABEL = 'shoal bootstrap answer v1';
 
 const LABEL = 'shoal bootstrap request v1';
 
@@ -72,6 +88,19 @@ export function canonicalRequest(r: { method: string; target: string; time: stri
 
 export function requestMac(macKey: Buffer, canonical: Buffer): string {
   return createHmac('sha256', macKey).update(canonical).digest('base64url');
+}
+
+/** A private server's proof over its answer to the request with `nonce` (see the top of this file). */
+export function answerProof(macKey: Buffer, nonce: string, status: number, body: string | Uint8Array | undefined): string {
+  return createHmac('sha256', macKey).update([ANSWER_LABEL, nonce, String(status), bodyDigest(body)].join('\n')).digest('base64url');
+}
+
+/** Does `proof` (the header as received, if any) prove the answer? Constant time. */
+export function checkAnswerProof(macKey: Buffer, nonce: string, status: number, body: string | Uint8Array | undefined, proof: string | null | undefined): boolean {
+  if (typeof proof !== 'string') return false;
+  const want = Buffer.from(answerProof(macKey, nonce, status, body), 'base64url');
+  const got = Buffer.from(proof, 'base64url');
+  return want.length === got.length && timingSafeEqual(want, got);
 }
 
 /** The headers that authenticate one request: signed when `signer` is given, with the HMAC when `macKey` is. */
