@@ -68,7 +68,11 @@ export class Gossip {
     const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs })
       .then(
         (res) => {
-          registry.contact(p.host, p.port, true);
+          // The node that answered names itself: a peer listed at that address under another
+          // id claimed an address that is not its own (registry.contact).
+          const answeredAs = res.type === 'PEERS' ? res.self?.id : undefined;
+          registry.contact(p.host, p.port, true, answeredAs);
+          if (answeredAs !== undefined && p.id !== undefined && answeredAs !== p.id) return false;
           if (res.type !== 'PEERS') return true;
           if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
           for (const q of res.peers) {

@@ -52,7 +52,8 @@ export class NetworkSearch {
       merged.set(f.infohash, r);
       if (f.complete !== false) holders.saw(f.infohash, holderKey(node.host, node.port));
     };
-    const asks = registry.list().map(async (p) => {
+    // One ask per address, and a peer that does not answer only now and then.
+    const asks = registry.askable().map(async (p) => {
       try {
         const res = await controlRequest(p.host, p.port, { type: 'search', filename: query }, { timeoutMs: this.init.timeoutMs });
         registry.contact(p.host, p.port, true);
@@ -86,7 +87,7 @@ export class NetworkSearch {
    */
   async metainfo(infohash: string, hint: Array<{ host: string; port: number }>): Promise<Metainfo> {
     const seen = new Set<string>();
-    const order = [...hint, ...this.init.registry.list()].filter((p) => !seen.has(`${p.host}:${p.port}`) && seen.add(`${p.host}:${p.port}`));
+    const order = [...hint, ...this.init.registry.askable()].filter((p) => !seen.has(`${p.host}:${p.port}`) && seen.add(`${p.host}:${p.port}`));
     if (order.length === 0) throw new NotFoundError(`no known peer to ask for ${infohash}: add one with --peer HOST:PORT`);
     try {
       return await Promise.any(order.map((p) => fetchMetainfo(p.host, p.port, infohash, { timeoutMs: this.init.timeoutMs })));

@@ -71,11 +71,14 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     for (const u of uploaded) expect(u, `each node uploaded something: ${uploaded}`).to.be.greaterThan(0);
   });
 
-  it('learns peers from other peers through the control protocol\'s peers request', async () => {
+  it('learns peers from other peers through the control protocol\'s peers request; only peers that answered are passed on', async () => {
     const c = await node('c');
-    const b = await node('b', {}, { peers: [{ host: '127.0.0.1', port: c.port }] });
+    const dead = await freePort();
+    const b = await node('b', {}, { peers: [{ host: '127.0.0.1', port: c.port }, { host: '127.0.0.1', port: dead }] });
+    await waitFor(() => b.peer(c.id)?.reachable === 'yes', 5000, 'b to hear from c');
     const res = await controlRequest('127.0.0.1', b.port, { type: 'peers' });
     expect(res).to.deep.include({ type: 'PEERS', self: { id: b.id, name: 'b' } });
+    expect(res.type === 'PEERS' && res.peers.map((p) => p.port), 'c answered b; nothing ever answered at the dead port').to.deep.equal([c.port]);
     const a = await node('a', {}, { peers: [{ host: '127.0.0.1', port: b.port }] });
     const learnt = await waitFor(() => a.peer(`127.0.0.1:${c.port}`), 5000, 'a learns c from b');
     expect([...learnt.sources]).to.deep.equal(['peer']);
