@@ -8,6 +8,9 @@ import { BootstrapServer } from '../../bootstrap/server.js';
 import bencode from 'bencode';
 import { createHash } from 'node:crypto';
 import { idOf, nodeApiAuth } from '../identities.js';
+import { PeerRegistry } from '../../network/discovery/peer-registry.js';
+import { Gossip } from '../../network/catalog/gossip.js';
+import { silentLogger } from '../../network/util/log.js';
 import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -87,6 +90,18 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     expect(viaB.port).to.equal(b.port);
     expect(viaB.reachable).to.equal('yes');
     expect(a.knownPeers().map((p) => p.port)).to.not.include(a.port);
+  });
+
+  it('a peer listed at an address where another node answers is not who it claims: marked as not answering at the first exchange', async () => {
+    const b = await node('b');
+    const registry = new PeerRegistry();
+    const gossip = new Gossip({ registry, timeoutMs: 2000, intervalMs: 0, log: silentLogger() });
+    // A forged sighting names b's address under an id of its own; b is listed there too.
+    const forged = registry.see('multicast', { id: 'FORGEDFORGEDFORGEDFORGEDFORGED22', host: '127.0.0.1', port: b.port })!;
+    registry.see('multicast', { id: b.id, host: '127.0.0.1', port: b.port });
+    expect(await gossip.probe(forged), 'the answer names another node').to.equal(false);
+    expect([registry.get(forged.id!)!.reachable, registry.get(b.id)!.reachable]).to.deep.equal(['no', 'yes']);
+    gossip.stop();
   });
 
   it('a subscriber gets a snapshot, then file-added and file-removed within seconds of the change', async () => {
