@@ -17,6 +17,8 @@ const PEERS_PER_ROUND = 3;
 
 export interface GossipInit {
   registry: PeerRegistry;
+  /** A private swarm's TLS key: every request to a peer goes inside TLS with it. */
+  psk?: Buffer;
   timeoutMs: number;
   /** How often a few peers are asked (0 = only when a peer first comes up). */
   intervalMs: number;
@@ -65,7 +67,7 @@ export class Gossip {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const { registry, log } = this.init;
-    const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs })
+    const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs, psk: this.init.psk })
       .then(
         (res) => {
           registry.contact(p.host, p.port, true);
