@@ -84,16 +84,26 @@ export class Dial {
   }
 
   private attempt(): void {
-    const way = this.ways[this.next++]!;
+    let way = this.ways[this.next++]!;
     const { host, port, timeouts, connectTimeoutMs } = this.init;
     let peer: Peer | null = null;
     let stream;
     const { psk } = this.init.policy;
+    // The uTP socket can close while a dial falls back (the node is stopping): its ways are out.
+    const utp = this.init.policy.utpEndpoint();
+    while (way.transport === 'utp' && !utp) {
+      const next = this.ways[this.next++];
+      if (!next) {
+        this.over = true;
+        return this.events.failed('utp: the node\'s uTP socket is closed');
+      }
+      way = next;
+    }
     if (psk) {
       stream = connectPrivate(host, port, psk);
       // Before the Peer's own listener: the reason names the secret, not an OpenSSL alert.
       stream.once('error', (err: Error) => void (isTlsFailure(err) && peer?.close(describeTlsError(err))));
-    } else if (way.transport === 'utp') stream = this.init.policy.utpEndpoint()!.connect(host, port);
+    } else if (way.transport === 'utp') stream = utp!.connect(host, port);
     else stream = dialSocket(host, port, (chunk) => peer?.feed(chunk));
     peer = new Peer(stream, host, port, true, timeouts, { transport: way.transport, fed: way.transport === 'tcp' && !psk });
     this.peer = peer;
