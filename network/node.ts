@@ -131,6 +131,8 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     this.id = this.identity.id;
     this.secret = init.secret === undefined ? null : SwarmSecret.from(init.secret);
+    // In a private swarm every TCP connection between nodes is TLS 1.3 with the swarm's key (security/tls.ts).
+    const psk = this.secret?.tlsPsk;
     this.hashPool = new HashPool({ workers: init.hashWorkers });
     this.library = new Library({
       withholds: (abs, st) => this.keeper.withholds(abs, st),
@@ -144,18 +146,22 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.folderTorrents = new FolderTorrents({ library: this.library, pool: this.hashPool, pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH, log });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
-    this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
-    this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
-    this.gossip = new Gossip({ registry: this.registry, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
+    this.holderIndex = new Holders({ registry: this.registry, psk, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
+    this.finder = new NetworkSearch({ registry: this.registry, psk, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
+    this.gossip = new Gossip({ registry: this.registry, psk, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
     this.probe = new PeerProbe({ registry: this.registry, ask: (p) => this.gossip.probe(p) });
     this.watcher = new Watcher({
       registry: this.registry,
+      psk,
       logger: log,
       fetch: (f, from, pattern) => fetchWatched(this.parts, this.emit.bind(this) as Emit, () => this.stopping !== null, f, from, pattern),
       observe: (from, what, files) => this.holderIndex.observed(from, what, files),
     });
     const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
-    const transport = (this.transport = { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
+    // TLS replaces MSE, and runs over TCP only, in a private swarm.
+    const transport = (this.transport = psk
+      ? { encryption: 'off' as const, utp: 'off' as const, utpEndpoint: () => null, psk }
+      : { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
     this.torrents = new Torrents({
       peerId: this.peerId,
       hasher: this.hashPool,
@@ -219,6 +225,7 @@ export class Node extends EventEmitter<NodeEvents> {
       findByReq2: (req2) => this.torrents.findByReq2(req2),
       encryption: transport.encryption,
       utp: transport.utp,
+      psk,
       controlHandler: this.control,
     });
     wireParts(this.parts, this.emit.bind(this) as Emit, () => this.listenerCount('error') > 0);
@@ -594,7 +601,19 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[]; serving: ServingStats } {
+  status(): {
+    id: string;
+    name: string;
+    port: number;
+    peers: number;
+    unreachablePeers: number;
+    files: number;
+    connections: number;
+    /** Connections the peer port refused or cut since start, by reason (tls: no TLS with the swarm's key). */
+    refused: Readonly<PeerServer['refused']>;
+    torrents: TorrentStats[];
+    serving: ServingStats;
+  } {
     const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
@@ -604,6 +623,7 @@ export class Node extends EventEmitter<NodeEvents> {
       unreachablePeers: unreachable,
       files: this.library.files().length,
       connections: this.server.connections,
+      refused: { ...this.server.refused },
       torrents: this.torrents.list().map((t) => t.info()),
       serving: this.torrents.serving(),
     };
