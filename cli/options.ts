@@ -92,7 +92,7 @@ function addNodeOptions(program: Command): Command {
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
     .option('--bootstrap <url>', 'bootstrap server to register with, search and use as tracker, e.g. http://10.0.0.1:8000')
-    .option('--secret <secret>', 'join a private swarm: beacons and bootstrap requests carry proof of this secret, and nodes without it are ignored (at least 8 characters; other users can see it in the process list: prefer --secret-file)')
+    .option('--secret <secret>', 'join a private swarm: connections between nodes are TLS keyed from this secret, beacons and bootstrap requests prove it, and nodes without it see nothing (at least 8 characters; other users can see it in the process list: prefer --secret-file)')
     .option('--secret-file <file>', "join a private swarm whose secret is this file's first line (keep the file chmod 600)")
     .option('--no-multicast', 'no LAN discovery by multicast beacons')
     .option('--multicast-group <ip>', 'multicast group for beacons', '224.1.1.1')
