@@ -72,7 +72,10 @@ export class Gossip {
         (res) => {
           registry.contact(p.host, p.port, true);
           if (res.type !== 'PEERS') return true;
-          if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
+          // Its id and name from itself: a peer added by address learns both, one heard by a private
+          // swarm's beacons (which carry no name) its name.
+          if (res.self && (!p.id || (p.id === res.self.id && !p.name && res.self.name)))
+            registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
           for (const q of res.peers) {
             // A remote peer's loopback is its own machine, not ours.
             if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;

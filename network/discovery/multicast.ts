@@ -260,10 +260,15 @@ export class MulticastDiscovery extends EventEmitter<PeerDiscoveryEvents> implem
     this.tickTimer = setTimeout(() => void this.tick(), Math.max(10, at - Date.now())).unref();
   }
 
-  /** One beacon, signed (and with the swarm's HMAC in a private swarm). */
+  /**
+   * One beacon, signed (and with the swarm's HMAC in a private swarm). Beacons are not
+   * encrypted, so a private swarm's carry no name: members learn it over TLS (the `peers`
+   * answer), outsiders never.
+   */
   private beacon(type: BeaconType, timestamp = Date.now()): Buffer {
-    const { id, instance, name, port, host, signer } = this.self;
+    const { id, instance, port, host, signer } = this.self;
     const key = this.beaconKey;
+    const name = key ? '' : this.self.name;
     return encodeBeacon(
       { type, id, instance, name, port, host, intervalMs: this.intervalMs, timestamp, nonce: randomBytes(BEACON_NONCE_BYTES), publicKey: signer.publicKey },
       { context: this.context, sign: (data) => signer.sign(data), mac: key ? (data) => createHmac('sha256', key).update(data).digest() : undefined },

@@ -321,8 +321,20 @@ describe('multicast discovery (real sockets)', function () {
     const b = node({ beaconKey: ours.beaconKey });
     const outsider = node();
     const wrong = node({ beaconKey: other.beaconKey });
+    // What anyone on the LAN hears of a private node: its beacons, which name nobody.
+    const heard: Buffer[] = [];
+    const listener = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    closers.push(() => listener.close());
+    await new Promise<void>((resolve) => listener.bind(groupPort, () => (listener.addMembership('224.1.1.1', '127.0.0.1'), resolve())));
+    listener.on('message', (m: Buffer) => heard.push(m));
     await Promise.all([a, b, outsider, wrong].map((n) => n.d.start()));
     await allSeeEachOther([a, b], 2000);
+    expect(a.sees(b.id)!.name, 'a private beacon carries no name').to.equal('');
+    const fromA = heard.map((m) => decodeBeacon(m)).filter((x) => x.id === a.id);
+    expect(fromA.length).to.be.at.least(1);
+    expect(fromA.every((x) => x.name === '')).to.equal(true);
+    expect(heard.some((m) => m.includes(Buffer.from(`test ${a.id.slice(0, 8)}`)))).to.equal(false);
+    expect(outsider.sees(a.id)).to.equal(undefined);
     const s = sender();
     closers.push(() => s.close());
     await sleep(50);

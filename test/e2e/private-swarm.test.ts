@@ -12,6 +12,8 @@ import { controlRequest } from '../../network/control/control-client.js';
 import { subscribe } from '../../network/control/subscription.js';
 import { SwarmSecret } from '../../network/security/secret.js';
 import { connectPrivate, PrivateLinkError, PRIVATE_CIPHERS } from '../../network/security/tls.js';
+import { PeerRegistry } from '../../network/discovery/peer-registry.js';
+import { Gossip } from '../../network/catalog/gossip.js';
 import { PEER_WARNINGS_PER_MINUTE } from '../../network/peer-server.js';
 import { encodeHandshake } from '../../network/wire/peer-wire.js';
 import { captureLog, randomFile, sha1File, startNode, tempDirPerTest, waitFor } from '../helpers.js';
@@ -53,6 +55,7 @@ describe('private swarms (TLS 1.3 with the secret\'s key)', function () {
     const a = await node('a', { secret: SECRET }, { 'plans.pdf': 3 * 1024 * 1024 + 17 });
     const b = await node('b', { secret: SECRET, peers: [{ host: '127.0.0.1', port: a.port }] });
     await waitFor(() => b.knownPeers().some((p) => p.id === a.id), 10_000, 'b to learn a\'s id over TLS');
+    expect(b.knownPeers().find((p) => p.id === a.id)!.name, 'and its name').to.equal(a.name);
     const found = await b.search('plans');
     expect(found.map((r) => r.name)).to.include('plans.pdf');
     const h = found.find((r) => r.name === 'plans.pdf')!.infohash;
@@ -113,6 +116,17 @@ describe('private swarms (TLS 1.3 with the secret\'s key)', function () {
     const psk = SwarmSecret.from(SECRET).tlsPsk;
     const ok = await controlRequest('127.0.0.1', a.port, { type: 'list' }, { psk });
     expect(ok.type).to.equal('LIST');
+  });
+
+  it('a member heard by its beacons (which carry no name in a private swarm) gets its name over TLS when probed', async function () {
+    const a = await node('a', { secret: SECRET, name: 'kitchen' });
+    const registry = new PeerRegistry();
+    const seen = registry.see('multicast', { id: a.id, name: '', host: '127.0.0.1', port: a.port })!;
+    expect(seen.name ?? '').to.equal('');
+    const gossip = new Gossip({ registry, psk: SwarmSecret.from(SECRET).tlsPsk, timeoutMs: 5000, intervalMs: 0, log: captureLog().logger });
+    expect(await gossip.probe(seen)).to.equal(true);
+    expect(registry.list().find((p) => p.id === a.id)!.name).to.equal('kitchen');
+    gossip.stop();
   });
 
   it(`refusals are logged at most ${PEER_WARNINGS_PER_MINUTE} a minute, however many come`, async function () {
