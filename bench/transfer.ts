@@ -29,9 +29,10 @@ settings, from the environment:
   BENCH_SIZE_MB  the file's size in MiB (default 1024)
   BENCH_RUNS     rounds, the median is printed (default 3)
   BENCH_DIR      where the files go (default /dev/shm, else the temp folder)
-  BENCH_CASES    which cases, comma-separated (default single,mse,multifile):
+  BENCH_CASES    which cases, comma-separated (default single,mse,private,multifile):
                    single     one file, plain
                    mse        one file, MSE/PE with RC4 both ways (aria2c: --bt-require-crypto)
+                   private    one file in a private swarm: TLS 1.3 with the secret's key
                    multifile  the same bytes in BENCH_FILES files (default 1000) in nested folders
 `);
 
@@ -39,8 +40,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-/** Which cases: single (plain), mse (RC4 both ways), multifile (the same bytes in BENCH_FILES files). */
-const CASES = (process.env.BENCH_CASES ?? 'single,mse,multifile').split(',').map((c) => c.trim()).filter(Boolean);
+/** Which cases: single (plain), mse (RC4 both ways), private (TLS), multifile (the same bytes in BENCH_FILES files). */
+const CASES = (process.env.BENCH_CASES ?? 'single,mse,private,multifile').split(',').map((c) => c.trim()).filter(Boolean);
 const FILES = Number(process.env.BENCH_FILES ?? 1000);
 const MB = 1e6;
 /**
@@ -83,7 +84,11 @@ interface Case {
   torrent: string | null;
   /** Where aria2c's seed finds the data. */
   ariaData?: string;
+  /** The Shoal seed's port, when not the plain one. */
+  port?: number;
 }
+
+const BENCH_SECRET = 'shoal bench swarm secret';
 
 const ARIA_QUIET = ['--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false', '--console-log-level=warn', '--summary-interval=0'];
 
@@ -113,6 +118,13 @@ async function main(): Promise<void> {
     const shoalSeed = background(process.execPath, seedArgs, { cwd: dir });
     await waitUntil(() => shoalSeed.output().includes('"listening"'), 300_000, 'shoal seed');
     const seedPort = Number(/"port":(\d+)/.exec(shoalSeed.output())![1]);
+    // A private swarm's seed of the same file (its own state; the hash cache makes its start quick enough).
+    let privatePort = 0;
+    if (wanted.has('private')) {
+      const priv = background(process.execPath, [CLI, '127.0.0.1', '0', '--shared', seedDir, '--downloads', path.join(dir, 'private-seed-dl'), '--json', '--log-level', 'warn', '--no-multicast', '--secret', BENCH_SECRET], { cwd: dir });
+      await waitUntil(() => priv.output().includes('"listening"'), 300_000, 'private shoal seed');
+      privatePort = Number(/"port":(\d+)/.exec(priv.output())![1]);
+    }
     const listed = await controlRequest('127.0.0.1', seedPort, { type: 'list' }, { timeoutMs: 30_000 });
     if (listed.type !== 'LIST') throw new Error('the Shoal seed does not answer list');
     const single = listed.files.find((f) => f.name === 'bench.bin');
@@ -151,6 +163,8 @@ async function main(): Promise<void> {
     if (wanted.has('single')) cases.push({ name: 'single', what: 'one file, plain', shoal: [], infohash: single.infohash, torrent: torrents.get('single') ?? null });
     if (wanted.has('mse'))
       cases.push({ name: 'mse', what: 'one file, MSE/PE RC4 both ways (--encryption require; aria2c --bt-require-crypto)', shoal: ['--encryption', 'require'], infohash: single.infohash, torrent: torrents.get('single') ?? null });
+    if (wanted.has('private'))
+      cases.push({ name: 'private', what: 'one file, private swarm: TLS 1.3 PSK, AES-128-GCM (aria2c: plain, for reference)', shoal: ['--secret', BENCH_SECRET], infohash: single.infohash, torrent: torrents.get('single') ?? null, port: privatePort });
     if (wanted.has('multifile') && album) cases.push({ name: 'multifile', what: `${FILES} files in nested folders`, shoal: [], infohash: album.infohash, torrent: torrents.get('multifile') ?? null });
 
     const summary: string[] = [];
@@ -161,7 +175,7 @@ async function main(): Promise<void> {
       for (let run = 1; run <= RUNS; run++) {
         const sdl = path.join(dir, `shoal-dl-${c.name}-${run}`);
         const s = await timed(process.execPath, [CLI, '127.0.0.1', '0', '--shared', path.join(dir, 'empty'), '--downloads', sdl, '--no-folder-watch', '--no-multicast',
-          '--peer', `127.0.0.1:${seedPort}`, '--get', c.infohash, '--exit-when-done', '--log-level', 'warn', ...c.shoal], { cwd: dir });
+          '--peer', `127.0.0.1:${c.port ?? seedPort}`, '--get', c.infohash, '--exit-when-done', '--log-level', 'warn', ...c.shoal], { cwd: dir });
         if (s.code !== 0) throw new Error(`shoal download failed (${s.code}): ${s.stderr}`);
         shoal.push(s);
         await fsp.rm(sdl, { recursive: true, force: true });
