@@ -42,6 +42,10 @@ export interface LtOptions {
   rc4?: boolean;
   /** uTP: off (the default), on (TCP and uTP, uTP tried first), only (no TCP at all). */
   utp?: 'off' | 'on' | 'only';
+  /** Upload slots (libtorrent's unchoke_slots_limit): 0 chokes every peer for good, optimistic unchokes included. */
+  unchokeSlots?: number;
+  /** Pieces in the allowed-fast set it grants each peer (allowed_fast_set_size; libtorrent's default is 5). */
+  allowedFast?: number;
 }
 
 export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch', o: LtOptions): Promise<LtPeer> {
@@ -52,6 +56,8 @@ export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch'
   if (o.encryption) args.push('--encryption', o.encryption);
   if (o.rc4) args.push('--rc4');
   if (o.utp) args.push('--utp', o.utp);
+  if (o.unchokeSlots !== undefined) args.push('--unchoke-slots', String(o.unchokeSlots));
+  if (o.allowedFast !== undefined) args.push('--allowed-fast', String(o.allowedFast));
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
   const child = children.track(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const events: LtEvent[] = [];

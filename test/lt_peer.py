@@ -4,11 +4,15 @@
     lt_peer.py seed  --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
     lt_peer.py fetch --magnet URI        --dir DIR --port N [--peer HOST:PORT]...
     lt_peer.py fetch --torrent F.torrent --dir DIR --port N [--peer HOST:PORT]...
-    ... [--encryption enabled|forced|disabled] [--rc4] [--utp off|on|only]
+    ... [--encryption enabled|forced|disabled] [--rc4] [--utp off|on|only] [--unchoke-slots N] [--allowed-fast N]
 
 DHT, local peer discovery, UPnP and NAT-PMP are off; it listens on 127.0.0.1 only, TCP only
 unless --utp says otherwise (on: TCP and uTP both ways, libtorrent trying uTP first; only:
-uTP only). --rc4 makes it prefer RC4 over plaintext when both ends allow either. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
+uTP only). --rc4 makes it prefer RC4 over plaintext when both ends allow either.
+--unchoke-slots 0 makes it choke every peer for good, those on the local network too (which
+libtorrent's peer classes exempt from the slots by default), and no optimistic unchoke either
+(libtorrent derives those slots from the regular ones), so that only its allowed-fast pieces (BEP 6, a set of
+--allowed-fast pieces, 5 by default) can be downloaded from it. It prints one JSON object per line on stdout: {"event": "listening", "port": N},
 {"event": "metadata", "infohash": H}, {"event": "progress", ...}, {"event": "done", ...},
 {"event": "error", "message": ...}. A seed runs until it is killed; a fetch exits 0 once the
 download is complete (the test compares the bytes), 1 on a libtorrent error.
@@ -41,6 +45,8 @@ def main():
     ap.add_argument("--encryption", choices=["enabled", "forced", "disabled"], default="disabled")
     ap.add_argument("--rc4", action="store_true")
     ap.add_argument("--utp", choices=["off", "on", "only"], default="off")
+    ap.add_argument("--unchoke-slots", type=int)
+    ap.add_argument("--allowed-fast", type=int)
     a = ap.parse_args()
 
     policy = {"enabled": lt.enc_policy.enabled, "forced": lt.enc_policy.forced, "disabled": lt.enc_policy.disabled}[a.encryption]
@@ -61,7 +67,17 @@ def main():
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         "user_agent": "libtorrent-interop/" + lt.__version__,
     }
+    if a.unchoke_slots is not None:
+        settings["unchoke_slots_limit"] = a.unchoke_slots
+    if a.allowed_fast is not None:
+        settings["allowed_fast_set_size"] = a.allowed_fast
     ses = lt.session(settings)
+    if a.unchoke_slots is not None:
+        # Peers on the local network (loopback included) are always unchoked by default: not here.
+        for cid in (lt.session.global_peer_class_id, lt.session.tcp_peer_class_id, lt.session.local_peer_class_id):
+            pc = ses.get_peer_class(cid)
+            pc["ignore_unchoke_slots"] = False
+            ses.set_peer_class(cid, pc)
 
     params = lt.add_torrent_params()
     if a.torrent:

@@ -99,10 +99,14 @@ export class Fetcher {
     if (this.picker.rejected(session, index, begin)) this.requestOthers(session);
   }
 
-  /** A peer choked us: what it had queued is asked of the others. */
+  /**
+   * A peer choked us: what it had queued is asked of the others, but for its allowed-fast
+   * pieces (BEP 6), which it still serves (or rejects one by one) and we go on asking it for.
+   */
   choked(session: PeerSession): void {
-    this.picker.release(session);
+    this.picker.release(session, session.fast ? (i) => session.allowsFast(i) : undefined);
     this.requestOthers(session);
+    this.request(session);
   }
 
   // ---- requests and blocks --------------------------------------------------------------

@@ -43,8 +43,8 @@ export interface UploadsInit {
   /** The node's memory for uploads: every block this peer's socket holds is counted there. */
   memory: UploadMemory;
   log: Logger;
-  /** May we send to this peer now (we do not choke it)? */
-  allowed(): boolean;
+  /** May we send this block now (we do not choke the peer, or the piece is in its allowed-fast set)? */
+  allowed(r: UploadRequest): boolean;
   /** Count bytes sent. */
   sent(bytes: number): void;
   /** A request we will not serve (the piece failed its hash, or the file changed under it). */
@@ -120,9 +120,16 @@ export class Uploads implements MemoryHolder {
     if (i >= 0) this.queue.splice(i, 1);
   }
 
-  /** Choked: what it asked for is dropped (BEP 3); returns what was dropped. */
-  clear(): UploadRequest[] {
-    return this.queue.splice(0);
+  /** Choked: what it asked for is dropped (BEP 3), but for what `keep` says (its allowed-fast pieces, BEP 6); returns what was dropped. */
+  clear(keep: (r: UploadRequest) => boolean = () => false): UploadRequest[] {
+    const dropped: UploadRequest[] = [];
+    let n = 0;
+    for (const r of this.queue) {
+      if (keep(r)) this.queue[n++] = r;
+      else dropped.push(r);
+    }
+    this.queue.length = n;
+    return dropped;
   }
 
   /** Serve what is queued, once the messages that arrived with this one are queued too (they decide whole piece or block). */
@@ -131,7 +138,8 @@ export class Uploads implements MemoryHolder {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      if (this.init.allowed()) this.prefetchAfter(this.init.reader(), -1);
+      const head = this.queue[0];
+      if (head && this.init.allowed(head)) this.prefetchAfter(this.init.reader(), -1);
       void this.pump();
     });
   }
@@ -143,7 +151,8 @@ export class Uploads implements MemoryHolder {
     const queue = this.queue;
     const reader = this.init.reader();
     try {
-      while (!peer.closed && this.init.allowed() && queue.length > 0) {
+      // Choked, a peer keeps only requests for its allowed-fast pieces (`clear`): the head decides for all.
+      while (!peer.closed && queue.length > 0 && this.init.allowed(queue[0]!)) {
         if (this.blocked()) return;
         const next = queue[0]!;
         let piece = reader.cached(next.index);
@@ -166,7 +175,7 @@ export class Uploads implements MemoryHolder {
                 peer.socket.uncork();
                 await wait;
                 peer.socket.cork();
-                if (peer.closed || !this.init.allowed() || queue[0] !== r) break;
+                if (peer.closed || !this.init.allowed(r) || queue[0] !== r) break;
               }
             }
             if (!this.sendFrom(p, r)) break;
@@ -200,7 +209,7 @@ export class Uploads implements MemoryHolder {
       if (!reader.loading(r.index) && this.wanted(r.index) * WHOLE_PIECE_SHARE < pieceSize(this.init.metainfo, r.index)) {
         const block = await reader.block(r.index, r.begin, r.length);
         if (!block) return this.waitForMemory();
-        if (peer.closed || !this.init.allowed() || this.queue[0] !== r) {
+        if (peer.closed || !this.init.allowed(r) || this.queue[0] !== r) {
           memory.release(r.length);
           return peer.closed ? 'closed' : 'done';
         }
