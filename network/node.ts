@@ -174,7 +174,10 @@ export class Node extends EventEmitter<NodeEvents> {
       sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
       transport,
       hashedStamp: (p, h) => this.library.hashedStamp(p, h),
-      changed: (p) => this.library.reverify(p).catch(() => {}),
+      changed: (p, _why, h) =>
+        this.folderTorrents.has(p)
+          ? this.folderTorrents.recheck(p)
+          : this.library.reverify(p).then(() => this.library.hashedStamp(p, h) !== undefined, () => false),
       openFiles: init.openFiles,
       uploadMemory: init.uploadMemory,
     });

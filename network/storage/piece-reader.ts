@@ -16,11 +16,11 @@ export const SUSPECT_COOLDOWN_MS = 60_000;
 export interface PieceSource {
   read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   /**
-   * Asked after every read: may the bytes just read be served as they are, the file being as
-   * it was when its pieces were hashed? When not (or when this is absent and `hasher` is given
-   * with `verifyAll`), each piece is hashed before it is served. Absent: always yes.
+   * Asked after every read of torrent bytes `position` .. `position + length`: may they be
+   * served as they are, their file(s) being as they were when the pieces were hashed? When not,
+   * the piece is hashed before it is served. Absent: always yes.
    */
-  unchanged?(): Promise<boolean>;
+  unchanged?(position: number, length: number): Promise<boolean>;
 }
 
 /** Hashes a piece off the event loop (the node's HashPool): `buf` is lent and given back. */
@@ -145,7 +145,7 @@ export class PieceReader {
     const buf = Buffer.allocUnsafe(length);
     try {
       await this.readFully(buf, length, index * this.m.pieceLength + begin, index);
-      if (this.source.unchanged && !(await this.source.unchanged())) {
+      if (this.source.unchanged && !(await this.source.unchanged(index * this.m.pieceLength + begin, length))) {
         // The file changed: only a whole piece can be checked against its hash.
         this.memory.release(length);
         return this.blockOfPiece(index, begin, length);
@@ -226,7 +226,7 @@ export class PieceReader {
     if (!whole) return null;
     try {
       await this.readFully(whole, size, index * this.m.pieceLength, index);
-      const mustHash = this.suspects.has(index) || (this.source.unchanged !== undefined && !(await this.source.unchanged()));
+      const mustHash = this.suspects.has(index) || (this.source.unchanged !== undefined && !(await this.source.unchanged(index * this.m.pieceLength, size)));
       if (mustHash) {
         const { digest, buf } = await this.hash(index, whole, size);
         whole = buf;

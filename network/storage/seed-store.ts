@@ -3,7 +3,7 @@ import { Bitfield } from '../wire/bitfield.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { resolveInside } from '../util/names.js';
 import { FileSet } from './file-set.js';
-import { coveredPieces } from './layout.js';
+import { coveredPieces, segments } from './layout.js';
 import { sameStamp, stampOf, type FileStamp } from '../util/file-stamp.js';
 import { PieceReader, goneCode, type PieceHasher, type ReadCounters } from './piece-reader.js';
 import type { OpenFiles } from './open-files.js';
@@ -43,8 +43,9 @@ export interface SeedStoreInit {
  * stamp is compared with the one its pieces were hashed at, and a piece read from a changed file
  * is hashed before it is served (PieceReader), so bytes that fail their hash are never sent. Any
  * sign of change is passed on (`changed`), for the library to hash the file again and announce
- * what it holds now. A folder's files are read through its own FileSet; a piece read short
- * (a file shrank) is refused and reported the same way.
+ * what it holds now. A folder's files are read through its own FileSet, each stamped at open
+ * and compared after every read that touched it, with the same consequences; a piece read
+ * short (a file shrank) is refused and reported the same way.
  */
 export class SeedStore implements PieceStore {
   readonly have: Bitfield;
@@ -56,6 +57,8 @@ export class SeedStore implements PieceStore {
    */
   private reported = false;
   private folder: FileSet | null = null;
+  /** A folder's files (torrent index) as they were at open, or when last found whole again (`forgive`). */
+  private stamps = new Map<number, FileStamp>();
 
   private constructor(
     private readonly init: SeedStoreInit,
@@ -68,7 +71,10 @@ export class SeedStore implements PieceStore {
     this.wanted = this.have;
     const { files, file } = init;
     const source = folder
-      ? { read: (buf: Buffer, offset: number, length: number, position: number) => folder.read(buf, offset, length, position) }
+      ? {
+          read: (buf: Buffer, offset: number, length: number, position: number) => folder.read(buf, offset, length, position),
+          unchanged: (position: number, length: number) => this.folderUnchanged(position, length),
+        }
       : {
           read: (buf: Buffer, offset: number, length: number, position: number) => files.use(file, (fh) => fh.read(buf, offset, length, position)),
           unchanged: () => this.unchanged(),
@@ -88,15 +94,19 @@ export class SeedStore implements PieceStore {
   static async open(init: SeedStoreInit): Promise<SeedStore> {
     const m = init.metainfo;
     if (m.multiFile) {
+      const stamps = new Map<number, FileStamp>();
       for (const [i, f] of m.files.entries()) {
         if (f.pad || (init.selected && !init.selected[i])) continue;
         const where = resolveInside(init.file, f.name);
         const st = await fsp.lstat(where).catch(() => null);
         if (!st?.isFile()) throw new FileChangedError(`${where} is missing: the folder no longer holds its torrent's files`);
         if (st.size !== f.length) throw new FileChangedError(`${where} is ${st.size} bytes, its torrent says ${f.length}`);
+        stamps.set(i, stampOf(st));
       }
       const folder = new FileSet({ root: init.file, metainfo: m, writable: false, placement: (f) => (m.files[f]!.pad ? 'pad' : 'file') });
-      return new SeedStore(init, null, folder);
+      const store = new SeedStore(init, null, folder);
+      store.stamps = stamps;
+      return store;
     }
     const st = await init.files.use(init.file, (fh) => fh.stat()).catch((err: Error) => {
       const code = goneCode(err);
@@ -116,6 +126,8 @@ export class SeedStore implements PieceStore {
   forgive(): void {
     this.reported = false;
     this.reader.forgive();
+    // A folder's files are stamped anew as they are next read.
+    this.stamps.clear();
   }
 
   async close(): Promise<void> {
@@ -138,6 +150,30 @@ export class SeedStore implements PieceStore {
     if (sameStamp(stampOf(st), this.init.expected() ?? this.opened!)) return true;
     this.report(STAMP_CHANGED);
     return false;
+  }
+
+  /** Are the folder's files that hold torrent bytes `position` .. `position + length` as they were? */
+  private async folderUnchanged(position: number, length: number): Promise<boolean> {
+    const m = this.init.metainfo;
+    for (const s of segments(m.files, position, length)) {
+      const f = m.files[s.file]!;
+      if (f.pad) continue;
+      const where = resolveInside(this.init.file, f.name);
+      const st = await fsp.lstat(where).catch((err: Error) => err);
+      if (st instanceof Error) {
+        const code = goneCode(st);
+        if (!code) throw st;
+        this.report(`${f.name} is gone (${code})`);
+        return false;
+      }
+      const was = this.stamps.get(s.file);
+      if (!was) this.stamps.set(s.file, stampOf(st));
+      else if (!st.isFile() || !sameStamp(was, stampOf(st))) {
+        this.report(`${f.name}: ${STAMP_CHANGED}`);
+        return false;
+      }
+    }
+    return true;
   }
 
   private report(why: string): void {

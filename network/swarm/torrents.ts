@@ -38,8 +38,11 @@ export interface TorrentsInit {
   transport?: TransportPolicy;
   /** The stamp `path` had when it was hashed into the torrent `infohash` (the library's), if it is known. */
   hashedStamp?(path: string, infohash: string): FileStamp | undefined;
-  /** A shared file changed under a torrent that serves it: it must be hashed again (resolves once it was). */
-  changed?(path: string, why: string): Promise<void> | void;
+  /**
+   * A shared file (or a folder's file) changed under the torrent `infohash` that serves it: it
+   * must be hashed again. Resolves true once it was, and still makes that torrent.
+   */
+  changed?(path: string, why: string, infohash: string): Promise<boolean>;
   /** Shared files held open at once (default DEFAULT_OPEN_FILES). */
   openFiles?: number;
   /** Bytes of memory for uploads, node-wide (default DEFAULT_UPLOAD_MEMORY). */
@@ -152,10 +155,8 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
       changed: (why) => {
         this.init.log.warn({ file, torrent: m.name }, `shared file changed since it was hashed: ${why}; hashing it again`);
         // Hashed again and still this torrent (a change undone, a file touched): what was refused is served again.
-        void Promise.resolve(this.init.changed?.(file, why)).then(
-          () => {
-            if (this.init.hashedStamp?.(file, m.infoHashHex)) store.forgive();
-          },
+        void this.init.changed?.(file, why, m.infoHashHex).then(
+          (same) => same && store.forgive(),
           () => {},
         );
       },
@@ -172,7 +173,7 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
     } catch (err) {
       if (!(err instanceof FileChangedError)) throw err;
       this.init.log.warn({ file: file.path }, `not serving a shared file that changed: ${err.message}; hashing it again`);
-      this.init.changed?.(file.path, err.message);
+      void this.init.changed?.(file.path, err.message, infohash);
       return null;
     }
     // Started meanwhile by a download of the same infohash: serve that one.

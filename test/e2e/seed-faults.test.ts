@@ -16,6 +16,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Node, SharedFile } from '../../network/index.js';
 import { captureLog, nodesPerTest, randomFile, sha1File, startNode, startSharing, waitFor } from '../helpers.js';
+import { expectSameTree } from '../tree.js';
 
 const MiB = 1024 * 1024;
 const BIG = 16 * MiB;
@@ -112,4 +113,56 @@ describe('faults on a seed: a shared file changed while it is served', function 
       });
     }
   }
+  it('a file of a folder shared whole, modified in place while served: no bad piece sent, the folder hashed again and its new torrent announced and served', async () => {
+    const log = captureLog();
+    const original = path.join(fx.dir, 'original', 'album');
+    await randomFile(path.join(original, 'a.bin'), 8 * MiB);
+    await randomFile(path.join(original, 'b.bin'), 8 * MiB + 777);
+    const copy = async (to: string) => {
+      await fsp.mkdir(to, { recursive: true });
+      for (const f of ['a.bin', 'b.bin']) await fsp.copyFile(path.join(original, f), path.join(to, f));
+    };
+    const folder = path.join(fx.dir, 'changed', 'album');
+    await copy(folder);
+    await copy(path.join(fx.dir, 'honest', 'album'));
+    const changed = await startSharing(fx.dir, fx.nodes, 'changed', { 'other.bin': 6 * MiB }, { logger: log.logger, maxUploadRate: 3 * MiB, shareFoldersAsTorrents: [folder] });
+    const honest = await startSharing(fx.dir, fx.nodes, 'honest', {}, { maxUploadRate: 3 * MiB, shareFoldersAsTorrents: [path.join(fx.dir, 'honest', 'album')] });
+    const album = changed.files().find((f) => f.metainfo.multiFile)!.metainfo;
+    expect(honest.files().find((f) => f.metainfo.multiFile)!.metainfo.infoHashHex, 'both seeds share one torrent').to.equal(album.infoHashHex);
+    const other = changed.files().find((f) => f.name === 'other.bin')!.metainfo;
+    const added: SharedFile[] = [];
+    changed.on('file-added', (f) => added.push(f));
+    const peers = (...ns: Node[]) => ns.map((n) => ({ host: '127.0.0.1', port: n.port }));
+    const leech = await startNode(path.join(fx.dir, 'leech'), { peers: peers(changed, honest) });
+    fx.nodes.push(leech);
+    const otherLeech = await startNode(path.join(fx.dir, 'other-leech'), { peers: peers(changed) });
+    fx.nodes.push(otherLeech);
+    const albumDone = leech.whenDone(await leech.download(album.infoHashHex));
+    const otherDone = otherLeech.whenDone(await otherLeech.download(other.infoHashHex));
+    await waitFor(() => {
+      const d = leech.listDownloads().find((x) => x.infohash === album.infoHashHex);
+      return d && d.verified >= d.pieces / 4;
+    }, 20_000, 'a quarter of the album');
+    // b.bin rewritten in place: one byte in every third piece of it.
+    const fh = await fsp.open(path.join(folder, 'b.bin'), 'r+');
+    try {
+      for (let at = 1000; at < 8 * MiB; at += 3 * 512 * 1024) await fh.write(Buffer.from([0xa5]), 0, 1, at);
+    } finally {
+      await fh.close();
+    }
+
+    await expectSameTree(await albumDone, original, ['a.bin', 'b.bin']);
+    const info = leech.listDownloads().find((d) => d.infohash === album.infoHashHex)!;
+    expect(info.hashFailures, 'the changed seed sent no piece that failed its hash').to.equal(0);
+    expect(await sha1File(await otherDone)).to.equal(await sha1File(path.join(changed.sharedDir, 'other.bin')));
+    await waitFor(() => log.warnings().some((w) => /^shared file changed since it was hashed: b\.bin: /.test(w)), 10_000, 'the change logged, naming the file');
+    await waitFor(() => added.some((f) => f.metainfo.multiFile && f.metainfo.infoHashHex !== album.infoHashHex), 10_000, 'the folder hashed again and announced');
+    expect(log.records.some((r) => r.msg === 'a folder shared as a torrent changed: hashing it again')).to.equal(true);
+    const fresh = changed.files().find((f) => f.metainfo.multiFile)!.metainfo;
+    expect(fresh.infoHashHex).to.not.equal(album.infoHashHex);
+    await changed.changeSettings({ maxUploadRate: 0 });
+    const next = await startNode(path.join(fx.dir, 'next'), { peers: peers(changed) });
+    fx.nodes.push(next);
+    await expectSameTree(await next.whenDone(await next.download(fresh.infoHashHex)), folder, ['a.bin', 'b.bin']);
+  });
 });

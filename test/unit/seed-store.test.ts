@@ -103,6 +103,38 @@ describe('seed store: a shared file that changes or goes away', function () {
     await store.close();
   });
 
+  it('a folder torrent: a file changed under it is noticed at the next read that touches it; its pieces are hashed, a bad one refused, the change reported once', async function () {
+    const root = path.join(dir, 'album');
+    await fsp.mkdir(root);
+    const a = randomBytes(3 * PIECE + 100);
+    const b = randomBytes(2 * PIECE);
+    await fsp.writeFile(path.join(root, 'a.bin'), a);
+    await fsp.writeFile(path.join(root, 'b.bin'), b);
+    const all = Buffer.concat([a, b]);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < all.length; i += PIECE) pieces.push(createHash('sha1').update(all.subarray(i, i + PIECE)).digest());
+    const folder = buildMetainfo({ name: 'album', length: all.length, pieceLength: PIECE, pieces: Buffer.concat(pieces), files: [{ path: ['a.bin'], length: a.length }, { path: ['b.bin'], length: b.length }] });
+    const store = await SeedStore.open({ file: root, metainfo: folder, files, memory: new UploadMemory(4 * 1024 * 1024), hasher, expected: () => undefined, changed: (why) => changes.push(why) });
+    expect((await store.reader.piece(4))!.buf.equals(all.subarray(4 * PIECE, 5 * PIECE))).to.equal(true);
+    // b.bin rewritten in place, same size: its last bytes (piece 5) change; piece 4, read before, is served from memory.
+    const fh = await fsp.open(path.join(root, 'b.bin'), 'r+');
+    await fh.write(Buffer.from([b[2 * PIECE - 50]! ^ 0xff]), 0, 1, 2 * PIECE - 50);
+    await fh.close();
+    expect((await store.reader.piece(0))!.buf.equals(all.subarray(0, PIECE)), 'a.bin is as it was').to.equal(true);
+    expect(changes, 'nothing read from b.bin yet').to.deep.equal([]);
+    const err = await rejection(store.reader.piece(5));
+    expect(err).to.be.instanceOf(PieceRefusedError);
+    expect(err.message).to.equal('piece 5 no longer matches its hash: the file changed since it was hashed');
+    expect(changes).to.deep.equal([`b.bin: its stamp (size, modification or change time, inode) is not the one it was hashed at`]);
+    // Piece 3 straddles a.bin and b.bin, and its bytes in b.bin did not change: hashed, and served.
+    expect((await store.reader.piece(3))!.buf.equals(all.subarray(3 * PIECE, 4 * PIECE))).to.equal(true);
+    // a.bin deleted: what its open descriptor still reads is hashed, and served when it is right.
+    await fsp.rm(path.join(root, 'a.bin'));
+    expect((await store.reader.piece(1))!.buf.equals(all.subarray(PIECE, 2 * PIECE))).to.equal(true);
+    expect(changes, 'reported once until found whole again').to.have.length(1);
+    await store.close();
+  });
+
   it('hashed again and still its torrent (the change was undone): refused pieces are served again, and a new change is reported anew', async function () {
     const store = await open();
     const fh = await fsp.open(file, 'r+');
