@@ -103,7 +103,7 @@ export class SeedStore implements PieceStore {
         if (st.size !== f.length) throw new FileChangedError(`${where} is ${st.size} bytes, its torrent says ${f.length}`);
         stamps.set(i, stampOf(st));
       }
-      const folder = new FileSet({ root: init.file, metainfo: m, writable: false, placement: (f) => (m.files[f]!.pad ? 'pad' : 'file') });
+      const folder = new FileSet({ root: init.file, metainfo: m, writable: false, files: init.files, placement: (f) => (m.files[f]!.pad ? 'pad' : 'file') });
       const store = new SeedStore(init, null, folder);
       store.stamps = stamps;
       return store;

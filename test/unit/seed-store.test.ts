@@ -14,7 +14,7 @@ import { FileChangedError, SeedStore } from '../../network/storage/seed-store.js
 import { OpenFiles } from '../../network/storage/open-files.js';
 import { UploadMemory } from '../../network/storage/upload-memory.js';
 import { stampOf, type FileStamp } from '../../network/util/file-stamp.js';
-import { cleanup, rejection, tempDir } from '../helpers.js';
+import { cleanup, rejection, tempDir, waitFor } from '../helpers.js';
 
 const PIECE = 16 * 1024;
 const PIECES = 8;
@@ -133,6 +133,32 @@ describe('seed store: a shared file that changes or goes away', function () {
     expect((await store.reader.piece(1))!.buf.equals(all.subarray(PIECE, 2 * PIECE))).to.equal(true);
     expect(changes, 'reported once until found whole again').to.have.length(1);
     await store.close();
+  });
+
+  it("a folder torrent reads through the node's open files: never more descriptors than their budget, whatever the number of files", async function () {
+    const root = path.join(dir, 'many');
+    const parts: Buffer[] = [];
+    const list: Array<{ path: string[]; length: number }> = [];
+    for (let i = 0; i < 12; i++) {
+      const b = randomBytes(PIECE / 2 + 333 * i);
+      await fsp.mkdir(root, { recursive: true });
+      await fsp.writeFile(path.join(root, `f${i}.bin`), b);
+      parts.push(b);
+      list.push({ path: [`f${i}.bin`], length: b.length });
+    }
+    const all = Buffer.concat(parts);
+    const hashes: Buffer[] = [];
+    for (let i = 0; i < all.length; i += PIECE) hashes.push(createHash('sha1').update(all.subarray(i, i + PIECE)).digest());
+    const m = buildMetainfo({ name: 'many', length: all.length, pieceLength: PIECE, pieces: Buffer.concat(hashes), files: list });
+    const budget = new OpenFiles(2);
+    const store = await SeedStore.open({ file: root, metainfo: m, files: budget, memory: new UploadMemory(4 * 1024 * 1024), hasher, expected: () => undefined, changed: (why) => changes.push(why) });
+    const got = await Promise.all(Array.from({ length: m.pieceCount }, (_, i) => store.reader.piece(i)));
+    got.forEach((p, i) => expect(p!.buf.equals(all.subarray(i * PIECE, (i + 1) * PIECE)), `piece ${i}`).to.equal(true));
+    expect(budget.stats.peak, 'within the budget').to.be.at.most(2);
+    expect(budget.stats.opens, 'every file opened, in turn').to.be.at.least(12);
+    await store.close();
+    await waitFor(() => budget.stats.open === 0, 2000, 'every descriptor closed with the store');
+    await budget.closeAll();
   });
 
   it('hashed again and still its torrent (the change was undone): refused pieces are served again, and a new change is reported anew', async function () {
