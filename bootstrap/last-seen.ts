@@ -13,12 +13,15 @@ export interface LastSeenLinks<T> {
 export class LastSeenList<T extends LastSeenLinks<T>> {
   /** The item seen last; `older` links lead through the rest. */
   private newest: T | null = null;
+  /** The item seen longest ago; `newer` links lead back. */
+  private oldest: T | null = null;
 
   /** Make `item` the newest; it must not be in the list. */
   push(item: T): void {
     item.newer = null;
     item.older = this.newest;
     if (this.newest) this.newest.newer = item;
+    else this.oldest = item;
     this.newest = item;
   }
 
@@ -26,6 +29,7 @@ export class LastSeenList<T extends LastSeenLinks<T>> {
     if (item.newer) item.newer.older = item.older;
     else if (this.newest === item) this.newest = item.older;
     if (item.older) item.older.newer = item.newer;
+    else if (this.oldest === item) this.oldest = item.newer;
     item.newer = item.older = null;
   }
 
@@ -37,5 +41,9 @@ export class LastSeenList<T extends LastSeenLinks<T>> {
 
   *freshestFirst(): Generator<T> {
     for (let item = this.newest; item; item = item.older) yield item;
+  }
+
+  *stalestFirst(): Generator<T> {
+    for (let item = this.oldest; item; item = item.newer) yield item;
   }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `bootstrap [--port 8000] [--host 0.0.0.0] [--data-dir ./bootstrap-data] [--monitor-token T] ...`:
+ * `bootstrap [--port 8000] [--host 0.0.0.0] [--data-dir ./bootstrap-data] [--monitor-token T] [--secret-file F] ...`:
  * runs the bootstrap server. Prints its URL and the monitor's (with the token a visitor from
  * another machine needs), then the node table whenever it changes (at most once a
  * second; redrawn in place on a terminal, appended as plain lines otherwise). Logs go to
@@ -16,6 +16,7 @@ import type { NodeView } from '../network/wire/bootstrap-api.js';
 import { BootstrapServer, DEFAULT_PORT } from './server.js';
 import { formatBytes } from './monitor.js';
 import { MONITOR_TOKEN_FILE, MONITOR_TOKEN_PATTERN, MonitorTokenError } from './monitor-token.js';
+import { readSecretFile, secretProblem, SecretError } from '../network/security/secret.js';
 
 /** A usage error: printed as one line, exit status 2. */
 class UsageError extends Error {}
@@ -30,6 +31,10 @@ interface BootstrapOptions {
   announceIntervalS: number;
   reportThreshold: number;
   logLevel: string;
+  /** A private swarm's secret (from --secret or --secret-file). */
+  secret?: string;
+  /** The secret file is readable by others: worth a warning. */
+  secretExposed?: boolean;
 }
 
 function parseArgs(argv: string[]): BootstrapOptions {
@@ -43,7 +48,9 @@ function parseArgs(argv: string[]): BootstrapOptions {
     .option('--heartbeat <seconds>', 'how often nodes should check in', '30')
     .option('--ttl <seconds>', 'forget a node after this long without a heartbeat (default: 3 heartbeats)')
     .option('--announce-interval <seconds>', 'the tracker interval BitTorrent clients are given', '60')
-    .option('--report-threshold <n>', 'distinct reporters needed to drop an unreachable node', '2')
+    .option('--report-threshold <n>', 'distinct reporters needed to drop an unreachable node (more when many nodes know it)', '3')
+    .option('--secret <secret>', "serve a private swarm: nodes, searches and tracker announces need this secret (visible to other users in the process list: prefer --secret-file)")
+    .option('--secret-file <file>', "serve a private swarm, its secret on this file's first line")
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .exitOverride()
     .configureOutput({ writeErr: () => {} })
@@ -72,7 +79,23 @@ function parseArgs(argv: string[]): BootstrapOptions {
   if (!Number.isInteger(threshold) || threshold < 1 || threshold > 100) throw new UsageError('--report-threshold must be a whole number from 1 to 100');
   const monitorToken = o.monitorToken;
   if (monitorToken !== undefined && !MONITOR_TOKEN_PATTERN.test(monitorToken)) throw new UsageError('--monitor-token must be 8 to 256 printable characters without spaces');
+  if (o.secret !== undefined && o.secretFile !== undefined) throw new UsageError('give --secret or --secret-file, not both');
+  let secret = o.secret;
+  let secretExposed = false;
+  if (secret !== undefined) {
+    const problem = secretProblem(secret);
+    if (problem) throw new UsageError(`--secret: ${problem}`);
+  } else if (o.secretFile !== undefined) {
+    try {
+      ({ secret, exposed: secretExposed } = readSecretFile(o.secretFile));
+    } catch (err) {
+      if (err instanceof SecretError) throw new UsageError(`--secret-file: ${err.message}`);
+      throw err;
+    }
+  }
   return {
+    secret,
+    secretExposed,
     port,
     monitorToken,
     host: o.host ?? '0.0.0.0',
@@ -88,7 +111,7 @@ function parseArgs(argv: string[]): BootstrapOptions {
 /** The console's node table: one header line and one line per node. */
 function formatNodeTable(nodes: NodeView[]): string[] {
   const rows = nodes.map((n) => [
-    n.id.slice(0, 16),
+    n.id.slice(0, 8), // a short id, as git shows commits: the monitor page and GET /api/nodes have it whole
     clip(n.name || '-', 20),
     n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`,
     n.role,
@@ -123,6 +146,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: opts.logLevel, name: 'bootstrap' });
+  if (opts.secretExposed) logger.warn('the secret file can be read by other users of this machine (chmod 600 it)');
   const server = new BootstrapServer({ ...opts, logger });
   try {
     await server.start();
@@ -163,6 +187,7 @@ async function main(): Promise<void> {
     `bootstrap server listening on ${server.url}`,
     ...(everywhere ? remote.map((u) => `  reachable at ${u} (node-cli --bootstrap ${u})`) : []),
     `monitor page: ${server.url}/   tracker: ${server.url}/announce`,
+    ...(server.isPrivate ? ['  private swarm: nodes, searches and announces need the secret; the monitor asks for it'] : []),
     ...remote.map((u) => `  from another machine: ${u}/?token=${encodeURIComponent(server.monitorToken)}`),
     `  monitor token${kept}: ${server.monitorToken}`,
   ];

@@ -20,6 +20,13 @@
  *   do not, is refused: no web page, not even one served to this host's browser by DNS
  *   rebinding (whose requests come from loopback, which may act for any node), can register,
  *   heartbeat, unregister or report a node. The monitor itself changes nothing.
+ * - **A private swarm's server** (started with a secret) asks every visitor for the secret,
+ *   on this host too: what the monitor shows (names, addresses, files) is the swarm's. The
+ *   page offers a form (POST /login); the secret given is stretched and compared like any
+ *   other (network/security/secret.ts), and a right one is exchanged for an HttpOnly
+ *   SameSite=Strict cookie holding a key derived from it (not the secret). At most
+ *   LOGINS_PER_SECOND tries a second (each costs the scrypt stretch). The monitor token
+ *   still works, for scripts.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -27,6 +34,10 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import type { NextFunction, Request, Response } from 'express';
 import { isLoopbackAddress, localAddresses, normalizeAddress } from '../network/util/addresses.js';
+import { SwarmSecret } from '../network/security/secret.js';
+
+/** Secrets tried at the login form per second, from everyone together. */
+export const LOGINS_PER_SECOND = 5;
 
 const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const;
@@ -82,13 +93,26 @@ export interface MonitorAccessInit {
   port: () => number;
   /** Told of every refusal (the server logs them, a few a minute). */
   onRefused?: (req: IncomingMessage, refusal: Refusal) => void;
+  /** A private swarm's secret: every visitor needs it (or the token). */
+  secret?: SwarmSecret | null;
 }
 
 export class MonitorAccess {
+  private logins = { second: 0, count: 0 };
+
   constructor(private readonly init: MonitorAccessInit) {}
 
   private get cookieName(): string {
     return `shoal_monitor_${this.init.port()}`;
+  }
+
+  private get swarmCookieName(): string {
+    return `shoal_swarm_${this.init.port()}`;
+  }
+
+  /** What the swarm cookie holds: a key derived from the secret, never the secret. */
+  private get swarmSession(): string | null {
+    return this.init.secret ? this.init.secret.monitorKey.toString('base64url') : null;
   }
 
   /** On this machine, straight to us, by a name only this machine answers to. */
@@ -107,19 +131,63 @@ export class MonitorAccess {
     return bearer ?? cookie(req.headers.cookie, this.cookieName);
   }
 
-  /** May `req` see the monitor? `extra` is a token given another way (socket.io `auth.token`). */
+  /**
+   * May `req` see the monitor? `extra` is a token given another way (socket.io `auth.token`).
+   * In a private swarm being on this host is not enough: the secret (its cookie) or the token.
+   */
   allowed(req: IncomingMessage, extra?: unknown): boolean {
     const token = this.init.token();
-    return sameToken(extra, token) || sameToken(this.presented(req), token) || this.isLocal(req);
+    if (sameToken(extra, token) || sameToken(this.presented(req), token)) return true;
+    const session = this.swarmSession;
+    if (session !== null) return sameToken(cookie(req.headers.cookie, this.swarmCookieName), session);
+    return this.isLocal(req);
   }
 
   /** Why `req` may not see the monitor. */
   private refusal(): Refusal {
+    if (this.init.secret) return { status: 401, error: "this bootstrap server serves a private swarm: the monitor needs the swarm's secret (or the monitor token)" };
     return {
       status: 401,
       error: `the monitor needs its access token from another machine: open the address the server printed at start (…/?token=…) or send Authorization: Bearer <token>; on the server's own host, http://127.0.0.1:${this.init.port()}/ needs none`,
     };
   }
+
+  /**
+   * POST /login {secret}: the swarm's secret, exchanged for the swarm cookie and a redirect
+   * to the monitor; a wrong one gets the form again (401). 404 on an open server.
+   */
+  readonly login = (req: Request, res: Response): void => {
+    const secret = this.init.secret;
+    if (!secret) {
+      res.status(404).type('text/plain; charset=utf-8').send('404 no login here: this bootstrap server serves an open swarm\n');
+      return;
+    }
+    const second = Math.floor(Date.now() / 1000);
+    if (this.logins.second !== second) this.logins = { second, count: 0 };
+    if (++this.logins.count > LOGINS_PER_SECOND) {
+      res.setHeader('Retry-After', '1');
+      this.refuse(req, res, { status: 429, error: 'too many tries at the secret: wait a second' });
+      return;
+    }
+    const given = (req.body as Record<string, unknown> | undefined)?.secret;
+    let ok = false;
+    if (typeof given === 'string' && given.length <= 1024) {
+      try {
+        ok = sameToken(SwarmSecret.from(given).monitorKey.toString('base64url'), this.swarmSession!);
+      } catch {
+        ok = false; // too short or otherwise unusable: wrong
+      }
+    }
+    if (!ok) {
+      this.init.onRefused?.(req, { status: 401, error: 'wrong swarm secret at the monitor login' });
+      res.status(401).type('text/html; charset=utf-8').setHeader('Cache-Control', 'no-store');
+      res.send(loginPage('That is not the secret of this swarm.'));
+      return;
+    }
+    res.setHeader('Set-Cookie', `${this.swarmCookieName}=${encodeURIComponent(this.swarmSession!)}; Path=/; HttpOnly; SameSite=Strict`);
+    res.setHeader('Cache-Control', 'no-store');
+    res.redirect(303, '/');
+  };
 
   /** socket.io: refuse a page of another site (Origin other than Host, or Sec-Fetch-Site cross-site / same-site). */
   crossSite(req: IncomingMessage): Refusal | null {
@@ -153,6 +221,13 @@ export class MonitorAccess {
       return res.redirect(303, `${req.baseUrl}${req.path}${rest ? `?${rest}` : ''}`);
     }
     if (this.allowed(req)) return next();
+    if (this.init.secret && !`${req.baseUrl}${req.path}`.startsWith('/api/')) {
+      // A person at a browser: ask for the secret.
+      this.init.onRefused?.(req, this.refusal());
+      res.status(401).type('text/html; charset=utf-8').setHeader('Cache-Control', 'no-store');
+      res.send(loginPage());
+      return;
+    }
     res.setHeader('WWW-Authenticate', 'Bearer realm="shoal-bootstrap"');
     this.refuse(req, res, this.refusal());
   };
@@ -174,3 +249,21 @@ export class MonitorAccess {
   };
 }
 
+
+/** The page that asks for the swarm's secret: a plain form, no script (the page's CSP allows none inline). */
+function loginPage(problem?: string): string {
+  const note = problem ? `<p class="problem">${problem.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`)}</p>` : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shoal bootstrap: private swarm</title>
+<link rel="stylesheet" href="/static/monitor.css"></head>
+<body><main>
+<h1>Private swarm</h1>
+<p>This bootstrap server serves a private swarm. Enter the swarm's secret (the one its nodes were started with) to see its monitor.</p>
+${note}
+<form method="post" action="/login">
+<label>Secret <input type="password" name="secret" autocomplete="current-password" required minlength="8" maxlength="1024" autofocus></label>
+<button type="submit">Open the monitor</button>
+</form>
+</main></body></html>
+`;
+}

@@ -14,6 +14,12 @@
  *
  * What a client does wrong is answered with a 4xx and a JSON error, and logged at warn at
  * most WARN_PER_MINUTE times a minute, so a flood of bad requests cannot flood the log.
+ *
+ * Register, heartbeat, unregister and reports must be signed by the key their node id derives
+ * from (request-check.ts): nobody registers, evicts or reports for another node's id, from
+ * loopback neither. Given a secret (`--secret`, `--secret-file`), the server serves a
+ * private swarm: every node API request and tracker announce must carry the swarm's HMAC
+ * (real BitTorrent clients cannot, and are refused), and the monitor asks for the secret.
  */
 import http from 'node:http';
 import fs from 'node:fs';
@@ -31,6 +37,12 @@ import {
   type RegisterResponse, type SearchHit,
 } from '../network/wire/bootstrap-api.js';
 import { NodeRegistry, RegistryError, DEFAULT_REPORT_THRESHOLD, type HostMap, type NodeRecord } from './registry.js';
+import { RequestAuthError, RequestCheck } from './request-check.js';
+import { AddressRateLimit } from './rate-limit.js';
+import { addressBucket } from './address-bucket.js';
+import { SwarmSecret } from '../network/security/secret.js';
+import { AUTH_HEADERS, PROOF_HEADER, answerProof } from '../network/wire/request-auth.js';
+import { encodeFailure } from '../network/wire/tracker-codec.js';
 import { Tracker, DEFAULT_ANNOUNCE_INTERVAL_S } from './tracker.js';
 import { Monitor, type MonitorPayload } from './monitor.js';
 import { MonitorAccess } from './monitor-access.js';
@@ -57,7 +69,7 @@ export interface BootstrapServerInit {
   port?: number;
   /** Listen address; every interface by default. */
   host?: string;
-  /** Where registry.json and monitor-token live; none = nothing is persisted. */
+  /** Where the registry (nodes/, a file per node) and monitor-token live; none = nothing is persisted. */
   dataDir?: string;
   /**
    * What a visitor from another machine needs to see the monitor. None given: the one kept
@@ -72,7 +84,24 @@ export interface BootstrapServerInit {
   announceIntervalS?: number;
   maxNodes?: number;
   maxNodesPerAddress?: number;
+  maxFiles?: number;
+  maxBytes?: number;
+  /**
+   * A private swarm's secret: requests and tracker announces need its HMAC, the monitor asks
+   * for it. At least 8 characters (network/security/secret.ts).
+   */
+  secret?: string;
+  /** Node API requests per second per address share, and how many at once (rate-limit.ts). */
+  requestsPerSecond?: number;
+  requestBurst?: number;
   logger?: Logger;
+}
+
+/** A request whose raw body bytes were kept by the JSON parser (for the signature's digest). */
+interface RawBodyRequest extends http.IncomingMessage {
+  rawBody?: Buffer;
+  /** In a private swarm: the nonce of a request that carried the swarm's HMAC (its answer proves ours). */
+  provenNonce?: string;
 }
 
 /** Views and static files sit in the source tree, next to this file or two levels above dist/bootstrap/. */
@@ -92,6 +121,9 @@ export class BootstrapServer {
   private readonly app: express.Express;
   private readonly http: http.Server;
   private readonly monitor: Monitor;
+  private readonly auth: RequestCheck;
+  private readonly rate: AddressRateLimit;
+  private readonly secret: SwarmSecret | null;
   private token = '';
   private timers: NodeJS.Timeout[] = [];
   private state: 'idle' | 'running' | 'stopped' = 'idle';
@@ -101,12 +133,17 @@ export class BootstrapServer {
     this.log = init.logger ?? silentLogger();
     this.warnings = new WarnLimiter(this.log, WARN_PER_MINUTE);
     this.heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.secret = init.secret === undefined ? null : SwarmSecret.from(init.secret);
+    this.auth = new RequestCheck({ macKey: this.secret?.bootstrapKey });
+    this.rate = new AddressRateLimit({ perSecond: init.requestsPerSecond, burst: init.requestBurst });
     this.registry = new NodeRegistry({
       ttlMs: init.ttlMs ?? 3 * this.heartbeatMs,
-      file: init.dataDir ? path.join(init.dataDir, 'registry.json') : undefined,
+      dir: init.dataDir ? path.join(init.dataDir, 'nodes') : undefined,
       reportThreshold: init.reportThreshold ?? DEFAULT_REPORT_THRESHOLD,
       maxNodes: init.maxNodes,
       maxNodesPerAddress: init.maxNodesPerAddress,
+      maxFiles: init.maxFiles,
+      maxBytes: init.maxBytes,
       logger: this.log,
     });
     this.tracker = new Tracker({
@@ -122,6 +159,7 @@ export class BootstrapServer {
     this.access = new MonitorAccess({
       token: () => this.token,
       port: () => this.port,
+      secret: this.secret,
       onRefused: (req, r) => this.warn({ remote: req.socket.remoteAddress, url: (req.url ?? '').slice(0, 200), status: r.status }, 'monitor access refused'),
     });
     this.monitor = new Monitor({
@@ -135,7 +173,7 @@ export class BootstrapServer {
     const isTracker = (url: string, p: string) => url.startsWith(p) && (url.length === p.length || url[p.length] === '?');
     this.http = http.createServer((req, res) => {
       const url = req.url ?? '/';
-      if (isTracker(url, '/announce') || isTracker(url, '/scrape')) this.tracker.handler(req, res);
+      if (isTracker(url, '/announce') || isTracker(url, '/scrape')) this.trackerGate(req, res);
       else this.app(req, res);
     });
     this.http.keepAliveTimeout = 5000;
@@ -161,11 +199,39 @@ export class BootstrapServer {
     return this.token;
   }
 
+  /** Does this server serve a private swarm (started with a secret)? */
+  get isPrivate(): boolean {
+    return this.secret !== null;
+  }
+
+  /** Requests refused for their authentication since the start, by reason; and those refused for their rate. */
+  refusals(): Partial<Record<string, number>> {
+    return { ...this.auth.counts(), ...(this.rate.refused > 0 && { 'rate-limited': this.rate.refused }) };
+  }
+
+  /** In a private swarm, a tracker request needs the swarm's HMAC like any other; then the tracker answers. */
+  private readonly trackerGate = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (this.secret) {
+      try {
+        this.auth.check({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers }, { signature: false });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.warn({ remote: req.socket.remoteAddress, url: (req.url ?? '').slice(0, 200), reason: message }, 'tracker request refused');
+        const body = encodeFailure(message);
+        res.writeHead(401, { 'content-type': 'text/plain', 'content-length': body.length, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+    }
+    this.tracker.handler(req, res);
+  };
+
   async start(): Promise<void> {
     if (this.state !== 'idle') return;
     this.state = 'running';
     const { monitorToken, dataDir } = this.init;
     this.token = monitorToken ?? (dataDir ? await loadMonitorToken(dataDir) : generateMonitorToken());
+    if (dataDir) await noteLegacyRegistry(dataDir, this.log);
     await this.registry.load();
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -232,42 +298,75 @@ export class BootstrapServer {
       next();
     });
     // Also mounted here so the app alone is a complete server (the http fast path normally wins).
-    app.get(['/announce', '/scrape'], this.tracker.handler);
+    app.get(['/announce', '/scrape'], this.trackerGate);
     app.use('/static', express.static(assetDir('public'), { index: false, maxAge: '1h' }));
     app.get('/', this.access.guard, this.monitor.page);
+    app.post('/login', express.urlencoded({ extended: false, limit: 8192, parameterLimit: 4 }), this.access.login);
     app.get('/favicon.ico', (_req, res) => res.status(204).end()); // browsers ask; not worth a warning
 
     const api = express.Router();
     api.use(this.access.notFromBrowsers);
-    api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+    api.use((req, res, next) => {
+      const wait = this.rate.take(addressBucket(remoteOf(req)));
+      if (wait === 0) return next();
+      res.setHeader('Retry-After', String(Math.ceil(wait / 1000)));
+      next(new HttpError(429, `too many requests from this address (at most ${this.rate.perSecond} a second): slow down`));
+    });
+    // Our clock on every answer: a node whose clock is off signs with ours (bootstrap-client.ts).
+    api.use((_req, res, next) => {
+      res.setHeader(AUTH_HEADERS.time, String(Date.now()));
+      next();
+    });
+    // A private swarm's server proves the secret in turn on every answer to a request that
+    // carried it (request-auth.ts): its nodes use no server that cannot.
+    if (this.secret) {
+      const key = this.secret.bootstrapKey;
+      api.use((req, res, next) => {
+        const send = res.send.bind(res);
+        res.send = (body?: unknown) => {
+          const nonce = (req as RawBodyRequest).provenNonce;
+          if (nonce !== undefined && (typeof body === 'string' || Buffer.isBuffer(body))) res.setHeader(PROOF_HEADER, answerProof(key, nonce, res.statusCode, body));
+          return send(body);
+        };
+        next();
+      });
+    }
+    api.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: (req: RawBodyRequest, _res, buf) => void (req.rawBody = buf) }));
+    /** The node id whose key signed `req` (the signature checked, and the swarm's HMAC in a private swarm). */
+    const signer = (req: Request): string => this.check(req, true)!;
     api.post('/nodes', (req, res) => {
+      const by = signer(req);
       const body = parse(RegisterRequestSchema, jsonBody(req));
-      const record = this.registry.register(body, remoteOf(req));
+      const record = this.registry.register(body, remoteOf(req), by);
       this.log.debug({ node: record.id, host: `${record.host}:${record.port}`, files: record.files.length }, 'node registered');
       res.json(this.answer(record, req));
     });
     api.put('/nodes/:id', (req, res) => {
+      const by = signer(req);
       const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
       const body = parse(HeartbeatRequestSchema, jsonBody(req));
-      res.json(this.answer(this.registry.heartbeat(id, body, remoteOf(req)), req));
+      res.json(this.answer(this.registry.heartbeat(id, body, remoteOf(req), by), req));
     });
     api.delete('/nodes/:id', (req, res) => {
+      const by = signer(req);
       const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
       const instance = parse(InstanceSchema, req.query.instance, 'query parameter "instance"');
-      this.registry.unregister(id, instance, remoteOf(req));
+      this.registry.unregister(id, instance, by);
       this.log.debug({ node: id }, 'node unregistered');
       res.status(204).end();
     });
     api.post('/nodes/:id/reports', (req, res) => {
+      const by = signer(req);
       const id = parse(NodeIdSchema, req.params.id, 'node id in the path');
       const body = parse(ReportRequestSchema, jsonBody(req));
-      res.status(202).json(this.registry.report(id, body.reporter, remoteOf(req)));
+      res.status(202).json(this.registry.report(id, body.reporter, by));
     });
     api.get('/nodes', this.access.guard, (_req, res) => {
       const { nodes, totals } = this.monitorPayload();
       res.json({ nodes, totals });
     });
     api.get('/search', (req, res) => {
+      this.check(req, false);
       const { q } = parse(SearchQuerySchema, { q: req.query.q });
       res.json({ files: this.search(q, req) });
     });
@@ -284,6 +383,16 @@ export class BootstrapServer {
     return app;
   }
 
+  /**
+   * Check a request's authentication (request-check.ts): signed by a node's key when
+   * `signed`, with the swarm's HMAC on a private server. Returns the signer's node id.
+   */
+  private check(req: Request, signed: boolean): string | null {
+    const { signer } = this.auth.check({ method: req.method, target: req.originalUrl, headers: req.headers, body: (req as RawBodyRequest).rawBody }, { signature: signed });
+    if (this.secret) (req as RawBodyRequest).provenNonce = String(req.headers[AUTH_HEADERS.nonce]);
+    return signer;
+  }
+
   private answer(r: NodeRecord, req: Request): RegisterResponse {
     const hostFor = hostMap(remoteOf(req), req.socket.localAddress ?? '');
     const { nodes, truncated } = this.registry.peersFor(r.id, MAX_PEERS_IN_ANSWER, hostFor);
@@ -293,6 +402,17 @@ export class BootstrapServer {
   /** At most WARN_PER_MINUTE warnings a minute; the rest are counted and summarised. */
   private warn(fields: Record<string, unknown>, msg: string): void {
     this.warnings.warn(fields, msg);
+  }
+}
+
+/**
+ * A registry.json of an earlier version holds node ids that no key proves: such nodes could
+ * never heartbeat again, so the file is left as it is (they register anew within a heartbeat).
+ */
+async function noteLegacyRegistry(dataDir: string, log: Logger): Promise<void> {
+  const legacy = path.join(dataDir, 'registry.json');
+  if (await fs.promises.stat(legacy).then(() => true, () => false)) {
+    log.info({ file: legacy }, 'an earlier version\'s registry.json is not read: its node ids are not proven by keys (nodes register again by themselves; the file may be deleted)');
   }
 }
 
@@ -324,7 +444,7 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, what?: string): z
 
 /** Body-parser errors carry `type` and `status`; ours carry `status`; anything else is ours to fix. */
 function describeError(err: unknown): { status: number; message: string } {
-  if (err instanceof HttpError || err instanceof RegistryError) return { status: err.status, message: err.message };
+  if (err instanceof HttpError || err instanceof RegistryError || err instanceof RequestAuthError) return { status: err.status, message: err.message };
   const e = err as { type?: string; status?: number; message?: string };
   switch (e.type) {
     case 'entity.too.large':

@@ -66,10 +66,10 @@ export function startConsole(node: Node, view: LiveView | null, onQuit: () => vo
             return say(`usage: peers [all|${PEER_SOURCES.join('|')}]`);
           const peers = node.knownPeers(filter as PeerSource | undefined);
           if (peers.length === 0) return say(filter ? `no peers from ${filter}` : 'no known peers yet (add one with add-peer HOST:PORT)');
-          say(`${'ADDRESS'.padEnd(22)} ${'NAME'.padEnd(16)} ${'SOURCES'.padEnd(26)} ${'SEEN'.padStart(6)}  ANSWERS`);
+          say(`${'ADDRESS'.padEnd(22)} ${'NAME'.padEnd(16)} ${'SOURCES'.padEnd(26)} ${'SEEN'.padStart(6)}  ${'ANSWERS'.padEnd(7)}  NODE ID`);
           for (const p of peers) {
             const seen = `${Math.round((Date.now() - p.lastSeen) / 1000)}s`;
-            say(`${`${p.host}:${p.port}`.padEnd(22)} ${(p.name ?? p.id ?? '-').slice(0, 16).padEnd(16)} ${[...p.sources].join(',').padEnd(26)} ${seen.padStart(6)}  ${p.reachable}`);
+            say(`${`${p.host}:${p.port}`.padEnd(22)} ${(p.name ?? p.id ?? '-').slice(0, 16).padEnd(16)} ${[...p.sources].join(',').padEnd(26)} ${seen.padStart(6)}  ${p.reachable.padEnd(7)}  ${p.id ?? '-'}`);
           }
           return say(`${peers.length} peer(s)`);
         }
@@ -103,6 +103,7 @@ export function startConsole(node: Node, view: LiveView | null, onQuit: () => vo
         case 'status': {
           const s = node.status();
           say(`node ${s.name} (${s.id}) on port ${s.port}: ${s.files} shared files, ${s.peers} known peers, ${s.connections} connections`);
+          say(node.isPrivate ? `  private swarm ${node.secretFingerprint!}: only nodes with its secret are heard` : '  open swarm: no secret');
           for (const d of node.discovery()) say(`  ${d.source.padEnd(10)} ${d.health.state}${d.health.detail ? `: ${d.health.detail}` : ''}`);
           const watched = node.watching().patterns;
           if (watched.length > 0) say(`  watching ${watched.join(' ')}`);

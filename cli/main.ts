@@ -29,6 +29,7 @@ const interactive = process.stdin.isTTY === true && !opts.json;
 const view = process.stdout.isTTY && !opts.json && process.env.TERM !== 'dumb' ? new LiveView(process.stdout) : null;
 // On that terminal the node's log prints above the bars and the prompt too, never across them.
 const logger = createLogger({ level: opts.logLevel, name: 'shoal', ...(view && process.stderr.isTTY && { lines: (text: string) => view.log(text) }) });
+if (opts.secretWarning) logger.warn(opts.secretWarning);
 const node = new Node(nodeInit(opts, logger));
 
 /** One line per event for scripts: JSON with --json, plain text otherwise. */
@@ -83,8 +84,8 @@ await node.start().catch((err: unknown) => {
   process.stderr.write(`${programName('node-cli')}: ${line}\n`);
   process.exit(code);
 });
-emit('listening', { id: node.id, name: node.name, port: node.port, files: node.files().length, discovery: node.discovery().map((d) => d.source) },
-  `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.files().length} files)`);
+emit('listening', { id: node.id, name: node.name, port: node.port, files: node.files().length, discovery: node.discovery().map((d) => d.source), swarm: node.secretFingerprint ?? 'open' },
+  `Shoal node ${node.id} listening on port ${node.port}, sharing ${node.sharedDir} (${node.files().length} files)${node.isPrivate ? `; private swarm ${node.secretFingerprint!}` : ''}`);
 
 if (opts.http) {
   web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });

@@ -2,7 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { parseSize, hostPort } from './format.js';
-import { checkPattern, loadConfigFile, programName, VERSION, ConfigError, CONFIG_FILE_NAME, CONFIG_KEYS, type ConfigValues, type NodeInit, type Logger } from '../network/index.js';
+import { statSync } from 'node:fs';
+import { checkPattern, loadConfigFile, programName, readSecretFile, secretProblem, SecretError, VERSION, ConfigError, CONFIG_FILE_NAME, CONFIG_KEYS, type ConfigValues, type NodeInit, type Logger } from '../network/index.js';
 
 export interface CliOptions {
   listenHost?: string;
@@ -39,6 +40,10 @@ export interface CliOptions {
   /** Serve the web dashboard too. */
   http?: HttpOptions;
   config: ConfigLayer;
+  /** A private swarm's secret (--secret, --secret-file, or `secret` / `secretFile` in the config file). */
+  secret?: string;
+  /** Where the secret sits is readable by other users: the program warns once it logs. */
+  secretWarning?: string;
 }
 
 /** Where the options not on the command line came from (see layerConfig). */
@@ -87,12 +92,14 @@ function addNodeOptions(program: Command): Command {
     .option('--no-folder-watch', 'do not watch the shared folders for changes (a rescan still runs every minute)')
     .option('--name <name>', 'the name other nodes see (default: host name)')
     .option('--bootstrap <url>', 'bootstrap server to register with, search and use as tracker, e.g. http://10.0.0.1:8000')
+    .option('--secret <secret>', 'join a private swarm: connections between nodes are TLS keyed from this secret, beacons and bootstrap requests prove it, and nodes without it see nothing (at least 8 characters; other users can see it in the process list: prefer --secret-file)')
+    .option('--secret-file <file>', "join a private swarm whose secret is this file's first line (keep the file chmod 600)")
     .option('--no-multicast', 'no LAN discovery by multicast beacons')
     .option('--multicast-group <ip>', 'multicast group for beacons', '224.1.1.1')
     .option('--multicast-port <port>', 'UDP port for beacons', '10000')
     .option('--interface <name|ip>', 'send and listen for beacons on this interface only (repeatable; default: every usable IPv4 interface)', collect)
     .option('--multicast-ttl <n>', 'TTL of beacons (1 = this LAN only)', '1')
-    .option('--beacon-interval <seconds>', 'seconds between beacons; peers expire after 3 missed', '5')
+    .option('--beacon-interval <seconds>', 'seconds between beacons, 0.1 to 300; peers expire after 3 missed', '5')
     .option('--watch <glob>', 'download every file matching this pattern that appears on the network (repeatable), e.g. "*.iso"', collect)
     .option('--http-host <ip>', 'address the dashboard listens on; anything but loopback requires a token', '127.0.0.1')
     .option('--http-token <token>', 'access token for the dashboard (default: generated and printed when --http-host is not loopback)')
@@ -133,13 +140,50 @@ function layerConfig(program: Command): { layer: ConfigLayer; values: ConfigValu
     throw err;
   }
   const given = new Set(program.options.map((opt) => opt.attributeName()).filter((k) => program.getOptionValueSource(k) === 'cli'));
+  // One secret: when the command line names one, the file's (whichever key) is not used.
+  const secretGiven = given.has('secret') || given.has('secretFile');
   for (const [key, value] of Object.entries(values)) {
     if (given.has(key) || !program.options.some((opt) => opt.attributeName() === key)) continue;
+    if (secretGiven && (key === 'secret' || key === 'secretFile')) continue;
     // In the form commander gives: numbers as text, checked below like the command line's.
     program.setOptionValueWithSource(key, typeof value === 'number' ? String(value) : value, 'config');
   }
   const fromCommandLine = CONFIG_KEYS.filter((k) => given.has(k));
   return { layer: { file, ...(named === undefined && { stateDir }), fromCommandLine }, values };
+}
+
+/**
+ * The swarm's secret from --secret, --secret-file or the config file (already layered), and a
+ * warning when other users can read where it is kept (as ssh warns of a private key).
+ */
+function secretOptions(program: Command, layer: ConfigLayer): { secret?: string; secretWarning?: string } {
+  const o = program.opts<Record<string, unknown>>();
+  const text = o.secret as string | undefined;
+  const file = o.secretFile as string | undefined;
+  const where = (key: string) => (program.getOptionValueSource(key) === 'config' ? `"${key}" in ${layer.file}` : `--${key === 'secret' ? 'secret' : 'secret-file'}`);
+  if (text !== undefined && file !== undefined) throw new UsageError(`give --secret or --secret-file, not both (${where('secret')}, ${where('secretFile')})`);
+  if (text !== undefined) {
+    const problem = secretProblem(text);
+    if (problem) throw new UsageError(`${where('secret')}: ${problem}`);
+    if (program.getOptionValueSource('secret') !== 'config') return { secret: text };
+    return { secret: text, ...(readableByOthers(layer.file) && { secretWarning: `${layer.file} holds the swarm's secret and other users can read it (chmod 600 it)` }) };
+  }
+  if (file === undefined) return {};
+  try {
+    const { secret, exposed } = readSecretFile(path.resolve(file));
+    return { secret, ...(exposed && { secretWarning: `the secret file ${file} can be read by other users (chmod 600 it)` }) };
+  } catch (err) {
+    if (err instanceof SecretError) throw new UsageError(`${where('secretFile')}: ${err.message}`);
+    throw err;
+  }
+}
+
+function readableByOthers(file: string): boolean {
+  try {
+    return process.platform !== 'win32' && (statSync(file).mode & 0o077) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 /** A TCP port from the command line, 0 to 65535. */
@@ -205,7 +249,7 @@ export function parseCli(argv: string[]): CliOptions {
   const httpPort = o.httpPort === undefined ? undefined : portArg(o.httpPort, '--http-port');
   const opts = nodeOptions(o, ip, port);
   if (o.exitWhenDone && opts.gets.length === 0) throw new UsageError('--exit-when-done needs at least one --get');
-  return { ...opts, exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv), config: layer };
+  return { ...opts, ...secretOptions(program, layer), exitWhenDone: Boolean(o.exitWhenDone), json: Boolean(o.json), http: httpOptions(o, httpPort, argv), config: layer };
 }
 
 /** Parse `web --peer-port <port> [--http-port 5000] [options]`: a node with its dashboard. */
@@ -224,11 +268,11 @@ export function parseWebCli(argv: string[]): CliOptions & { http: HttpOptions } 
   const port = portArg(o.peerPort, '--peer-port');
   const httpPort = portArg(o.httpPort, '--http-port');
   const opts = nodeOptions(o, o.peerHost as string | undefined, port);
-  return { ...opts, exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)!, config: layer };
+  return { ...opts, ...secretOptions(program, layer), exitWhenDone: false, json: false, http: httpOptions(o, httpPort, argv)!, config: layer };
 }
 
 /** Check and convert the options addNodeOptions declared. */
-function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http' | 'config'> {
+function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: number): Omit<CliOptions, 'exitWhenDone' | 'json' | 'http' | 'config' | 'secret' | 'secretWarning'> {
   const wrap = <T>(f: () => T): T => {
     try {
       return f();
@@ -254,7 +298,8 @@ function nodeOptions(o: Record<string, unknown>, ip: string | undefined, port: n
   const ttl = Number(o.multicastTtl);
   if (!/^\d+$/.test(String(o.multicastTtl)) || ttl > 255) throw new UsageError(`--multicast-ttl must be a number from 0 to 255, got ${String(o.multicastTtl)}`);
   const interval = Number(o.beaconInterval);
-  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError(`--beacon-interval must be a number of seconds from 0.1 to 3600, got ${String(o.beaconInterval)}`);
+  // Receivers trust a claimed interval only up to 300 s (network/discovery/multicast.ts).
+  if (!(interval >= 0.1 && interval <= 300)) throw new UsageError(`--beacon-interval must be a number of seconds from 0.1 to 300, got ${String(o.beaconInterval)}`);
   const bootstrap = o.bootstrap as string | undefined;
   if (bootstrap !== undefined && !/^https?:\/\/[^/]+/.test(bootstrap)) throw new UsageError(`--bootstrap must be an http(s) URL, got ${bootstrap}`);
   const watchPatterns = wrap(() => list(o.watch).map(checkPattern));
@@ -309,6 +354,7 @@ export function nodeInit(opts: CliOptions, logger: Logger): NodeInit {
     watch: opts.folderWatch,
     name: opts.name,
     bootstrap: opts.bootstrap,
+    secret: opts.secret,
     multicast: opts.multicast,
     watchPatterns: opts.watchPatterns,
     logger,

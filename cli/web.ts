@@ -22,6 +22,7 @@ try {
 }
 
 const logger = createLogger({ level: opts.logLevel, name: 'shoal' });
+if (opts.secretWarning) logger.warn(opts.secretWarning);
 const node = new Node(nodeInit(opts, logger));
 const web = new WebServer({ node, host: opts.http.host, port: opts.http.port, token: opts.http.token, logger });
 
@@ -46,7 +47,7 @@ try {
 }
 
 const out = process.stdout;
-out.write(`Shoal node ${node.id} (${node.name}) on peer port ${node.port}, sharing ${node.sharedDir}\n`);
+out.write(`Shoal node ${node.id} (${node.name}) on peer port ${node.port}, sharing ${node.sharedDir}${node.isPrivate ? `; private swarm ${node.secretFingerprint!}` : ''}\n`);
 const [first, ...more] = web.openUrls;
 out.write(`dashboard: ${first!}\n`);
 for (const u of more) out.write(`  also at ${u}\n`);

@@ -44,6 +44,7 @@ export { ConfigError, ConfigFileSchema, CONFIG_FILE_NAME, CONFIG_KEYS, loadConfi
 export { createLogger, silentLogger, WarnLimiter, type Logger, type LoggerInit } from './util/log.js';
 export { isLoopbackAddress, lanIPv4Addresses, normalizeAddress, hostPort } from './util/addresses.js';
 export { Cooldown } from './util/cooldown.js';
+export { SecretError, readSecretFile, secretProblem, MIN_SECRET_LENGTH } from './security/secret.js';
 export { makeMagnet } from './metainfo/magnet.js';
 export { parseSize } from './util/size.js';
 export { VERSION, programName, setProgramName } from './util/program.js';

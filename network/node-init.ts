@@ -6,6 +6,7 @@ import type { EncryptionMode } from './wire/mse.js';
 import type { UtpMode } from './swarm/dial.js';
 import type { DownloadInfo } from './downloads/download.js';
 import type { DownloadFile } from './downloads/selection.js';
+import type { Identity } from './security/identity.js';
 
 export type { MulticastOptions } from './discovery/sources.js';
 
@@ -61,8 +62,17 @@ export interface NodeInit {
   openFiles?: number;
   /** Bytes of memory for serving pieces, node-wide (default 64 MiB): reads, cached pieces, blocks sockets have yet to send. */
   uploadMemory?: number;
-  /** Stable node id; by default kept in the state folder per port (fresh for port 0). */
-  id?: string;
+  /**
+   * The node's key pair, its id derived from it (network/security/identity.ts). By default
+   * the one kept in the state folder (`node-key.pem`, made at the first start); a node on
+   * port 0 that is given none uses a new one in memory.
+   */
+  identity?: Identity;
+  /**
+   * A private swarm's secret (network/security/secret.ts): beacons and bootstrap requests
+   * carry its HMAC, and beacons and nodes without it are ignored. At least 8 characters.
+   */
+  secret?: string;
   /** LAN discovery by multicast beacons; `false` turns it off. On by default. */
   multicast?: false | MulticastOptions;
   /** Bootstrap server URL (http://host:port); none by default. */

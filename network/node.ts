@@ -39,7 +39,8 @@ import { FolderTorrents } from './library/folder-torrents.js';
 import { METADATA_TIMEOUT_MS, type ResolveInit } from './downloads/resolve.js';
 import { startDownload } from './downloads/start.js';
 import { Keeper } from './downloads/keeper.js';
-import { loadNodeId } from './security/node-id.js';
+import { Identity, keepIdentity, loadIdentity, IdentityError, type LoadedIdentity } from './security/identity.js';
+import { SwarmSecret } from './security/secret.js';
 import { FolderLocks } from './storage/folder-lock.js';
 import { checkSharedFolder } from './library/shared-folder.js';
 import type { NodeEvents } from './node-events.js';
@@ -57,7 +58,13 @@ import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT_MS, type DownloadDetail,
  * answers for them.
  */
 export class Node extends EventEmitter<NodeEvents> {
+  /** Derived from the node's public key (network/security/identity.ts): nobody else can sign for it. */
   readonly id: string;
+  /** The swarm's secret, stretched (null: an open node). */
+  private readonly secret: SwarmSecret | null;
+  private readonly identity: Identity;
+  /** The kept key, when it still has to be written (first start) or could not be read. */
+  private readonly keyFile: { loaded: LoadedIdentity | null; error: IdentityError | null };
   /** Changes at every start, so peers notice a restart at once. */
   readonly instance = nanoid(12);
   readonly peerId = Buffer.concat([Buffer.from('-SH0100-'), Buffer.from(randomBytes(9).toString('base64url').slice(0, 12))]);
@@ -109,7 +116,23 @@ export class Node extends EventEmitter<NodeEvents> {
       log,
     });
     const timeoutMs = init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
-    this.id = init.id ?? loadNodeId(stateDir, init.port);
+    this.keyFile = { loaded: null, error: null };
+    if (init.identity) this.identity = init.identity;
+    else if (init.port === 0) this.identity = Identity.generate();
+    else {
+      try {
+        this.keyFile.loaded = loadIdentity(stateDir);
+        this.identity = this.keyFile.loaded.identity;
+      } catch (err) {
+        // start() refuses, naming the file: a damaged key is never replaced behind the user's back.
+        this.keyFile.error = err instanceof IdentityError ? err : new IdentityError(String(err));
+        this.identity = Identity.generate();
+      }
+    }
+    this.id = this.identity.id;
+    this.secret = init.secret === undefined ? null : SwarmSecret.from(init.secret);
+    // In a private swarm every TCP connection between nodes is TLS 1.3 with the swarm's key (security/tls.ts).
+    const psk = this.secret?.tlsPsk;
     this.hashPool = new HashPool({ workers: init.hashWorkers });
     this.library = new Library({
       withholds: (abs, st) => this.keeper.withholds(abs, st),
@@ -123,18 +146,22 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.folderTorrents = new FolderTorrents({ library: this.library, pool: this.hashPool, pieceLength: init.pieceLength ?? DEFAULT_PIECE_LENGTH, log });
     this.registry = new PeerRegistry({ self: { id: this.id, port: init.port } });
-    this.holderIndex = new Holders({ registry: this.registry, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
-    this.finder = new NetworkSearch({ registry: this.registry, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
-    this.gossip = new Gossip({ registry: this.registry, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
+    this.holderIndex = new Holders({ registry: this.registry, psk, logger: log, timeoutMs, listIntervalMs: init.holdersListIntervalMs });
+    this.finder = new NetworkSearch({ registry: this.registry, psk, holders: this.holderIndex, index: () => this.discovery_.bootstrap, selfId: this.id, timeoutMs, log });
+    this.gossip = new Gossip({ registry: this.registry, psk, timeoutMs, intervalMs: init.gossipIntervalMs ?? 60_000, log });
     this.probe = new PeerProbe({ registry: this.registry, ask: (p) => this.gossip.probe(p) });
     this.watcher = new Watcher({
       registry: this.registry,
+      psk,
       logger: log,
       fetch: (f, from, pattern) => fetchWatched(this.parts, this.emit.bind(this) as Emit, () => this.stopping !== null, f, from, pattern),
       observe: (from, what, files) => this.holderIndex.observed(from, what, files),
     });
     const timeouts = (this.timeouts = { ...DEFAULT_PEER_TIMEOUTS, ...init.timeouts });
-    const transport = (this.transport = { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
+    // TLS replaces MSE, and runs over TCP only, in a private swarm.
+    const transport = (this.transport = psk
+      ? { encryption: 'off' as const, utp: 'off' as const, utpEndpoint: () => null, psk }
+      : { encryption: init.encryption ?? DEFAULT_ENCRYPTION, utp: init.utp ?? DEFAULT_UTP, utpEndpoint: () => this.server.utpEndpoint });
     this.torrents = new Torrents({
       peerId: this.peerId,
       hasher: this.hashPool,
@@ -147,11 +174,14 @@ export class Node extends EventEmitter<NodeEvents> {
       sharedInfoHashes: () => [...this.library.files().map((f) => f.metainfo.infoHashHex), ...this.keeper.seededInfoHashes()],
       transport,
       hashedStamp: (p, h) => this.library.hashedStamp(p, h),
-      changed: (p) => void this.library.reverify(p).catch(() => {}),
+      changed: (p, _why, h) =>
+        this.folderTorrents.has(p)
+          ? this.folderTorrents.recheck(p)
+          : this.library.reverify(p).then(() => this.library.hashedStamp(p, h) !== undefined, () => false),
       openFiles: init.openFiles,
       uploadMemory: init.uploadMemory,
     });
-    this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log });
+    this.announcer = new Announcer({ peerId: this.peerId, port: () => this.port, log, headers: this.trackerHeaders });
     this.downloads = new Downloads({
       downloadDir: this.downloadDir,
       resumeDir: path.join(stateDir, 'resume'),
@@ -175,6 +205,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.discovery_ = new NodeDiscovery(
       () => ({
         self: { id: this.id, instance: this.instance, name: this.name.slice(0, 64), port: this.port, host: this.advertised },
+        signer: this.identity,
+        secret: this.secret ?? undefined,
         bound: this.server.boundAddress,
         published: () => ({ files: this.library.files().slice(0, MAX_FILES_PER_NODE).map(describeFile), downloads: this.downloads.progress() }),
         registry: this.registry,
@@ -196,9 +228,33 @@ export class Node extends EventEmitter<NodeEvents> {
       findByReq2: (req2) => this.torrents.findByReq2(req2),
       encryption: transport.encryption,
       utp: transport.utp,
+      psk,
       controlHandler: this.control,
     });
     wireParts(this.parts, this.emit.bind(this) as Emit, () => this.listenerCount('error') > 0);
+  }
+
+  /** Is this node in a private swarm (started with a secret)? */
+  get isPrivate(): boolean {
+    return this.secret !== null;
+  }
+
+  /** Eight hex characters that name the swarm's secret without revealing it (null: an open node). */
+  get secretFingerprint(): string | null {
+    return this.secret?.fingerprint ?? null;
+  }
+
+  /** A fresh key is written once the state folder is ours; one readable by others gets a warning. */
+  private async keepKey(): Promise<void> {
+    const loaded = this.keyFile.loaded;
+    if (!loaded) return;
+    if (loaded.fresh) {
+      await keepIdentity(loaded);
+      this.log.info({ id: this.id, file: loaded.file }, 'made this node\'s key: its id derives from it');
+      loaded.fresh = false;
+    } else if (loaded.exposed) {
+      this.log.warn({ file: loaded.file }, `${loaded.file} can be read by other users: anyone who copies it can pose as this node (chmod 600 it)`);
+    }
   }
 
   /** The port peers reach us on (after start). */
@@ -242,9 +298,11 @@ export class Node extends EventEmitter<NodeEvents> {
     try {
       // Before anything is read or written: a node sharing nothing, or a second node writing
       // this one's .part files, must not start at all.
+      if (this.keyFile.error) throw this.keyFile.error;
       for (const dir of this.sharedDirs) await checkSharedFolder(dir, this.init.createSharedDir);
       for (const dir of this.init.shareFoldersAsTorrents ?? []) await checkSharedFolder(dir, false);
       this.folders = await FolderLocks.take([this.downloadDir, this.stateDir], this.init.port, this.log);
+      await this.keepKey();
       // Listen first: the library's first scan announces files to trackers with our port.
       await this.server.start();
     } catch (err) {
@@ -546,7 +604,19 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Totals for status displays. */
-  status(): { id: string; name: string; port: number; peers: number; unreachablePeers: number; files: number; connections: number; torrents: TorrentStats[]; serving: ServingStats } {
+  status(): {
+    id: string;
+    name: string;
+    port: number;
+    peers: number;
+    unreachablePeers: number;
+    files: number;
+    connections: number;
+    /** Connections the peer port refused or cut since start, by reason (tls: no TLS with the swarm's key). */
+    refused: Readonly<PeerServer['refused']>;
+    torrents: TorrentStats[];
+    serving: ServingStats;
+  } {
     const { peers, unreachable } = this.peerCount();
     return {
       id: this.id,
@@ -556,6 +626,7 @@ export class Node extends EventEmitter<NodeEvents> {
       unreachablePeers: unreachable,
       files: this.library.files().length,
       connections: this.server.connections,
+      refused: { ...this.server.refused },
       torrents: this.torrents.list().map((t) => t.info()),
       serving: this.torrents.serving(),
     };
@@ -572,9 +643,13 @@ export class Node extends EventEmitter<NodeEvents> {
       timeoutMs: Math.max(METADATA_TIMEOUT_MS, this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS),
       timeouts: this.timeouts,
       transport: this.transport,
+      trackerHeaders: this.trackerHeaders,
       log: this.log,
     };
   }
+
+  /** A private swarm's bootstrap tracker takes announces carrying the swarm's HMAC (bootstrap-client.ts). */
+  private readonly trackerHeaders = (target: string, url: URL): Record<string, string> | undefined => this.discovery_?.bootstrap?.trackerHeaders(url, target);
 
   private readonly contentSources = {
     download: (h: string) => this.downloads.get(h),

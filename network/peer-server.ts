@@ -10,6 +10,7 @@ import { classifyFirstBytes } from './wire/first-bytes.js';
 import { MseHandshake, cryptoFor, type EncryptionMode } from './wire/mse.js';
 import { UtpEndpoint, type UtpConnection } from './swarm/utp.js';
 import type { UtpMode } from './swarm/dial.js';
+import { acceptPrivate } from './security/tls.js';
 import { serveControl, type ControlHandler, type ControlLimits } from './control/control-server.js';
 
 export interface PeerServerInit {
@@ -31,6 +32,11 @@ export interface PeerServerInit {
   /** Accept uTP on the same port number (UDP) unless `off` (the default here). */
   utp?: UtpMode;
   controlHandler: ControlHandler;
+  /**
+   * A private swarm's TLS key (security/tls.ts): every TCP connection must be TLS 1.3 with it,
+   * both protocols inside; uTP and MSE are not accepted. Undefined: an open node.
+   */
+  psk?: Buffer;
 }
 
 /** Messages a peer may send after its handshake while we look its torrent up; more is a flood. */
@@ -56,7 +62,7 @@ export class PeerServer {
   private readonly sockets: FairShare<Conn>;
   private readonly warnings: WarnLimiter;
   /** Connections refused or cut for another address's sake, since start. */
-  readonly refused = { full: 0, perAddress: 0, evicted: 0, protocol: 0, silent: 0 };
+  readonly refused = { full: 0, perAddress: 0, evicted: 0, protocol: 0, silent: 0, tls: 0 };
   port = 0;
 
   constructor(private readonly init: PeerServerInit) {
@@ -143,26 +149,40 @@ export class PeerServer {
       socket.destroy();
     }, handshakeMs);
     timer.unref();
-    const mse = this.encryption !== 'off' && this.init.findByReq2 !== undefined;
+    const { psk } = this.init;
+    if (psk && transport !== 'tcp') {
+      this.refused.tls++;
+      this.warnings.warn({ peer: who, transport }, 'refusing connection: this node is in a private swarm and takes TLS over TCP only');
+      return void socket.destroy();
+    }
+    // In a private swarm what follows is read inside TLS; the handshake timer covers the TLS handshake too.
+    const conn: Conn = psk
+      ? acceptPrivate(socket as net.Socket, psk, (why) => {
+          this.refused.tls++;
+          clearTimeout(timer);
+          this.warnings.warn({ peer: who }, `refusing connection: ${why}`);
+        })
+      : socket;
+    const mse = !psk && this.encryption !== 'off' && this.init.findByReq2 !== undefined;
     const onData = (chunk: Buffer): void => {
       seen = seen ? Buffer.concat([seen, chunk]) : chunk;
       const kind = classifyFirstBytes(seen, transport === 'tcp', mse);
       if (kind === null) return; // a few more bytes decide
-      socket.off('data', onData);
+      conn.off('data', onData);
       clearTimeout(timer);
-      if (kind === 'control') return serveControl(socket as net.Socket, seen, this.init.controlHandler, { ...this.init.control, warnings: this.warnings }, log);
+      if (kind === 'control') return serveControl(conn as net.Socket, seen, this.init.controlHandler, { ...this.init.control, warnings: this.warnings }, log);
       if (kind === 'other') {
         this.refused.protocol++;
         this.warnings.warn({ peer: who, transport, firstByte: seen[0] }, 'refusing connection: neither a BitTorrent handshake nor a control message');
         return void socket.destroy();
       }
-      if (kind === 'bittorrent' && this.encryption === 'require') {
+      if (kind === 'bittorrent' && this.encryption === 'require' && !psk) {
         this.warnings.warn({ peer: who, transport }, 'refusing peer: plain BitTorrent handshake, but encryption is required');
         return void socket.destroy();
       }
-      this.bittorrent(socket, seen, who, transport, kind === 'mse');
+      this.bittorrent(conn, seen, who, transport, kind === 'mse');
     };
-    socket.on('data', onData);
+    conn.on('data', onData);
   }
 
   private bittorrent(socket: Conn, first: Buffer, who: string, transport: TransportKind, encrypted: boolean): void {

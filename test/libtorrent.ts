@@ -52,6 +52,10 @@ export interface LtOptions {
   rc4Only?: boolean;
   /** uTP: off (the default), on (TCP and uTP, uTP tried first), only (no TCP at all). */
   utp?: 'off' | 'on' | 'only';
+  /** Upload slots (libtorrent's unchoke_slots_limit): 0 chokes every peer for good, optimistic unchokes included. */
+  unchokeSlots?: number;
+  /** Pieces in the allowed-fast set it grants each peer (allowed_fast_set_size; libtorrent's default is 5). */
+  allowedFast?: number;
 }
 
 export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch', o: LtOptions): Promise<LtPeer> {
@@ -66,6 +70,8 @@ export async function startLibtorrent(children: Children, mode: 'seed' | 'fetch'
   if (o.rc4) args.push('--rc4');
   if (o.rc4Only) args.push('--rc4-only');
   if (o.utp) args.push('--utp', o.utp);
+  if (o.unchokeSlots !== undefined) args.push('--unchoke-slots', String(o.unchokeSlots));
+  if (o.allowedFast !== undefined) args.push('--allowed-fast', String(o.allowedFast));
   for (const p of o.peers ?? []) args.push('--peer', `${p.host}:${p.port}`);
   const start = o.spawn ?? ((cmd: string, a: string[]) => spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const child = children.track(start(PYTHON, args));

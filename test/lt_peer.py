@@ -4,7 +4,8 @@
     lt_peer.py seed   --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --magnet URI        --dir DIR --port N [--host IP] [--peer HOST:PORT]...
     lt_peer.py fetch  --torrent F.torrent --dir DIR --port N [--host IP] [--peer HOST:PORT]...
-        ... [--defaults] [--encryption enabled|forced|disabled] [--rc4] [--rc4-only] [--utp off|on|only] [--upload-rate N]
+        ... [--defaults] [--encryption enabled|forced|disabled] [--rc4] [--rc4-only] [--utp off|on|only]
+        [--upload-rate N] [--unchoke-slots N] [--allowed-fast N]
     lt_peer.py create --path FILE_OR_DIR --out F.torrent --piece-length N [--tracker URL]...
 
 DHT, local peer discovery, UPnP and NAT-PMP are always off; it listens on --host (127.0.0.1
@@ -12,7 +13,12 @@ unless told) only. uTP is off (TCP only) and encryption disabled unless --defaul
 (libtorrent's own settings for both, as it ships: uTP on and tried first, encryption enabled
 but not required), --utp (on: TCP and uTP both ways, uTP tried first; only: uTP only) or
 --encryption say otherwise. --rc4 makes it prefer RC4 over plaintext when both ends allow
-either, --rc4-only allows RC4 alone (no MSE with a plaintext payload). --upload-rate caps what a seed sends (bytes/s).
+either, --rc4-only allows RC4 alone (no MSE with a plaintext payload). --upload-rate caps what
+a seed sends (bytes/s). --unchoke-slots 0 makes it choke every peer for good, those on the
+local network too (which libtorrent's peer classes exempt from the slots by default), and no
+optimistic unchoke either (libtorrent derives those slots from the regular ones), so that only
+its allowed-fast pieces (BEP 6, a set of --allowed-fast pieces, 5 by default) can be downloaded
+from it.
 
 It prints one JSON object per line on stdout, each with "t" (the wall clock, in seconds):
 {"event": "listening", "port": N}, {"event": "connected", "peer": "ip:port", "incoming": B}
@@ -76,6 +82,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--piece-length", type=int)
     ap.add_argument("--tracker", action="append", default=[])
+    ap.add_argument("--unchoke-slots", type=int)
+    ap.add_argument("--allowed-fast", type=int)
     a = ap.parse_args()
     if a.mode == "create":
         return create(a)
@@ -105,7 +113,17 @@ def main():
         settings["in_enc_policy"] = policy
     if a.rc4_only:
         settings["allowed_enc_level"] = lt.enc_level.rc4
+    if a.unchoke_slots is not None:
+        settings["unchoke_slots_limit"] = a.unchoke_slots
+    if a.allowed_fast is not None:
+        settings["allowed_fast_set_size"] = a.allowed_fast
     ses = lt.session(settings)
+    if a.unchoke_slots is not None:
+        # Peers on the local network (loopback included) are always unchoked by default: not here.
+        for cid in (lt.session.global_peer_class_id, lt.session.tcp_peer_class_id, lt.session.local_peer_class_id):
+            pc = ses.get_peer_class(cid)
+            pc["ignore_unchoke_slots"] = False
+            ses.set_peer_class(cid, pc)
 
     params = lt.add_torrent_params()
     if a.torrent:

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { Readable } from 'node:stream';
+import { nodeApiAuth } from './identities.js';
 
 export interface Answer {
   status: number;
@@ -19,6 +20,12 @@ export interface CallOptions {
   json?: unknown;
   body?: string | Buffer | Readable;
   timeoutMs?: number;
+  /**
+   * A bootstrap node API write (POST, PUT, DELETE under /api/nodes) is signed as the node it
+   * names (test/identities.ts) unless `unsigned`; `macKey` adds a private swarm's HMAC.
+   */
+  unsigned?: boolean;
+  macKey?: Buffer;
   /** The local address to connect from (127.0.0.2 and so on: another client address on loopback). */
   localAddress?: string;
 }
@@ -33,6 +40,11 @@ export function call(base: string, method: string, path: string, opts: CallOptio
   }
   if ((typeof body === 'string' || Buffer.isBuffer(body)) && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length'))
     headers['Content-Length'] = String(Buffer.byteLength(body));
+  const nodeApiWrite = ['POST', 'PUT', 'DELETE'].includes(method) && url.pathname.startsWith('/api/nodes');
+  if ((nodeApiWrite && !opts.unsigned) || opts.macKey) {
+    const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : undefined;
+    Object.assign(headers, nodeApiAuth(method, `${url.pathname}${url.search}`, text, { macKey: opts.macKey, as: nodeApiWrite && !opts.unsigned ? undefined : null }));
+  }
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: false, localAddress: opts.localAddress }, (res) => {
       const chunks: Buffer[] = [];

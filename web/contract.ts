@@ -44,8 +44,11 @@ export const TotalsSchema = z.object({
 });
 
 export const StatusSchema = z.object({
+  /** The node id: derived from the node's public key, so no other node can speak for it. */
   id: z.string(),
   name: z.string(),
+  /** A private swarm's fingerprint (8 hex characters naming its secret without revealing it), or null: an open node. */
+  swarm: z.string().nullable(),
   version: z.string(),
   startedAt: z.number(),
   peerPort: z.number().int(),

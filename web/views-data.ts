@@ -53,6 +53,7 @@ export function statusView(node: Node, httpUrl: string): Status {
   return {
     id: node.id,
     name: node.name,
+    swarm: node.secretFingerprint,
     version: VERSION,
     startedAt: node.startedAt,
     peerPort: node.port,

@@ -17,6 +17,8 @@ const PEERS_PER_ROUND = 3;
 
 export interface GossipInit {
   registry: PeerRegistry;
+  /** A private swarm's TLS key: every request to a peer goes inside TLS with it. */
+  psk?: Buffer;
   timeoutMs: number;
   /** How often a few peers are asked (0 = only when a peer first comes up). */
   intervalMs: number;
@@ -65,12 +67,19 @@ export class Gossip {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const { registry, log } = this.init;
-    const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs })
+    const asking = controlRequest(p.host, p.port, { type: 'peers' }, { timeoutMs: this.init.timeoutMs, psk: this.init.psk })
       .then(
         (res) => {
-          registry.contact(p.host, p.port, true);
+          // The node that answered names itself: a peer listed at that address under another
+          // id claimed an address that is not its own (registry.contact).
+          const answeredAs = res.type === 'PEERS' ? res.self?.id : undefined;
+          registry.contact(p.host, p.port, true, answeredAs);
+          if (answeredAs !== undefined && p.id !== undefined && answeredAs !== p.id) return false;
           if (res.type !== 'PEERS') return true;
-          if (res.self && !p.id) registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
+          // Its id and name from itself: a peer added by address learns both, one heard by a private
+          // swarm's beacons (which carry no name) its name.
+          if (res.self && (!p.id || (p.id === res.self.id && !p.name && res.self.name)))
+            registry.see(p.sources.values().next().value ?? 'manual', { id: res.self.id, name: res.self.name, host: p.host, port: p.port });
           for (const q of res.peers) {
             // A remote peer's loopback is its own machine, not ours.
             if (isLoopbackAddress(q.host) && !isLoopbackAddress(p.host)) continue;

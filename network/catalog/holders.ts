@@ -28,6 +28,8 @@ const MAX_LISTED = 20_000;
 
 export interface HoldersInit {
   registry: PeerRegistry;
+  /** A private swarm's TLS key: every request to a peer goes inside TLS with it. */
+  psk?: Buffer;
   logger: Logger;
   /** Per-request timeout of a `list` (the node's query timeout). */
   timeoutMs: number;
@@ -164,7 +166,7 @@ export class Holders extends EventEmitter<HoldersEvents> {
       const p = this.queue.shift()!;
       const key = holderKey(p.host, p.port);
       this.active++;
-      controlRequest(p.host, p.port, { type: 'list' }, { timeoutMs: this.init.timeoutMs, signal: this.abort.signal })
+      controlRequest(p.host, p.port, { type: 'list' }, { timeoutMs: this.init.timeoutMs, signal: this.abort.signal, psk: this.init.psk })
         .then(
           (res) => {
             this.init.registry.contact(p.host, p.port, true);

@@ -26,6 +26,8 @@ export interface SearchResult {
 
 export interface NetworkSearchInit {
   registry: PeerRegistry;
+  /** A private swarm's TLS key: every request to a peer goes inside TLS with it. */
+  psk?: Buffer;
   holders: Holders;
   /** The bootstrap server's search index, while a bootstrap server is in use. */
   index(): { search(query: string): Promise<SearchHit[]> } | null;
@@ -52,9 +54,10 @@ export class NetworkSearch {
       merged.set(f.infohash, r);
       if (f.complete !== false) holders.saw(f.infohash, holderKey(node.host, node.port));
     };
-    const asks = registry.list().map(async (p) => {
+    // One ask per address, and a peer that does not answer only now and then.
+    const asks = registry.askable().map(async (p) => {
       try {
-        const res = await controlRequest(p.host, p.port, { type: 'search', filename: query }, { timeoutMs: this.init.timeoutMs });
+        const res = await controlRequest(p.host, p.port, { type: 'search', filename: query }, { timeoutMs: this.init.timeoutMs, psk: this.init.psk });
         registry.contact(p.host, p.port, true);
         if (res.type === 'FOUND') for (const f of res.files) note(f, { id: p.id, host: p.host, port: p.port }, 'peers');
       } catch (err) {
@@ -86,10 +89,10 @@ export class NetworkSearch {
    */
   async metainfo(infohash: string, hint: Array<{ host: string; port: number }>): Promise<Metainfo> {
     const seen = new Set<string>();
-    const order = [...hint, ...this.init.registry.list()].filter((p) => !seen.has(`${p.host}:${p.port}`) && seen.add(`${p.host}:${p.port}`));
+    const order = [...hint, ...this.init.registry.askable()].filter((p) => !seen.has(`${p.host}:${p.port}`) && seen.add(`${p.host}:${p.port}`));
     if (order.length === 0) throw new NotFoundError(`no known peer to ask for ${infohash}: add one with --peer HOST:PORT`);
     try {
-      return await Promise.any(order.map((p) => fetchMetainfo(p.host, p.port, infohash, { timeoutMs: this.init.timeoutMs })));
+      return await Promise.any(order.map((p) => fetchMetainfo(p.host, p.port, infohash, { timeoutMs: this.init.timeoutMs, psk: this.init.psk })));
     } catch (err) {
       // Say what went wrong beyond "not there" (a bad or unsafe torrent, a broken answer).
       const reasons = err instanceof AggregateError ? err.errors.filter((e) => e instanceof ControlProtocolError).map((e: Error) => e.message) : [];

@@ -21,6 +21,8 @@ export const RETRY_MAX_MS = 30_000;
 
 export interface WatcherInit {
   registry: PeerRegistry;
+  /** A private swarm's TLS key: every request to a peer goes inside TLS with it. */
+  psk?: Buffer;
   /** A matching file seen on `from`: download it unless we have it or fetch it already. */
   fetch(file: FileEntry, from: KnownPeer, pattern: string): void;
   /** Everything a stream tells of a peer's files (a snapshot in full, then each change). */
@@ -141,7 +143,7 @@ export class Watcher {
         s.timer.unref();
         s.retryMs = Math.min(s.retryMs * 2, this.retryMaxMs);
       },
-    });
+    }, { psk: this.init.psk });
   }
 
   private reopen(s: Stream): void {

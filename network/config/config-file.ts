@@ -18,6 +18,7 @@ import { parseSize } from '../util/size.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../metainfo/metainfo.js';
 import { MAX_PATTERN_LENGTH } from '../catalog/glob.js';
+import { secretProblem } from '../security/secret.js';
 
 /** The name of the config file in a state folder. */
 export const CONFIG_FILE_NAME = 'shoal.json';
@@ -80,7 +81,7 @@ export const ConfigFileSchema = z
     multicastPort: port.min(1),
     interface: list(text),
     multicastTtl: z.number().int().min(0).max(255),
-    beaconInterval: z.number().min(0.1).max(3600),
+    beaconInterval: z.number().min(0.1).max(300),
     watch: list(z.string().min(1).max(MAX_PATTERN_LENGTH)),
     httpHost: text,
     httpPort: port,
@@ -88,6 +89,12 @@ export const ConfigFileSchema = z
     logLevel: z.enum(LOG_LEVELS),
     encryption: z.enum(['prefer', 'require', 'off']),
     utp: z.enum(['on', 'prefer', 'off']),
+    // A private swarm's secret, or the file that holds it (one of the two).
+    secret: z.string().superRefine((v, ctx) => {
+      const problem = secretProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+    secretFile: text,
   })
   .partial();
 

@@ -10,6 +10,7 @@ import {
   type ControlRequest, type ControlResponse,
 } from '../wire/control-codec.js';
 import { TimeoutError, ClosedError } from '../util/errors.js';
+import { connectPrivate, describeTlsError, isTlsFailure, PrivateLinkError } from '../security/tls.js';
 
 export const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
 
@@ -17,6 +18,8 @@ export interface ControlRequestOptions {
   /** Whole exchange, connect included; 5 s by default. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** A private swarm's TLS key: the request goes inside TLS 1.3 with it (security/tls.ts). */
+  psk?: Buffer;
 }
 
 /**
@@ -30,7 +33,8 @@ export function controlRequest(host: string, port: number, request: ControlReque
   return new Promise<ControlResponse>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const decoder = new LineDecoder(MAX_RESPONSE_LINE);
-    const socket = net.connect({ host, port });
+    const { psk } = opts;
+    const socket = psk ? connectPrivate(host, port, psk) : net.connect({ host, port });
     let settled = false;
     const finish = (err: unknown, res?: ControlResponse) => {
       if (settled) return;
@@ -45,7 +49,8 @@ export function controlRequest(host: string, port: number, request: ControlReque
     const timer = setTimeout(() => finish(new TimeoutError(`${host}:${port} did not answer ${request.type} within ${timeoutMs} ms`)), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.setNoDelay(true);
-    socket.on('connect', () => socket.write(encodeMessage(request)));
+    // TLS keeps what is written until its handshake is done: the request goes at once either way.
+    socket.write(encodeMessage(request));
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const line of decoder.push(chunk)) {
@@ -58,7 +63,7 @@ export function controlRequest(host: string, port: number, request: ControlReque
         finish(err);
       }
     });
-    socket.on('error', (err) => finish(err));
+    socket.on('error', (err) => finish(psk && isTlsFailure(err) ? new PrivateLinkError(`${host}:${port}: ${describeTlsError(err)}`) : err));
     socket.on('close', () => finish(new ClosedError(`${host}:${port} closed the connection before answering ${request.type}`)));
   });
 }

@@ -52,9 +52,9 @@ export class ControlService implements ControlHandler {
         return { type: 'METAINFO', infohash: m.infoHashHex, torrent: encodeTorrent(m).toString('base64') };
       }
       case 'peers': {
-        // Only peers we have reason to think are real: never pass on second-hand hearsay
-        // that we could not reach ourselves.
-        const vouched = this.init.registry.list().filter((p) => p.reachable !== 'no' && !(p.sources.size === 1 && p.sources.has('peer')));
+        // Only peers that answered us: a sighting is a claim (anyone can make up ids and name
+        // any address), and passing on claims would spread fakes through the network.
+        const vouched = this.init.registry.list().filter((p) => p.reachable === 'yes' && !(p.sources.size === 1 && p.sources.has('peer')));
         const peers = vouched.slice(0, MAX_PEERS).map((p) => ({ id: p.id, name: p.name?.slice(0, 64), host: p.host, port: p.port }));
         return { type: 'PEERS', self: this.selfView(), peers };
       }

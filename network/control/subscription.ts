@@ -10,6 +10,7 @@ import {
 } from '../wire/control-codec.js';
 import { SUBSCRIPTION_HEARTBEAT_MS } from './control-server.js';
 import { TimeoutError, ClosedError } from '../util/errors.js';
+import { connectPrivate, describeTlsError, isTlsFailure, PrivateLinkError } from '../security/tls.js';
 
 export interface SubscriptionHandlers {
   snapshot(files: FileEntry[], self: NodeSelf | undefined): void;
@@ -25,6 +26,8 @@ export interface SubscriptionOptions {
   idleMs?: number;
   /** The local address to connect from (a host with several). */
   localAddress?: string;
+  /** A private swarm's TLS key: the stream runs inside TLS 1.3 with it (security/tls.ts). */
+  psk?: Buffer;
 }
 
 export interface Subscription {
@@ -33,7 +36,8 @@ export interface Subscription {
 
 export function subscribe(host: string, port: number, h: SubscriptionHandlers, opts: SubscriptionOptions = {}): Subscription {
   const decoder = new LineDecoder(MAX_RESPONSE_LINE);
-  const socket = net.connect({ host, port, localAddress: opts.localAddress });
+  const { psk } = opts;
+  const socket = psk ? connectPrivate(host, port, psk, { localAddress: opts.localAddress }) : net.connect({ host, port, localAddress: opts.localAddress });
   let snapshotSeen = false;
   let ended = false;
   const end = (err: Error | null) => {
@@ -47,7 +51,8 @@ export function subscribe(host: string, port: number, h: SubscriptionHandlers, o
   socket.setNoDelay(true);
   socket.setKeepAlive(true, 10_000);
   socket.setTimeout(opts.idleMs ?? 3 * SUBSCRIPTION_HEARTBEAT_MS, () => end(new TimeoutError(`${host}:${port}: subscription went silent`)));
-  socket.on('connect', () => socket.write(encodeMessage({ type: 'subscribe' })));
+  // TLS keeps what is written until its handshake is done: the request goes at once either way.
+  socket.write(encodeMessage({ type: 'subscribe' }));
   socket.on('data', (chunk: Buffer) => {
     try {
       for (const line of decoder.push(chunk)) {
@@ -67,7 +72,7 @@ export function subscribe(host: string, port: number, h: SubscriptionHandlers, o
       end(err as Error);
     }
   });
-  socket.on('error', (err) => end(err));
+  socket.on('error', (err) => end(psk && isTlsFailure(err) ? new PrivateLinkError(`${host}:${port}: ${describeTlsError(err)}`) : err));
   socket.on('close', () => end(new ClosedError(`${host}:${port} closed the subscription`)));
   return { close: () => end(null) };
 }

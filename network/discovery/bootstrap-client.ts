@@ -9,6 +9,11 @@
  * its health, warns once, retries with back-off (1 s doubling to 30 s), and re-registers by
  * itself when the server returns; multicast carries on meanwhile. Every answer is checked
  * against the schemas: a server that answers nonsense is a warning, never a crash.
+ *
+ * Every request is signed with the node's key (network/wire/request-auth.ts), so the server
+ * knows the node id it acts for is ours; in a private swarm it carries the swarm's HMAC too.
+ * A client whose clock is off signs with the server's time instead (the server answers
+ * with its own, X-Shoal-Time).
  */
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
@@ -22,6 +27,7 @@ import {
 import type { z } from 'zod';
 import { Cooldown } from '../util/cooldown.js';
 import { TimeoutError } from '../util/errors.js';
+import { AUTH_HEADERS, PROOF_HEADER, authHeaders, checkAnswerProof, type RequestSigner } from '../wire/request-auth.js';
 
 export interface PublishedState {
   files: FileEntry[];
@@ -32,6 +38,10 @@ export interface BootstrapClientInit {
   /** http://host:port of the server (a trailing slash is fine). */
   url: string;
   self: { id: string; instance: string; name?: string; port: number; host?: string };
+  /** The key `self.id` derives from: every request is signed with it. */
+  signer: RequestSigner & { readonly id: string };
+  /** The swarm's bootstrap key (network/security/secret.ts) in a private swarm. */
+  bootstrapKey?: Buffer;
   /** What we share and download right now; read at every register and heartbeat. */
   state: () => PublishedState;
   logger?: Logger;
@@ -53,6 +63,8 @@ export const DEFAULT_STOP_TIMEOUT_MS = 1000;
 /** Until the server says otherwise. */
 const INITIAL_HEARTBEAT_MS = 30_000;
 const REPORT_EVERY_MS = 60_000;
+/** A server clock this far from ours is followed when signing (the server allows minutes). */
+const CLOCK_OFFSET_MIN_MS = 2_000;
 
 /** The server refused (status set), answered nonsense, or could not be reached. */
 export class BootstrapError extends Error {
@@ -85,11 +97,33 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
   /** Nodes we reported unreachable lately: each at most once per REPORT_EVERY_MS. */
   private readonly reported = new Cooldown(REPORT_EVERY_MS, 1000);
   private state: DiscoveryHealth = { state: 'stopped', since: Date.now() };
+  /** The server's clock minus ours, when they differ by more than CLOCK_OFFSET_MIN_MS. */
+  private clockOffsetMs = 0;
+  /** In a private swarm: the server has proven it holds the secret (until then we send it none of our files). */
+  private proven = false;
 
   constructor(private readonly init: BootstrapClientInit) {
     super();
     this.url = init.url.replace(/\/+$/, '');
     this.log = init.logger ?? silentLogger();
+    if (init.signer.id !== init.self.id) throw new RangeError(`node id ${init.self.id} is not the id of the key that signs for it (${init.signer.id})`);
+  }
+
+  /**
+   * Headers that authenticate a request to this server (signed; the HMAC in a private
+   * swarm): for the tracker announces of a private swarm, which go to the same server.
+   */
+  authorize(method: string, target: string, body?: string): Record<string, string> {
+    return authHeaders({ method, target, body }, { signer: this.init.signer, macKey: this.init.bootstrapKey, now: Date.now() + this.clockOffsetMs });
+  }
+
+  /**
+   * In a private swarm, the headers an announce to this server's tracker needs (its HMAC);
+   * none for another tracker, or in an open swarm (the server asks nothing of announces).
+   */
+  trackerHeaders(url: URL, target: string): Record<string, string> | undefined {
+    if (!this.init.bootstrapKey || url.origin !== new URL(this.url).origin) return undefined;
+    return this.authorize('GET', target);
   }
 
   /** The server's tracker: add it to a torrent's trackers so real clients and we meet there. */
@@ -175,6 +209,7 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
       const { files, downloads } = this.published();
       const key = digest(files);
       const wasRegistered = this.registered;
+      let withheld = false;
       let answer: RegisterResponse;
       this.lastSend = Date.now();
       if (wasRegistered) {
@@ -182,14 +217,17 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
         answer = check(RegisterResponseSchema, await this.request('PUT', `/api/nodes/${encodeURIComponent(this.init.self.id)}`, body, undefined, controller.signal), 'heartbeat');
       } else {
         const { id, instance, name, port, host } = this.init.self;
-        const body: RegisterBody = { id, instance, name: (name ?? '').slice(0, 64), port, files, downloads, ...(host ? { host } : {}) };
+        // A private swarm's server must prove the secret before it hears what we share.
+        withheld = this.init.bootstrapKey !== undefined && !this.proven;
+        const body: RegisterBody = { id, instance, name: (name ?? '').slice(0, 64), port, files: withheld ? [] : files, downloads: withheld ? [] : downloads, ...(host ? { host } : {}) };
         answer = check(RegisterResponseSchema, await this.request('POST', '/api/nodes', body, undefined, controller.signal), 'register');
       }
       if (!this.running) return;
       this.registered = true;
-      this.filesKey = key;
+      this.filesKey = withheld ? null : key;
+      if (withheld) this.publishPending = true;
       this.succeeded(answer, wasRegistered);
-      this.schedule(this.publishPending ? (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) : this.heartbeatMs);
+      this.schedule(withheld ? 0 : this.publishPending ? (this.init.publishMinIntervalMs ?? DEFAULT_PUBLISH_MIN_INTERVAL_MS) : this.heartbeatMs);
     } catch (err) {
       if (!this.running) return;
       const error = err instanceof BootstrapError ? err : describeNetworkError(err, this.url, this.init.timeoutMs ?? DEFAULT_TIMEOUT_MS);
@@ -302,22 +340,29 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
     gaveUp.catch(() => {});
     let res: Response;
     let text: string;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const base = new URL(this.url);
+    const target = `${base.pathname.replace(/\/+$/, '')}${path}`;
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authorize(method, target, payload) };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
     try {
       res = await Promise.race([
-        fetch(this.url + path, {
-          method,
-          headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: abort.signal,
-          redirect: 'error',
-        }),
+        fetch(this.url + path, { method, headers, body: payload, signal: abort.signal, redirect: 'error' }),
         gaveUp,
       ]);
+      this.followClock(res);
       text = await readCapped(res, gaveUp);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
+    const macKey = this.init.bootstrapKey;
+    // Refusals need no proof (they give us nothing, and say why: a wrong secret, say).
+    if (macKey && res.ok && res.status !== 204 && !checkAnswerProof(macKey, headers[AUTH_HEADERS.nonce]!, res.status, text, res.headers.get(PROOF_HEADER))) {
+      this.proven = false;
+      throw new BootstrapError(`bootstrap server ${this.url} does not prove it holds this swarm's secret (an open server, or another swarm's): not used`);
+    }
+    if (macKey && res.ok) this.proven = true;
     let json: unknown;
     if (text.length > 0) {
       try {
@@ -331,6 +376,18 @@ export class BootstrapClient extends EventEmitter<PeerDiscoveryEvents> implement
       throw new BootstrapError(`bootstrap server refused ${method} ${path.split('?')[0]}: HTTP ${res.status}${reason.success ? ` ${reason.data.error}` : ''}`, res.status);
     }
     return json;
+  }
+
+  /** The server says what time it is: sign with its clock if ours is off by more than a little. */
+  private followClock(res: Response): void {
+    const theirs = Number(res.headers.get(AUTH_HEADERS.time));
+    if (!Number.isSafeInteger(theirs) || theirs <= 0) return;
+    const offset = theirs - Date.now();
+    const next = Math.abs(offset) > CLOCK_OFFSET_MIN_MS ? offset : 0;
+    if (next !== 0 && Math.abs(next - this.clockOffsetMs) > CLOCK_OFFSET_MIN_MS) {
+      this.log.warn({ server: this.url, offsetMs: offset }, `bootstrap server's clock is ${Math.round(offset / 1000)} s from ours: signing with its time`);
+    }
+    this.clockOffsetMs = next;
   }
 }
 

@@ -33,6 +33,8 @@ export interface DiscoveryHealth {
   since: number;
   /** Last time the source worked (sent or received, server answered). */
   lastOk?: number;
+  /** What the source ignored since it started, by reason (beacons that failed their checks). */
+  rejected?: Partial<Record<string, number>>;
 }
 
 /**

@@ -121,9 +121,12 @@ export class MulticastSocket {
     return gen === this.generation && fresh;
   }
 
-  /** Sends `buf` to group:port on every link that has a socket; failures become problems. */
-  async send(buf: Buffer): Promise<void> {
-    await Promise.all([...this.links.values()].map((link) => this.sendOn(link, buf)));
+  /**
+   * Sends to group:port on every link that has a socket; failures become problems. A
+   * function is called once per link, so each link's copy can be its own (a new nonce).
+   */
+  async send(buf: Buffer | (() => Buffer)): Promise<void> {
+    await Promise.all([...this.links.values()].map((link) => this.sendOn(link, typeof buf === 'function' ? buf() : buf)));
   }
 
   /** When the earliest back-off ends (ms since epoch), if anything is waiting to be retried. */
@@ -132,7 +135,7 @@ export class MulticastSocket {
   }
 
   /** Sends `farewell` on every link first (bounded in time) if given, then closes everything. */
-  async close(farewell?: Buffer): Promise<void> {
+  async close(farewell?: Buffer | (() => Buffer)): Promise<void> {
     // At once, before the farewell: a round still binding or joining must not report what
     // the close does to it, and nothing heard from now on is handed over.
     this.isOpen = false;

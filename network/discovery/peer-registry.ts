@@ -16,6 +16,13 @@
  * magnet sightings go with it, and for `learntTtlMs` more hearsay about that node id is
  * ignored (other nodes may still be passing on the copy they have), until a first-hand
  * source sees it again.
+ *
+ * Sightings are claims: anyone on the LAN can make up ids (a key costs nothing) and name any
+ * address in their beacons, to make every node dial an address of their choice. So at most
+ * `maxUnverifiedPerHost` peers at one host may be waiting for their first answer; more
+ * sightings there are refused until some answer or go (peers added by hand excepted). A
+ * peer whose address answers as another node (`contact` with the id that answered) is
+ * marked as not answering at once.
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
@@ -75,6 +82,10 @@ export const MAX_LEARNT_PEERS = 1_000;
 export const DEFAULT_LEARNT_TTL_MS = 10 * 60_000;
 /** Failed contacts in a row after which a peer counts as not answering. */
 export const UNREACHABLE_AFTER = 3;
+/** Peers at one host that have not answered yet (several nodes on one machine, not thousands). */
+export const MAX_UNVERIFIED_PER_HOST = 16;
+/** A peer that does not answer is asked again (by a search, a metainfo lookup) at most this often. */
+export const RETRY_SILENT_MS = 60_000;
 
 /** Sources that carry no liveness of their own: their sightings fade by time. */
 const FADING: ReadonlySet<PeerSource> = new Set<PeerSource>(['peer', 'tracker', 'magnet']);
@@ -85,11 +96,17 @@ export interface PeerRegistryInit {
   learntTtlMs?: number;
   maxPeers?: number;
   maxLearnt?: number;
+  maxUnverifiedPerHost?: number;
 }
 
 export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private readonly peers = new Map<string, KnownPeer>();
   private readonly byAddr = new Map<string, KnownPeer>();
+  /** Every listed peer by its host: how many there have not answered yet. */
+  private readonly byHost = new Map<string, Set<KnownPeer>>();
+  private readonly maxUnverifiedPerHost: number;
+  /** Sightings refused because their host had as many peers waiting for a first answer as it may. */
+  private crowdedCount = 0;
   private self: { id?: string; port: number; hosts: Set<string> } | null;
   private readonly learntTtlMs: number;
   private readonly maxPeers: number;
@@ -105,6 +122,12 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     this.learntTtlMs = init.learntTtlMs ?? DEFAULT_LEARNT_TTL_MS;
     this.maxPeers = init.maxPeers ?? MAX_KNOWN_PEERS;
     this.maxLearnt = init.maxLearnt ?? MAX_LEARNT_PEERS;
+    this.maxUnverifiedPerHost = init.maxUnverifiedPerHost ?? MAX_UNVERIFIED_PER_HOST;
+  }
+
+  /** Sightings refused since the start because their host had too many peers not yet answering. */
+  get crowded(): number {
+    return this.crowdedCount;
   }
 
   /** Tell the registry who we are once the port is known. */
@@ -135,6 +158,10 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     if (!peer) {
       if (this.peers.size >= this.maxPeers) return null;
       if (source === 'peer' && this.learnt >= this.maxLearnt) return null;
+      if (source !== 'manual' && this.unverifiedAt(s.host) >= this.maxUnverifiedPerHost) {
+        this.crowdedCount++;
+        return null;
+      }
       peer = {
         key: s.id ? `id:${s.id}` : `addr:${addr}`,
         id: s.id,
@@ -150,7 +177,9 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
         failures: 0,
       };
       this.peers.set(peer.key, peer);
-      this.byAddr.set(addr, peer);
+      // An address where a node answered keeps pointing at it, whatever else claims the address.
+      if (this.byAddr.get(addr)?.reachable !== 'yes') this.byAddr.set(addr, peer);
+      this.hostSet(s.host).add(peer);
       if (source === 'peer') this.learnt++;
       this.emit('peer-up', peer);
       return peer;
@@ -168,7 +197,9 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     // answering.
     const moved = (peer.host !== s.host || peer.port !== s.port) && (restarted || peer.reachable === 'no');
     if (moved) {
-      this.byAddr.delete(`${peer.host}:${peer.port}`);
+      if (this.byAddr.get(`${peer.host}:${peer.port}`) === peer) this.byAddr.delete(`${peer.host}:${peer.port}`);
+      this.leaveHost(peer);
+      this.hostSet(s.host).add(peer);
       peer.host = s.host;
       peer.port = s.port;
       this.byAddr.set(addr, peer);
@@ -229,6 +260,20 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
     return this.peers.size;
   }
 
+  /**
+   * The peers worth asking something now, freshest first: one per address (however many ids
+   * claim it), and those that do not answer only once per RETRY_SILENT_MS.
+   */
+  askable(now = Date.now()): KnownPeer[] {
+    const addrs = new Set<string>();
+    return this.list().filter((p) => {
+      const addr = `${p.host}:${p.port}`;
+      if (addrs.has(addr) || (p.reachable === 'no' && now - (p.lastContact ?? 0) < RETRY_SILENT_MS)) return false;
+      addrs.add(addr);
+      return true;
+    });
+  }
+
   /** Peers that answer or were not tried yet, and those that do not answer (listed, but not counted or passed on). */
   count(): { peers: number; unreachable: number } {
     let unreachable = 0;
@@ -239,23 +284,76 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   /**
    * Record whether a contact (search, metainfo, dial) worked. A peer that fails
    * UNREACHABLE_AFTER times in a row counts as not answering; one that only fading sources
-   * vouch for is then forgotten. Returns the peer if this contact made it unreachable.
+   * vouch for is then forgotten. Returns a peer this contact made unreachable, if any.
+   * `answeredAs`: the id the node that answered gave (see `answered`).
    */
-  contact(host: string, port: number, ok: boolean): KnownPeer | null {
+  contact(host: string, port: number, ok: boolean, answeredAs?: string): KnownPeer | null {
     const peer = this.byAddr.get(`${host}:${port}`);
     if (!peer) return null;
+    if (answeredAs !== undefined) return this.answered(host, port, answeredAs);
     peer.lastContact = Date.now();
     if (ok) {
       peer.failures = 0;
       peer.reachable = 'yes';
       return null;
     }
-    peer.failures += 1;
-    if (peer.failures < UNREACHABLE_AFTER || peer.reachable === 'no') return null;
-    peer.reachable = 'no';
-    this.emit('peer-unreachable', peer);
-    if ([...peer.sources].every((s) => FADING.has(s))) this.drop(peer);
-    return peer;
+    // Nothing answers at that address: a failure for every peer that claims it, not only
+    // the one the address leads to (forged sightings may all name one address).
+    let marked: KnownPeer | null = null;
+    for (const p of [peer, ...[...(this.byHost.get(host) ?? [])].filter((q) => q.port === port && q !== peer)]) {
+      p.lastContact = peer.lastContact;
+      p.failures += 1;
+      if (p.failures < UNREACHABLE_AFTER || p.reachable === 'no') continue;
+      p.reachable = 'no';
+      marked ??= p;
+      this.emit('peer-unreachable', p);
+      if ([...p.sources].every((s) => FADING.has(s))) this.drop(p);
+    }
+    return marked;
+  }
+
+  /**
+   * The node at `host:port` answered, naming itself `id`: that peer answers; any other peer
+   * listed there claimed an address that is not its own, and counts as not answering at once.
+   */
+  private answered(host: string, port: number, id: string): KnownPeer | null {
+    let marked: KnownPeer | null = null;
+    for (const p of [...(this.byHost.get(host) ?? [])]) {
+      if (p.port !== port) continue;
+      if (p.id === undefined || p.id === id) {
+        p.lastContact = Date.now();
+        p.failures = 0;
+        p.reachable = 'yes';
+        this.byAddr.set(`${host}:${port}`, p);
+      } else if (p.reachable !== 'no') {
+        p.lastContact = Date.now();
+        p.failures = UNREACHABLE_AFTER;
+        p.reachable = 'no';
+        marked = p;
+        this.emit('peer-unreachable', p);
+        if ([...p.sources].every((s) => FADING.has(s))) this.drop(p);
+      }
+    }
+    return marked;
+  }
+
+  private unverifiedAt(host: string): number {
+    let n = 0;
+    for (const p of this.byHost.get(host) ?? []) if (p.reachable !== 'yes') n++;
+    return n;
+  }
+
+  private hostSet(host: string): Set<KnownPeer> {
+    let set = this.byHost.get(host);
+    if (!set) this.byHost.set(host, (set = new Set()));
+    return set;
+  }
+
+  private leaveHost(peer: KnownPeer): void {
+    const set = this.byHost.get(peer.host);
+    if (!set) return;
+    set.delete(peer);
+    if (set.size === 0) this.byHost.delete(peer.host);
   }
 
   /** Let fading sightings go once they are older than the TTL. Call now and then. */
@@ -293,7 +391,13 @@ export class PeerRegistry extends EventEmitter<PeerRegistryEvents> {
   private drop(peer: KnownPeer): void {
     if (!this.peers.delete(peer.key)) return;
     if (peer.sources.has('peer')) this.learnt--;
-    if (this.byAddr.get(`${peer.host}:${peer.port}`) === peer) this.byAddr.delete(`${peer.host}:${peer.port}`);
+    this.leaveHost(peer);
+    const addr = `${peer.host}:${peer.port}`;
+    if (this.byAddr.get(addr) === peer) {
+      this.byAddr.delete(addr);
+      // Another peer listed at that address takes it over.
+      for (const p of this.byHost.get(peer.host) ?? []) if (p.port === peer.port) this.byAddr.set(addr, p);
+    }
     this.emit('peer-down', peer);
   }
 

@@ -9,6 +9,8 @@ import type { PeerRegistry } from './peer-registry.js';
 import type { DiscoveryHealth, PeerDiscovery, PeerSource } from './discovery.js';
 import { MulticastDiscovery } from './multicast.js';
 import { BootstrapClient, type PublishedState } from './bootstrap-client.js';
+import type { Signer } from '../security/identity.js';
+import type { SwarmSecret } from '../security/secret.js';
 
 export interface MulticastOptions {
   group?: string;
@@ -21,6 +23,10 @@ export interface MulticastOptions {
 export interface DiscoveryInit {
   /** This node as beacons and registrations name it; `host` is the advertised address, if set. */
   self: { id: string; instance: string; name: string; port: number; host?: string };
+  /** Signs beacons and bootstrap requests: the key this node's id derives from. */
+  signer: Signer;
+  /** A private swarm's secret: beacons and bootstrap requests carry its HMAC. */
+  secret?: SwarmSecret;
   /** The one address the peer port listens on, if it listens on one only (beacons go only where it is reachable). */
   bound?: string;
   multicast?: false | MulticastOptions;
@@ -45,12 +51,24 @@ export async function startDiscovery(init: DiscoveryInit): Promise<Discovery> {
   if (init.multicast !== false) {
     const m = init.multicast ?? {};
     sources.push(
-      new MulticastDiscovery({ self: init.self, group: m.group, port: m.port, interfaces: m.interfaces, bound: init.bound, ttl: m.ttl, intervalMs: m.intervalMs, logger: init.log }),
+      new MulticastDiscovery({
+        self: { ...init.self, signer: init.signer },
+        beaconKey: init.secret?.beaconKey,
+        group: m.group,
+        port: m.port,
+        interfaces: m.interfaces,
+        bound: init.bound,
+        ttl: m.ttl,
+        intervalMs: m.intervalMs,
+        // Answered our search, peers or metainfo: worth its place in a full table.
+        answered: (id) => init.registry.get(id)?.reachable === 'yes',
+        logger: init.log,
+      }),
     );
   }
   let bootstrap: BootstrapClient | null = null;
   if (init.bootstrap) {
-    bootstrap = new BootstrapClient({ url: init.bootstrap, self: init.self, state: init.published, logger: init.log });
+    bootstrap = new BootstrapClient({ url: init.bootstrap, self: init.self, signer: init.signer, bootstrapKey: init.secret?.bootstrapKey, state: init.published, logger: init.log });
     sources.push(bootstrap);
   }
   for (const source of sources) {

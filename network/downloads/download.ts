@@ -63,6 +63,8 @@ export class Download {
   private current: State;
   private finalPath: string | undefined;
   private failure: string | undefined;
+  /** Paused by itself because the disk is full (why, for the user), not by a user: it goes on once there is room. */
+  private noSpace: string | undefined;
   private settle!: { resolve(path: string): void; reject(err: Error): void };
   /** Readers waiting for a piece: told of every verified piece and change of state. */
   private readonly waiters = new Set<() => void>();
@@ -104,8 +106,26 @@ export class Download {
   to(next: State): boolean {
     if (!NEXT[this.current].includes(next)) return false;
     this.current = next;
+    this.noSpace = undefined;
     this.poke();
     return true;
+  }
+
+  /** Paused for want of space (`why` says so to the user); false when it was not running. */
+  pausedForSpace(why: string): boolean {
+    if (!this.to('paused')) return false;
+    this.noSpace = why;
+    return true;
+  }
+
+  /** Paused because the disk is full, waiting for room (a user's pause or resume ends that). */
+  get waitingForSpace(): boolean {
+    return this.noSpace !== undefined;
+  }
+
+  /** A user paused it while it waited for room: it waits for the user now. */
+  keepPaused(): void {
+    this.noSpace = undefined;
   }
 
   /** The file is in place at `path`: done. */
@@ -136,7 +156,7 @@ export class Download {
     const real = this.metainfo.files.filter((f) => !f.pad).length;
     const selection = this.selection();
     const selectedFiles = selection ? selection.filter(Boolean).length : real;
-    return { ...s, state, startedAt: this.startedAt, eta: this.eta(s), path: this.finalPath, error: this.failure, multiFile: this.metainfo.multiFile, files: real, selectedFiles };
+    return { ...s, state, startedAt: this.startedAt, eta: this.eta(s), path: this.finalPath, error: this.failure ?? this.noSpace, multiFile: this.metainfo.multiFile, files: real, selectedFiles };
   }
 
   /** Which files are (or were) being downloaded, in torrent order; null: every file. */

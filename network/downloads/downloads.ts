@@ -16,11 +16,16 @@ import type { Torrents } from '../swarm/torrents.js';
 import type { Announcer } from '../tracker/announcer.js';
 import type { SharedFile } from '../library/library.js';
 import { UnknownDownloadError } from '../errors.js';
-import { ClosedError } from '../util/errors.js';
+import { ClosedError, diskFullCode } from '../util/errors.js';
 import { Download, type DownloadInfo } from './download.js';
 
 /** Progress events per download at most this often. */
 const PROGRESS_EVERY_MS = 200;
+/** While a download waits for room on a full disk, free space is looked at this often. */
+export const SPACE_CHECK_MS = 2000;
+/** Room a download waits for: this many of its pieces (or what is left), and this much for its resume record and the like. */
+const ROOM_PIECES = 4;
+const ROOM_MARGIN = 1024 * 1024;
 
 type Endpoint = { host: string; port: number };
 
@@ -64,6 +69,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
   private readonly progressEvents = new Cooldown(PROGRESS_EVERY_MS, 10_000);
   /** Aborted by stop(): an open under way (a resume's recheck) gives up at its next piece. */
   private readonly halt = new AbortController();
+  /** Looks at free space while a download waits for room. */
+  private spaceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly init: DownloadsInit) {
     super();
@@ -105,6 +112,8 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
    */
   async stop(): Promise<void> {
     this.halt.abort(new ClosedError('the node is stopping'));
+    if (this.spaceTimer) clearInterval(this.spaceTimer);
+    this.spaceTimer = null;
     await Promise.allSettled([...this.opening.values()]);
   }
 
@@ -175,6 +184,14 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
    */
   async pause(infohash: string): Promise<boolean> {
     const d = this.get(infohash);
+    if (d?.waitingForSpace) {
+      // Paused already for want of space: now it waits for the user, and outlasts a restart.
+      d.keepPaused();
+      await this.mark(d.infohash, true).catch((err: Error) => this.init.log.warn({ err: err.message }, 'could not record the pause: it will not outlast a restart'));
+      this.init.log.info({ file: d.metainfo.name }, 'download paused');
+      this.stateChanged(d);
+      return true;
+    }
     if (!d || !d.to('paused')) return false;
     // Trackers hear `stopped` in the background: a slow one must not hold the pause up.
     void this.init.announcer.stop(d.infohash);
@@ -283,6 +300,7 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     });
     torrent.on('complete', () => void this.finish(d));
     torrent.on('error', (err) => this.fail(d, err));
+    torrent.on('disk-full', (err) => this.outOfSpace(d, err));
     this.stateChanged(d);
     // A crash right before the rename leaves every wanted piece verified: finish it now.
     if (part.done()) void this.finish(d);
@@ -315,6 +333,43 @@ export class Downloads extends EventEmitter<DownloadsEvents> {
     });
     this.stateChanged(d);
     this.emit('done', d.info());
+  }
+
+  /**
+   * A verified piece could not be written: the disk is full. The download pauses (its torrent
+   * did already), keeping every verified piece, says why, and goes on by itself once there is
+   * room again (or when resumed by hand). Not remembered as a pause: a restart tries again.
+   */
+  private outOfSpace(d: Download, err: Error): void {
+    const code = diskFullCode(err) ?? 'ENOSPC';
+    const why = `the disk is full (${code}) in ${this.init.downloadDir}: paused, every verified piece kept; it goes on by itself once there is room`;
+    if (!d.pausedForSpace(why)) return;
+    this.init.log.error({ file: d.metainfo.name, err: err.message, verified: d.torrent.info().verified, of: d.metainfo.pieceCount }, 'the disk is full: download paused until there is room');
+    void this.init.announcer.stop(d.infohash);
+    void d.part?.saveNow();
+    this.stateChanged(d);
+    this.spaceTimer ??= setInterval(() => void this.checkSpace(), SPACE_CHECK_MS);
+    this.spaceTimer.unref();
+  }
+
+  /** Downloads waiting for room go on, in turn, while the free space holds a few of their pieces. */
+  private async checkSpace(): Promise<void> {
+    const waiting = this.list().filter((d) => d.waitingForSpace);
+    if (waiting.length === 0 || this.halt.signal.aborted) {
+      if (this.spaceTimer) clearInterval(this.spaceTimer);
+      this.spaceTimer = null;
+      return;
+    }
+    const st = await fsp.statfs(this.init.downloadDir).catch(() => null);
+    if (!st) return;
+    let free = st.bavail * st.bsize;
+    for (const d of waiting) {
+      const need = Math.min(d.bytesLeft(), ROOM_PIECES * d.metainfo.pieceLength) + ROOM_MARGIN;
+      if (free < need || !d.waitingForSpace) continue;
+      free -= need;
+      this.init.log.info({ file: d.metainfo.name, free: st.bavail * st.bsize }, 'there is room on the disk again: the download goes on');
+      await this.resume(d.infohash);
+    }
   }
 
   private fail(d: Download, err: Error): void {

@@ -9,7 +9,7 @@
  */
 import type { Logger } from '../util/log.js';
 import { fromInfo, type Metainfo } from '../metainfo/metainfo.js';
-import { announce } from '../tracker/announce.js';
+import { announce, type AnnounceRequest } from '../tracker/announce.js';
 import { fetchMetadata } from '../swarm/metadata-fetch.js';
 import type { TransportPolicy } from '../swarm/dial.js';
 import type { PeerTimeouts } from '../swarm/peer.js';
@@ -34,6 +34,8 @@ export interface ResolveInit {
   timeouts: PeerTimeouts;
   /** How metadata peers are dialled (plain TCP when not given). */
   transport?: TransportPolicy;
+  /** Headers of an announce to a given tracker (a private swarm's bootstrap tracker wants its HMAC). */
+  trackerHeaders?: AnnounceRequest['headers'];
   log: Logger;
 }
 
@@ -53,7 +55,7 @@ export async function resolveMetainfo(
   const abort = new AbortController();
   const fromTrackers = Promise.allSettled(
     trackers.map((url) =>
-      announce({ url, infoHash, peerId: init.peerId, port: init.port, uploaded: 0, downloaded: 0, left: UNKNOWN_LEFT, timeoutMs: TRACKER_TIMEOUT_MS, signal: abort.signal }),
+      announce({ url, infoHash, peerId: init.peerId, port: init.port, uploaded: 0, downloaded: 0, left: UNKNOWN_LEFT, timeoutMs: TRACKER_TIMEOUT_MS, signal: abort.signal, headers: init.trackerHeaders }),
     ),
   ).then((results) => {
     for (const r of results) if (r.status === 'fulfilled') found.push(...r.value.peers);

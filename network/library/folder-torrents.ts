@@ -36,6 +36,8 @@ interface Shared {
 
 export class FolderTorrents {
   private readonly folders = new Map<string, Shared>();
+  /** Folders being hashed again because a seed saw one of their files change. */
+  private readonly rechecks = new Map<string, Promise<boolean>>();
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
@@ -67,6 +69,46 @@ export class FolderTorrents {
   async adopt(dir: string, metainfo: Metainfo): Promise<SharedFile> {
     const abs = path.resolve(dir);
     return this.put(abs, { named: false, metainfo, scan: await stamp(abs, metainfo) });
+  }
+
+  /** Is `dir` shared whole here? */
+  has(dir: string): boolean {
+    return this.folders.has(path.resolve(dir));
+  }
+
+  /**
+   * A seed saw a file of `dir` change (a new stamp, a piece that failed its hash): a named
+   * folder is hashed again now, whatever its stamps say, and shared under what it holds now; a
+   * downloaded one stops being shared whole. True when it was hashed again and still makes
+   * the same torrent.
+   */
+  recheck(dir: string): Promise<boolean> {
+    const abs = path.resolve(dir);
+    let p = this.rechecks.get(abs);
+    if (!p) {
+      p = this.rehash(abs).finally(() => this.rechecks.delete(abs));
+      this.rechecks.set(abs, p);
+    }
+    return p;
+  }
+
+  private async rehash(abs: string): Promise<boolean> {
+    const s = this.folders.get(abs);
+    if (!s || this.abort.signal.aborted) return false;
+    if (!s.named) {
+      this.init.log.warn({ folder: abs }, 'a downloaded folder changed: no longer sharing it as its torrent');
+      this.remove(abs);
+      return false;
+    }
+    this.init.log.info({ folder: abs }, 'a folder shared as a torrent changed: hashing it again');
+    const now = await this.share(abs).catch((err: Error) => {
+      if (!this.abort.signal.aborted) {
+        this.init.log.warn({ folder: abs, err: err.message }, 'could not hash a changed folder again: no longer sharing it');
+        this.remove(abs);
+      }
+      return null;
+    });
+    return now?.metainfo.infoHashHex === s.metainfo.infoHashHex;
   }
 
   /** Stop sharing `dir` whole (its files stay shared one by one where a shared folder holds them). */

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Metainfo } from '../metainfo/metainfo.js';
 import { resolveInside } from '../util/names.js';
 import { segments } from './layout.js';
+import type { OpenFiles } from './open-files.js';
 
 /** Descriptors one torrent keeps open at most. */
 export const MAX_OPEN = 64;
@@ -39,6 +40,11 @@ export interface FileSetInit {
   placement(f: number): Placement;
   /** The side file for the bytes of files not selected (a download only). */
   sidePath?: string;
+  /**
+   * A seed's files are read through the node's open files (one budget of descriptors for every
+   * shared file and folder) rather than a set of its own.
+   */
+  files?: OpenFiles;
 }
 
 export class FileSet implements ByteSource {
@@ -115,6 +121,7 @@ export class FileSet implements ByteSource {
   /** Close every descriptor; reads and writes after this fail. */
   async close(): Promise<void> {
     this.closed = true;
+    if (!this.init.writable && this.init.files) for (const [f, file] of this.init.metainfo.files.entries()) if (!file.pad) this.init.files.forget(this.pathOf(f));
     await Promise.all([...this.open.keys()].map((f) => this.forget(f)));
   }
 
@@ -139,6 +146,13 @@ export class FileSet implements ByteSource {
    */
   private async io(file: string, fn: (fh: promises.FileHandle) => Promise<number | void>, create = false): Promise<number> {
     if (this.closed) throw new Error('file set closed');
+    const shared = this.init.writable ? undefined : this.init.files;
+    if (shared) {
+      return shared.use(file, async (fh) => (await fn(fh)) ?? 0).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return 0;
+        throw err;
+      });
+    }
     let o = this.open.get(file);
     if (o) {
       this.open.delete(file); // re-insert: Map order is the LRU order

@@ -16,11 +16,11 @@ export const SUSPECT_COOLDOWN_MS = 60_000;
 export interface PieceSource {
   read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   /**
-   * Asked after every read: may the bytes just read be served as they are, the file being as
-   * it was when its pieces were hashed? When not (or when this is absent and `hasher` is given
-   * with `verifyAll`), each piece is hashed before it is served. Absent: always yes.
+   * Asked after every read of torrent bytes `position` .. `position + length`: may they be
+   * served as they are, their file(s) being as they were when the pieces were hashed? When not,
+   * the piece is hashed before it is served. Absent: always yes.
    */
-  unchanged?(): Promise<boolean>;
+  unchanged?(position: number, length: number): Promise<boolean>;
 }
 
 /** Hashes a piece off the event loop (the node's HashPool): `buf` is lent and given back. */
@@ -118,8 +118,9 @@ export class PieceReader {
     return this.bad.get(index) ?? null;
   }
 
-  /** Start reading a piece soon to be asked for, if there is room. */
+  /** Start reading a piece soon to be asked for, if there is room (none while uploads wait for memory: reads asked for go first). */
   prefetch(index: number): void {
+    if (this.memory.short()) return;
     if (this.home.has(index) || this.inflight.has(index) || this.inflight.size >= MAX_LOADS || this.bad.has(index)) return;
     this.load(index).catch(() => {});
   }
@@ -144,7 +145,7 @@ export class PieceReader {
     const buf = Buffer.allocUnsafe(length);
     try {
       await this.readFully(buf, length, index * this.m.pieceLength + begin, index);
-      if (this.source.unchanged && !(await this.source.unchanged())) {
+      if (this.source.unchanged && !(await this.source.unchanged(index * this.m.pieceLength + begin, length))) {
         // The file changed: only a whole piece can be checked against its hash.
         this.memory.release(length);
         return this.blockOfPiece(index, begin, length);
@@ -225,7 +226,7 @@ export class PieceReader {
     if (!whole) return null;
     try {
       await this.readFully(whole, size, index * this.m.pieceLength, index);
-      const mustHash = this.suspects.has(index) || (this.source.unchanged !== undefined && !(await this.source.unchanged()));
+      const mustHash = this.suspects.has(index) || (this.source.unchanged !== undefined && !(await this.source.unchanged(index * this.m.pieceLength, size)));
       if (mustHash) {
         const { digest, buf } = await this.hash(index, whole, size);
         whole = buf;
@@ -254,7 +255,14 @@ export class PieceReader {
   private async readFully(buf: Buffer, size: number, position: number, index: number): Promise<void> {
     let done = 0;
     while (done < size) {
-      const { bytesRead } = await this.source.read(buf, done, size - done, position + done);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.source.read(buf, done, size - done, position + done));
+      } catch (err) {
+        const code = goneCode(err);
+        if (code) this.refuse(index, `piece ${index} could not be read: the file is gone (${code})`);
+        throw err;
+      }
       if (bytesRead === 0) this.refuse(index, `piece ${index} could not be read whole: the file shrank`);
       done += bytesRead;
     }
@@ -268,6 +276,17 @@ export class PieceReader {
     }
     throw new PieceRefusedError(index, why);
   }
+}
+
+/**
+ * Errors that say a file is no longer the regular file that was shared (deleted, a symlink
+ * or a folder or FIFO put in its place, a parent folder replaced): not a local failure, a
+ * change. Returns the error's code, or null for any other error.
+ */
+const GONE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR', 'EAGAIN', 'ENXIO']);
+export function goneCode(err: unknown): string | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code && GONE.has(code) ? code : null;
 }
 
 export async function openForRead(file: string): Promise<promises.FileHandle> {

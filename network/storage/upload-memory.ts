@@ -17,6 +17,21 @@ export const DEFAULT_UPLOAD_MEMORY = 64 * 1024 * 1024;
 export const DEFAULT_PEER_UPLOAD_MEMORY = 4 * 1024 * 1024;
 /** Spare piece buffers are kept up to this share of the budget. */
 const SPARE_SHARE = 8;
+/**
+ * While memory is short (an upload waits for it, or did within PRESSURE_WINDOW_MS), a socket that has
+ * held memory this long without taking any of it is closed, so that what it pins goes to peers
+ * that read; without that pressure such a socket is closed only after the swarm's sendStallMs.
+ */
+export const PRESSURE_STALL_MS = 3000;
+const PRESSURE_WINDOW_MS = 1000;
+
+/** A peer's socket that holds upload memory; the node may close it to give that memory to others. */
+export interface MemoryHolder {
+  /** How long it has held memory without its socket taking any of it (ms); 0 when it holds nothing. */
+  stalledFor(now: number): number;
+  /** Close it, saying why: what it holds comes back once its socket is gone. */
+  evict(why: string): void;
+}
 
 /** A piece in memory. Blocks handed to a socket pin it until the socket has written them. */
 export interface CachedPiece {
@@ -44,6 +59,8 @@ export interface UploadMemoryStats {
   copies: number;
   /** Times an upload waited for memory. */
   waits: number;
+  /** Sockets closed because they held memory others waited for and read none of it. */
+  evicted: number;
 }
 
 export class UploadMemory {
@@ -58,6 +75,11 @@ export class UploadMemory {
   private loadingBytes = 0;
   private copyCount = 0;
   private waitCount = 0;
+  private evictCount = 0;
+  /** Sockets holding memory now, and when an upload last had to wait for memory. */
+  private readonly holders = new Set<MemoryHolder>();
+  private lastWaitAt = 0;
+  private waking = false;
 
   constructor(
     readonly limit = DEFAULT_UPLOAD_MEMORY,
@@ -76,6 +98,7 @@ export class UploadMemory {
       peerLimit: this.peerLimit,
       copies: this.copyCount,
       waits: this.waitCount,
+      evicted: this.evictCount,
     };
   }
 
@@ -104,8 +127,39 @@ export class UploadMemory {
   /** Run `fn` once memory is given back (at once if `used` is 0, which cannot change by waiting). */
   whenFree(fn: () => void): void {
     this.waitCount++;
+    this.lastWaitAt = Date.now();
     if (this.usedBytes === 0) return void queueMicrotask(fn);
     this.waiters.push(fn);
+  }
+
+  /** Memory is short: an upload waits for it now, or did within PRESSURE_WINDOW_MS. */
+  short(now = Date.now()): boolean {
+    return this.waiters.length > 0 || now - this.lastWaitAt <= PRESSURE_WINDOW_MS;
+  }
+
+  /** A socket holds memory now (or no more). */
+  holding(h: MemoryHolder, holds: boolean): void {
+    if (holds) this.holders.add(h);
+    else this.holders.delete(h);
+  }
+
+  /**
+   * Memory is short (an upload waits for it, or did within the last second): close every socket that has held
+   * memory for PRESSURE_STALL_MS without taking any of it. Called about once a second; returns
+   * how many were closed.
+   */
+  relieve(now = Date.now()): number {
+    if (!this.short(now)) return 0;
+    let closed = 0;
+    for (const h of [...this.holders]) {
+      const ms = h.stalledFor(now);
+      if (ms < PRESSURE_STALL_MS) continue;
+      this.holders.delete(h);
+      this.evictCount++;
+      closed++;
+      h.evict(`it read none of what we sent for ${(ms / 1000).toFixed(1)} s while other peers wait for upload memory`);
+    }
+    return closed;
   }
 
   // ---- whole pieces (used by PieceReader) -------------------------------------------------
@@ -218,7 +272,13 @@ export class UploadMemory {
     this.wake();
   }
 
+  /** Waiters try again once per turn of the event loop, however many releases that turn made. */
   private wake(): void {
-    for (const fn of this.waiters.splice(0)) fn();
+    if (this.waking || this.waiters.length === 0) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
+      for (const fn of this.waiters.splice(0)) fn();
+    });
   }
 }

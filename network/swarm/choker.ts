@@ -48,6 +48,11 @@ export class Choker<P extends ChokerPeer = ChokerPeer> {
   tick(now: number, peers: ReadonlySet<P>, unchoke: (p: P) => void, choke: (p: P) => void): void {
     if (now - this.lastRechoke < RECHOKE_MS) return;
     this.lastRechoke = now;
+    // No slots: nobody is unchoked (a node that serves allowed-fast pieces only, BEP 6).
+    if (this.slots <= 0) {
+      for (const p of peers) if (!p.amChoking) choke(p);
+      return;
+    }
     const interested = [...peers].filter((p) => p.peerInterested);
     if (interested.length <= this.slots) {
       for (const p of interested) unchoke(p);

@@ -12,6 +12,7 @@ import { cryptoFor, MseHandshake, type EncryptionMode } from '../wire/mse.js';
 import type { WireMessage } from '../wire/peer-wire.js';
 import { Peer, dialSocket, type PeerTimeouts, type TransportKind } from './peer.js';
 import type { UtpEndpoint } from './utp.js';
+import { connectPrivate, describeTlsError, isTlsFailure } from '../security/tls.js';
 
 /** `on`: accept uTP and dial it when TCP does not connect; `prefer`: dial uTP first; `off`: no uTP at all. */
 export type UtpMode = 'on' | 'off' | 'prefer';
@@ -22,6 +23,8 @@ export interface TransportPolicy {
   utp: UtpMode;
   /** The node's uTP socket once it listens (dials leave from the peer port's number); null without one. */
   utpEndpoint(): UtpEndpoint | null;
+  /** A private swarm's TLS key: every dial is TLS 1.3 over TCP with it, no uTP, no MSE (security/tls.ts). */
+  psk?: Buffer;
 }
 
 export const DEFAULT_ENCRYPTION: EncryptionMode = 'prefer';
@@ -52,6 +55,7 @@ type Way = { transport: TransportKind; mse: boolean };
 
 /** The ways to try, in order, for one peer. */
 export function dialWays(policy: TransportPolicy, host: string): Way[] {
+  if (policy.psk) return [{ transport: 'tcp', mse: false }];
   const utp = policy.utp !== 'off' && policy.utpEndpoint() !== null && isIPv4(host);
   const transports: TransportKind[] = !utp ? ['tcp'] : policy.utp === 'prefer' ? ['utp', 'tcp'] : ['tcp', 'utp'];
   const mse = policy.encryption === 'off' ? [false] : policy.encryption === 'require' ? [true] : [true, false];
@@ -80,19 +84,34 @@ export class Dial {
   }
 
   private attempt(): void {
-    const way = this.ways[this.next++]!;
+    let way = this.ways[this.next++]!;
     const { host, port, timeouts, connectTimeoutMs } = this.init;
     let peer: Peer | null = null;
     let stream;
-    if (way.transport === 'utp') stream = this.init.policy.utpEndpoint()!.connect(host, port);
+    const { psk } = this.init.policy;
+    // The uTP socket can close while a dial falls back (the node is stopping): its ways are out.
+    const utp = this.init.policy.utpEndpoint();
+    while (way.transport === 'utp' && !utp) {
+      const next = this.ways[this.next++];
+      if (!next) {
+        this.over = true;
+        return this.events.failed('utp: the node\'s uTP socket is closed');
+      }
+      way = next;
+    }
+    if (psk) {
+      stream = connectPrivate(host, port, psk);
+      // Before the Peer's own listener: the reason names the secret, not an OpenSSL alert.
+      stream.once('error', (err: Error) => void (isTlsFailure(err) && peer?.close(describeTlsError(err))));
+    } else if (way.transport === 'utp') stream = utp!.connect(host, port);
     else stream = dialSocket(host, port, (chunk) => peer?.feed(chunk));
-    peer = new Peer(stream, host, port, true, timeouts, { transport: way.transport, fed: way.transport === 'tcp' });
+    peer = new Peer(stream, host, port, true, timeouts, { transport: way.transport, fed: way.transport === 'tcp' && !psk });
     this.peer = peer;
     const p = peer;
     let connected = false;
     const timer = setTimeout(() => p.close(`connect timed out after ${connectTimeoutMs} ms`), connectTimeoutMs);
     timer.unref();
-    stream.once('connect', () => {
+    stream.once(psk ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(timer);
       if (!way.mse) return void p.send(this.init.handshake);

@@ -11,6 +11,7 @@ import type { SwarmLimits } from './limits.js';
 import { queueStandingBefore, takeBackQueue } from './streaming.js';
 import { verifyPiece } from './verifier.js';
 import { Blame, blockDigests } from './blame.js';
+import { diskFullCode } from '../util/errors.js';
 
 /** Blocks a peer may send unasked (a race with our CANCEL is counted as late, not here) before it is closed. */
 export const MAX_UNREQUESTED_BLOCKS = 64;
@@ -37,6 +38,8 @@ export interface FetcherInit {
   complete(): void;
   /** A local failure (disk, hash worker): the download cannot go on. */
   failed(err: Error): void;
+  /** A verified piece could not be written: the disk is full. The piece is fetched again once there is room. */
+  diskFull(err: Error): void;
 }
 
 /**
@@ -96,10 +99,14 @@ export class Fetcher {
     if (this.picker.rejected(session, index, begin)) this.requestOthers(session);
   }
 
-  /** A peer choked us: what it had queued is asked of the others. */
+  /**
+   * A peer choked us: what it had queued is asked of the others, but for its allowed-fast
+   * pieces (BEP 6), which it still serves (or rejects one by one) and we go on asking it for.
+   */
   choked(session: PeerSession): void {
-    this.picker.release(session);
+    this.picker.release(session, session.fast ? (i) => session.allowsFast(i) : undefined);
     this.requestOthers(session);
+    this.request(session);
   }
 
   // ---- requests and blocks --------------------------------------------------------------
@@ -187,7 +194,10 @@ export class Fetcher {
           else if (verdict === 'verified') this.verified(ap, digests);
         },
         (err: Error) => {
-          if (!this.init.stopped()) this.init.failed(err);
+          if (this.init.stopped()) return;
+          if (!diskFullCode(err)) return this.init.failed(err);
+          this.picker.again(ap.index);
+          this.init.diskFull(err);
         },
       )
       .finally(() => {

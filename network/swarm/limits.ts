@@ -1,3 +1,5 @@
+import { DEFAULT_ALLOWED_FAST } from './allowed-fast.js';
+
 /** What one torrent allows its peers and itself: the swarm's hard limits and timers. */
 export interface SwarmLimits {
   /** Connections per torrent. */
@@ -17,6 +19,8 @@ export interface SwarmLimits {
   maxQueueDepth: number;
   /** How often each peer hears of the others (peer exchange, BEP 11). */
   pexIntervalMs: number;
+  /** Pieces of the allowed-fast set (BEP 6) each peer may download while we choke it; 0 grants none. */
+  allowedFast: number;
   /** A peer whose socket holds blocks we sent and reads none of them for this long is closed (it pins memory). */
   sendStallMs: number;
 }
@@ -32,6 +36,7 @@ export const DEFAULT_SWARM_LIMITS: SwarmLimits = {
   maxQueueDepth: 256,
   pexIntervalMs: 60_000,
   sendStallMs: 30_000,
+  allowedFast: DEFAULT_ALLOWED_FAST,
 };
 
 /** Accepted connections beyond `maxPeers` (dials stop at the limit; a few incoming may still come in). */

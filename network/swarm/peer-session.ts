@@ -1,12 +1,13 @@
-import { BLOCK_LENGTH, CHOKE, INTERESTED, NOT_INTERESTED, UNCHOKE, encodeRequests, encodeReject } from '../wire/peer-wire.js';
+import { BLOCK_LENGTH, CHOKE, INTERESTED, NOT_INTERESTED, UNCHOKE, encodeAllowedFast, encodeRequests, encodeReject } from '../wire/peer-wire.js';
 import { featuresOf, type ExtendedHandshake, type PeerFeatures } from '../wire/extension.js';
 import { Bitfield } from '../wire/bitfield.js';
 import type { Logger } from '../util/log.js';
 import type { PieceReader } from '../storage/piece-reader.js';
 import type { UploadMemory } from '../storage/upload-memory.js';
-import type { Metainfo } from '../metainfo/metainfo.js';
+import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
 import type { Hello, Peer } from './peer.js';
 import type { PickerPeer, PiecePicker } from './picker.js';
+import { MAX_ALLOWED_FAST } from './allowed-fast.js';
 import type { ChokerPeer } from './choker.js';
 import { RateLimiter, RateMeter } from './rate.js';
 import { Uploads, type UploadRequest } from './uploads.js';
@@ -18,6 +19,10 @@ const MIN_QUEUE_DEPTH = 64;
 const STALLED_QUEUE_DEPTH = 4;
 /** Keep enough in flight to cover this long at the peer's current rate. */
 const QUEUE_SECONDS = 0.5;
+/** Of a piece in its allowed-fast set, a peer we choke is served this many times the piece at most (once, and once again after a failed hash). */
+const FAST_SERVED_SHARE = 2;
+/** Pieces a peer suggested (BEP 6) that we keep as hints, newest first (libtorrent keeps 16 too). */
+export const MAX_SUGGESTED = 16;
 
 export interface PeerSessionInit {
   peer: Peer;
@@ -65,12 +70,24 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   private metadataAsks = 0;
   /** Blocks it sent that nobody asked it for. */
   private unrequested = 0;
+  private readonly metainfo: Metainfo;
+  /** Its canonical allowed-fast set (BEP 6) once we offered it; its pieces we lacked then are offered as they are verified. */
+  private fastSet: ReadonlySet<number> | null = null;
+  /** The pieces of that set we told it of: it may download them while we choke it. */
+  private readonly fastGranted = new Set<number>();
+  /** Bytes of each of those pieces it asked for while choked. */
+  private readonly fastServed = new Map<number, number>();
+  /** Pieces it lets us download while it chokes us (its allowed-fast messages), at most MAX_ALLOWED_FAST. */
+  private readonly fastFromIt = new Set<number>();
+  /** Pieces it suggested, newest first, at most MAX_SUGGESTED. */
+  private suggestions: number[] = [];
 
   constructor(init: PeerSessionInit) {
     this.peer = init.peer;
     this.peerId = init.hello.peerId;
     this.features = featuresOf(init.hello.reserved);
     this.bits = new Bitfield(init.metainfo.pieceCount);
+    this.metainfo = init.metainfo;
     this.uploads = new Uploads({
       peer: init.peer,
       metainfo: init.metainfo,
@@ -78,7 +95,7 @@ export class PeerSession implements PickerPeer, ChokerPeer {
       limiter: init.limiter,
       memory: init.memory,
       log: init.log,
-      allowed: () => !this.choking,
+      allowed: (r) => !this.choking || this.fastGranted.has(r.index),
       refused: (r) => this.reject(r),
       sent: (n) => {
         this.up.add(n);
@@ -135,6 +152,11 @@ export class PeerSession implements PickerPeer, ChokerPeer {
   /** Both sides speak the fast extension (BEP 6): have-all/none, and explicit rejects. */
   get fast(): boolean {
     return this.features.fast;
+  }
+
+  /** The address its connection comes from: an IP, also when we dialled it by name. */
+  get remoteAddress(): string {
+    return (this.peer.socket as { remoteAddress?: string }).remoteAddress ?? this.peer.address;
   }
 
   /** The id it wants `name` messages sent with (its extended handshake), or undefined. */
@@ -201,6 +223,42 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     this.extended = this.extended ? { ...this.extended, ...h, m: new Map([...this.extended.m, ...h.m]) } : h;
   }
 
+  /** Allowed fast (BEP 6): it lets us download `index` while it chokes us. False when its set is full (ignored then). */
+  allowFast(index: number): boolean {
+    if (this.fastFromIt.has(index)) return true;
+    if (this.fastFromIt.size >= MAX_ALLOWED_FAST) return false;
+    this.fastFromIt.add(index);
+    return true;
+  }
+
+  /** May we ask it for `index` while it chokes us? */
+  allowsFast(index: number): boolean {
+    return this.fastFromIt.has(index);
+  }
+
+  /** Its allowed-fast pieces, for the picker while it chokes us. */
+  get allowedFast(): ReadonlySet<number> {
+    return this.fastFromIt;
+  }
+
+  /** It rejected a request for `index` while choking us: that piece is no longer allowed fast (libtorrent does the same). */
+  withdrawFast(index: number): void {
+    this.fastFromIt.delete(index);
+  }
+
+  /** It suggested piece `index` (BEP 6): a hint for what to ask it for first, the newest first. */
+  suggest(index: number): void {
+    const list = this.suggestions.filter((i) => i !== index);
+    list.unshift(index);
+    if (list.length > MAX_SUGGESTED) list.length = MAX_SUGGESTED;
+    this.suggestions = list;
+  }
+
+  /** The pieces it suggested, newest first. */
+  get suggested(): readonly number[] {
+    return this.suggestions;
+  }
+
   /** It asked for a metadata piece: true while it stays within `budget` asks on this connection. */
   askedMetadata(budget: number): boolean {
     return ++this.metadataAsks <= budget;
@@ -221,13 +279,58 @@ export class PeerSession implements PickerPeer, ChokerPeer {
     this.send(UNCHOKE);
   }
 
-  /** Choke it; what it queued with us is dropped (BEP 3), each one rejected if it speaks the fast extension (BEP 6). */
+  /**
+   * Choke it; what it queued with us is dropped (BEP 3), each one rejected if it speaks the
+   * fast extension (BEP 6), but for its requests of allowed-fast pieces, which are still served.
+   */
   choke(): void {
     if (this.choking) return;
     this.choking = true;
-    const dropped = this.uploads.clear();
+    const dropped = this.uploads.clear((r) => this.fastGranted.has(r.index));
     this.send(CHOKE);
     if (this.fast && dropped.length > 0) this.send(Buffer.concat(dropped.map((r) => encodeReject(r.index, r.begin, r.length))));
+  }
+
+  /** Did we offer it its allowed-fast set already? */
+  get offeredFast(): boolean {
+    return this.fastSet !== null;
+  }
+
+  /**
+   * Allowed fast (BEP 6): tell it the pieces of its canonical `set` that we have and it lacks;
+   * it may download those while we choke it. The rest of the set is offered as we verify it.
+   */
+  offerAllowedFast(set: readonly number[], have: Bitfield): void {
+    if (this.fastSet) return;
+    this.fastSet = new Set(set);
+    const out: Buffer[] = [];
+    for (const i of set) {
+      if (!have.get(i) || this.bits.get(i)) continue;
+      this.fastGranted.add(i);
+      out.push(encodeAllowedFast(i));
+    }
+    if (out.length > 0) this.send(Buffer.concat(out));
+  }
+
+  /** We verified piece `index`: offer it if it is in its allowed-fast set, and it is no longer a piece to ask it for. */
+  weVerified(index: number): void {
+    this.fastFromIt.delete(index);
+    if (this.suggestions.includes(index)) this.suggestions = this.suggestions.filter((i) => i !== index);
+    if (!this.fastSet?.has(index) || this.fastGranted.has(index) || this.bits.get(index)) return;
+    this.fastGranted.add(index);
+    this.send(encodeAllowedFast(index));
+  }
+
+  /**
+   * It asks for `length` bytes of `index` while we choke it: true (and counted) when the piece
+   * is in the allowed-fast set we told it of and it stays within FAST_SERVED_SHARE of the piece.
+   */
+  takeChokedRequest(index: number, length: number): boolean {
+    if (!this.fastGranted.has(index)) return false;
+    const served = (this.fastServed.get(index) ?? 0) + length;
+    if (served > FAST_SERVED_SHARE * pieceSize(this.metainfo, index)) return false;
+    this.fastServed.set(index, served);
+    return true;
   }
 
   /** Say no to one request (BEP 6); without the fast extension a dropped request is simply never answered. */
@@ -242,12 +345,15 @@ export class PeerSession implements PickerPeer, ChokerPeer {
    * syscall and a wake-up of the other side.
    */
   requestMore(picker: PiecePicker, pieceLength: number): void {
-    if (this.chokedByIt || !this.interestedInIt || this.closed) return;
+    if (!this.interestedInIt || this.closed) return;
+    // Choked, only its allowed-fast pieces may be asked for (BEP 6).
+    if (this.chokedByIt && this.fastFromIt.size === 0) return;
     const outstanding = picker.outstanding(this);
     const room = this.depth - outstanding;
     if (room < Math.max(Math.min(16, this.depth / 2), this.depth / 4)) return;
     const maxOwned = Math.ceil((this.depth * BLOCK_LENGTH) / pieceLength) + 1;
-    const reqs = picker.pick(this, room, maxOwned);
+    const fast = this.fastFromIt;
+    const reqs = picker.pick(this, room, maxOwned, { only: this.chokedByIt ? (i) => fast.has(i) : undefined, prefer: this.suggestions });
     if (reqs.length === 0) return;
     if (outstanding === 0) this.lastBlockAt = Date.now();
     this.send(encodeRequests(reqs));

@@ -17,6 +17,14 @@ interface PeerRequests<P extends PickerPeer> {
   readonly late: Set<number>;
 }
 
+/** What a peer's pick may take beyond what it has. */
+export interface PickOptions {
+  /** Only these pieces (a peer that chokes us serves its allowed-fast pieces only, BEP 6). */
+  only?: (index: number) => boolean;
+  /** Start these first among new pieces, in this order (pieces the peer suggested, BEP 6). */
+  prefer?: readonly number[];
+}
+
 /** Late keys remembered per peer: what can be on the wire after a CANCEL (a full queue, and then some). */
 const MAX_LATE = 1024;
 
@@ -160,15 +168,18 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
 
   /**
    * Up to `max` new requests for `peer`. `maxOwned` bounds the pieces one peer works on at
-   * once (its request queue spans that many).
+   * once (its request queue spans that many). `opts.only` narrows what it may be asked for,
+   * `opts.prefer` names new pieces to start first (after the streaming windows).
    */
-  pick(peer: P, max: number, maxOwned: number): BlockRequest[] {
+  pick(peer: P, max: number, maxOwned: number, opts: PickOptions = {}): BlockRequest[] {
     const out: BlockRequest[] = [];
     const mine = this.requestsOf(peer).owned;
+    const { only, prefer } = opts;
+    const has = only ? (i: number) => peer.bitfield.get(i) && only(i) : (i: number) => peer.bitfield.get(i);
     // A piece a reader waits for is asked first, before this peer's own unfinished ones, and
     // may take one slot beyond the usual bound: an orphan of a window, or an idle piece.
     if (mine.size <= maxOwned) {
-      const urgent = this.prioritizedStart(peer);
+      const urgent = this.prioritizedStart(has);
       if (urgent instanceof ActivePiece) {
         this.orphans.delete(urgent);
         urgent.owner = peer;
@@ -176,10 +187,10 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
         this.take(peer, urgent, max, out);
       } else if (urgent >= 0 && !this.begin(peer, urgent, mine, max, out)) return out;
     }
-    for (const ap of mine) if (this.take(peer, ap, max, out) >= max) return out;
+    for (const ap of mine) if ((!only || only(ap.index)) && this.take(peer, ap, max, out) >= max) return out;
     for (const ap of this.orphans) {
       if (out.length >= max) return out;
-      if (!peer.bitfield.get(ap.index)) continue;
+      if (!has(ap.index)) continue;
       this.orphans.delete(ap);
       ap.owner = peer;
       mine.add(ap);
@@ -187,11 +198,11 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     }
     for (;;) {
       if (out.length >= max) break;
-      const more = mine.size <= maxOwned ? this.prioritized(peer) : -1;
-      const i = more >= 0 ? more : mine.size < maxOwned ? this.next(peer) : -1;
+      const more = mine.size <= maxOwned ? this.prioritized(has) : -1;
+      const i = more >= 0 ? more : mine.size < maxOwned ? this.preferred(prefer, has) ?? this.next(has) : -1;
       if (i < 0 || !this.begin(peer, i, mine, max, out)) break;
     }
-    if (out.length === 0 && this.idleSet.size === 0) this.endgamePick(peer, max, out);
+    if (out.length === 0 && this.idleSet.size === 0) this.endgamePick(peer, has, max, out);
     return out;
   }
 
@@ -263,27 +274,31 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
   /**
    * Forget the outstanding requests of `peer` (choked us, stalled or left) so others can
    * fetch those blocks; the pieces it fetched become orphans any peer having them adopts.
-   * Returns the requests it had outstanding (to CANCEL them when it is still connected).
+   * Requests and pieces that `keep` names stay its own (a peer that chokes us still serves
+   * its allowed-fast pieces, BEP 6). Returns the requests forgotten (to CANCEL them when it
+   * is still connected).
    */
-  release(peer: P): BlockRequest[] {
+  release(peer: P, keep?: (index: number) => boolean): BlockRequest[] {
     const r = this.peers.get(peer);
     if (!r) return [];
     const out: BlockRequest[] = [];
     for (const key of r.keys) {
-      late(r, key);
       const index = Math.floor(key / this.blocksPerPiece);
+      if (keep?.(index)) continue;
+      r.keys.delete(key);
+      late(r, key);
       const ap = this.active.get(index);
       const b = key % this.blocksPerPiece;
       if (!ap) continue;
       if (ap.requests[b]! > 0) ap.requests[b]!--;
       out.push({ index, begin: b * BLOCK_LENGTH, length: ap.blockLength(b), key });
     }
-    r.keys.clear();
     for (const ap of r.owned) {
+      if (keep?.(ap.index)) continue;
+      r.owned.delete(ap);
       ap.owner = null;
       this.orphans.add(ap);
     }
-    r.owned.clear();
     return out;
   }
 
@@ -297,6 +312,12 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     if (this.state[i] !== PieceState.Have) this.haveCount++;
     this.state[i] = PieceState.Have;
     this.windows.verified(i, (k) => this.state[k] === PieceState.Have);
+  }
+
+  /** The piece was verified but could not be written (the disk is full): fetch it again. */
+  again(i: number): void {
+    if (this.wanted && !this.wanted.get(i)) this.state[i] = PieceState.Skipped;
+    else this.insert(i);
   }
 
   /** The piece failed its hash: fetch it again, from a single peer this time. */
@@ -324,10 +345,10 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     return out.length;
   }
 
-  private endgamePick(peer: P, max: number, out: BlockRequest[]): void {
+  private endgamePick(peer: P, has: (i: number) => boolean, max: number, out: BlockRequest[]): void {
     const keys = this.requestsOf(peer).keys;
     for (const ap of this.active.values()) {
-      if (ap.exclusive || !peer.bitfield.get(ap.index)) continue;
+      if (ap.exclusive || !has(ap.index)) continue;
       for (let b = 0; b < ap.blocks && out.length < max; b++) {
         const key = ap.index * this.blocksPerPiece + b;
         if (ap.received[b] || keys.has(key) || ap.requests[b]! >= this.maxDuplicates) continue;
@@ -363,9 +384,9 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
    * The first piece of the newest window that `peer` has and nobody fetches: an orphan
    * (started, its owner gone) or an idle piece (its index); -1 when there is none.
    */
-  private prioritizedStart(peer: P): ActivePiece<P> | number {
+  private prioritizedStart(has: (i: number) => boolean): ActivePiece<P> | number {
     for (const i of this.windows.pieces()) {
-      if (!peer.bitfield.get(i)) continue;
+      if (!has(i)) continue;
       if (this.idleSet.has(i)) return i;
       const ap = this.active.get(i);
       if (ap && ap.owner === null && this.orphans.has(ap)) return ap;
@@ -373,15 +394,20 @@ export class PiecePicker<P extends PickerPeer = PickerPeer> {
     return -1;
   }
 
-  /** The first needed idle piece of the newest window that `peer` has, or -1. */
-  private prioritized(peer: P): number {
-    for (const i of this.windows.pieces()) if (this.idleSet.has(i) && peer.bitfield.get(i)) return i;
+  /** The first needed idle piece of the newest window that the peer has, or -1. */
+  private prioritized(has: (i: number) => boolean): number {
+    for (const i of this.windows.pieces()) if (this.idleSet.has(i) && has(i)) return i;
     return -1;
   }
 
-  /** The next idle piece to start for `peer`: random for the first few, then rarest first; -1 if none. */
-  private next(peer: P): number {
-    const has = (i: number) => peer.bitfield.get(i);
+  /** The first of `prefer` that is idle and the peer has, or undefined. */
+  private preferred(prefer: readonly number[] | undefined, has: (i: number) => boolean): number | undefined {
+    if (prefer) for (const i of prefer) if (i < this.g.pieceCount && this.idleSet.has(i) && has(i)) return i;
+    return undefined;
+  }
+
+  /** The next idle piece to start for the peer: random for the first few, then rarest first; -1 if none. */
+  private next(has: (i: number) => boolean): number {
     return this.haveCount < RANDOM_FIRST_PIECES ? this.idleSet.random(has) : this.idleSet.rarest(has);
   }
 

@@ -18,6 +18,7 @@ import { Fetcher } from './fetcher.js';
 import { badRequest } from './uploads.js';
 import { greet, onExtended, type ExtensionContext } from './extensions.js';
 import { PeerExchange } from './pex.js';
+import { allowedFastSet } from './allowed-fast.js';
 
 export type { PeerStat, TorrentStats } from './stats.js';
 export { DEFAULT_SWARM_LIMITS, type SwarmLimits } from './limits.js';
@@ -48,6 +49,8 @@ export interface TorrentEvents {
   /** Every piece is verified and written: the owner finishes the file and calls `seedFrom`. */
   complete: [];
   error: [err: Error];
+  /** A verified piece could not be written for want of space: the torrent paused itself (its owner resumes it). */
+  'disk-full': [err: Error];
   'peer-added': [peer: PeerSession];
   'peer-removed': [peer: PeerSession, reason: string];
   /** A peer showed it has every piece (a seed of this torrent). */
@@ -209,6 +212,7 @@ export class Torrent extends EventEmitter<TorrentEvents> {
     if (this.mode === 'stopped') return;
     this.mode = 'stopped';
     if (this.timer) clearInterval(this.timer);
+    this.connections.stop();
     for (const p of [...this.peers]) p.close('torrent stopped');
     await this.store.close();
   }
@@ -309,6 +313,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
         return this.fetcher?.request(session);
       case 'interested':
         session.setPeerInterested(true);
+        // Its allowed-fast set once it wants something (as libtorrent does: it has said what it has by then).
+        if (session.fast && !session.offeredFast) this.offerAllowedFast(session);
         if (session.amChoking && this.choker.hasSlot(this.peers)) session.unchoke();
         return;
       case 'not-interested':
@@ -321,14 +327,36 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       case 'cancel':
         return session.cancelUpload(msg.index, msg.begin, msg.length);
       case 'reject':
+        // Refused while it chokes us: that piece is no longer allowed fast (or we would ask again and again).
+        if (session.peerChoking) session.withdrawFast(msg.index);
         return this.fetcher?.rejected(session, msg.index, msg.begin);
+      case 'allowed-fast':
+        return this.onAllowedFast(session, msg.index);
+      case 'suggest':
+        if (msg.index >= this.metainfo.pieceCount) return this.violation(session, `suggest for piece ${msg.index} out of range`);
+        if (session.fast && !this.store.have.get(msg.index)) session.suggest(msg.index);
+        return;
       case 'extended':
         return onExtended(session, msg.id, msg.payload, this.extensions);
       case 'handshake':
         return this.violation(session, 'second handshake');
       default:
-        return; // keep-alive, have-none, port, suggest, allowed-fast, unknown ids: nothing to do
+        return; // keep-alive, have-none, port, unknown ids: nothing to do
     }
+  }
+
+  /** Allowed fast (BEP 6): it lets us download `index` while it chokes us; ask for it at once if we need it. */
+  private onAllowedFast(session: PeerSession, index: number): void {
+    if (index >= this.metainfo.pieceCount) return this.violation(session, `allowed-fast for piece ${index} out of range`);
+    if (!session.fast || this.store.have.get(index)) return;
+    if (!session.allowFast(index)) return this.log.debug({ peer: session.label, piece: index }, 'allowed-fast beyond the pieces we keep from one peer: ignored');
+    if (session.peerChoking) this.fetcher?.request(session);
+  }
+
+  /** Tell a peer its allowed-fast set (the pieces of it we have; the others as we verify them). */
+  private offerAllowedFast(session: PeerSession): void {
+    const { infoHash, pieceCount } = this.metainfo;
+    session.offerAllowedFast(allowedFastSet(session.remoteAddress, infoHash, pieceCount, this.init.limits.allowedFast), this.store.have);
   }
 
   private setBitfield(session: PeerSession, bits: Bitfield): void {
@@ -362,7 +390,10 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       ban: (session) => this.connections.ban(session.peer, session.peerId),
       verified: (index) => {
         const have = encodeHave(index);
-        for (const p of this.peers) if (!p.bitfield.get(index)) p.send(have);
+        for (const p of this.peers) {
+          if (!p.bitfield.get(index)) p.send(have);
+          p.weVerified(index);
+        }
         this.emit('piece', index);
       },
       complete: () => {
@@ -375,6 +406,12 @@ export class Torrent extends EventEmitter<TorrentEvents> {
         this.emit('error', err);
         void this.stop();
       },
+      diskFull: (err) => {
+        // Pieces verified at the same moment fail alike: one pause.
+        if (this.mode !== 'running') return;
+        this.pause();
+        this.emit('disk-full', err);
+      },
     });
   }
 
@@ -383,9 +420,11 @@ export class Torrent extends EventEmitter<TorrentEvents> {
   private onRequest(session: PeerSession, index: number, begin: number, length: number): void {
     const bad = badRequest(this.metainfo, this.store.have, index, begin, length);
     if (bad) return this.violation(session, bad);
-    // BEP 3: requests while choked are dropped; beyond the queue we advertise (reqq), too.
-    // Either way a peer that speaks the fast extension hears a reject (BEP 6), none is closed.
-    if (session.amChoking || session.queuedUploads >= this.init.limits.maxQueuedUploads) return session.reject({ index, begin, length });
+    // BEP 3: requests while choked are dropped, but for the allowed-fast pieces we told it of
+    // (BEP 6, within a bound); beyond the queue we advertise (reqq), too. Either way a peer
+    // that speaks the fast extension hears a reject (BEP 6), none is closed.
+    if (session.queuedUploads >= this.init.limits.maxQueuedUploads) return session.reject({ index, begin, length });
+    if (session.amChoking && !session.takeChokedRequest(index, length)) return session.reject({ index, begin, length });
     // Asked again for a block it had: a downloader does that when the piece failed its hash. Check ours.
     if (session.queueUpload({ index, begin, length }) && this.store.reader.suspect(index))
       this.log.info({ peer: session.label, torrent: this.metainfo.name, piece: index }, 'a peer asked again for a block it was sent: hashing that piece again before serving it');
@@ -406,6 +445,8 @@ export class Torrent extends EventEmitter<TorrentEvents> {
       if (!session.closed) this.extensions.pex?.tick(session, this.peers, now);
     }
     this.choker.tick(now, this.peers, (p) => p.unchoke(), (p) => p.choke());
+    // The node's upload memory is shared: any torrent's tick lets it close the sockets that hoard it.
+    this.memory.relieve(now);
     this.dial();
   }
 }

@@ -38,8 +38,11 @@ export interface TorrentsInit {
   transport?: TransportPolicy;
   /** The stamp `path` had when it was hashed into the torrent `infohash` (the library's), if it is known. */
   hashedStamp?(path: string, infohash: string): FileStamp | undefined;
-  /** A shared file changed under a torrent that serves it: it must be hashed again. */
-  changed?(path: string, why: string): void;
+  /**
+   * A shared file (or a folder's file) changed under the torrent `infohash` that serves it: it
+   * must be hashed again. Resolves true once it was, and still makes that torrent.
+   */
+  changed?(path: string, why: string, infohash: string): Promise<boolean>;
   /** Shared files held open at once (default DEFAULT_OPEN_FILES). */
   openFiles?: number;
   /** Bytes of memory for uploads, node-wide (default DEFAULT_UPLOAD_MEMORY). */
@@ -139,8 +142,8 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
    * A store that seeds `file` (complete, hashed as `m`; a folder for a multi-file torrent, of
    * which `selected` files are there), reading through the node's open files and upload memory.
    */
-  seedStore(file: string, m: Metainfo, selected: readonly boolean[] | null = null): Promise<SeedStore> {
-    return SeedStore.open({
+  async seedStore(file: string, m: Metainfo, selected: readonly boolean[] | null = null): Promise<SeedStore> {
+    const store: SeedStore = await SeedStore.open({
       file,
       metainfo: m,
       selected,
@@ -151,9 +154,14 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
       expected: () => this.init.hashedStamp?.(file, m.infoHashHex),
       changed: (why) => {
         this.init.log.warn({ file, torrent: m.name }, `shared file changed since it was hashed: ${why}; hashing it again`);
-        this.init.changed?.(file, why);
+        // Hashed again and still this torrent (a change undone, a file touched): what was refused is served again.
+        void this.init.changed?.(file, why, m.infoHashHex).then(
+          (same) => same && store.forgive(),
+          () => {},
+        );
       },
     });
+    return store;
   }
 
   private async openShared(infohash: string): Promise<Torrent | null> {
@@ -165,7 +173,7 @@ export class Torrents extends EventEmitter<TorrentsEvents> {
     } catch (err) {
       if (!(err instanceof FileChangedError)) throw err;
       this.init.log.warn({ file: file.path }, `not serving a shared file that changed: ${err.message}; hashing it again`);
-      this.init.changed?.(file.path, err.message);
+      void this.init.changed?.(file.path, err.message, infohash);
       return null;
     }
     // Started meanwhile by a download of the same infohash: serve that one.

@@ -4,7 +4,7 @@ import { pieceSize, type Metainfo } from '../metainfo/metainfo.js';
 import type { Logger } from '../util/log.js';
 import { ClosedError } from '../util/errors.js';
 import { PieceRefusedError, type CachedPiece, type PieceReader } from '../storage/piece-reader.js';
-import type { UploadMemory } from '../storage/upload-memory.js';
+import type { MemoryHolder, UploadMemory } from '../storage/upload-memory.js';
 import { SEND_HIGH_WATER, type Peer } from './peer.js';
 import type { RateLimiter } from './rate.js';
 
@@ -29,6 +29,8 @@ export function badRequest(m: Metainfo, have: Bitfield, index: number, begin: nu
  * 16 KiB block never keeps a whole piece alive.
  */
 const WHOLE_PIECE_SHARE = 4;
+/** A socket that took none of the memory it holds for this long gets no more while memory is short. */
+const HOARDING_MS = 1000;
 /** Blocks remembered per peer to notice one asked for again (2^24 blocks: 256 GiB of a torrent). */
 const MAX_TRACKED_BLOCKS = 1 << 24;
 
@@ -41,8 +43,8 @@ export interface UploadsInit {
   /** The node's memory for uploads: every block this peer's socket holds is counted there. */
   memory: UploadMemory;
   log: Logger;
-  /** May we send to this peer now (we do not choke it)? */
-  allowed(): boolean;
+  /** May we send this block now (we do not choke the peer, or the piece is in its allowed-fast set)? */
+  allowed(r: UploadRequest): boolean;
   /** Count bytes sent. */
   sent(bytes: number): void;
   /** A request we will not serve (the piece failed its hash, or the file changed under it). */
@@ -60,7 +62,7 @@ export interface UploadsInit {
  * upload memory (or when the node's is spent) and goes on as the socket writes. When the
  * peer leaves, the socket's pending writes fail and every count falls back.
  */
-export class Uploads {
+export class Uploads implements MemoryHolder {
   private readonly queue: UploadRequest[] = [];
   private pumping = false;
   private scheduled = false;
@@ -95,6 +97,17 @@ export class Uploads {
     return this.held > 0 && now - this.lastWrite > ms;
   }
 
+  stalledFor(now: number): number {
+    return this.held > 0 ? now - this.lastWrite : 0;
+  }
+
+  /** The node needs the memory its socket holds (MemoryHolder): close it, saying why. */
+  evict(why: string): void {
+    if (this.init.peer.closed) return;
+    this.init.log.warn({ peer: this.init.peer.label, torrent: this.init.metainfo.name, holding: this.held }, `closing peer: ${why}`);
+    this.init.peer.close(why);
+  }
+
   /** Queue a request. True when it asks again for a block already sent to it (a downloader whose hash check failed does). */
   add(r: UploadRequest): boolean {
     this.queue.push(r);
@@ -107,9 +120,16 @@ export class Uploads {
     if (i >= 0) this.queue.splice(i, 1);
   }
 
-  /** Choked: what it asked for is dropped (BEP 3); returns what was dropped. */
-  clear(): UploadRequest[] {
-    return this.queue.splice(0);
+  /** Choked: what it asked for is dropped (BEP 3), but for what `keep` says (its allowed-fast pieces, BEP 6); returns what was dropped. */
+  clear(keep: (r: UploadRequest) => boolean = () => false): UploadRequest[] {
+    const dropped: UploadRequest[] = [];
+    let n = 0;
+    for (const r of this.queue) {
+      if (keep(r)) this.queue[n++] = r;
+      else dropped.push(r);
+    }
+    this.queue.length = n;
+    return dropped;
   }
 
   /** Serve what is queued, once the messages that arrived with this one are queued too (they decide whole piece or block). */
@@ -118,7 +138,8 @@ export class Uploads {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      if (this.init.allowed()) this.prefetchAfter(this.init.reader(), -1);
+      const head = this.queue[0];
+      if (head && this.init.allowed(head)) this.prefetchAfter(this.init.reader(), -1);
       void this.pump();
     });
   }
@@ -130,7 +151,8 @@ export class Uploads {
     const queue = this.queue;
     const reader = this.init.reader();
     try {
-      while (!peer.closed && this.init.allowed() && queue.length > 0) {
+      // Choked, a peer keeps only requests for its allowed-fast pieces (`clear`): the head decides for all.
+      while (!peer.closed && queue.length > 0 && this.init.allowed(queue[0]!)) {
         if (this.blocked(queue[0])) return;
         const next = queue[0]!;
         let piece = reader.cached(next.index);
@@ -153,7 +175,7 @@ export class Uploads {
                 peer.socket.uncork();
                 await wait;
                 peer.socket.cork();
-                if (peer.closed || !this.init.allowed() || queue[0] !== r) break;
+                if (peer.closed || !this.init.allowed(r) || queue[0] !== r) break;
               }
             }
             if (!this.sendFrom(p, r)) break;
@@ -187,7 +209,7 @@ export class Uploads {
       if (!reader.loading(r.index) && this.wanted(r.index) * WHOLE_PIECE_SHARE < pieceSize(this.init.metainfo, r.index)) {
         const block = await reader.block(r.index, r.begin, r.length);
         if (!block) return this.waitForMemory();
-        if (peer.closed || !this.init.allowed() || this.queue[0] !== r) {
+        if (peer.closed || !this.init.allowed(r) || this.queue[0] !== r) {
           memory.release(r.length);
           return peer.closed ? 'closed' : 'done';
         }
@@ -326,7 +348,9 @@ export class Uploads {
     // A send that did not fit registered its wake-up: until it comes, trying again would only
     // find the same (a whole piece that did not fit beside what the socket holds spun here).
     if (this.awaitingWrites || this.awaitingMemory) return true;
-    if (this.held >= memory.peerLimit) {
+    // Memory is short and its socket took nothing of what it holds for a while: no more for it
+    // (the node closes it if that goes on, UploadMemory.relieve), what there is goes to peers that read.
+    if (this.held >= memory.peerLimit || (this.held > 0 && Date.now() - this.lastWrite >= HOARDING_MS && memory.short())) {
       this.waitForWrites();
       return true;
     }
@@ -354,7 +378,9 @@ export class Uploads {
   }
 
   private startHolding(): void {
-    if (this.held === 0) this.lastWrite = Date.now();
+    if (this.held > 0) return;
+    this.lastWrite = Date.now();
+    this.init.memory.holding(this, true);
   }
 
   /**
@@ -363,6 +389,7 @@ export class Uploads {
    */
   private wrote(): void {
     this.lastWrite = Date.now();
+    if (this.held === 0) this.init.memory.holding(this, false);
     if (this.awaitingWrites && this.held <= this.init.memory.peerLimit / 2 && !this.init.peer.closed) {
       this.awaitingWrites = false;
       this.schedule();

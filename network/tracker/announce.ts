@@ -19,6 +19,11 @@ export { TrackerError, type AnnounceResult } from '../wire/tracker-codec.js';
 export interface AnnounceRequest extends AnnounceQuery {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Headers for this announce's URL (path and query as sent), or none: a private swarm's
+   * bootstrap tracker takes announces that carry the swarm's HMAC (network/wire/request-auth.ts).
+   */
+  headers?: (target: string, url: URL) => Record<string, string> | undefined;
 }
 
 export const DEFAULT_ANNOUNCE_TIMEOUT_MS = 10_000;
@@ -29,12 +34,13 @@ export const MAX_TRACKER_RESPONSE = 1024 * 1024;
 export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
   const url = new URL(announceUrl(req));
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TrackerError(`unsupported tracker protocol ${url.protocol}`);
-  const { status, body } = await httpGet(url, req.timeoutMs ?? DEFAULT_ANNOUNCE_TIMEOUT_MS, req.signal);
+  const extra = req.headers?.(`${url.pathname}${url.search}`, url);
+  const { status, body } = await httpGet(url, req.timeoutMs ?? DEFAULT_ANNOUNCE_TIMEOUT_MS, req.signal, extra);
   return parseAnnounceResponse(body, status);
 }
 
 /** GET with a body cap, a timeout and an abort signal; no redirects, no keep-alive. */
-function httpGet(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
+function httpGet(url: URL, timeoutMs: number, signal?: AbortSignal, extra?: Record<string, string>): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const get = url.protocol === 'https:' ? https.get : http.get;
@@ -50,7 +56,7 @@ function httpGet(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<{ s
     };
     const onAbort = () => finish(signal?.reason);
     let answered = false;
-    const request = get(url, { agent: false, headers: { 'user-agent': 'Shoal/0.1', connection: 'close', 'accept-encoding': 'identity' } }, (res) => {
+    const request = get(url, { agent: false, headers: { ...extra, 'user-agent': 'Shoal/0.1', connection: 'close', 'accept-encoding': 'identity' } }, (res) => {
       answered = true;
       const declared = Number(res.headers['content-length']);
       if (declared > MAX_TRACKER_RESPONSE) return finish(new TrackerError(`tracker answer larger than ${MAX_TRACKER_RESPONSE} bytes`));
@@ -101,6 +107,8 @@ export interface TrackerClientInit {
   stopTimeoutMs?: number;
   timeoutMs?: number;
   numwant?: number;
+  /** Headers an announce to a given tracker carries (see AnnounceRequest.headers). */
+  headers?: AnnounceRequest['headers'];
 }
 
 export interface TrackerClientEvents {
@@ -250,6 +258,7 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
       event,
       numwant: this.init.numwant,
       timeoutMs: this.init.timeoutMs,
+      headers: this.init.headers,
     };
   }
 

@@ -7,13 +7,15 @@
  */
 import type { Logger } from '../util/log.js';
 import type { Metainfo } from '../metainfo/metainfo.js';
-import { TrackerClient, type TrackerStats } from './announce.js';
+import { TrackerClient, type AnnounceRequest, type TrackerStats } from './announce.js';
 
 export interface AnnouncerInit {
   peerId: Buffer;
   /** Our peer port, known once the server listens. */
   port(): number;
   log: Logger;
+  /** Headers for an announce to a tracker (a private swarm's bootstrap tracker wants its HMAC). */
+  headers?: AnnounceRequest['headers'];
 }
 
 export class Announcer {
@@ -32,7 +34,7 @@ export class Announcer {
   start(m: Metainfo, urls: string[], stats: () => TrackerStats, onPeer?: (p: { host: string; port: number }) => void): void {
     const h = m.infoHashHex;
     if (urls.length === 0 || this.clients.has(h)) return;
-    const client = new TrackerClient({ urls, infoHash: m.infoHash, peerId: this.init.peerId, port: this.init.port(), logger: this.init.log, stats });
+    const client = new TrackerClient({ urls, infoHash: m.infoHash, peerId: this.init.peerId, port: this.init.port(), logger: this.init.log, stats, headers: this.init.headers });
     if (onPeer) client.on('peer', (p) => onPeer(p));
     this.clients.set(h, client);
     client.start();

@@ -14,3 +14,9 @@ export class TimeoutError extends Error {
 export class ClosedError extends Error {
   override name = 'ClosedError';
 }
+
+/** The errno code when `err` says the disk (or the user's quota) is full, else null. */
+export function diskFullCode(err: unknown): 'ENOSPC' | 'EDQUOT' | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? code : null;
+}

@@ -241,6 +241,19 @@ export function encodeHave(index: number): Buffer {
   return b;
 }
 
+function indexMessage(id: number, index: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b.writeUInt32BE(5, 0);
+  b[4] = id;
+  b.writeUInt32BE(index, 5);
+  return b;
+}
+
+/** BEP 6: the receiver may download this piece from us even while we choke it. */
+export const encodeAllowedFast = (index: number): Buffer => indexMessage(MSG.allowedFast, index);
+/** BEP 6: a hint that this piece is a good one to ask us for. */
+export const encodeSuggest = (index: number): Buffer => indexMessage(MSG.suggest, index);
+
 export function encodeBitfield(bits: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(5 + bits.length);
   b.writeUInt32BE(1 + bits.length, 0);

@@ -12,6 +12,7 @@ import { findExecutable } from '../opentracker.js';
 import { ariaDownloads, trackerLists } from '../aria2.js';
 import { encodeTorrent, fromInfo } from '../../network/metainfo/metainfo.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
+import { Identity } from '../../network/security/identity.js';
 import { BootstrapClient } from '../../network/discovery/bootstrap-client.js';
 import type { Node } from '../../network/index.js';
 
@@ -72,9 +73,11 @@ describe('interop: aria2c through the bootstrap tracker', function () {
 
   it('gets identical bytes from a node that only registers its files (peer derived from the registry)', async function () {
     const { trackerUrl, original, infohash, torrentFile } = await prepare({});
+    const seedKey = Identity.generate();
     registration = new BootstrapClient({
       url: server!.url,
-      self: { id: 'seed-node', instance: node!.instance, name: 'seed', port: node!.port, host: '127.0.0.1' },
+      self: { id: seedKey.id, instance: node!.instance, name: 'seed', port: node!.port, host: '127.0.0.1' },
+      signer: seedKey,
       state: () => ({ files: node!.files().map((f) => ({ name: f.name, size: f.size, infohash: f.metainfo.infoHashHex })), downloads: [] }),
     });
     await registration.start();

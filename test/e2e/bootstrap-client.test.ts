@@ -15,6 +15,7 @@ import { BootstrapClient, type BootstrapClientInit, type PublishedState } from '
 import type { DiscoveredPeer, LostReason } from '../../network/discovery/discovery.js';
 import { MAX_ANSWER_BYTES } from '../../network/wire/bootstrap-api.js';
 import v8 from 'node:v8';
+import { named, idOf } from '../identities.js';
 import vm from 'node:vm';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
@@ -26,9 +27,11 @@ interface Watched {
   state: PublishedState;
 }
 
-function client(url: string, id: string, extra: Partial<BootstrapClientInit> = {}, port = 7000): Watched {
+function client(url: string, name: string, extra: Partial<BootstrapClientInit> = {}, port = 7000): Watched {
   const state: PublishedState = { files: [], downloads: [] };
-  const c = new BootstrapClient({ url, self: { id, instance: `${id}-${Math.random().toString(36).slice(2, 8)}`, name: `name-${id}`, port }, state: () => state, retryMs: 50, retryMaxMs: 200, ...extra });
+  const who = named(name);
+  const self = { id: who.id, instance: `${name}-${Math.random().toString(36).slice(2, 8)}`, name: `name-${name}`, port };
+  const c = new BootstrapClient({ url, self, signer: who, state: () => state, retryMs: 50, retryMaxMs: 200, ...extra });
   const w: Watched = { client: c, peers: [], lost: [], state };
   c.on('peer', (p) => w.peers.push(p));
   c.on('lost', (i, reason) => w.lost.push([i, reason]));
@@ -41,13 +44,13 @@ discoveryCompliance(
     const dir = await tempDir('shoal-bootstrap-compliance-');
     const server = new BootstrapServer({ port: 0, host: '127.0.0.1', dataDir: dir, heartbeatMs: 200, ttlMs: 600 });
     await server.start();
-    const make = (id: string, port: number, instance: string) =>
-      new BootstrapClient({ url: server.url, self: { id, instance, name: id, port }, state: () => ({ files: [], downloads: [] }), retryMs: 50, retryMaxMs: 200 });
+    const make = (name: string, port: number, instance: string) =>
+      new BootstrapClient({ url: server.url, self: { id: idOf(name), instance, name, port }, signer: named(name), state: () => ({ files: [], downloads: [] }), retryMs: 50, retryMaxMs: 200 });
     return {
       a: make('node-a', 7001, 'a-1'),
       b: make('node-b', 7002, 'b-1'),
-      aSelf: { id: 'node-a', port: 7001 },
-      bSelf: { id: 'node-b', port: 7002 },
+      aSelf: { id: idOf('node-a'), port: 7001 },
+      bSelf: { id: idOf('node-b'), port: 7002 },
       restartB: () => make('node-b', 7002, 'b-2'),
       cleanup: async () => {
         await server.stop();
@@ -109,16 +112,16 @@ describe('BootstrapClient', function () {
   it('two clients on one server see each other with name and instance, and stop unregisters', async function () {
     const { a, b } = await serverAndTwoClients();
     expect(a.client.health().state).to.equal('ok');
-    const seen = await waitFor(() => a.peers.find((p) => p.id === 'b'), 3000, 'a to see b');
+    const seen = await waitFor(() => a.peers.find((p) => p.id === idOf('b')), 3000, 'a to see b');
     expect(seen).to.deep.include({ host: '127.0.0.1', port: 7002, name: 'name-b' });
     expect(seen.instance).to.be.a('string');
-    await waitFor(() => b.peers.find((p) => p.id === 'a'), 3000, 'b to see a');
-    expect(a.peers.some((p) => p.id === 'a')).to.equal(false);
+    await waitFor(() => b.peers.find((p) => p.id === idOf('a')), 3000, 'b to see a');
+    expect(a.peers.some((p) => p.id === idOf('a'))).to.equal(false);
     expect(a.client.trackerUrl).to.equal(`${server!.url}/announce`);
     await b.client.stop();
-    expect(server!.registry.get('b'), 'unregistered at stop').to.equal(undefined);
-    await waitFor(() => a.lost.find(([id]) => id === 'b'), 2000, 'a to lose b');
-    expect(a.lost).to.deep.equal([['b', 'expired']]);
+    expect(server!.registry.get(idOf('b')), 'unregistered at stop').to.equal(undefined);
+    await waitFor(() => a.lost.find(([id]) => id === idOf('b')), 2000, 'a to lose b');
+    expect(a.lost).to.deep.equal([[idOf('b'), 'expired']]);
   });
 
   it('publishes files and downloads, early on publishSoon(), and searches the index', async function () {
@@ -126,14 +129,14 @@ describe('BootstrapClient', function () {
     const a = track(client(server!.url, 'a', { publishMinIntervalMs: 50 }));
     a.state.files.push({ name: 'Ocean Waves.flac', size: 1234, infohash: hash(1) });
     await a.client.start();
-    expect(server!.registry.get('a')!.files).to.have.length(1);
+    expect(server!.registry.get(idOf('a'))!.files).to.have.length(1);
     a.state.files.push({ name: 'forest.flac', size: 99, infohash: hash(2) });
     a.state.downloads.push({ infohash: hash(3), name: 'rain.flac', progress: 0.5 });
     a.client.publishSoon();
-    await waitFor(() => server!.registry.get('a')!.files.length === 2, 2000, 'the new file to reach the server long before the next heartbeat');
-    expect(server!.registry.view(server!.registry.get('a')!).role).to.equal('LEECHER');
+    await waitFor(() => server!.registry.get(idOf('a'))!.files.length === 2, 2000, 'the new file to reach the server long before the next heartbeat');
+    expect(server!.registry.view(server!.registry.get(idOf('a'))!).role).to.equal('LEECHER');
     const hits = await a.client.search('WAVES');
-    expect(hits).to.deep.equal([{ name: 'Ocean Waves.flac', size: 1234, infohash: hash(1), nodes: [{ id: 'a', host: '127.0.0.1', port: 7000 }] }]);
+    expect(hits).to.deep.equal([{ name: 'Ocean Waves.flac', size: 1234, infohash: hash(1), nodes: [{ id: idOf('a'), host: '127.0.0.1', port: 7000 }] }]);
   });
 
   it('sends its files only when they changed since the last accepted publish', async function () {
@@ -152,32 +155,34 @@ describe('BootstrapClient', function () {
     expect(withFiles, 'the changed list, once').to.deep.equal([['PUT', 2]]);
   });
 
-  it('reports an unreachable node', async function () {
+  it('reports an unreachable node, once the server has told it of that node', async function () {
     const { a } = await serverAndTwoClients();
-    expect(await a.client.report('b')).to.equal(true);
-    expect(server!.registry.get('b')).to.equal(undefined);
-    expect(await a.client.report('b'), 'at most once a minute per node').to.equal(false);
+    // The server takes a report only from a node it has told of the target (it could have tried).
+    await waitFor(() => a.peers.some((p) => p.id === idOf('b')), 3000, 'a to be told of b');
+    expect(await a.client.report(idOf('b'))).to.equal(true);
+    expect(server!.registry.get(idOf('b'))).to.equal(undefined);
+    expect(await a.client.report(idOf('b')), 'at most once a minute per node').to.equal(false);
   });
 
   it('server gone: health failing with one warning; back on the same port and data dir: heartbeats again by itself', async function () {
     const { logger, records, warnings } = captureLog();
     const { a } = await serverAndTwoClients({ logger, timeoutMs: 500 });
     const port = server!.port;
-    await waitFor(() => a.peers.some((p) => p.id === 'b'), 2000, 'a to see b');
+    await waitFor(() => a.peers.some((p) => p.id === idOf('b')), 2000, 'a to see b');
     await server!.stop();
     await waitFor(() => a.client.health().state === 'failing', 3000, 'health failing');
     expect(a.client.health().detail).to.match(/^bootstrap server http:\/\/127\.0\.0\.1:\d+ unreachable: ECONNREFUSED$/);
     await new Promise((r) => setTimeout(r, 800)); // several retries
     expect(warnings()).to.deep.equal(['bootstrap server unavailable; working on multicast and retrying']);
     // Gone for longer than the TTL: nobody vouches for b any more.
-    await waitFor(() => a.lost.find(([id]) => id === 'b'), 3000, 'b to be lost');
-    expect(a.lost.find(([id]) => id === 'b')![1]).to.equal('gone');
+    await waitFor(() => a.lost.find(([id]) => id === idOf('b')), 3000, 'b to be lost');
+    expect(a.lost.find(([id]) => id === idOf('b'))![1]).to.equal('gone');
     server = new BootstrapServer({ port, host: '127.0.0.1', dataDir: path.join(fx.dir, 'data'), heartbeatMs: 200, ttlMs: 600 });
     await server.start();
     await waitFor(() => a.client.health().state === 'ok', 3000, 'health ok again');
     expect(records.some((r) => r.msg === 'bootstrap server reachable again')).to.equal(true);
-    expect(server.registry.get('a')).to.not.equal(undefined);
-    await waitFor(() => a.peers.filter((p) => p.id === 'b').length > 1 && a.client.health().state === 'ok', 3000, 'b seen again');
+    expect(server.registry.get(idOf('a'))).to.not.equal(undefined);
+    await waitFor(() => a.peers.filter((p) => p.id === idOf('b')).length > 1 && a.client.health().state === 'ok', 3000, 'b seen again');
   });
 
   it('re-registers by itself when a restarted server has forgotten it', async function () {
@@ -189,7 +194,7 @@ describe('BootstrapClient', function () {
     await server!.stop();
     server = new BootstrapServer({ port, host: '127.0.0.1', heartbeatMs: 200, ttlMs: 600 });
     await server.start();
-    const record = await waitFor(() => server!.registry.get('a'), 3000, 'a to register again');
+    const record = await waitFor(() => server!.registry.get(idOf('a')), 3000, 'a to register again');
     expect(record.files.map((f) => f.name), 'with its files').to.deep.equal(['kept.txt']);
     expect(a.client.health().state).to.equal('ok');
   });
@@ -213,7 +218,7 @@ describe('BootstrapClient', function () {
     // A server that lists us to ourselves: never our own id.
     const mirror = await fakeServer(() => ({
       status: 200,
-      body: JSON.stringify({ self: { id: 'c', host: '127.0.0.1', port: 7000 }, nodes: [{ id: 'c', instance: 'x', name: 'me', host: '127.0.0.1', port: 7000 }], heartbeatMs: 100, ttlMs: 300 }),
+      body: JSON.stringify({ self: { id: 'c', host: '127.0.0.1', port: 7000 }, nodes: [{ id: idOf('c'), instance: 'x', name: 'me', host: '127.0.0.1', port: 7000 }], heartbeatMs: 100, ttlMs: 300 }),
     }));
     const c = track(client(mirror.url, 'c'));
     await c.client.start();

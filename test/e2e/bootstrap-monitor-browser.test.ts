@@ -20,12 +20,14 @@ import { netnsSupport } from '../netns.js';
 import { call } from '../web-http.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import type { RegisterBody } from '../../network/wire/bootstrap-api.js';
+import { idOf } from '../identities.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SHOAL_SCREENSHOTS ?? path.join(ROOT, 'test-output', 'screenshots');
 const MiB = 1024 * 1024;
 const hash = (n: number) => n.toString(16).padStart(40, '0');
-const body = (id: string, extra: Partial<RegisterBody> = {}): RegisterBody => ({ id, instance: `${id}-i1`, name: id, port: 7000, files: [], downloads: [], ...extra });
+/** The node called `name`: its id derives from that test identity's key, which signs its requests (test/identities.ts). */
+const body = (name: string, extra: Partial<RegisterBody> = {}): RegisterBody => ({ id: idOf(name), instance: `${name}-i1`, name, port: 7000, files: [], downloads: [], ...extra });
 
 /** Console errors, failed scripts and CSP violations a page reports. */
 function watch(page: Page, problems: string[]): void {
@@ -119,14 +121,15 @@ describe('bootstrap monitor in a browser', function () {
   });
 
   it('cannot change the registry from the page, not even with a same-origin request', async function () {
-    const statuses = await page.evaluate(async () => {
+    const studio = idOf('studio');
+    const statuses = await page.evaluate(async (studio) => {
       const json = { 'content-type': 'application/json' };
       const post = await fetch('/api/nodes', { method: 'POST', headers: json, body: JSON.stringify({ id: 'planted', instance: 'p1', name: 'p', port: 9, files: [] }) });
-      const del = await fetch('/api/nodes/studio?instance=studio-i1', { method: 'DELETE' });
+      const del = await fetch(`/api/nodes/${studio}?instance=studio-i1`, { method: 'DELETE' });
       return [post.status, del.status];
-    });
+    }, studio);
     expect(statuses).to.deep.equal([403, 403]);
-    expect(server!.registry.list().map((n) => n.id).sort()).to.deep.equal(['attic', 'laptop', 'studio']);
+    expect(server!.registry.list().map((n) => n.name).sort()).to.deep.equal(['attic', 'laptop', 'studio']);
     expect(unexpected(problems)).to.deep.equal([]);
   });
 

@@ -22,10 +22,13 @@ import { call, client, liveClient } from '../web-http.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import { MonitorTokenError } from '../../bootstrap/monitor-token.js';
 import type { RegisterBody } from '../../network/wire/bootstrap-api.js';
+import { idOf } from '../identities.js';
 
 const hash = (n: number) => n.toString(16).padStart(40, '0');
 const file = (name: string, n: number, size: number, extra: { complete?: boolean } = {}) => ({ name, size, infohash: hash(n), ...extra });
-const body = (id: string, extra: Partial<RegisterBody> = {}): RegisterBody => ({ id, instance: `${id}-i1`, name: `name-${id}`, port: 7000, files: [], downloads: [], ...extra });
+/** A register body for the node called `name`: its id derives from that test identity's key (test/identities.ts), which signs its requests. */
+const body = (name: string, extra: Partial<RegisterBody> = {}): RegisterBody => ({ id: idOf(name), instance: `${name}-i1`, name: `name-${name}`, port: 7000, files: [], downloads: [], ...extra });
+const A = () => idOf('a');
 const GiB = 1024 ** 3;
 const TOKEN = 'monitor-token-for-tests-0123456789';
 
@@ -88,7 +91,7 @@ describe('bootstrap monitor', function () {
       try {
         const first = (await feed.waitEvent('nodes')) as { totals: Totals };
         expect(first.totals).to.deep.include({ nodes: 1, files: 1, bytes: 2048 });
-        const hb = await call(base, 'PUT', '/api/nodes/a', { json: { instance: 'a-i1', files: [file('one.bin', 1, 2048), file('two.bin', 2, 4096)] } });
+        const hb = await call(base, 'PUT', `/api/nodes/${A()}`, { json: { instance: 'a-i1', files: [file('one.bin', 1, 2048), file('two.bin', 2, 4096)] } });
         expect(hb.status).to.equal(200);
         const next = (await feed.waitEvent('nodes', (p) => (p as { totals: Totals }).totals.files === 2, 10_000)) as { totals: Totals };
         expect(next.totals).to.deep.equal({ nodes: 1, seeders: 1, leechers: 0, files: 2, bytes: 6144 });
@@ -229,20 +232,20 @@ describe('bootstrap monitor', function () {
       const cases: Array<[string, string, Record<string, string>, unknown]> = [
         ['/api/nodes', 'POST', self, body('web')],
         ['/api/nodes', 'POST', { 'sec-fetch-site': 'same-origin' }, body('web')],
-        ['/api/nodes/a', 'PUT', self, { instance: 'a-i1', files: [file('planted', 9, 1)] }],
-        ['/api/nodes/a?instance=a-i1', 'DELETE', { 'sec-fetch-site': 'same-origin' }, undefined],
-        ['/api/nodes/a?instance=a-i1', 'DELETE', { origin: 'http://evil.example' }, undefined],
-        ['/api/nodes/a/reports', 'POST', self, { reporter: 'a' }],
+        [`/api/nodes/${A()}`, 'PUT', self, { instance: 'a-i1', files: [file('planted', 9, 1)] }],
+        [`/api/nodes/${A()}?instance=a-i1`, 'DELETE', { 'sec-fetch-site': 'same-origin' }, undefined],
+        [`/api/nodes/${A()}?instance=a-i1`, 'DELETE', { origin: 'http://evil.example' }, undefined],
+        [`/api/nodes/${A()}/reports`, 'POST', self, { reporter: A() }],
       ];
       for (const [route, method, headers, json] of cases) {
         const r = await call(base, method, route, { headers, json });
         expect(r.status, `${method} ${route} ${JSON.stringify(headers)}`).to.equal(403);
         expect(r.json<{ error: string }>().error).to.match(/not web pages/);
       }
-      expect(server!.registry.list().map((n) => [n.id, n.files.length])).to.deep.equal([['a', 0]]);
+      expect(server!.registry.list().map((n) => [n.id, n.files.length])).to.deep.equal([[A(), 0]]);
       // Nodes, which send neither, go on as before.
-      expect((await call(base, 'PUT', '/api/nodes/a', { json: { instance: 'a-i1' } })).status).to.equal(200);
-      expect((await call(base, 'DELETE', '/api/nodes/a?instance=a-i1')).status).to.equal(204);
+      expect((await call(base, 'PUT', `/api/nodes/${A()}`, { json: { instance: 'a-i1' } })).status).to.equal(200);
+      expect((await call(base, 'DELETE', `/api/nodes/${A()}?instance=a-i1`)).status).to.equal(204);
     });
   });
 
@@ -354,10 +357,12 @@ function otherMachine(): { ns: string; here: string; there: string; destroy: () 
 }
 
 const WEB_HTTP = pathToFileURL(path.join(ROOT, 'dist', 'test', 'web-http.js')).href;
+const IDENTITIES = pathToFileURL(path.join(ROOT, 'dist', 'test', 'identities.js')).href;
 
 /** Run `code` (an async function body with `call`, `liveClient`, `base`, `token` in scope) in `ns`; its JSON result. */
 async function runIn<T>(ns: string, env: { base: string; token: string }, code: string): Promise<T> {
   const script = `import { call, liveClient } from ${JSON.stringify(WEB_HTTP)};
+import { idOf } from ${JSON.stringify(IDENTITIES)};
 const { base, token } = JSON.parse(process.env.SHOAL_REMOTE);
 const result = await (async () => {\n${code}\n})();
 process.stdout.write(JSON.stringify(result));
@@ -426,13 +431,13 @@ describe('bootstrap monitor from another machine', function () {
       out.liveFeed = [feed.connect.slice(0, 2), first.totals.nodes];
       await feed.close();
       // The node API and the tracker: open, as nodes are remote by design.
-      const reg = await call(base, 'POST', '/api/nodes', { json: { id: 'far', instance: 'far-i1', name: 'far', port: 7000, files: [{ name: 'film.mkv', size: 9000, infohash: ${JSON.stringify(hash(2))} }] } });
+      const reg = await call(base, 'POST', '/api/nodes', { json: { id: idOf('far'), instance: 'far-i1', name: 'far', port: 7000, files: [{ name: 'film.mkv', size: 9000, infohash: ${JSON.stringify(hash(2))} }] } });
       out.register = [reg.status, reg.json().self.host];
-      out.heartbeat = (await call(base, 'PUT', '/api/nodes/far', { json: { instance: 'far-i1' } })).status;
+      out.heartbeat = (await call(base, 'PUT', '/api/nodes/' + idOf('far'), { json: { instance: 'far-i1' } })).status;
       out.apiSearch = (await call(base, 'GET', '/api/search?q=film')).json().files.map((f) => f.nodes.map((n) => n.host + ':' + n.port));
       const ih = '%aa'.repeat(20);
       out.announce = (await call(base, 'GET', '/announce?info_hash=' + ih + '&peer_id=-TT0001-000000000001&port=6881&uploaded=0&downloaded=0&left=0&compact=1')).status;
-      out.unregister = (await call(base, 'DELETE', '/api/nodes/far?instance=far-i1')).status;
+      out.unregister = (await call(base, 'DELETE', '/api/nodes/' + idOf('far') + '?instance=far-i1')).status;
       return out;
     `);
     expect(r.page, 'the page: 401, no data, says why').to.deep.equal([401, false, true]);

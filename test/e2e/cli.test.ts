@@ -68,6 +68,9 @@ describe('node-cli', function () {
       ['--beacon-interval 0', ['127.0.0.1', '0', '--beacon-interval', '0']],
       ['--bootstrap that is not http', ['127.0.0.1', '0', '--bootstrap', 'ftp://10.0.0.1']],
       ['--watch with an empty pattern', ['127.0.0.1', '0', '--watch', '']],
+      ['--beacon-interval over 300', ['127.0.0.1', '0', '--beacon-interval', '301']],
+      ['--secret too short', ['127.0.0.1', '0', '--secret', 'short']],
+      ['--secret-file that does not exist', ['127.0.0.1', '0', '--secret-file', 'no-such-file']],
     ];
     for (const [what, args] of cases) {
       it(what, async function () {
@@ -128,6 +131,24 @@ describe('node-cli', function () {
       expect(await sha1File(path.join(fx.dir, 'cli', 'd', 'alpha.bin'))).to.equal(files['alpha.bin']!.sha1);
       const left = await fsp.readdir(path.join(fx.dir, 'cli', 'd'));
       expect(left.filter((n) => n.endsWith('.part')), 'no .part left behind').to.deep.equal([]);
+    });
+
+    it('--secret-file: a private node downloads from a private seed with the same secret over TLS, and says which swarm it is in', async function () {
+      const secret = 'a secret shared by the swarm';
+      await fsp.mkdir(path.join(fx.dir, 'private-seed', 'shared'), { recursive: true });
+      await fsp.copyFile(path.join(fx.dir, 'seed', 'shared', 'beta.bin'), path.join(fx.dir, 'private-seed', 'shared', 'beta.bin'));
+      const privateSeed = await startNode(path.join(fx.dir, 'private-seed'), { secret });
+      try {
+        await fsp.writeFile(path.join(fx.dir, 'cli', 'swarm.secret'), `${secret}\n`, { mode: 0o600 });
+        const args = ['127.0.0.1', '0', '--shared', 's', '--downloads', 'd', '--no-folder-watch', '--no-multicast', '--peer', `127.0.0.1:${privateSeed.port}`];
+        cli = spawnCli([...args, '--secret-file', 'swarm.secret', '--get', 'beta.bin', '--exit-when-done'], path.join(fx.dir, 'cli'));
+        const { code, signal } = await exitWithin(cli, 40_000);
+        expect(code, `exit ${code ?? signal}; ${describeCli(cli)}`).to.equal(0);
+        expect(cli.events.find((e) => e.event === 'listening')?.swarm).to.equal(privateSeed.secretFingerprint);
+        expect(await sha1File(path.join(fx.dir, 'cli', 'd', 'beta.bin'))).to.equal(files['beta.bin']!.sha1);
+      } finally {
+        await privateSeed.stop();
+      }
     });
 
     it('two --get options both complete', async function () {

@@ -12,18 +12,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DiscoveredPeer, DiscoveryHealth, LostReason } from '../../network/discovery/discovery.js';
 import { MulticastDiscovery, type MulticastInit } from '../../network/discovery/multicast.js';
 import { PeerRegistry } from '../../network/discovery/peer-registry.js';
-import { BeaconError, decodeBeacon, encodeBeacon, MAX_BEACON_BYTES, type Beacon } from '../../network/wire/beacon-codec.js';
+import { decodeBeacon, MAX_BEACON_BYTES, type Beacon } from '../../network/wire/beacon-codec.js';
+import { Identity } from '../../network/security/identity.js';
 import { discoveryCompliance } from '../discovery-compliance.js';
 import { addVeth, inPrivateNetns, NETNS_SKIP_REASON } from '../helpers-netns.js';
 import { captureLog, waitFor } from '../helpers.js';
+import { beaconOf, type BeaconFields } from '../beacons.js';
 
-const HELLO: Beacon = { type: 'HELLO', id: 'node-A_1', instance: 'inst1', name: 'café ☃', port: 9000, host: '192.168.1.7', intervalMs: 5000 };
+const HELLO: BeaconFields = { type: 'HELLO', instance: 'inst1', name: 'café ☃', port: 9000, host: '192.168.1.7', intervalMs: 5000 };
 
 
 // ---- real sockets, private network namespace only ---------------------------------------------
 
 interface Probe {
   d: MulticastDiscovery;
+  identity: Identity;
   id: string;
   instance: string;
   peerPort: number;
@@ -60,20 +63,21 @@ describe('multicast discovery (real sockets)', function () {
   });
 
   let counter = 0;
-  function node(init: Partial<MulticastInit> & { id?: string; peerPort?: number; host?: string } = {}): Probe {
-    const id = init.id ?? `node${++counter}`;
+  function node(init: Partial<MulticastInit> & { identity?: Identity; peerPort?: number; host?: string } = {}): Probe {
+    const identity = init.identity ?? Identity.generate();
+    const id = identity.id;
     const instance = randomBytes(6).toString('hex');
-    const peerPort = init.peerPort ?? 9000 + counter;
+    const peerPort = init.peerPort ?? 9000 + ++counter;
     const d = new MulticastDiscovery({
       interfaces: ['lo'],
       port: groupPort,
       intervalMs: 200,
       ...init,
-      self: { id, instance, name: `test ${id}`, port: peerPort, host: init.host },
+      self: { id, instance, name: `test ${id.slice(0, 8)}`, port: peerPort, host: init.host, signer: identity },
     });
     live.push(d);
     const p: Probe = {
-      d, id, instance, peerPort, peers: [], lost: [], heardAt: new Map(), health: [],
+      d, identity, id, instance, peerPort, peers: [], lost: [], heardAt: new Map(), health: [],
       sees: (other) => [...p.peers].reverse().find((x) => x.id === other),
     };
     d.on('peer', (peer) => {
@@ -98,7 +102,7 @@ describe('multicast discovery (real sockets)', function () {
         a: a.d, b: b.d,
         aSelf: { id: a.id, port: a.peerPort },
         bSelf: { id: b.id, port: b.peerPort },
-        restartB: () => node({ id: b.id, peerPort: b.peerPort }).d,
+        restartB: () => node({ identity: b.identity, peerPort: b.peerPort }).d,
         cleanup: async () => {},
       };
     },
@@ -113,7 +117,7 @@ describe('multicast discovery (real sockets)', function () {
     await Promise.all(nodes.map((n) => n.d.start()));
     await allSeeEachOther(nodes, 3000);
     for (const n of nodes) expect(n.peers.map((p) => p.id)).to.not.include(n.id);
-    expect(nodes[0]!.sees(nodes[1]!.id)).to.include({ host: '127.0.0.1', port: nodes[1]!.peerPort, name: `test ${nodes[1]!.id}` });
+    expect(nodes[0]!.sees(nodes[1]!.id)).to.include({ host: '127.0.0.1', port: nodes[1]!.peerPort, name: `test ${nodes[1]!.id.slice(0, 8)}` });
   });
 
   it('a clean stop is noticed at once through GOODBYE, well under one interval', async () => {
@@ -173,7 +177,7 @@ describe('multicast discovery (real sockets)', function () {
     await Promise.all([a.d.start(), b.d.start()]);
     await waitFor(() => a.sees(b.id), 1000, 'a to see b');
     await b.d.stop({ goodbye: false }); // a crash: a still believes in the old instance
-    const b2 = node({ id: b.id, peerPort: b.peerPort, intervalMs: 5000 });
+    const b2 = node({ identity: b.identity, peerPort: b.peerPort, intervalMs: 5000 });
     const t0 = Date.now();
     await b2.d.start();
     // At once: long before the next beacon of either (4.5-5 s), with room for a loaded machine.
@@ -216,31 +220,135 @@ describe('multicast discovery (real sockets)', function () {
     expect(registry.get(a.id)!.host, 'the first address heard').to.equal(first);
     expect(registry.size).to.equal(1);
     expect(changed, 'no flapping between the two').to.deep.equal([]);
+    expect(b.d.stats().rejected, 'each link\'s copy is its own beacon, not a replay').to.deep.equal({});
   });
 
-  it('tracks at most maxPeers nodes: a newcomer past the bound is ignored with a warning, known ones carry on, a departure makes room', async () => {
+  it('tracks at most maxPeers nodes: a newcomer takes the place of the longest-listed one that never answered; one that answered stays', async () => {
     const log = captureLog();
-    const table = node({ maxPeers: 2, logger: log.logger });
+    const answered = new Set<string>();
+    const table = node({ maxPeers: 2, logger: log.logger, answered: (id) => answered.has(id) });
     await table.d.start();
     const s = sender();
     closers.push(() => s.close());
     await sleep(50);
-    const beacon = (id: string, type: 'HELLO' | 'GOODBYE' = 'HELLO') =>
-      s.send(encodeBeacon({ type, id, instance: `${id}-1`, name: id, port: 9600, intervalMs: 60_000 }), groupPort, '224.1.1.1');
+    const x = [1, 2, 3, 4].map(() => Identity.generate());
+    const beacon = (who: Identity, type: 'HELLO' | 'GOODBYE' = 'HELLO') =>
+      s.send(beaconOf(who, { type, instance: `${who.id.slice(0, 6)}-1`, name: 'x', port: 9600, intervalMs: 60_000 }, { port: groupPort }), groupPort, '224.1.1.1');
     const seen = () => table.peers.map((p) => p.id);
-    beacon('x1');
-    beacon('x2');
-    await waitFor(() => seen().includes('x1') && seen().includes('x2'), 2000, 'x1 and x2');
-    beacon('x3');
-    await waitFor(() => log.warnings().some((m) => /peer table full \(2\), ignoring x3/.test(m)), 2000, 'the warning');
-    const before = seen().length;
-    beacon('x1');
-    await waitFor(() => seen().length > before, 2000, 'x1 again');
-    expect(seen()).to.not.include('x3');
-    beacon('x2', 'GOODBYE');
-    beacon('x3');
-    await waitFor(() => seen().includes('x3'), 2000, 'x3 once there is room');
-    expect(table.lost.map((l) => `${l.id} ${l.reason}`)).to.deep.equal(['x2 goodbye']);
+    const lost = () => table.lost.map((l) => `${l.id} ${l.reason}`);
+    beacon(x[0]!);
+    await waitFor(() => seen().includes(x[0]!.id), 2000, 'x0');
+    beacon(x[1]!);
+    await waitFor(() => seen().includes(x[1]!.id), 2000, 'x1');
+    answered.add(x[1]!.id); // x1 answered us; x0 never did
+    beacon(x[2]!);
+    await waitFor(() => seen().includes(x[2]!.id), 2000, 'x2 in x0\'s place');
+    expect(lost()).to.deep.equal([`${x[0]!.id} expired`]);
+    answered.add(x[2]!.id);
+    beacon(x[3]!); // every listed peer answered: no room
+    await waitFor(() => log.warnings().some((m) => /peer table full \(2, every one answered us\)/.test(m)), 2000, 'the warning');
+    expect(seen()).to.not.include(x[3]!.id);
+    expect(table.d.stats().rejected['table-full']).to.equal(1);
+    beacon(x[1]!, 'GOODBYE');
+    await waitFor(() => lost().includes(`${x[1]!.id} goodbye`), 2000, 'x1 left');
+    beacon(x[3]!);
+    await waitFor(() => seen().includes(x[3]!.id), 2000, 'x3 once there is room');
+  });
+
+  it('expires a peer after at most maxIntervalMs x 3, whatever interval its beacon claims', async () => {
+    const table = node({ maxIntervalMs: 300 });
+    await table.d.start();
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const liar = Identity.generate();
+    const t0 = Date.now();
+    s.send(beaconOf(liar, { type: 'HELLO', instance: 'l1', name: 'liar', port: 9601, intervalMs: 3_600_000 }, { port: groupPort }), groupPort, '224.1.1.1');
+    await waitFor(() => table.sees(liar.id), 2000, 'the liar');
+    const gone = await waitFor(() => table.lost.find((l) => l.id === liar.id), 3000, 'the liar to expire');
+    expect(gone.reason).to.equal('expired');
+    expect(gone.at - t0, 'three ceilings (900 ms), not three hours').to.be.below(2500);
+  });
+
+  it('a GOODBYE only removes its signer, and a HELLO with another node\'s id cannot re-point it: both ignored and counted', async () => {
+    const log = captureLog();
+    const a = node({ logger: log.logger });
+    const b = node({ intervalMs: 5000 });
+    await Promise.all([a.d.start(), b.d.start()]);
+    await waitFor(() => a.sees(b.id), 2000, 'a to see b');
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const mallory = Identity.generate();
+    const sniffed = { instance: b.instance, name: 'x', port: 6666, intervalMs: 5000 };
+    // b's id and instance (both sniffed off the group), with mallory's key: not b's id.
+    s.send(beaconOf(mallory, { ...sniffed, type: 'GOODBYE', id: b.id }, { port: groupPort }), groupPort, '224.1.1.1');
+    s.send(beaconOf(mallory, { ...sniffed, type: 'HELLO', id: b.id, host: '10.66.66.66' }, { port: groupPort }), groupPort, '224.1.1.1');
+    // b's id and key, signed by mallory.
+    s.send(beaconOf(b.identity, { ...sniffed, type: 'GOODBYE' }, { port: groupPort, signWith: mallory }), groupPort, '224.1.1.1');
+    await waitFor(() => (a.d.stats().rejected['forged-id'] ?? 0) === 2 && a.d.stats().rejected['bad-signature'] === 1, 2000, 'three forgeries counted');
+    expect(a.lost).to.deep.equal([]);
+    expect(a.peers.filter((p) => p.id === b.id).every((p) => p.host === '127.0.0.1' && p.port === b.peerPort)).to.equal(true);
+    expect(a.d.health().rejected).to.deep.include({ 'forged-id': 2, 'bad-signature': 1 });
+    expect(log.warnings().filter((m) => /ignored a bad beacon from 127\.0\.0\.1 \(forged-id, 1 so far\)/.test(m))).to.have.length(1);
+    await b.d.stop(); // its own GOODBYE still works
+    await waitFor(() => a.lost.find((l) => l.id === b.id && l.reason === 'goodbye'), 2000, 'b\'s real GOODBYE');
+  });
+
+  it('ignores and counts a replayed beacon: the same datagram again, or an old one', async () => {
+    const a = node();
+    await a.d.start();
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const c = Identity.generate();
+    const now = Date.now();
+    const first = beaconOf(c, { type: 'HELLO', instance: 'c1', name: 'c', port: 9602, intervalMs: 60_000, timestamp: now }, { port: groupPort });
+    const old = beaconOf(c, { type: 'HELLO', instance: 'c1', name: 'c', port: 9602, intervalMs: 60_000, timestamp: now - 10 * 60_000 }, { port: groupPort });
+    s.send(first, groupPort, '224.1.1.1');
+    await waitFor(() => a.sees(c.id), 2000, 'c');
+    s.send(first, groupPort, '224.1.1.1');
+    s.send(old, groupPort, '224.1.1.1');
+    await waitFor(() => a.d.stats().rejected.replayed === 1 && a.d.stats().rejected.stale === 1, 2000, 'the replays counted');
+    expect(a.peers.filter((p) => p.id === c.id)).to.have.length(1);
+  });
+
+  it('in a private swarm, takes only beacons with the swarm\'s hmac: none, another secret, or another group are ignored and counted', async () => {
+    const { SwarmSecret } = await import('../../network/security/secret.js');
+    const ours = SwarmSecret.from('our swarm secret');
+    const other = SwarmSecret.from('some other secret');
+    const a = node({ beaconKey: ours.beaconKey });
+    const b = node({ beaconKey: ours.beaconKey });
+    const outsider = node();
+    const wrong = node({ beaconKey: other.beaconKey });
+    // What anyone on the LAN hears of a private node: its beacons, which name nobody.
+    const heard: Buffer[] = [];
+    const listener = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    closers.push(() => listener.close());
+    await new Promise<void>((resolve) => listener.bind(groupPort, () => (listener.addMembership('224.1.1.1', '127.0.0.1'), resolve())));
+    listener.on('message', (m: Buffer) => heard.push(m));
+    await Promise.all([a, b, outsider, wrong].map((n) => n.d.start()));
+    await allSeeEachOther([a, b], 2000);
+    expect(a.sees(b.id)!.name, 'a private beacon carries no name').to.equal('');
+    const fromA = heard.map((m) => decodeBeacon(m)).filter((x) => x.id === a.id);
+    expect(fromA.length).to.be.at.least(1);
+    expect(fromA.every((x) => x.name === '')).to.equal(true);
+    expect(heard.some((m) => m.includes(Buffer.from(`test ${a.id.slice(0, 8)}`)))).to.equal(false);
+    expect(outsider.sees(a.id)).to.equal(undefined);
+    const s = sender();
+    closers.push(() => s.close());
+    await sleep(50);
+    const eve = Identity.generate();
+    // Eve holds the secret but beacons to another group: her copy replayed here fails.
+    s.send(beaconOf(eve, { type: 'HELLO', instance: 'e1', name: 'eve', port: 9603, intervalMs: 200 }, { group: '224.1.1.2', port: groupPort, macKey: ours.beaconKey }), groupPort, '224.1.1.1');
+    await sleep(1000); // five rounds of everyone
+    expect(a.sees(outsider.id)).to.equal(undefined);
+    expect(a.sees(wrong.id)).to.equal(undefined);
+    expect(a.sees(eve.id)).to.equal(undefined);
+    expect(a.d.stats().rejected.unauthenticated).to.be.at.least(3);
+    expect(outsider.sees(a.id), 'an open node ignores private beacons').to.equal(undefined);
+    expect(outsider.d.stats().rejected.private).to.be.at.least(2);
+    expect(wrong.sees(a.id)).to.equal(undefined);
   });
 
   it('logs garbage (rate-limited), ignores it, and keeps working', async () => {
@@ -252,19 +360,22 @@ describe('multicast discovery (real sockets)', function () {
     const s = sender();
     closers.push(() => s.close());
     await sleep(50);
+    const evil = Identity.generate();
     const junk = [
       Buffer.from('not a beacon'),
       randomBytes(40),
       Buffer.alloc(MAX_BEACON_BYTES + 100, 0x53),
-      Buffer.concat([encodeBeacon({ ...HELLO, id: 'evil' }), Buffer.from('x')]),
-      Buffer.from(encodeBeacon({ ...HELLO, id: 'evil' })).fill(0, 6, 8), // port 0
+      Buffer.concat([beaconOf(evil, HELLO, { port: groupPort }), Buffer.from('x')]),
+      Buffer.from(beaconOf(evil, HELLO, { port: groupPort })).fill(0, 8, 10), // port 0
     ];
     for (const buf of junk) s.send(buf, groupPort, '224.1.1.1');
-    s.send(encodeBeacon({ ...HELLO, id: 'probe', host: undefined }), groupPort, '224.1.1.1');
-    const probe = await waitFor(() => a.sees('probe'), 2000, 'the valid beacon after the junk');
+    const probeKey = Identity.generate();
+    s.send(beaconOf(probeKey, { ...HELLO, host: undefined }, { port: groupPort }), groupPort, '224.1.1.1');
+    const probe = await waitFor(() => a.sees(probeKey.id), 2000, 'the valid beacon after the junk');
     expect(probe.host).to.equal('127.0.0.1');
-    expect(a.sees('evil')).to.equal(undefined);
-    const bad = log.records.filter((l) => /bad beacon/.test(l.msg));
+    expect(a.sees(evil.id)).to.equal(undefined);
+    expect(a.d.stats().rejected.malformed).to.equal(junk.length);
+    const bad = log.records.filter((l) => /ignored a (bad )?beacon/.test(l.msg));
     expect(bad).to.have.length(junk.length);
     expect(log.warnings().filter((m) => /bad beacon/.test(m))).to.have.length(1); // one per source a minute
     const since = a.peers.length;

@@ -7,6 +7,10 @@ import { controlRequest } from '../../network/control/control-client.js';
 import { BootstrapServer } from '../../bootstrap/server.js';
 import bencode from 'bencode';
 import { createHash } from 'node:crypto';
+import { idOf, nodeApiAuth } from '../identities.js';
+import { PeerRegistry } from '../../network/discovery/peer-registry.js';
+import { Gossip } from '../../network/catalog/gossip.js';
+import { silentLogger } from '../../network/util/log.js';
 import { randomFile, startNode, waitFor, sha1File, nodesPerTest, startSharing, freePort } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -70,11 +74,14 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     for (const u of uploaded) expect(u, `each node uploaded something: ${uploaded}`).to.be.greaterThan(0);
   });
 
-  it('learns peers from other peers through the control protocol\'s peers request', async () => {
+  it('learns peers from other peers through the control protocol\'s peers request; only peers that answered are passed on', async () => {
     const c = await node('c');
-    const b = await node('b', {}, { peers: [{ host: '127.0.0.1', port: c.port }] });
+    const dead = await freePort();
+    const b = await node('b', {}, { peers: [{ host: '127.0.0.1', port: c.port }, { host: '127.0.0.1', port: dead }] });
+    await waitFor(() => b.peer(c.id)?.reachable === 'yes', 5000, 'b to hear from c');
     const res = await controlRequest('127.0.0.1', b.port, { type: 'peers' });
     expect(res).to.deep.include({ type: 'PEERS', self: { id: b.id, name: 'b' } });
+    expect(res.type === 'PEERS' && res.peers.map((p) => p.port), 'c answered b; nothing ever answered at the dead port').to.deep.equal([c.port]);
     const a = await node('a', {}, { peers: [{ host: '127.0.0.1', port: b.port }] });
     const learnt = await waitFor(() => a.peer(`127.0.0.1:${c.port}`), 5000, 'a learns c from b');
     expect([...learnt.sources]).to.deep.equal(['peer']);
@@ -83,6 +90,18 @@ describe('network: search, learnt peers, subscribe and watch', function () {
     expect(viaB.port).to.equal(b.port);
     expect(viaB.reachable).to.equal('yes');
     expect(a.knownPeers().map((p) => p.port)).to.not.include(a.port);
+  });
+
+  it('a peer listed at an address where another node answers is not who it claims: marked as not answering at the first exchange', async () => {
+    const b = await node('b');
+    const registry = new PeerRegistry();
+    const gossip = new Gossip({ registry, timeoutMs: 2000, intervalMs: 0, log: silentLogger() });
+    // A forged sighting names b's address under an id of its own; b is listed there too.
+    const forged = registry.see('multicast', { id: 'FORGEDFORGEDFORGEDFORGEDFORGED22', host: '127.0.0.1', port: b.port })!;
+    registry.see('multicast', { id: b.id, host: '127.0.0.1', port: b.port });
+    expect(await gossip.probe(forged), 'the answer names another node').to.equal(false);
+    expect([registry.get(forged.id!)!.reachable, registry.get(b.id)!.reachable]).to.deep.equal(['no', 'yes']);
+    gossip.stop();
   });
 
   it('a subscriber gets a snapshot, then file-added and file-removed within seconds of the change', async () => {
@@ -154,16 +173,19 @@ describe('network: search, learnt peers, subscribe and watch', function () {
       // A node that is registered but does not answer (killed without unregistering) is
       // reported by the nodes that fail to reach it, and the server drops it.
       const deadPort = await freePort();
+      const ghost = idOf('ghost-node');
+      const ghostBody = JSON.stringify({ id: ghost, instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] });
       const res = await fetch(`${server.url}/api/nodes`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: 'ghost-node', instance: 'g1', name: 'ghost', port: deadPort, files: [], downloads: [] }),
+        headers: { 'content-type': 'application/json', ...nodeApiAuth('POST', '/api/nodes', ghostBody) },
+        body: ghostBody,
       });
       expect(res.status).to.equal(200);
-      await waitFor(() => a.peer('ghost-node') && b.peer('ghost-node'), 5000, 'a and b hear of the ghost');
-      for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report')]);
-      await waitFor(() => !server.registry.get('ghost-node'), 5000, 'the server drops the unreachable node');
-      await waitFor(() => !a.peer('ghost-node'), 5000, 'and the nodes forget it at their next heartbeat');
+      await waitFor(() => a.peer(ghost) && b.peer(ghost) && c.peer(ghost), 5000, 'a, b and c hear of the ghost');
+      // Three nodes were told of it: all three must find it unreachable (the default threshold, 3).
+      for (let i = 0; i < 3; i++) await Promise.all([a.search('report'), b.search('report'), c.search('report')]);
+      await waitFor(() => !server.registry.get(ghost), 5000, 'the server drops the unreachable node');
+      await waitFor(() => !a.peer(ghost), 5000, 'and the nodes forget it at their next heartbeat');
     } finally {
       await Promise.all(nodes.splice(0).map((n) => n.stop()));
       await server.stop();

@@ -63,7 +63,9 @@ describe('swarm: downloads between nodes on loopback', function () {
     const m = s[0]!.files()[0]!.metainfo;
     const liar = await fakePeer(m, 'corrupt');
     fakes.push(liar);
+    const log = captureLog();
     const leech = await startNode(path.join(fx.dir, 'leech'), {
+      logger: log.logger,
       peers: [{ host: '127.0.0.1', port: liar.port }, { host: '127.0.0.1', port: s[0]!.port }],
     });
     nodes.push(leech);
@@ -73,6 +75,12 @@ describe('swarm: downloads between nodes on loopback', function () {
     expect(info.hashFailures, 'pieces from the liar failed their hash').to.be.at.least(2);
     expect(liar.requests).to.be.greaterThan(0);
     expect(liar.connections, 'a banned peer is not dialled again').to.equal(1);
+    // Each strike and the ban are logged with their reason, naming the liar.
+    const liarLabel = `127.0.0.1:${liar.port}`;
+    const strikes = log.records.filter((r) => r.msg === 'piece failed its hash check: peer sent corrupt data' && r.peer === liarLabel);
+    expect(strikes.map((r) => r.strikes)).to.deep.equal([1, 2]);
+    expect(log.records.some((r) => r.msg === 'closing peer: sent 2 corrupt pieces: banned' && r.peer === liarLabel)).to.equal(true);
+    expect(log.records.some((r) => /corrupt/.test(r.msg) && r.peer === `127.0.0.1:${s[0]!.port}`), 'the honest seed is never blamed').to.equal(false);
   });
 
   it('takes no block it did not ask for: a peer sending unasked garbage poisons nothing and is closed', async () => {

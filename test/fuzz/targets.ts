@@ -14,7 +14,9 @@ import {
 import {
   LineDecoder, ControlProtocolError, parseRequest, parseResponse, encodeMessage, MAX_REQUEST_LINE,
 } from '../../network/wire/control-codec.js';
-import { decodeBeacon, encodeBeacon, BeaconError } from '../../network/wire/beacon-codec.js';
+import { decodeBeacon, BeaconError } from '../../network/wire/beacon-codec.js';
+import { Identity } from '../../network/security/identity.js';
+import { beaconOf } from '../beacons.js';
 import { parseTorrent, encodeTorrent, MetainfoError } from '../../network/metainfo/metainfo.js';
 import { parseMagnet, makeMagnet, MagnetError } from '../../network/metainfo/magnet.js';
 import {
@@ -39,6 +41,9 @@ export interface FuzzTarget {
 const m = smallMetainfo('fuzz.bin');
 const peerId = Buffer.from('-SH0100-fuzzfuzzfuzz');
 
+
+/** The beacon seeds' signer. */
+const FUZZ_IDENTITY = Identity.generate();
 /** A stream decoder fed in random-sized chunks; its buffered bytes must stay within `bound`. */
 function chunked(input: Buffer, push: (chunk: Buffer) => void, buffered: () => number, bound: number): void {
   // The chunk sizes come from the input itself: deterministic for a given input.
@@ -100,8 +105,8 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'multicast beacon',
     seeds: [
-      encodeBeacon({ type: 'HELLO', id: 'node-1234', instance: 'inst-5678', name: 'Kitchen PC', port: 9000, intervalMs: 5000 }),
-      encodeBeacon({ type: 'GOODBYE', id: 'n', instance: 'i', name: 'ü', port: 1, host: '10.1.2.3', intervalMs: 5000 }),
+      beaconOf(FUZZ_IDENTITY, { type: 'HELLO', instance: 'inst-5678', name: 'Kitchen PC', port: 9000, intervalMs: 5000 }, { port: 7 }),
+      beaconOf(FUZZ_IDENTITY, { type: 'GOODBYE', instance: 'i', name: 'ü', port: 1, host: '10.1.2.3', intervalMs: 5000 }, { port: 7, macKey: Buffer.alloc(32, 1) }),
     ],
     expected: [BeaconError],
     run: (input) => void decodeBeacon(input),

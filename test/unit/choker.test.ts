@@ -58,6 +58,16 @@ describe('choker', () => {
     expect(['slow', 'idle', 'none']).to.include(optimistic);
   });
 
+  it('with no slots unchokes nobody, ever (allowed-fast pieces are all such a node serves)', () => {
+    const c = new Choker<FakePeer>(0, () => true, T0);
+    const list = [new FakePeer('a', true, 0, 800), new FakePeer('b', true), new FakePeer('c', false)];
+    const peers = new Set(list);
+    expect(c.hasSlot(peers)).to.equal(false);
+    c.freed(peers, unchoke);
+    for (let k = 1; k <= 6; k++) c.tick(T0 + k * RECHOKE_MS, peers, unchoke, choke);
+    expect(unchoked(peers)).to.deep.equal([]);
+  });
+
   it('while seeding ranks by how fast each peer takes from us', () => {
     const c = new Choker<FakePeer>(3, () => true, T0);
     const list = [new FakePeer('taker', true, 0, 800), new FakePeer('taker2', true, 0, 600), new FakePeer('giver', true, 999, 1), new FakePeer('giver2', true, 998, 0)];

@@ -180,6 +180,34 @@ describe('config file', function () {
       expect(() => parseCli(['0', '--config', path.join(fx.dir, 'nope.json')])).to.throw(UsageError, /nope\.json: no such file/);
     });
 
+    it('a private swarm’s secret: --secret, --secret-file or the file’s secret / secretFile, one of them; the command line wins; exposed places get a warning', async function () {
+      const secretFile = path.join(fx.dir, 'swarm.secret');
+      const secretOf = (o: { secret?: string; secretWarning?: string }) => [o.secret, o.secretWarning];
+      await fsp.writeFile(secretFile, 'secret from a file\nignored second line\n', { mode: 0o600 });
+      expect(parseCli(['0', '--downloads', downloads()]).secret, 'an open node by default').to.equal(undefined);
+      expect(secretOf(parseCli(['0', '--downloads', downloads(), '--secret', 'on the command line']))).to.deep.equal(['on the command line', undefined]);
+      expect(secretOf(parseCli(['0', '--downloads', downloads(), '--secret-file', secretFile]))).to.deep.equal(['secret from a file', undefined]);
+      expect(() => parseCli(['0', '--downloads', downloads(), '--secret', 'short'])).to.throw(UsageError, /^--secret: the secret must be at least 8 characters$/);
+      expect(() => parseCli(['0', '--downloads', downloads(), '--secret', 'one secret', '--secret-file', secretFile])).to.throw(UsageError, /give --secret or --secret-file, not both/);
+      expect(() => parseCli(['0', '--downloads', downloads(), '--secret-file', path.join(fx.dir, 'none')])).to.throw(UsageError, /^--secret-file: cannot read the secret file/);
+      await fsp.chmod(secretFile, 0o644);
+      expect(parseWebCli(['--peer-port', '0', '--downloads', downloads(), '--secret-file', secretFile]).secretWarning).to.match(/swarm\.secret can be read by other users \(chmod 600 it\)/);
+      // From the file; a secret on the command line (either way) wins over both keys.
+      await writeState({ secret: 'secret in the config' });
+      await fsp.chmod(stateFile(), 0o600);
+      expect(secretOf(parseCli(['0', '--downloads', downloads()]))).to.deep.equal(['secret in the config', undefined]);
+      await fsp.chmod(stateFile(), 0o644);
+      expect(parseCli(['0', '--downloads', downloads()]).secretWarning).to.match(/shoal\.json holds the swarm's secret and other users can read it/);
+      expect(parseCli(['0', '--downloads', downloads(), '--secret-file', secretFile]).secret).to.equal('secret from a file');
+      await writeState({ secretFile });
+      expect(parseCli(['0', '--downloads', downloads()]).secret).to.equal('secret from a file');
+      expect(parseCli(['0', '--downloads', downloads(), '--secret', 'command line wins']).secret).to.equal('command line wins');
+      await writeState({ secret: 'secret in the config', secretFile });
+      expect(() => parseCli(['0', '--downloads', downloads()])).to.throw(UsageError, /give --secret or --secret-file, not both \("secret" in .*shoal\.json, "secretFile" in/);
+      await writeState({ secret: 'short' });
+      expect(() => parseCli(['0', '--downloads', downloads()])).to.throw(UsageError, /"secret": the secret must be at least 8 characters/);
+    });
+
     it('a bad file is a usage error naming the file and the key', async function () {
       await writeState({ maxUploadRate: 'lots' });
       expect(() => parseCli(['0', '--downloads', downloads()])).to.throw(UsageError, /shoal\.json: "maxUploadRate": not a size/);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { PeerRegistry, UNREACHABLE_AFTER, type KnownPeer } from '../../network/discovery/peer-registry.js';
+import { PeerRegistry, UNREACHABLE_AFTER, MAX_UNVERIFIED_PER_HOST, type KnownPeer } from '../../network/discovery/peer-registry.js';
 
 function recorder(r: PeerRegistry) {
   const ev: string[] = [];
@@ -217,7 +217,7 @@ describe('peer registry: one list merged from every source', () => {
     const r = new PeerRegistry({ maxPeers: 50, maxLearnt: 10 });
     for (let i = 0; i < 100; i++) r.see('peer', { id: `p${i}`, host: '10.1.0.1', port: 1000 + i });
     expect(r.list('peer')).to.have.length(10);
-    for (let i = 0; i < 100; i++) r.see('multicast', { id: `m${i}`, host: '10.2.0.1', port: 1000 + i });
+    for (let i = 0; i < 100; i++) r.see('multicast', { id: `m${i}`, host: `10.2.0.${i + 1}`, port: 1000 });
     expect(r.size).to.equal(50);
   });
 
@@ -269,5 +269,41 @@ describe('peer registry: one list merged from every source', () => {
     expect(hearsay('d2')).to.equal(null);
     expect(hearsay('d3')).to.equal(null);
     expect(hearsay('d0'), 'the oldest departure was forgotten').to.not.equal(null);
+  });
+
+  it(`at most MAX_UNVERIFIED_PER_HOST (${MAX_UNVERIFIED_PER_HOST}) peers at one host wait for their first answer: forged sightings cannot point us at an address by the thousand`, () => {
+    const r = new PeerRegistry();
+    const victim = '10.9.9.9';
+    for (let i = 0; i < 2000; i++) r.see('multicast', { id: `fake${i}`, host: victim, port: 1 + i });
+    expect(r.size).to.equal(MAX_UNVERIFIED_PER_HOST);
+    expect(r.crowded).to.equal(2000 - MAX_UNVERIFIED_PER_HOST);
+    expect(r.see('bootstrap', { id: 'one-more', host: victim, port: 5000 }), 'from any source').to.equal(null);
+    expect(r.add(victim, 5001, 'manual'), 'but a peer given by hand').to.not.equal(null);
+    // Other hosts are not affected; and a peer there that answers makes room for another.
+    expect(r.see('multicast', { id: 'elsewhere', host: '10.9.9.10', port: 1 })).to.not.equal(null);
+    r.contact(victim, 1, true); // (the peer given by hand waits for its first answer too)
+    r.contact(victim, 2, true);
+    expect(r.see('multicast', { id: 'real', host: victim, port: 9000 })?.id).to.equal('real');
+    expect(r.see('multicast', { id: 'again', host: victim, port: 9001 })).to.equal(null);
+    // One that goes makes room too.
+    r.lose('multicast', 'fake2', 'expired');
+    expect(r.see('multicast', { id: 'again', host: victim, port: 9001 })?.id).to.equal('again');
+  });
+
+  it('a peer whose address answers as another node is not who it claims: marked at once; the node that answered is the one at that address', () => {
+    const r = new PeerRegistry();
+    const ev = recorder(r);
+    r.see('multicast', { id: 'real', host: '10.0.0.30', port: 9000 });
+    r.contact('10.0.0.30', 9000, true, 'real');
+    // A forged sighting of another id at the real node's address.
+    r.see('multicast', { id: 'forged', host: '10.0.0.30', port: 9000 });
+    expect(r.get('10.0.0.30:9000')!.id, 'the address still leads to the node that answered there').to.equal('real');
+    expect(r.contact('10.0.0.30', 9000, true, 'real')?.id).to.equal('forged');
+    expect([r.get('real')!.reachable, r.get('forged')!.reachable]).to.deep.equal(['yes', 'no']);
+    expect(ev).to.deep.equal(['up id:real', 'up id:forged', 'unreachable id:forged']);
+    // Hearsay only: dropped.
+    r.see('peer', { id: 'heard', host: '10.0.0.30', port: 9000 });
+    r.contact('10.0.0.30', 9000, true, 'real');
+    expect(r.get('heard')).to.equal(undefined);
   });
 });

@@ -252,4 +252,58 @@ describe('piece picker', () => {
       expect(picker.priorityWindows().map((w) => w.from)).to.not.include(100);
     });
   });
+
+  describe('the fast extension (BEP 6): allowed-fast and suggested pieces', () => {
+    it('asks a peer that chokes us for its allowed-fast pieces only, orphans and end-game included', () => {
+      const { picker } = make(16, [0, 1, 2, 3]);
+      const other = join(picker, peer(16));
+      const orphan = picker.pick(other, 1, 1)[0]!.index;
+      picker.release(other);
+      const a = join(picker, peer(16));
+      const allowed = new Set([5, 9, 12, 13].filter((i) => i !== orphan).slice(0, 3));
+      const reqs = picker.pick(a, 100, 10, { only: (i) => allowed.has(i) });
+      expect(started(reqs).sort((x, y) => x - y)).to.deep.equal([...allowed].sort((x, y) => x - y));
+      expect(reqs.some((r) => r.index === orphan), 'not even the orphan of another peer').to.equal(false);
+      expect(picker.pick(a, 100, 10, { only: () => false }), 'nothing outside the set, not even end-game duplicates').to.deep.equal([]);
+      expect(picker.pick(a, 100, 10, { only: (i) => i === 0 }), 'a piece we have is never asked').to.deep.equal([]);
+    });
+
+    it('of its own pieces, a peer that chokes us is asked only for the allowed ones', () => {
+      const { picker } = make(8);
+      const a = join(picker, peer(8));
+      const owned = started(picker.pick(a, 3, 2)); // one whole piece and the first block of a second
+      expect(owned).to.have.length(2);
+      const [first, second] = owned as [number, number];
+      picker.release(a, (i) => i === second);
+      const more = picker.pick(a, 100, 10, { only: (i) => i === second });
+      expect(started(more)).to.deep.equal([second]);
+      expect(picker.active.get(first)!.owner, 'the other piece went to the orphans').to.equal(null);
+    });
+
+    it('release keeps the requests and pieces it is told to keep, and forgets the rest', () => {
+      const { picker } = make(8);
+      const a = join(picker, peer(8));
+      const reqs = picker.pick(a, 4, 2);
+      const [p, q] = started(reqs) as [number, number];
+      const taken = picker.release(a, (i) => i === p);
+      expect(taken.every((r) => r.index === q)).to.equal(true);
+      expect(picker.outstanding(a)).to.equal(reqs.filter((r) => r.index === p).length);
+      expect(picker.active.get(p)!.owner).to.equal(a);
+      expect(picker.active.get(q)!.owner).to.equal(null);
+      expect(deliver(picker, a, reqs.filter((r) => r.index === p)).map((ap) => ap.index), 'the kept piece completes').to.deep.equal([p]);
+    });
+
+    it('starts the pieces a peer suggested first, newest first, but after a streaming window', () => {
+      const { picker } = make(64, [0, 1, 2, 3, 4, 5]);
+      const a = join(picker, peer(64));
+      expect(started(picker.pick(a, 2, 1, { prefer: [40, 7] }))).to.deep.equal([40]);
+      expect(started(picker.pick(a, 2, 2, { prefer: [40, 7] })), 'the next suggestion once 40 is under way').to.deep.equal([7]);
+      const b = join(picker, peer(64));
+      expect(started(picker.pick(b, 2, 1, { prefer: [63, 0] })), 'a piece we have is no hint').to.deep.equal([63]);
+      const c = join(picker, peer(64, (i) => i !== 50));
+      picker.prioritize(30, 1);
+      expect(started(picker.pick(c, 2, 1, { prefer: [50, 20] })), 'the window first').to.deep.equal([30]);
+      expect(started(picker.pick(c, 2, 2, { prefer: [50, 20] })), 'then the suggestion it has').to.deep.equal([20]);
+    });
+  });
 });

@@ -150,10 +150,25 @@ describe('piece reader', function () {
     let woken = false;
     memory.whenFree(() => (woken = true));
     r.unpin(pinned[1]!);
+    await new Promise((resolve) => setImmediate(resolve)); // waiters are woken once per turn of the loop
     expect(woken, 'a waiter hears that an unpinned piece can give way').to.equal(true);
     expect(await r.piece(4), 'an unpinned piece gave way').to.not.equal(null);
     expect(r.cached(1)).to.equal(undefined);
     for (const p of [pinned[0]!, pinned[2]!, pinned[3]!]) expect(p.buf.equals(expected(p.index)), 'pinned bytes never overwritten').to.equal(true);
+  });
+
+  it('prefetches nothing while uploads wait for memory: the reads they asked for go first', async function () {
+    const memory = new UploadMemory(8 * PIECE);
+    const r = new PieceReader(fd, m, { memory });
+    expect(memory.reserve(8 * PIECE)).to.equal(true);
+    memory.whenFree(() => {});
+    r.prefetch(3);
+    expect(r.loading(3), 'memory is short: no read ahead').to.equal(false);
+    memory.release(8 * PIECE);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // short no more
+    r.prefetch(3);
+    expect(r.loading(3)).to.equal(true);
   });
 
   it('a piece evicted while pinned keeps its bytes, counts as pinned memory, and is given back once unpinned', async function () {
