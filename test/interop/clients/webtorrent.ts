@@ -49,15 +49,6 @@ async function stop(p: JsonLinesChild): Promise<void> {
 
 const last = (p: JsonLinesChild) => JSON.stringify(p.events.filter((e) => e.event !== 'progress').slice(-3).concat(p.events.filter((e) => e.event === 'progress').slice(-1)));
 
-function startDelay(p: JsonLinesChild): string | undefined {
-  const connected = p.events.find((e) => e.event === 'connected');
-  const payload = p.events.find((e) => e.event === 'first-payload');
-  if (!connected || !payload) return undefined;
-  // WebTorrent may report the first bytes a moment before the wire it names: within, then.
-  const ms = Math.max(0, Math.round((Number(payload.t) - Number(connected.t)) * 1000));
-  return `WebTorrent: ${String(connected.type)}, first piece data within ${ms} ms of its wire`;
-}
-
 export const webtorrent: InteropClient = {
   name: 'webtorrent',
   missing: async () => probe().missing ?? null,
@@ -66,7 +57,7 @@ export const webtorrent: InteropClient = {
     c.settings !== 'encrypted'
       ? undefined
       : d === 'to-shoal'
-        ? 'WebTorrent cannot require encryption (`secure` only tries MSE first), and its MSE answer never comes when the initiator sends a PadA (as the spec, libtorrent and Shoal do): Shoal gives up on MSE after 10 s and connects without it'
+        ? 'WebTorrent cannot require encryption (`secure` only tries MSE first), and its MSE handshake stalls when the initiator sends a PadA (as the spec allows and libtorrent, Transmission and Shoal do): Shoal gives up on MSE after 10 s and connects without it'
         : 'WebTorrent cannot require encryption (`secure` only tries MSE first)',
   makeTorrent: (what, out, pieceLength, tracker) =>
     new Promise((resolve, reject) =>
@@ -77,13 +68,12 @@ export const webtorrent: InteropClient = {
   seed: async (l, host, ref, dataDir, settings) => {
     const p = start(l.lan, host, 'seed', ref, dataDir, settings);
     await p.waitFor((e) => e.event === 'seeding', 30_000, 'seeding');
-    return { stop: () => stop(p), describe: () => `webtorrent seed: ${last(p)} ${p.stderr().slice(-300)}`, note: () => startDelay(p) };
+    return { stop: () => stop(p), describe: () => `webtorrent seed: ${last(p)} ${p.stderr().slice(-300)}` };
   },
   fetch: async (l, host, ref, into, settings, ms) => {
     const p = start(l.lan, host, 'fetch', ref, into, settings);
     try {
       await p.waitFor((e) => e.event === 'done', ms, 'the whole download');
-      return startDelay(p);
     } finally {
       await stop(p);
     }
