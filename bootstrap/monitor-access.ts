@@ -28,13 +28,13 @@
  *   LOGINS_PER_SECOND tries a second (each costs the scrypt stretch). The monitor token
  *   still works, for scripts.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import type { NextFunction, Request, Response } from 'express';
 import { isLoopbackAddress, localAddresses, normalizeAddress } from '../network/util/addresses.js';
 import { SwarmSecret } from '../network/security/secret.js';
+import { sameToken } from '../network/security/same-token.js';
 
 /** Secrets tried at the login form per second, from everyone together. */
 export const LOGINS_PER_SECOND = 5;
@@ -48,13 +48,6 @@ export interface Refusal {
   error: string;
 }
 
-/** Equal strings, in time that does not depend on where they differ (nor on their lengths). */
-export function sameToken(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /** `Host` / `Origin` authority split into host and port (80 when absent); null when malformed. */
 function authority(text: string): { host: string; port: number } | null {

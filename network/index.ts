@@ -50,3 +50,4 @@ export { parseSize } from './util/size.js';
 export { VERSION, programName, setProgramName } from './util/program.js';
 export { createTorrent, type CreateTorrentOptions } from './library/create-torrent.js';
 export { parseTorrent, encodeTorrent, DEFAULT_PIECE_LENGTH } from './metainfo/metainfo.js';
+export { sameToken } from './security/same-token.js';

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Node, type NodeInit } from '../network/index.js';
 import { createLogger, type Logger } from '../network/util/log.js';
+import { pieceHash, pieceSize, type Metainfo } from '../network/metainfo/metainfo.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -277,4 +278,21 @@ export class Children {
       }),
     );
   }
+}
+
+/** The pieces of `m` whose bytes in the file `part` (at torrent offsets) match their hash. */
+export async function verifiedOnDisk(part: string, m: Metainfo): Promise<Set<number>> {
+  const fh = await fsp.open(part, 'r');
+  const ok = new Set<number>();
+  try {
+    const buf = Buffer.alloc(m.pieceLength);
+    for (let i = 0; i < m.pieceCount; i++) {
+      const size = pieceSize(m, i);
+      await fh.read(buf, 0, size, i * m.pieceLength);
+      if (createHash('sha1').update(buf.subarray(0, size)).digest().equals(pieceHash(m, i))) ok.add(i);
+    }
+  } finally {
+    await fh.close();
+  }
+  return ok;
 }

@@ -17,11 +17,12 @@
  * - **DNS rebinding.** On loopback a page from evil.example that resolves to 127.0.0.1
  *   still says `Host: evil.example`: only localhost, 127.x and [::1] on our port pass.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
-import { isLoopbackAddress } from '../network/index.js';
+import { isLoopbackAddress, sameToken } from '../network/index.js';
+
+export { sameToken };
 
 /** Methods that change state: checked for cross-site origin, and for a JSON type by the API. */
 export const STATE_CHANGING: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -32,13 +33,6 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || (isIP(h) !== 0 && isLoopbackAddress(h));
 }
 
-/** Equal strings, in time that does not depend on where they differ (nor on their lengths). */
-export function sameToken(given: string | undefined, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /** `Host` / `Origin` authority split into host and port (port 80 when absent). */
 function authority(text: string): { host: string; port: number } | null {

@@ -1,30 +1,12 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import type { Node } from '../../network/index.js';
 import { exists } from '../../network/storage/stores.js';
-import { pieceSize, pieceHash, type Metainfo } from '../../network/metainfo/metainfo.js';
-import { tempDir, randomFile, sha1File, startNode, cleanup, spawnCli, type CliChild } from '../helpers.js';
+import { pieceSize } from '../../network/metainfo/metainfo.js';
+import { tempDir, randomFile, sha1File, startNode, cleanup, spawnCli, verifiedOnDisk, type CliChild } from '../helpers.js';
 
 const MiB = 1024 * 1024;
-
-/** Pieces of the .part file whose bytes match the torrent: what a crash leaves verified. */
-async function verifiedOnDisk(part: string, m: Metainfo): Promise<Set<number>> {
-  const fh = await fsp.open(part, 'r');
-  const ok = new Set<number>();
-  try {
-    const buf = Buffer.alloc(m.pieceLength);
-    for (let i = 0; i < m.pieceCount; i++) {
-      const size = pieceSize(m, i);
-      await fh.read(buf, 0, size, i * m.pieceLength);
-      if (createHash('sha1').update(buf.subarray(0, size)).digest().equals(pieceHash(m, i))) ok.add(i);
-    }
-  } finally {
-    await fh.close();
-  }
-  return ok;
-}
 
 describe('crashes: killed seeds and killed downloaders', function () {
   this.timeout(90_000);

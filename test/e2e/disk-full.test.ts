@@ -7,14 +7,12 @@
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { DownloadInfo } from '../../network/index.js';
-import { pieceHash, pieceSize, type Metainfo } from '../../network/metainfo/metainfo.js';
 import { exists } from '../../network/storage/stores.js';
 import { SPACE_CHECK_MS } from '../../network/downloads/downloads.js';
-import { captureLog, cleanup, nodesPerTest, randomFile, sha1File, startNode, startSharing, tempDir, waitFor } from '../helpers.js';
+import { captureLog, cleanup, nodesPerTest, randomFile, sha1File, startNode, startSharing, tempDir, verifiedOnDisk, waitFor } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -28,23 +26,6 @@ function cannotMount(): string | null {
 function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
-}
-
-/** The pieces whose bytes in the .part match the torrent. */
-async function verifiedOnDisk(part: string, m: Metainfo): Promise<Set<number>> {
-  const fh = await fsp.open(part, 'r');
-  const ok = new Set<number>();
-  try {
-    const buf = Buffer.alloc(m.pieceLength);
-    for (let i = 0; i < m.pieceCount; i++) {
-      const size = pieceSize(m, i);
-      await fh.read(buf, 0, size, i * m.pieceLength);
-      if (createHash('sha1').update(buf.subarray(0, size)).digest().equals(pieceHash(m, i))) ok.add(i);
-    }
-  } finally {
-    await fh.close();
-  }
-  return ok;
 }
 
 describe('faults on a downloader: the disk fills up', function () {
